@@ -1,0 +1,67 @@
+# Wharf build. `make run` and `make test` install what they need first.
+#
+# Layout: every src/<module>/*.c is compiled into build/obj/; build/wharf
+# links them all (server and CLI are one binary). Unit tests in
+# tests/unit/test_<name>.c link every module object except main.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Iinclude -MMD -MP
+LDLIBS  += -luv -lcurl -ljansson -lsqlite3 -lssl -lcrypto -lhttp_parser -lz -lpthread -lm
+
+BUILD   ?= build
+SRCS    := $(wildcard src/*/*.c)
+OBJS    := $(SRCS:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ:= $(BUILD)/obj/src/server/main.o
+LIB_OBJS:= $(filter-out $(MAIN_OBJ),$(OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
+                libssl-dev libhttp-parser-dev libcmocka-dev zlib1g-dev pkg-config
+
+.PHONY: all run test unit blackbox deps npm-deps clean sanitize
+
+all: $(BUILD)/wharf
+
+# Install missing Debian packages (and Node.js if absent). Idempotent and quick
+# when everything is there.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+npm-deps: deps
+	@cd tests/blackbox && { [ -d node_modules/cloudflare ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+
+$(BUILD)/obj/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/wharf: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+run: $(BUILD)/wharf
+	$(BUILD)/wharf serve --data-dir ./wharf-data
+
+unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+blackbox: $(BUILD)/wharf npm-deps
+	@WHARF_BIN=$(abspath $(BUILD)/wharf) tests/run-blackbox.sh
+
+test: $(BUILD)/wharf $(UNIT_BINS) npm-deps
+	@tests/run-all.sh $(abspath $(BUILD))
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,130 @@
+/*
+ * control.h — the control plane: accounts, API tokens, queues and consumers
+ * in SQLite (DIR/wharf.db, WAL mode). Small, transactional, queryable; not on
+ * the message hot path (DESIGN.md §4).
+ *
+ * Tokens are stored only as their SHA-256 hash. A token is bound to one
+ * account or is an admin token (every account, plus account/token
+ * administration). Ids are 32 lowercase hex characters.
+ *
+ * Functions return CONTROL_OK or a CONTROL_ERR_* code; nothing is changed on
+ * error. All calls are made on the loop thread.
+ */
+#ifndef WHARF_CONTROL_H
+#define WHARF_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct control control_t;
+
+enum {
+  CONTROL_OK = 0,
+  CONTROL_ERR_NOT_FOUND = -1,
+  CONTROL_ERR_EXISTS = -2,     /* duplicate queue name, second consumer */
+  CONTROL_ERR_LIMIT = -3,      /* 10,000 queues per account */
+  CONTROL_ERR_DATABASE = -4,   /* SQLite failed; logged */
+};
+
+enum { PERMISSION_READ = 1, PERMISSION_WRITE = 2 };
+
+#define CONTROL_MAX_QUEUES_PER_ACCOUNT 10000
+#define CONTROL_ID_LEN 32
+
+typedef struct {
+  char id[33];
+  char name[128];
+  uint64_t created_ms;
+} control_account_t;
+
+typedef struct {
+  char id[33];            /* token id, not the secret */
+  char name[128];
+  char account_id[33];    /* "" for an admin token */
+  unsigned permissions;   /* PERMISSION_* bits */
+  uint64_t created_ms;
+} control_token_t;
+
+typedef struct {
+  char id[33];
+  char account_id[33];
+  char name[64];
+  uint64_t created_ms, modified_ms;
+  uint32_t delivery_delay_s;
+  uint32_t message_retention_s;
+  bool delivery_paused;
+} control_queue_t;
+
+typedef enum { CONSUMER_WORKER, CONSUMER_HTTP_PULL } control_consumer_type_t;
+
+typedef struct {
+  char id[33];
+  char queue_id[33];
+  control_consumer_type_t type;
+  char script_name[128];          /* worker consumers */
+  char dead_letter_queue[64];     /* queue name or "" */
+  uint64_t created_ms;
+  uint32_t batch_size;            /* default 10 */
+  uint32_t max_retries;           /* default 3 */
+  uint32_t max_wait_time_ms;      /* default 5000 */
+  uint32_t max_concurrency;       /* 0 = auto */
+  uint32_t retry_delay_s;         /* default 0 */
+  uint32_t visibility_timeout_ms; /* default 30000 */
+} control_consumer_t;
+
+int control_open(const char *data_dir, control_t **out);
+void control_close(control_t *control);
+
+/* On an empty database: creates the default account and an admin token
+ * (from WHARF_ACCOUNT_ID / WHARF_API_TOKEN when set, else random), prints
+ * them once and writes DIR/credentials (mode 0600). No-op otherwise. */
+int control_bootstrap(control_t *control, const char *data_dir);
+
+int control_account_create(control_t *control, const char *id_or_null, const char *name,
+                           control_account_t *out);
+int control_account_get(control_t *control, const char *id, control_account_t *out);
+/* Calls fn for each account, in creation order. */
+int control_account_list(control_t *control, void (*fn)(void *arg, const control_account_t *),
+                         void *arg);
+
+/* Creates a token; secret_out receives the plain token (shown once). */
+int control_token_create(control_t *control, const char *account_id_or_empty,
+                         unsigned permissions, const char *name, const char *secret_or_null,
+                         char secret_out[65], control_token_t *out);
+/* Finds the token by its secret (hash lookup); CONTROL_ERR_NOT_FOUND if none. */
+int control_token_authenticate(control_t *control, const char *secret, control_token_t *out);
+int control_token_list(control_t *control, void (*fn)(void *arg, const control_token_t *),
+                       void *arg);
+int control_token_revoke(control_t *control, const char *token_id);
+
+int control_queue_create(control_t *control, const control_queue_t *queue_in,
+                         control_queue_t *out); /* fills id and times */
+int control_queue_get(control_t *control, const char *account_id, const char *queue_id,
+                      control_queue_t *out);
+int control_queue_get_by_name(control_t *control, const char *account_id, const char *name,
+                              control_queue_t *out);
+/* Page is 1-based; names (may be NULL) filters by exact name. total_out gets
+ * the number of matches over all pages. */
+int control_queue_list(control_t *control, const char *account_id, const char *const *names,
+                       size_t name_count, uint32_t page, uint32_t per_page,
+                       void (*fn)(void *arg, const control_queue_t *), void *arg,
+                       uint64_t *total_out);
+/* Every queue of every account (startup). */
+int control_queue_list_all(control_t *control, void (*fn)(void *arg, const control_queue_t *),
+                           void *arg);
+/* Writes name and settings, sets modified_ms. EXISTS on a name clash. */
+int control_queue_update(control_t *control, control_queue_t *queue);
+int control_queue_delete(control_t *control, const char *account_id, const char *queue_id);
+
+int control_consumer_create(control_t *control, const control_consumer_t *in,
+                            control_consumer_t *out); /* EXISTS if the queue has one */
+int control_consumer_get(control_t *control, const char *queue_id, const char *consumer_id,
+                         control_consumer_t *out);
+/* The queue's consumer (at most one); NOT_FOUND if none. */
+int control_consumer_of_queue(control_t *control, const char *queue_id,
+                              control_consumer_t *out);
+int control_consumer_update(control_t *control, const control_consumer_t *consumer);
+int control_consumer_delete(control_t *control, const char *queue_id, const char *consumer_id);
+
+#endif

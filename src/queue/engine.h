@@ -1,0 +1,144 @@
+/*
+ * engine.h — the queue engine: every queue's messages, leases, retries,
+ * delays, dead-lettering, retention, pause and purge (DESIGN.md §2–4).
+ *
+ * The engine owns the message log (store.h) and an in-memory index per queue.
+ * It runs on the loop thread only (the actor model of DESIGN.md §3): no
+ * locks. Configuration (settings, the consumer) lives in the control plane;
+ * the server pushes it in with engine_queue_configure whenever it changes.
+ *
+ * Writes (send, ack, retry, purge, delete) are answered through a callback
+ * once their records are durable. Reads (pull, peek, metrics) are immediate;
+ * a pull also creates leases, which are kept in memory only: after a restart
+ * in-flight messages are delivered again (at least once).
+ *
+ * A lease id is base64url(queue id, sequence number, lease generation,
+ * HMAC-SHA256 tag) with a per-server secret in DIR/lease.key: it cannot be
+ * forged or moved to another queue.
+ */
+#ifndef WHARF_QUEUE_ENGINE_H
+#define WHARF_QUEUE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "util/buf.h"
+
+typedef struct engine engine_t;
+typedef struct engine_queue engine_queue_t;
+
+/* Synchronous refusals; nothing was changed. */
+enum {
+  ENGINE_OK = 0,
+  ENGINE_ERR_STORAGE_LIMIT = -1001, /* backlog would exceed 25 GB */
+  ENGINE_ERR_RATE_LIMIT = -1002,    /* over the queue's messages/s limit */
+  ENGINE_ERR_PAUSED = -1003,        /* delivery paused: pull refused */
+  /* Otherwise a negative errno from the log (-EIO, -ENOSPC) in callbacks. */
+};
+
+#define ENGINE_MAX_BACKLOG_BYTES 25000000000ull
+
+typedef struct {
+  uint32_t delivery_delay_s;          /* 0–43200 */
+  uint32_t message_retention_s;       /* 60–1209600 */
+  bool delivery_paused;
+  uint32_t max_messages_per_second;   /* 0 = unlimited */
+  /* The consumer, if any. */
+  uint32_t max_retries;               /* default 3 */
+  uint32_t retry_delay_s;             /* default delay of a retry */
+  uint32_t visibility_timeout_ms;     /* pull default, 30000 */
+  bool has_dead_letter_queue;
+} engine_queue_config_t;
+
+typedef struct {
+  uint64_t backlog_count;
+  uint64_t backlog_bytes;
+  uint64_t oldest_message_timestamp_ms; /* 0 when empty */
+} engine_metrics_t;
+
+typedef struct {
+  /* Resolves (creating it if needed, and configuring it in the engine) the
+   * dead-letter queue of queue `source`. False: there is none; the message is
+   * deleted instead. */
+  bool (*resolve_dead_letter_queue)(void *context, const uint8_t source[16],
+                                    uint8_t dead_letter_out[16]);
+  void *context;
+  uint64_t segment_bytes; /* 0 = store default */
+} engine_options_t;
+
+/* Opens DIR/log and DIR/lease.key, replays the log. */
+int engine_open(uv_loop_t *loop, const char *data_dir, const engine_options_t *options,
+                engine_t **out);
+/* Flushes and frees. Pending callbacks run first. */
+void engine_close(engine_t *engine);
+
+/* Creates the queue's state if new, else updates its configuration (a
+ * shorter retention applies to stored messages at once). */
+engine_queue_t *engine_queue_configure(engine_t *engine, const uint8_t id[16],
+                                       const engine_queue_config_t *config);
+engine_queue_t *engine_queue_find(engine_t *engine, const uint8_t id[16]);
+/* After startup has configured every known queue: forgets (durably) messages
+ * of queues the control plane no longer has. */
+void engine_forget_unconfigured(engine_t *engine);
+
+typedef void (*engine_done_fn)(void *data, int status, const engine_metrics_t *metrics);
+
+/* Deletes every message (PURGE), durably; then forgets the queue. */
+void engine_queue_delete(engine_queue_t *queue, engine_done_fn done, void *data);
+/* Deletes every stored message, delayed ones included. */
+void engine_queue_purge(engine_queue_t *queue, engine_done_fn done, void *data);
+
+void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics);
+
+typedef struct {
+  uint8_t content_type;  /* CONTENT_TYPE_* from store/record.h */
+  const void *body;      /* raw bytes (base64 already decoded) */
+  uint32_t body_len;
+  int64_t delay_seconds; /* < 0: none given, the queue's delivery_delay applies */
+} engine_message_t;
+
+/* Checks limits (returns ENGINE_ERR_* and changes nothing), else appends and
+ * calls done once durable. */
+int engine_send(engine_queue_t *queue, const engine_message_t *messages, size_t count,
+                engine_done_fn done, void *data);
+
+typedef struct {
+  char id[33];
+  uint64_t timestamp_ms;
+  uint32_t attempts;      /* 1 on first delivery */
+  uint8_t content_type;
+  buf_t body;             /* raw bytes */
+  char handle[96];        /* lease id (pull) or ref (peek) */
+} engine_delivery_t;
+
+/* Leases up to batch_size ready messages. Returns their count or
+ * ENGINE_ERR_PAUSED. The caller frees with engine_deliveries_free. */
+int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
+                engine_delivery_t *out);
+/* Lists up to batch_size stored messages without changing anything; handle is a ref. */
+int engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
+void engine_deliveries_free(engine_delivery_t *deliveries, size_t count);
+
+typedef struct {
+  const char *lease_id;
+  int64_t delay_seconds; /* < 0: the consumer's retry_delay */
+} engine_retry_t;
+
+typedef struct {
+  uint32_t ack_count, retry_count;
+  char **warnings; /* lease ids that were unknown or forged, with a reason */
+  size_t warning_count;
+} engine_ack_result_t;
+
+typedef void (*engine_ack_fn)(void *data, int status, const engine_ack_result_t *result);
+/* Acks and retries by lease id; durable before ack_done runs. */
+void engine_ack(engine_queue_t *queue, const char *const *acks, size_t ack_count,
+                const engine_retry_t *retries, size_t retry_count, engine_ack_fn done,
+                void *data);
+/* Deletes peeked messages by ref. */
+void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t count,
+                       engine_ack_fn done, void *data);
+
+#endif

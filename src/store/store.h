@@ -1,0 +1,87 @@
+/*
+ * store.h — Wharf's durable message log (DESIGN.md §4).
+ *
+ * An append-only sequence of segment files in DIR/log/, named by the global
+ * log position of their first byte (%020llu.seg). A position is a byte offset
+ * in the endless log, so it names a record for its whole life.
+ *
+ * Appends are made by the loop thread and written by one writer thread that
+ * does group commit: records appended while an fdatasync runs go to disk
+ * together in the next write+fdatasync. An append's callback runs on the loop
+ * thread only once its records are durable — that is when a send or an ack
+ * may be answered.
+ *
+ * Recovery (store_open) replays every segment in order through replay_cb,
+ * truncates a torn or corrupt tail of the last segment (logging what was
+ * dropped), and refuses to start when a segment other than the last is
+ * corrupt in the middle (logged; the rest of that segment is skipped).
+ *
+ * Compaction: the engine tells the store which PUT records die
+ * (store_release). Segments are deleted oldest first, once fully dead, so an
+ * ACK can never outlive the PUT it cancels on disk in a way that matters.
+ * When the log is more than about twice the live data, the oldest segment's
+ * still-live PUTs are rewritten at the head (asking the engine, through
+ * is_live_cb, for each message's current attempts and not-before time, and
+ * telling it the new position through relocated_cb) and the segment is
+ * deleted.
+ *
+ * All functions are called on the loop thread.
+ */
+#ifndef WHARF_STORE_STORE_H
+#define WHARF_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "store/record.h"
+
+typedef struct store store_t;
+
+/* Called for each record during store_open, in log order. */
+typedef void (*store_replay_fn)(void *context, const store_record_t *record, uint64_t position);
+/* Compaction asks whether the PUT is still live; if so it fills current's
+ * attempts and not_before_ms (everything else is copied from the old PUT). */
+typedef bool (*store_is_live_fn)(void *context, const store_record_t *put,
+                                 store_record_t *current);
+/* A live PUT now lives at new_position (durable); the old one is gone soon. */
+typedef void (*store_relocated_fn)(void *context, const uint8_t queue[16], uint64_t seq,
+                                   uint64_t new_position);
+/* An append is durable (status 0) or failed (negative errno, e.g. -EIO,
+ * -ENOSPC: nothing of it may be reported as stored). positions[i] is where
+ * record i starts. */
+typedef void (*store_append_fn)(void *data, int status, const uint64_t *positions);
+
+typedef struct {
+  uint64_t segment_bytes;   /* roll to a new segment past this; default 64 MiB */
+  store_replay_fn replay;
+  store_is_live_fn is_live;
+  store_relocated_fn relocated;
+  void *context;            /* passed to the three callbacks above */
+} store_options_t;
+
+int store_open(uv_loop_t *loop, const char *dir, const store_options_t *options, store_t **out);
+/* Copies the records; callback(data, …) runs later on the loop thread. */
+void store_append(store_t *store, const store_record_t *records, size_t count,
+                  store_append_fn callback, void *data);
+/* Reads the PUT record at position (pread; the page cache does the caching).
+ * record->body points into storage. Returns 0 or a negative errno. */
+int store_read(store_t *store, uint64_t position, store_record_t *record, buf_t *storage);
+/* The PUT at position is dead (acked, purged, moved); counts towards
+ * deleting its segment. body_len is the message body's size (the live-bytes
+ * accounting adds the fixed record overhead itself). */
+void store_release(store_t *store, uint64_t position, uint32_t body_len);
+
+typedef struct {
+  uint64_t disk_bytes;
+  uint64_t live_bytes;
+  uint32_t segments;
+  uint64_t appends, fsyncs; /* since open */
+} store_stats_t;
+void store_get_stats(const store_t *store, store_stats_t *stats);
+
+/* Waits for pending appends to become durable (their callbacks run), stops
+ * the writer thread, closes files and frees the store. */
+void store_close(store_t *store);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * crypto.c — see crypto.h. Thin wrappers over OpenSSL's EVP, HMAC, RAND and
+ * base64 block coders; base64url is standard base64 with two letters swapped.
+ */
+#include "util/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void crypto_random_bytes(void *out, size_t n) {
+  if (RAND_bytes(out, (int)n) != 1) {
+    fputs("wharf: no random source\n", stderr);
+    abort();
+  }
+}
+
+void crypto_hex_encode(const void *in, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  const uint8_t *p = in;
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool crypto_hex_decode(const char *hex, size_t n, uint8_t *out) {
+  for (size_t i = 0; i < n; i++) {
+    int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = (uint8_t)(hi << 4 | lo);
+  }
+  return true;
+}
+
+void crypto_random_hex(char *out, size_t n) {
+  uint8_t bytes[64];
+  while (n > 0) {
+    size_t chunk = n < sizeof bytes ? n : sizeof bytes;
+    crypto_random_bytes(bytes, chunk);
+    crypto_hex_encode(bytes, chunk, out);
+    out += 2 * chunk;
+    n -= chunk;
+  }
+}
+
+void crypto_sha256_hex(const void *data, size_t len, char out[65]) {
+  uint8_t digest[32];
+  unsigned int digest_len = 0;
+  EVP_Digest(data, len, digest, &digest_len, EVP_sha256(), NULL);
+  crypto_hex_encode(digest, 32, out);
+}
+
+void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                        uint8_t out[32]) {
+  unsigned int out_len = 32;
+  HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &out_len);
+}
+
+bool crypto_equal(const void *a, const void *b, size_t n) {
+  return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+void crypto_base64_encode(const void *in, size_t n, buf_t *out) {
+  buf_reserve(out, 4 * ((n + 2) / 3));
+  int written = EVP_EncodeBlock((unsigned char *)out->data + out->len, in, (int)n);
+  out->len += (size_t)written;
+  out->data[out->len] = '\0';
+}
+
+bool crypto_base64_decode(const char *in, size_t n, buf_t *out) {
+  /* EVP_DecodeBlock wants padded input and does not report the padding, so
+   * pad here and count it ourselves. */
+  size_t padding = 0;
+  while (n > 0 && in[n - 1] == '=') { n--; padding++; }
+  if (padding > 2 || n % 4 == 1) return false;
+  size_t padded_len = (n + 3) / 4 * 4;
+  char *padded = xmalloc(padded_len + 1);
+  memcpy(padded, in, n);
+  memset(padded + n, '=', padded_len - n);
+  size_t missing = padded_len - n;
+  buf_reserve(out, padded_len / 4 * 3);
+  int got = padded_len ? EVP_DecodeBlock((unsigned char *)out->data + out->len,
+                                         (unsigned char *)padded, (int)padded_len)
+                       : 0;
+  free(padded);
+  if (got < 0) return false;
+  out->len += (size_t)got - missing;
+  out->data[out->len] = '\0';
+  return true;
+}
+
+void crypto_base64url_encode(const void *in, size_t n, buf_t *out) {
+  size_t start = out->len;
+  crypto_base64_encode(in, n, out);
+  while (out->len > start && out->data[out->len - 1] == '=') out->data[--out->len] = '\0';
+  for (size_t i = start; i < out->len; i++) {
+    if (out->data[i] == '+') out->data[i] = '-';
+    else if (out->data[i] == '/') out->data[i] = '_';
+  }
+}
+
+bool crypto_base64url_decode(const char *in, size_t n, buf_t *out) {
+  char *standard = xmalloc(n + 1);
+  for (size_t i = 0; i < n; i++) {
+    char c = in[i];
+    if (c == '+' || c == '/' || c == '=') { free(standard); return false; }
+    standard[i] = c == '-' ? '+' : c == '_' ? '/' : c;
+  }
+  bool ok = crypto_base64_decode(standard, n, out);
+  free(standard);
+  return ok;
+}

@@ -8,7 +8,13 @@
  * administration). Ids are 32 lowercase hex characters.
  *
  * Functions return CONTROL_OK or a CONTROL_ERR_* code; nothing is changed on
- * error. All calls are made on the loop thread.
+ * error. All calls are made on the loop thread. Names and setting ranges are
+ * validated by the API layer; the control plane stores what it is given.
+ *
+ * Schema: accounts <- tokens, accounts <- queues <- consumers, each child
+ * deleted with its parent (ON DELETE CASCADE). The schema version is SQLite's
+ * PRAGMA user_version; control_open migrates older files and refuses newer
+ * ones. synchronous=FULL: writes are rare and must survive power loss.
  */
 #ifndef WHARF_CONTROL_H
 #define WHARF_CONTROL_H
@@ -25,6 +31,7 @@ enum {
   CONTROL_ERR_EXISTS = -2,     /* duplicate queue name, second consumer */
   CONTROL_ERR_LIMIT = -3,      /* 10,000 queues per account */
   CONTROL_ERR_DATABASE = -4,   /* SQLite failed; logged */
+  CONTROL_ERR_INVALID = -5,    /* token secret empty or over 64 chars */
 };
 
 enum { PERMISSION_READ = 1, PERMISSION_WRITE = 2 };
@@ -58,6 +65,10 @@ typedef struct {
 
 typedef enum { CONSUMER_WORKER, CONSUMER_HTTP_PULL } control_consumer_type_t;
 
+/* Defaults (filled in by the API layer, not here): batch_size 10 (max 100),
+ * max_retries 3 (max 100), max_wait_time_ms 5000 (max 60000),
+ * max_concurrency 0 = auto (cap 250), retry_delay_s 0, visibility_timeout_ms
+ * 30000 (max 12 h). */
 typedef struct {
   char id[33];
   char queue_id[33];
@@ -76,10 +87,27 @@ typedef struct {
 int control_open(const char *data_dir, control_t **out);
 void control_close(control_t *control);
 
-/* On an empty database: creates the default account and an admin token
- * (from WHARF_ACCOUNT_ID / WHARF_API_TOKEN when set, else random), prints
- * them once and writes DIR/credentials (mode 0600). No-op otherwise. */
+/* On an empty database: creates the account "default" (id from
+ * WHARF_ACCOUNT_ID, which must be 32 lowercase hex, else random) and an admin
+ * token with READ|WRITE (secret from WHARF_API_TOKEN, else 40 random
+ * base64url characters). Prints "account id: ..." to stdout, and
+ * "api token: ..." only for a generated token; if anything was generated,
+ * writes DIR/credentials (mode 0600) with WHARF_ACCOUNT_ID=... and, for a
+ * generated token, WHARF_API_TOKEN=... lines. A token given through the
+ * environment is never printed or written.
+ *
+ * On a database that has accounts: if WHARF_API_TOKEN is set and unknown it
+ * is added as an admin token, so restarting with the variable set works; an
+ * unknown WHARF_ACCOUNT_ID is only warned about (adding an account would
+ * break clients that expect exactly one). Nothing else changes. */
 int control_bootstrap(control_t *control, const char *data_dir);
+
+/* Groups calls into one atomic, durable unit (one fsync for all of them):
+ * e.g. a queue and its auto-created dead letter queue. Nests; a rollback
+ * undoes everything since the matching begin. */
+int control_transaction_begin(control_t *control);
+int control_transaction_commit(control_t *control);
+int control_transaction_rollback(control_t *control);
 
 int control_account_create(control_t *control, const char *id_or_null, const char *name,
                            control_account_t *out);
@@ -88,7 +116,9 @@ int control_account_get(control_t *control, const char *id, control_account_t *o
 int control_account_list(control_t *control, void (*fn)(void *arg, const control_account_t *),
                          void *arg);
 
-/* Creates a token; secret_out receives the plain token (shown once). */
+/* Creates a token; secret_out receives the plain token (shown once): the
+ * given secret (1-64 chars, else CONTROL_ERR_INVALID) or 40 random base64url
+ * characters. NOT_FOUND if the account does not exist. */
 int control_token_create(control_t *control, const char *account_id_or_empty,
                          unsigned permissions, const char *name, const char *secret_or_null,
                          char secret_out[65], control_token_t *out);
@@ -98,14 +128,17 @@ int control_token_list(control_t *control, void (*fn)(void *arg, const control_t
                        void *arg);
 int control_token_revoke(control_t *control, const char *token_id);
 
+/* Fills id and times. EXISTS if the account has a queue of that name, LIMIT
+ * at CONTROL_MAX_QUEUES_PER_ACCOUNT, NOT_FOUND if the account is missing. */
 int control_queue_create(control_t *control, const control_queue_t *queue_in,
-                         control_queue_t *out); /* fills id and times */
+                         control_queue_t *out);
 int control_queue_get(control_t *control, const char *account_id, const char *queue_id,
                       control_queue_t *out);
 int control_queue_get_by_name(control_t *control, const char *account_id, const char *name,
                               control_queue_t *out);
-/* Page is 1-based; names (may be NULL) filters by exact name. total_out gets
- * the number of matches over all pages. */
+/* In creation order. Page is 1-based; names (may be NULL) filters by exact
+ * name, any of them matching. total_out gets the number of matches over all
+ * pages. */
 int control_queue_list(control_t *control, const char *account_id, const char *const *names,
                        size_t name_count, uint32_t page, uint32_t per_page,
                        void (*fn)(void *arg, const control_queue_t *), void *arg,
@@ -113,8 +146,10 @@ int control_queue_list(control_t *control, const char *account_id, const char *c
 /* Every queue of every account (startup). */
 int control_queue_list_all(control_t *control, void (*fn)(void *arg, const control_queue_t *),
                            void *arg);
-/* Writes name and settings, sets modified_ms. EXISTS on a name clash. */
+/* Writes name and settings of queue (found by id and account_id), sets
+ * queue->modified_ms. EXISTS on a name clash. */
 int control_queue_update(control_t *control, control_queue_t *queue);
+/* Deletes the queue and its consumer. */
 int control_queue_delete(control_t *control, const char *account_id, const char *queue_id);
 
 int control_consumer_create(control_t *control, const control_consumer_t *in,
@@ -124,6 +159,8 @@ int control_consumer_get(control_t *control, const char *queue_id, const char *c
 /* The queue's consumer (at most one); NOT_FOUND if none. */
 int control_consumer_of_queue(control_t *control, const char *queue_id,
                               control_consumer_t *out);
+/* Replaces type, script, dead letter queue and settings (not id, queue or
+ * created_ms). */
 int control_consumer_update(control_t *control, const control_consumer_t *consumer);
 int control_consumer_delete(control_t *control, const char *queue_id, const char *consumer_id);
 

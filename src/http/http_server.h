@@ -45,6 +45,7 @@ typedef struct {
   size_t max_body_bytes;     /* default 1 MiB; beyond it: 413 */
   uint64_t idle_timeout_ms;  /* keep-alive connection with no request; default 60 s */
   uint64_t request_timeout_ms; /* a started request must be complete within; default 30 s */
+  bool quiet;                /* no per-request log line (logged at info by default) */
   http_handler_fn on_request;
   http_error_fn on_error;
   void *context;

@@ -1,0 +1,154 @@
+/*
+ * admin.c — who may do what: GET /memberships (Cloudflare's, used by
+ * wrangler to find the account), and Wharf's admin routes for accounts and
+ * API tokens (POST/GET /accounts, POST/GET /user/tokens, DELETE
+ * /user/tokens/{id}), which only admin tokens reach.
+ *
+ * A token's secret is returned once, by create; lists never show it.
+ */
+#include <string.h>
+
+#include "api/api.h"
+#include "api/params.h"
+#include "util/clock.h"
+
+static json_t *account_json(const control_account_t *account) {
+  char created[32];
+  clock_format_iso8601(account->created_ms, created);
+  return json_pack("{s:s, s:s, s:s}", "id", account->id, "name", account->name, "created_on",
+                   created);
+}
+
+typedef struct {
+  json_t *list;
+  const control_token_t *token;
+} membership_context_t;
+
+static void membership_append(void *arg, const control_account_t *account) {
+  membership_context_t *context = arg;
+  const char *bound = context->token->account_id;
+  if (bound[0] && strcmp(bound, account->id) != 0) return;
+  json_t *permissions = json_array();
+  if (context->token->permissions & PERMISSION_READ)
+    json_array_append_new(permissions, json_string("queues_read"));
+  if (context->token->permissions & PERMISSION_WRITE)
+    json_array_append_new(permissions, json_string("queues_write"));
+  json_array_append_new(context->list,
+                        json_pack("{s:s, s:s, s:o, s:o}", "id", account->id, "status", "accepted",
+                                  "account", account_json(account), "permissions", permissions));
+}
+
+void api_admin_memberships(api_call_t *call) {
+  membership_context_t context = {json_array(), &call->token};
+  control_account_list(call->api->control, membership_append, &context);
+  size_t count = json_array_size(context.list);
+  json_t *info = json_pack("{s:i, s:i, s:i, s:i, s:i}", "page", 1, "per_page", (int)count,
+                           "count", (int)count, "total_count", (int)count, "total_pages", 1);
+  api_reply_ok(call, context.list, info);
+}
+
+void api_admin_accounts_create(api_call_t *call) {
+  const char *name = NULL;
+  if (!params_string(call, call->body, "name", &name)) return;
+  if (!name || !*name || strlen(name) > 100) {
+    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "name must be 1-100 characters");
+    return;
+  }
+  control_account_t account;
+  int rc = control_account_create(call->api->control, NULL, name, &account);
+  if (rc != CONTROL_OK) {
+    api_reply_control_error(call, rc, "account");
+    return;
+  }
+  api_reply_ok(call, account_json(&account), NULL);
+}
+
+static void account_append(void *arg, const control_account_t *account) {
+  json_array_append_new(arg, account_json(account));
+}
+
+void api_admin_accounts_list(api_call_t *call) {
+  json_t *list = json_array();
+  control_account_list(call->api->control, account_append, list);
+  api_reply_ok(call, list, NULL);
+}
+
+static json_t *token_json(const control_token_t *token) {
+  char created[32];
+  clock_format_iso8601(token->created_ms, created);
+  json_t *permissions = json_array();
+  if (token->permissions & PERMISSION_READ) json_array_append_new(permissions, json_string("queues_read"));
+  if (token->permissions & PERMISSION_WRITE)
+    json_array_append_new(permissions, json_string("queues_write"));
+  return json_pack("{s:s, s:s, s:o, s:o, s:s}", "id", token->id, "name", token->name,
+                   "account_id", token->account_id[0] ? json_string(token->account_id) : json_null(),
+                   "permissions", permissions, "created_on", created);
+}
+
+/* permissions: ["queues_read", "queues_write"]; absent means both. */
+static bool read_permissions(api_call_t *call, unsigned *out) {
+  json_t *list = json_object_get(call->body, "permissions");
+  if (!list || json_is_null(list)) {
+    *out = PERMISSION_READ | PERMISSION_WRITE;
+    return true;
+  }
+  *out = 0;
+  size_t i;
+  json_t *item;
+  if (!json_is_array(list)) goto invalid;
+  json_array_foreach(list, i, item) {
+    const char *name = json_string_value(item);
+    if (name && strcmp(name, "queues_read") == 0) *out |= PERMISSION_READ;
+    else if (name && strcmp(name, "queues_write") == 0) *out |= PERMISSION_WRITE;
+    else goto invalid;
+  }
+  if (*out) return true;
+invalid:
+  api_reply_error(call, 400, API_ERR_INVALID_REQUEST,
+                  "permissions must be a non-empty array of queues_read, queues_write");
+  return false;
+}
+
+void api_admin_tokens_create(api_call_t *call) {
+  const char *name = NULL, *account_id = NULL;
+  unsigned permissions;
+  if (!params_string(call, call->body, "name", &name) ||
+      !params_string(call, call->body, "account_id", &account_id) || !read_permissions(call, &permissions))
+    return;
+  control_account_t account;
+  if (account_id && *account_id &&
+      control_account_get(call->api->control, account_id, &account) != CONTROL_OK) {
+    api_reply_error(call, 404, API_ERR_NOT_FOUND, "Account %.40s not found", account_id);
+    return;
+  }
+  char secret[65];
+  control_token_t token;
+  int rc = control_token_create(call->api->control, account_id ? account_id : "", permissions,
+                                name ? name : "", NULL, secret, &token);
+  if (rc != CONTROL_OK) {
+    api_reply_control_error(call, rc, "token");
+    return;
+  }
+  json_t *result = token_json(&token);
+  json_object_set_new(result, "value", json_string(secret));
+  api_reply_ok(call, result, NULL);
+}
+
+static void token_append(void *arg, const control_token_t *token) {
+  json_array_append_new(arg, token_json(token));
+}
+
+void api_admin_tokens_list(api_call_t *call) {
+  json_t *list = json_array();
+  control_token_list(call->api->control, token_append, list);
+  api_reply_ok(call, list, NULL);
+}
+
+void api_admin_tokens_revoke(api_call_t *call) {
+  int rc = control_token_revoke(call->api->control, call->param);
+  if (rc != CONTROL_OK) {
+    api_reply_control_error(call, rc, "token");
+    return;
+  }
+  api_reply_ok(call, json_pack("{s:s}", "id", call->param), NULL);
+}

@@ -1,0 +1,129 @@
+/*
+ * api.h — the REST API: Cloudflare's Queues v4 API under /client/v4, plus
+ * /healthz and Wharf's admin routes (accounts, tokens).
+ *
+ * One call (api_call_t) is made per HTTP request. The router authenticates
+ * it, checks the route's permission and the account in the path, loads the
+ * queue named in the path, parses the JSON body, and hands it to the route's
+ * handler. A handler answers exactly once with api_reply_ok/api_reply_error,
+ * either at once or later from a callback (a send is answered after the log
+ * has made it durable); answering frees the call.
+ *
+ * Error codes (HTTP status, code) are listed in api_error_code_t and in
+ * docs/errors.md; they are stable.
+ */
+#ifndef WHARF_API_H
+#define WHARF_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "control/control.h"
+#include "http/http_server.h"
+#include "queue/engine.h"
+
+typedef struct {
+  uv_loop_t *loop;
+  control_t *control;
+  engine_t *engine;
+  bool ready;     /* /healthz answers 200 once startup finished */
+  json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
+} api_t;
+
+typedef struct {
+  api_t *api;
+  http_exchange_t *exchange;
+  const http_request_t *request;
+  json_t *body;              /* parsed body; an empty object when none */
+  control_token_t token;     /* the authenticated caller */
+  char account_id[33];       /* {a} of the path, when the route has one */
+  control_queue_t queue;     /* {q} of the path, loaded and checked */
+  char param[64];            /* a further id: consumer or token id */
+  uint64_t started_ms;
+} api_call_t;
+
+/* Cloudflare's codes where it documents one; Wharf's own (11xxx) otherwise. */
+typedef enum {
+  API_ERR_NO_ROUTE = 7003,
+  API_ERR_METHOD_NOT_ALLOWED = 7001,
+  API_ERR_FORBIDDEN = 9109,
+  API_ERR_AUTHENTICATION = 10000,
+  API_ERR_QUEUE_NOT_FOUND = 11000,
+  API_ERR_INVALID_REQUEST = 11001,
+  API_ERR_QUEUE_LIMIT = 11002,
+  API_ERR_CONSUMER_EXISTS = 11004,
+  API_ERR_CONSUMER_NOT_FOUND = 11005,
+  API_ERR_MESSAGE_TOO_LARGE = 11006,
+  API_ERR_BATCH_TOO_LARGE = 11007,
+  API_ERR_STORAGE_LIMIT = 11008,
+  API_ERR_QUEUE_EXISTS = 11009,
+  API_ERR_TOO_MANY_REQUESTS = 11010,
+  API_ERR_DELIVERY_PAUSED = 11011,
+  API_ERR_STORAGE_FAILURE = 11012,
+  API_ERR_PAYLOAD_TOO_LARGE = 11013,
+  API_ERR_MALFORMED_JSON = 11014,
+  API_ERR_REQUEST_TIMEOUT = 11015,
+  API_ERR_HEADERS_TOO_LARGE = 11016,
+  API_ERR_NOT_FOUND = 11017,
+  API_ERR_INTERNAL = 11099,
+} api_error_code_t;
+
+/* http_server callbacks; context is the api_t. */
+void api_handle_request(http_exchange_t *exchange, void *context);
+void api_handle_protocol_error(http_exchange_t *exchange, int status, const char *message,
+                               void *context);
+
+/* Answers with the envelope {success:true, errors:[], messages:[], result}
+ * (result may be NULL: JSON null; result_info may be NULL: omitted). Steals
+ * both references and frees the call. */
+void api_reply_ok(api_call_t *call, json_t *result, json_t *result_info);
+/* Answers {success:false, errors:[{code, message}], …, result:null}; adds
+ * x-should-retry: false on 4xx. Frees the call. */
+void api_reply_error(api_call_t *call, int status, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Maps a CONTROL_ERR_* to a reply (database errors become 500). */
+void api_reply_control_error(api_call_t *call, int control_status, const char *what);
+
+/* Handlers, one file per resource. */
+void api_queues_create(api_call_t *call);
+void api_queues_list(api_call_t *call);
+void api_queues_get(api_call_t *call);
+void api_queues_replace(api_call_t *call);
+void api_queues_patch(api_call_t *call);
+void api_queues_delete(api_call_t *call);
+void api_queues_purge_start(api_call_t *call);
+void api_queues_purge_status(api_call_t *call);
+
+void api_messages_send(api_call_t *call);
+void api_messages_send_batch(api_call_t *call);
+void api_messages_pull(api_call_t *call);
+void api_messages_ack(api_call_t *call);
+void api_messages_peek(api_call_t *call);
+void api_messages_purge_refs(api_call_t *call);
+void api_queues_metrics(api_call_t *call);
+
+void api_consumers_create(api_call_t *call);
+void api_consumers_list(api_call_t *call);
+void api_consumers_get(api_call_t *call);
+void api_consumers_replace(api_call_t *call);
+void api_consumers_delete(api_call_t *call);
+
+void api_admin_memberships(api_call_t *call);
+void api_admin_accounts_create(api_call_t *call);
+void api_admin_accounts_list(api_call_t *call);
+void api_admin_tokens_create(api_call_t *call);
+void api_admin_tokens_list(api_call_t *call);
+void api_admin_tokens_revoke(api_call_t *call);
+
+/* Shared by handlers: the Queue object of the API, and pushing a queue's
+ * settings and consumer into the engine after any change. */
+json_t *api_queue_to_json(api_t *api, const control_queue_t *queue);
+engine_queue_t *api_queue_sync_engine(api_t *api, const control_queue_t *queue);
+/* The engine's state of the call's {q} queue. */
+engine_queue_t *api_call_engine_queue(api_call_t *call);
+/* The dead-letter resolver the engine calls (engine_options_t). */
+bool api_resolve_dead_letter_queue(void *context, const uint8_t source[16],
+                                   uint8_t dead_letter_out[16]);
+
+#endif

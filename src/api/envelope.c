@@ -1,0 +1,80 @@
+/*
+ * envelope.c — every reply in Cloudflare's envelope
+ * {success, errors:[{code, message}], messages:[], result, result_info?}.
+ *
+ * The official SDK throws by HTTP status and retries 408/409/429/5xx unless
+ * told not to; wrangler reads `success` and prints errors[0]. So every 4xx
+ * carries x-should-retry: false (a duplicate name is not worth retrying) and
+ * every reply, even an error, is a full envelope with JSON content type.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+static void call_free(api_call_t *call) {
+  json_decref(call->body);
+  free(call);
+}
+
+static void reply_json(http_exchange_t *exchange, int status, json_t *envelope) {
+  char *text = json_dumps(envelope, JSON_COMPACT);
+  if (status >= 400 && status < 500) http_exchange_add_header(exchange, "x-should-retry", "false");
+  http_exchange_respond(exchange, status, "application/json", text, strlen(text));
+  free(text);
+  json_decref(envelope);
+}
+
+void api_reply_ok(api_call_t *call, json_t *result, json_t *result_info) {
+  json_t *envelope = json_pack("{s:b, s:[], s:[], s:o}", "success", 1, "errors", "messages",
+                               "result", result ? result : json_null());
+  if (result_info) json_object_set_new(envelope, "result_info", result_info);
+  reply_json(call->exchange, 200, envelope);
+  call_free(call);
+}
+
+static json_t *error_envelope(int code, const char *message) {
+  return json_pack("{s:b, s:[{s:i, s:s}], s:[], s:n}", "success", 0, "errors", "code", code,
+                   "message", message, "messages", "result");
+}
+
+void api_reply_error(api_call_t *call, int status, int code, const char *fmt, ...) {
+  char message[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  reply_json(call->exchange, status, error_envelope(code, message));
+  call_free(call);
+}
+
+void api_reply_control_error(api_call_t *call, int control_status, const char *what) {
+  switch (control_status) {
+  case CONTROL_ERR_NOT_FOUND:
+    api_reply_error(call, 404, API_ERR_NOT_FOUND, "%s not found", what);
+    break;
+  case CONTROL_ERR_EXISTS:
+    api_reply_error(call, 409, API_ERR_QUEUE_EXISTS, "%s already exists", what);
+    break;
+  case CONTROL_ERR_LIMIT:
+    api_reply_error(call, 403, API_ERR_QUEUE_LIMIT,
+                    "limit reached: at most %d queues per account", CONTROL_MAX_QUEUES_PER_ACCOUNT);
+    break;
+  default:
+    api_reply_error(call, 500, API_ERR_INTERNAL, "internal error (control plane)");
+  }
+}
+
+void api_handle_protocol_error(http_exchange_t *exchange, int status, const char *message,
+                               void *context) {
+  (void)context;
+  int code = status == 413   ? API_ERR_PAYLOAD_TOO_LARGE
+             : status == 408 ? API_ERR_REQUEST_TIMEOUT
+             : status == 431 ? API_ERR_HEADERS_TOO_LARGE
+                             : API_ERR_INVALID_REQUEST;
+  reply_json(exchange, status, error_envelope(code, message));
+}

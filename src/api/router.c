@@ -1,0 +1,224 @@
+/*
+ * router.c — from an HTTP request to a handler: route table, authentication,
+ * permission and account checks, path parameters, JSON body.
+ *
+ * Every route under /client/v4 requires a token (Authorization: Bearer, or
+ * X-Auth-Key as Cloudflare's legacy alternative). Routes with {a} also
+ * require the token to belong to that account (admin tokens cover all);
+ * routes with {q} load the queue and answer 404 (code 11000) when it is not
+ * one of the account's. Checks run in this order so a caller without rights
+ * learns nothing about what exists.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+typedef enum {
+  SCOPE_ACCOUNT, /* path names an account the token must cover */
+  SCOPE_ANY,     /* any valid token (memberships) */
+  SCOPE_ADMIN,   /* admin tokens only */
+} route_scope_t;
+
+typedef struct {
+  const char *method;
+  const char *pattern; /* after /client/v4; {a} account, {q} queue, {p} param */
+  unsigned permissions;
+  route_scope_t scope;
+  void (*handler)(api_call_t *call);
+} route_t;
+
+#define R PERMISSION_READ
+#define W PERMISSION_WRITE
+static const route_t routes[] = {
+    {"POST", "/accounts/{a}/queues", W, SCOPE_ACCOUNT, api_queues_create},
+    {"GET", "/accounts/{a}/queues", R, SCOPE_ACCOUNT, api_queues_list},
+    {"GET", "/accounts/{a}/queues/{q}", R, SCOPE_ACCOUNT, api_queues_get},
+    {"PUT", "/accounts/{a}/queues/{q}", W, SCOPE_ACCOUNT, api_queues_replace},
+    {"PATCH", "/accounts/{a}/queues/{q}", W, SCOPE_ACCOUNT, api_queues_patch},
+    {"DELETE", "/accounts/{a}/queues/{q}", W, SCOPE_ACCOUNT, api_queues_delete},
+    {"GET", "/accounts/{a}/queues/{q}/metrics", R, SCOPE_ACCOUNT, api_queues_metrics},
+    {"POST", "/accounts/{a}/queues/{q}/purge", W, SCOPE_ACCOUNT, api_queues_purge_start},
+    {"GET", "/accounts/{a}/queues/{q}/purge", R, SCOPE_ACCOUNT, api_queues_purge_status},
+    {"POST", "/accounts/{a}/queues/{q}/messages", W, SCOPE_ACCOUNT, api_messages_send},
+    {"POST", "/accounts/{a}/queues/{q}/messages/batch", W, SCOPE_ACCOUNT, api_messages_send_batch},
+    {"POST", "/accounts/{a}/queues/{q}/messages/pull", R | W, SCOPE_ACCOUNT, api_messages_pull},
+    {"POST", "/accounts/{a}/queues/{q}/messages/ack", R | W, SCOPE_ACCOUNT, api_messages_ack},
+    {"POST", "/accounts/{a}/queues/{q}/messages/peek", R, SCOPE_ACCOUNT, api_messages_peek},
+    {"POST", "/accounts/{a}/queues/{q}/messages/purge", W, SCOPE_ACCOUNT, api_messages_purge_refs},
+    {"POST", "/accounts/{a}/queues/{q}/consumers", W, SCOPE_ACCOUNT, api_consumers_create},
+    {"GET", "/accounts/{a}/queues/{q}/consumers", R, SCOPE_ACCOUNT, api_consumers_list},
+    {"GET", "/accounts/{a}/queues/{q}/consumers/{p}", R, SCOPE_ACCOUNT, api_consumers_get},
+    {"PUT", "/accounts/{a}/queues/{q}/consumers/{p}", W, SCOPE_ACCOUNT, api_consumers_replace},
+    {"DELETE", "/accounts/{a}/queues/{q}/consumers/{p}", W, SCOPE_ACCOUNT, api_consumers_delete},
+    {"GET", "/memberships", R, SCOPE_ANY, api_admin_memberships},
+    {"POST", "/accounts", W, SCOPE_ADMIN, api_admin_accounts_create},
+    {"GET", "/accounts", R, SCOPE_ADMIN, api_admin_accounts_list},
+    {"POST", "/user/tokens", W, SCOPE_ADMIN, api_admin_tokens_create},
+    {"GET", "/user/tokens", R, SCOPE_ADMIN, api_admin_tokens_list},
+    {"DELETE", "/user/tokens/{p}", W, SCOPE_ADMIN, api_admin_tokens_revoke},
+};
+#undef R
+#undef W
+
+#define API_PREFIX "/client/v4"
+
+/* Matches path against pattern segment by segment, copying {x} segments
+ * into call. */
+static bool route_match(const char *pattern, const char *path, api_call_t *call,
+                        char queue_id[64]) {
+  while (*pattern && *path) {
+    if (*pattern != '/' || *path != '/') return false;
+    pattern++, path++;
+    const char *pattern_end = strchr(pattern, '/');
+    const char *path_end = strchr(path, '/');
+    size_t pattern_len = pattern_end ? (size_t)(pattern_end - pattern) : strlen(pattern);
+    size_t path_len = path_end ? (size_t)(path_end - path) : strlen(path);
+    if (pattern[0] == '{') {
+      char *target = pattern[1] == 'a' ? call->account_id : pattern[1] == 'q' ? queue_id : call->param;
+      size_t cap = pattern[1] == 'a' ? sizeof call->account_id : 64;
+      if (path_len == 0 || path_len >= cap) return false;
+      memcpy(target, path, path_len);
+      target[path_len] = '\0';
+    } else if (pattern_len != path_len || memcmp(pattern, path, path_len) != 0) {
+      return false;
+    }
+    pattern += pattern_len;
+    path += path_len;
+  }
+  if (*path == '/' && path[1] == '\0') path++; /* tolerate one trailing slash */
+  return *pattern == '\0' && *path == '\0';
+}
+
+static const char *request_token(http_exchange_t *exchange) {
+  const char *authorization = http_exchange_header(exchange, "authorization");
+  if (authorization && strncasecmp(authorization, "Bearer ", 7) == 0) {
+    authorization += 7;
+    while (*authorization == ' ') authorization++;
+    return authorization;
+  }
+  return http_exchange_header(exchange, "x-auth-key");
+}
+
+static bool call_authenticate(api_call_t *call) {
+  const char *secret = request_token(call->exchange);
+  if (!secret || !*secret) {
+    api_reply_error(call, 401, API_ERR_AUTHENTICATION, "Authentication error: no API token given");
+    return false;
+  }
+  int rc = control_token_authenticate(call->api->control, secret, &call->token);
+  if (rc == CONTROL_OK) return true;
+  if (rc == CONTROL_ERR_NOT_FOUND)
+    api_reply_error(call, 401, API_ERR_AUTHENTICATION, "Authentication error: invalid API token");
+  else
+    api_reply_control_error(call, rc, "token");
+  return false;
+}
+
+static bool call_authorize(api_call_t *call, const route_t *route) {
+  bool admin = call->token.account_id[0] == '\0';
+  if ((call->token.permissions & route->permissions) != route->permissions) {
+    api_reply_error(call, 403, API_ERR_FORBIDDEN,
+                    "Unauthorized to access requested resource: the token lacks %s",
+                    route->permissions & PERMISSION_WRITE ? "queues_write" : "queues_read");
+    return false;
+  }
+  if (route->scope == SCOPE_ADMIN && !admin) {
+    api_reply_error(call, 403, API_ERR_FORBIDDEN,
+                    "Unauthorized to access requested resource: admin token required");
+    return false;
+  }
+  if (route->scope == SCOPE_ACCOUNT) {
+    control_account_t account;
+    bool covered = admin || strcmp(call->token.account_id, call->account_id) == 0;
+    if (!covered || control_account_get(call->api->control, call->account_id, &account) != CONTROL_OK) {
+      api_reply_error(call, 403, API_ERR_FORBIDDEN,
+                      "Unauthorized to access requested resource: account %s", call->account_id);
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool call_load_queue(api_call_t *call, const char *queue_id) {
+  if (!queue_id[0]) return true;
+  int rc = control_queue_get(call->api->control, call->account_id, queue_id, &call->queue);
+  if (rc == CONTROL_OK) return true;
+  if (rc == CONTROL_ERR_NOT_FOUND)
+    api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue does not exist");
+  else
+    api_reply_control_error(call, rc, "queue");
+  return false;
+}
+
+/* Bodies are JSON whatever the Content-Type says (wrangler sends text/plain);
+ * an empty body is an empty object. */
+static bool call_parse_body(api_call_t *call) {
+  const http_request_t *request = call->request;
+  size_t start = 0;
+  while (start < request->body_len && strchr(" \t\r\n", request->body[start])) start++;
+  if (start == request->body_len) {
+    call->body = json_object();
+    return true;
+  }
+  json_error_t error;
+  call->body = json_loadb(request->body, request->body_len, JSON_DECODE_ANY, &error);
+  if (!call->body) {
+    api_reply_error(call, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body: %s (at byte %d)",
+                    error.text, error.position);
+    return false;
+  }
+  if (!json_is_object(call->body)) {
+    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Request body must be a JSON object");
+    return false;
+  }
+  return true;
+}
+
+static void reply_healthz(http_exchange_t *exchange, api_t *api) {
+  const char *body = api->ready ? "{\"status\":\"ok\"}" : "{\"status\":\"starting\"}";
+  http_exchange_respond(exchange, api->ready ? 200 : 503, "application/json", body, strlen(body));
+}
+
+void api_handle_request(http_exchange_t *exchange, void *context) {
+  api_t *api = context;
+  const http_request_t *request = http_exchange_request(exchange);
+  if (strcmp(request->path, "/healthz") == 0) {
+    reply_healthz(exchange, api);
+    return;
+  }
+  api_call_t *call = xcalloc(1, sizeof *call);
+  call->api = api;
+  call->exchange = exchange;
+  call->request = request;
+  call->started_ms = clock_now_ms();
+  const char *path = request->path;
+  size_t prefix_len = strlen(API_PREFIX);
+  if (strncmp(path, API_PREFIX, prefix_len) != 0 || (path[prefix_len] != '/' && path[prefix_len])) {
+    api_reply_error(call, 404, API_ERR_NO_ROUTE, "Could not route to %s", path);
+    return;
+  }
+  path += prefix_len;
+  char queue_id[64];
+  bool path_matched = false;
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    queue_id[0] = '\0';
+    call->param[0] = '\0';
+    if (!route_match(routes[i].pattern, path, call, queue_id)) continue;
+    path_matched = true;
+    if (strcmp(routes[i].method, request->method) != 0) continue;
+    if (!call_authenticate(call) || !call_authorize(call, &routes[i]) ||
+        !call_load_queue(call, queue_id) || !call_parse_body(call))
+      return;
+    routes[i].handler(call);
+    return;
+  }
+  if (path_matched)
+    api_reply_error(call, 405, API_ERR_METHOD_NOT_ALLOWED, "Method %s not allowed on %s",
+                    request->method, request->path);
+  else
+    api_reply_error(call, 404, API_ERR_NO_ROUTE, "Could not route to %s", request->path);
+}

@@ -1,0 +1,47 @@
+/*
+ * main.c — one binary: `wharf serve` runs the server, every other command is
+ * the command line client (src/cli/).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "server/server.h"
+
+static int serve_usage(void) {
+  fprintf(stderr, "usage: wharf serve [--data-dir DIR] [--listen HOST:PORT]\n");
+  return 2;
+}
+
+/* "HOST:PORT", ":PORT" or "PORT". */
+static int parse_listen(const char *text, char *host, size_t host_size, int *port) {
+  const char *colon = strrchr(text, ':');
+  const char *port_text = colon ? colon + 1 : text;
+  char *end;
+  long value = strtol(port_text, &end, 10);
+  if (*port_text == '\0' || *end || value < 0 || value > 65535) return -1;
+  *port = (int)value;
+  if (colon && colon > text) snprintf(host, host_size, "%.*s", (int)(colon - text), text);
+  return 0;
+}
+
+static int serve_main(int argc, char **argv) {
+  static char host[256] = SERVER_DEFAULT_HOST;
+  server_config_t config = {SERVER_DEFAULT_DATA_DIR, host, SERVER_DEFAULT_PORT};
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
+      config.data_dir = argv[++i];
+    } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+      if (parse_listen(argv[++i], host, sizeof host, &config.port) != 0) return serve_usage();
+    } else {
+      return serve_usage();
+    }
+  }
+  return server_run(&config);
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "serve") == 0) return serve_main(argc, argv);
+  return cli_main(argc, argv);
+}

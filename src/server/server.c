@@ -1,0 +1,113 @@
+/*
+ * server.c — `wharf serve`.
+ *
+ * Start-up order matters: the control plane first (it knows the queues), then
+ * the engine (replaying the log), then every queue's settings are pushed into
+ * the engine and messages of queues that no longer exist are dropped, and
+ * only then does the HTTP server accept requests and /healthz answer 200.
+ *
+ * Shutdown on SIGINT/SIGTERM runs the other way: stop accepting, let started
+ * requests finish (their sends become durable and are answered), close the
+ * engine (flushing the log), close the control plane, exit 0.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "http/http_server.h"
+#include "util/log.h"
+
+typedef struct {
+  uv_loop_t *loop;
+  api_t api;
+  http_server_t *http;
+  uv_signal_t sigint, sigterm;
+  bool stopping;
+} server_t;
+
+static void configure_queue(void *arg, const control_queue_t *queue) {
+  api_queue_sync_engine(arg, queue);
+}
+
+static int server_open_stores(server_t *server, const server_config_t *config) {
+  if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
+    log_error("cannot create data directory %s: %s", config->data_dir, strerror(errno));
+    return -1;
+  }
+  if (control_open(config->data_dir, &server->api.control) != CONTROL_OK) return -1;
+  if (control_bootstrap(server->api.control, config->data_dir) != CONTROL_OK) return -1;
+  engine_options_t options = {.resolve_dead_letter_queue = api_resolve_dead_letter_queue,
+                              .context = &server->api};
+  int rc = engine_open(server->loop, config->data_dir, &options, &server->api.engine);
+  if (rc != 0) {
+    log_error("cannot open the message log in %s: %s", config->data_dir, uv_strerror(rc));
+    return -1;
+  }
+  control_queue_list_all(server->api.control, configure_queue, &server->api);
+  engine_forget_unconfigured(server->api.engine);
+  return 0;
+}
+
+static void close_handle(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle)) uv_close(handle, NULL);
+}
+
+static void on_http_closed(void *arg) {
+  server_t *server = arg;
+  engine_close(server->api.engine);
+  control_close(server->api.control);
+  server->api.engine = NULL;
+  server->api.control = NULL;
+  uv_walk(server->loop, close_handle, NULL);
+  log_info("stopped");
+}
+
+static void on_signal(uv_signal_t *handle, int signum) {
+  server_t *server = handle->data;
+  if (server->stopping) return;
+  server->stopping = true;
+  log_info("received %s: finishing requests in flight, then stopping", strsignal(signum));
+  http_server_stop(server->http, on_http_closed, server);
+}
+
+static void watch_signals(server_t *server) {
+  signal(SIGPIPE, SIG_IGN);
+  uv_signal_init(server->loop, &server->sigint);
+  uv_signal_init(server->loop, &server->sigterm);
+  server->sigint.data = server->sigterm.data = server;
+  uv_signal_start(&server->sigint, on_signal, SIGINT);
+  uv_signal_start(&server->sigterm, on_signal, SIGTERM);
+}
+
+int server_run(const server_config_t *config) {
+  log_init_from_env();
+  server_t server = {.loop = uv_default_loop()};
+  server.api.loop = server.loop;
+  server.api.purges = json_object();
+  if (server_open_stores(&server, config) != 0) return 1;
+  http_server_options_t options = {.on_request = api_handle_request,
+                                   .on_error = api_handle_protocol_error,
+                                   .context = &server.api};
+  int rc = http_server_start(server.loop, config->host, config->port, &options, &server.http);
+  if (rc != 0) {
+    log_error("cannot listen on %s:%d: %s", config->host, config->port, uv_strerror(rc));
+    return 1;
+  }
+  watch_signals(&server);
+  server.api.ready = true;
+  printf("Wharf listening on http://%s:%d (API base URL http://%s:%d/client/v4), data in %s\n",
+         config->host, http_server_port(server.http), config->host, http_server_port(server.http),
+         config->data_dir);
+  fflush(stdout);
+  uv_run(server.loop, UV_RUN_DEFAULT);
+  uv_loop_close(server.loop);
+  json_decref(server.api.purges);
+  return 0;
+}

@@ -1,0 +1,319 @@
+/*
+ * harness.mjs — shared machinery for the black-box tests.
+ *
+ * Each test file starts its own real `wharf serve` on a fresh temporary data
+ * directory and a free loopback port, drives it from the outside (raw fetch,
+ * the official `cloudflare` SDK, wrangler, the `wharf` CLI) and stops it at
+ * the end. Nothing here knows how the server works inside: the tests judge it
+ * only by what a client can observe, so they hold for any implementation of
+ * ../../shared/API.md.
+ *
+ * The server's output is kept (last 200 lines) so a failing test can show
+ * what the server said; set WHARF_TEST_VERBOSE=1 to stream it instead.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Cloudflare from 'cloudflare';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+export const WHARF_BIN = path.resolve(process.env.WHARF_BIN || path.join(HERE, '../../build/wharf'));
+export const WRANGLER_BIN = path.join(HERE, 'node_modules/.bin/wrangler');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const hex32 = () => randomBytes(16).toString('hex');
+export const HEX32 = /^[0-9a-f]{32}$/;
+
+/* A port nobody listens on right now: bind port 0, read it, release it. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/* Runs a program to completion; never throws for a non-zero exit. */
+export function run(cmd, args, { env = {}, cwd, timeoutMs = 60_000, input } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, output: stdout + stderr });
+    });
+    if (input !== undefined) child.stdin.end(input);
+  });
+}
+
+export class WharfServer {
+  constructor({ accountId = hex32(), token = 'wharf-test-' + hex32() } = {}) {
+    this.accountId = accountId;
+    this.token = token;
+    this.dataDir = null;
+    this.port = null;
+    this.child = null;
+    this.lines = [];
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get baseURL() {
+    return `${this.url}/client/v4`;
+  }
+
+  /* Starts on a new temporary data dir and port the first time; later calls
+   * (restart) reuse both, so a restart sees the same store. */
+  async start() {
+    if (!this.dataDir) this.dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-bb-'));
+    if (!this.port) this.port = await freePort();
+    const child = spawn(
+      WHARF_BIN,
+      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`],
+      {
+        env: { ...process.env, WHARF_ACCOUNT_ID: this.accountId, WHARF_API_TOKEN: this.token },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    this.child = child;
+    child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    const keep = (d) => {
+      for (const line of String(d).split('\n')) {
+        if (!line) continue;
+        if (process.env.WHARF_TEST_VERBOSE) process.stderr.write(`[wharf:${this.port}] ${line}\n`);
+        this.lines.push(line);
+        if (this.lines.length > 200) this.lines.shift();
+      }
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('error', (e) => this.lines.push(`spawn error: ${e.message}`));
+
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`wharf exited during start-up (${child.exitCode ?? child.signalCode}):\n${this.log()}`);
+      }
+      try {
+        const res = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) });
+        await res.arrayBuffer();
+        if (res.status === 200) return this;
+      } catch {
+        /* not listening yet */
+      }
+      if (Date.now() > deadline) {
+        await this.kill9();
+        throw new Error(`wharf did not answer /healthz within 15 s:\n${this.log()}`);
+      }
+      await sleep(50);
+    }
+  }
+
+  /* Graceful stop: SIGTERM, then wait for the process to exit. Returns its
+   * exit {code, signal}; SIGKILLs it if it has not exited in 10 s. */
+  async stop() {
+    const child = this.child;
+    if (!child) return null;
+    this.child = null;
+    if (child.exitCode !== null || child.signalCode !== null) return child.exited;
+    child.kill('SIGTERM');
+    const exited = await Promise.race([child.exited, sleep(10_000).then(() => null)]);
+    if (exited) return exited;
+    child.kill('SIGKILL');
+    await child.exited;
+    return { code: null, signal: 'SIGTERM-timeout' };
+  }
+
+  /* Crash: SIGKILL, wait for the process to be gone. */
+  async kill9() {
+    const child = this.child;
+    if (!child) return;
+    this.child = null;
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await child.exited;
+  }
+
+  async restart({ crash = false } = {}) {
+    if (crash) await this.kill9();
+    else await this.stop();
+    return this.start();
+  }
+
+  /* Stops the server and removes its data dir. */
+  async dispose() {
+    await this.stop();
+    if (this.dataDir) await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  log() {
+    return this.lines.slice(-60).join('\n');
+  }
+
+  /* fetch under /client/v4. body: object (sent as JSON), string (sent as is)
+   * or undefined. opts.token: null for no Authorization header. */
+  async api(method, apiPath, body, opts = {}) {
+    const token = opts.token === undefined ? this.token : opts.token;
+    const headers = { ...(opts.headers || {}) };
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    let payload;
+    if (body !== undefined) {
+      payload = typeof body === 'string' ? body : JSON.stringify(body);
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
+        headers['content-type'] = 'application/json';
+      }
+    }
+    const res = await fetch(this.baseURL + apiPath, {
+      method,
+      headers,
+      body: payload,
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+    });
+    const text = await res.text();
+    let json = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      /* left null: the envelope checks will say so */
+    }
+    return { status: res.status, headers: res.headers, json, text };
+  }
+
+  /* Paths of this server's default account. */
+  acct(rest = '') {
+    return `/accounts/${this.accountId}${rest}`;
+  }
+
+  sdk(apiToken = this.token, options = {}) {
+    return new Cloudflare({ apiToken, baseURL: this.baseURL, maxRetries: 0, ...options });
+  }
+
+  /* wrangler with this server as its API; a throwaway HOME and cwd so it
+   * finds no config or credentials of the machine. */
+  async wrangler(args, env = {}) {
+    const home = await mkdtemp(path.join(tmpdir(), 'wharf-wrangler-'));
+    try {
+      return await run(WRANGLER_BIN, args, {
+        cwd: home,
+        timeoutMs: 90_000,
+        env: {
+          CLOUDFLARE_API_BASE_URL: this.baseURL,
+          CLOUDFLARE_API_TOKEN: this.token,
+          CLOUDFLARE_ACCOUNT_ID: this.accountId,
+          WRANGLER_SEND_METRICS: 'false',
+          WRANGLER_HIDE_BANNER: 'true',
+          HOME: home,
+          XDG_CONFIG_HOME: path.join(home, '.config'),
+          CI: 'true',
+          NO_COLOR: '1',
+          FORCE_COLOR: '0',
+          ...env,
+        },
+      });
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  }
+
+  /* The wharf CLI pointed at this server. */
+  wharfCli(args, env = {}, opts = {}) {
+    return run(WHARF_BIN, args, {
+      ...opts,
+      env: {
+        WHARF_URL: this.url,
+        WHARF_API_TOKEN: this.token,
+        WHARF_ACCOUNT_ID: this.accountId,
+        NO_COLOR: '1',
+        ...env,
+      },
+    });
+  }
+
+  /* Creates an account through the CLI; returns its id. */
+  async createAccount(name) {
+    const r = await this.wharfCli(['accounts', 'create', '--name', name]);
+    if (r.code !== 0) throw new Error(`wharf accounts create failed (${r.code}): ${r.output}`);
+    const m = r.stdout.match(/account id:\s*([0-9a-f]{32})/i) || r.stdout.match(/\b([0-9a-f]{32})\b/);
+    if (!m) throw new Error(`no account id in: ${r.stdout}`);
+    return m[1];
+  }
+
+  /* Creates a token through the CLI; returns its secret (last line,
+   * "token: <secret>"). permissions: e.g. 'queues_read' or
+   * 'queues_read,queues_write'. */
+  async createToken(permissions, accountId = this.accountId) {
+    const r = await this.wharfCli(['tokens', 'create', '--permissions', permissions, '--account', accountId]);
+    if (r.code !== 0) throw new Error(`wharf tokens create failed (${r.code}): ${r.output}`);
+    return tokenFromOutput(r.stdout);
+  }
+}
+
+export function tokenFromOutput(stdout) {
+  const lines = stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  const last = lines[lines.length - 1] || '';
+  const m = last.match(/^token:\s*(\S+)$/i) || last.match(/(\S+)$/);
+  if (!m) throw new Error(`no token in: ${stdout}`);
+  return m[1];
+}
+
+export async function startServer(opts) {
+  const server = new WharfServer(opts);
+  await server.start();
+  return server;
+}
+
+/* The Cloudflare envelope, success or error. */
+export function assertEnvelope(assert, res, { success, status } = {}) {
+  const where = `${res.status} ${res.text?.slice(0, 300)}`;
+  if (status !== undefined) assert.equal(res.status, status, where);
+  assert.notEqual(res.status, 204, 'never 204');
+  assert.match(res.headers.get('content-type') || '', /application\/json/, where);
+  assert.ok(res.json && typeof res.json === 'object', `JSON body: ${where}`);
+  assert.equal(typeof res.json.success, 'boolean', where);
+  assert.ok(Array.isArray(res.json.errors), `errors[]: ${where}`);
+  assert.ok(Array.isArray(res.json.messages), `messages[]: ${where}`);
+  assert.ok('result' in res.json, `result: ${where}`);
+  if (success !== undefined) assert.equal(res.json.success, success, where);
+  if (success === true) assert.deepEqual(res.json.errors, [], where);
+}
+
+/* An error reply: status, envelope with success false, at least one
+ * {code, message}, x-should-retry: false on 4xx. Returns errors[0]. */
+export function assertError(assert, res, status, code) {
+  const statuses = Array.isArray(status) ? status : [status];
+  const where = `${res.status} ${res.text?.slice(0, 300)}`;
+  assert.ok(statuses.includes(res.status), `status ${statuses.join('|')} expected: ${where}`);
+  assertEnvelope(assert, res, { success: false });
+  assert.ok(res.json.errors.length > 0, `errors non-empty: ${where}`);
+  const err = res.json.errors[0];
+  assert.equal(typeof err.code, 'number', where);
+  assert.equal(typeof err.message, 'string', where);
+  assert.ok(err.message.length > 0, where);
+  if (code !== undefined) assert.equal(err.code, code, where);
+  if (res.status >= 400 && res.status < 500) {
+    assert.equal(res.headers.get('x-should-retry'), 'false', `x-should-retry on ${res.status}`);
+  }
+  return err;
+}

@@ -20,7 +20,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
                 libssl-dev libhttp-parser-dev libcmocka-dev zlib1g-dev pkg-config
 
-.PHONY: all run test unit blackbox deps npm-deps clean sanitize
+.PHONY: all run test unit blackbox crash-long deps npm-deps clean
 
 all: $(BUILD)/wharf
 
@@ -56,7 +56,11 @@ unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
 blackbox: $(BUILD)/wharf npm-deps
-	@WHARF_BIN=$(abspath $(BUILD)/wharf) tests/run-blackbox.sh
+	@WHARF_BIN=$(abspath $(BUILD)/wharf) tests/run-node.sh blackbox tests/blackbox/*.test.mjs
+
+# The crash campaign's long mode (the fast mode is part of `make test`).
+crash-long: $(BUILD)/wharf npm-deps
+	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=50 tests/run-node.sh crash tests/crash/*.test.mjs
 
 test: $(BUILD)/wharf $(UNIT_BINS) npm-deps
 	@tests/run-all.sh $(abspath $(BUILD))

@@ -83,6 +83,16 @@ const char *wharf_client_api_url(const wharf_client_t *client);
 const char *wharf_client_account_id(const wharf_client_t *client);
 
 /*
+ * Makes sure the client has an account id. When none was given, asks the
+ * server for the token's accounts (GET /memberships), as wrangler does, and
+ * adopts the account if there is exactly one. Returns WHARF_OK (also when
+ * an id was already set), WHARF_ERR_INVALID when the token sees no account
+ * or several (err->message says to set WHARF_ACCOUNT_ID), or any error of
+ * wharf_request().
+ */
+int wharf_client_resolve_account(wharf_client_t *client, wharf_error_t *err);
+
+/*
  * Sends one request and unwraps the v4 envelope
  * {success, errors, messages, result, result_info}.
  *
@@ -114,9 +124,10 @@ char *wharf_client_escape(const char *s);
  * (GET /accounts/{a}/queues?name=NAME).
  *   queue_out: receives a new reference to the Queue object
  *              (queue_id, queue_name, settings, consumers, …).
+ * Without an account id it first calls wharf_client_resolve_account().
  * Returns WHARF_ERR_NOT_FOUND (err->code WHARF_CODE_QUEUE_NOT_FOUND) when no
- * queue has that name, WHARF_ERR_INVALID when the client has no account id,
- * or any error of wharf_request().
+ * queue has that name, or any error of wharf_client_resolve_account() and
+ * wharf_request().
  */
 int wharf_queue_find(wharf_client_t *client, const char *name, json_t **queue_out,
                      wharf_error_t *err);

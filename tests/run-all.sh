@@ -25,7 +25,9 @@ run_suite() {
 }
 
 run_suite unit tests/run-unit.sh "$build_dir"/tests/test_*
-run_suite blackbox env WHARF_BIN="$build_dir/wharf" tests/run-blackbox.sh
+export WHARF_BIN="$build_dir/wharf"
+run_suite blackbox tests/run-node.sh blackbox tests/blackbox/*.test.mjs
+run_suite crash tests/run-node.sh crash tests/crash/*.test.mjs
 
 echo "$total_passed passed, $total_failed failed"
 exit $status

@@ -66,6 +66,7 @@ typedef enum {
   API_ERR_REQUEST_TIMEOUT = 11015,
   API_ERR_HEADERS_TOO_LARGE = 11016,
   API_ERR_NOT_FOUND = 11017,
+  API_ERR_WORKER_EXISTS = 11018, /* workers.c: script name already registered */
   API_ERR_INTERNAL = 11099,
 } api_error_code_t;
 
@@ -108,6 +109,11 @@ void api_consumers_list(api_call_t *call);
 void api_consumers_get(api_call_t *call);
 void api_consumers_replace(api_call_t *call);
 void api_consumers_delete(api_call_t *call);
+
+/* Wharf's worker registry (workers.c, docs/workers.md). */
+void api_workers_register(api_call_t *call);
+void api_workers_list(api_call_t *call);
+void api_workers_remove(api_call_t *call);
 
 void api_admin_memberships(api_call_t *call);
 void api_admin_accounts_create(api_call_t *call);

@@ -33,6 +33,9 @@ typedef enum {
   CLI_TOKENS_CREATE,
   CLI_TOKENS_LIST,
   CLI_TOKENS_REVOKE,
+  CLI_WORKERS_REGISTER,
+  CLI_WORKERS_LIST,
+  CLI_WORKERS_REMOVE,
 } cli_command_t;
 
 /* What the request path is relative to; the runner resolves the ids. */
@@ -52,6 +55,7 @@ typedef struct {
   const char *queue_name;  /* borrowed from argv; NULL for admin commands */
   const char *script_name; /* borrowed; the worker consumer to remove */
   bool force;              /* purge without asking */
+  bool admin;              /* tokens create: an admin token, bound to no account */
 } cli_request_t;
 
 enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_USAGE = 2 };

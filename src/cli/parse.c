@@ -27,7 +27,7 @@ typedef enum {
   OPT_SECONDS_MS, /* seconds (may be fractional), sent as integer milliseconds */
   OPT_STRING,
   OPT_LIST,       /* comma-separated, sent as an array of strings */
-  OPT_FORCE,      /* boolean, sets cli_request_t.force */
+  OPT_SWITCH,     /* no value; sets the cli_request_t field named by target */
 } opt_type_t;
 
 typedef struct {
@@ -125,7 +125,7 @@ static const command_spec_t parse_commands[] = {
      {POS_QUEUE_NAME}, {{0}}, "{\"settings\":{\"delivery_paused\":false}}", NULL,
      "Resume message delivery"},
     {{"queues", "purge"}, CLI_QUEUES_PURGE, "POST", CLI_SCOPE_QUEUE, "/purge", {POS_QUEUE_NAME},
-     {{"force", OPT_FORCE, NULL, NULL}}, "{\"delete_messages_permanently\":true}", NULL,
+     {{"force", OPT_SWITCH, "force", NULL}}, "{\"delete_messages_permanently\":true}", NULL,
      "Delete every message in a queue (asks for the name unless --force)"},
     {{"accounts", "create"}, CLI_ACCOUNTS_CREATE, "POST", CLI_SCOPE_ROOT, "/accounts", {{0}},
      {{"name", OPT_STRING, "name", "NAME"}}, "{}", "name", "Create an account (admin)"},
@@ -134,13 +134,26 @@ static const command_spec_t parse_commands[] = {
     {{"tokens", "create"}, CLI_TOKENS_CREATE, "POST", CLI_SCOPE_ROOT, "/user/tokens", {{0}},
      {{"permissions", OPT_LIST, "permissions", "queues_read,queues_write"},
       {"account", OPT_STRING, "account_id", "ID"},
-      {"name", OPT_STRING, "name", "NAME"}},
+      {"admin", OPT_SWITCH, "admin", NULL}, {"name", OPT_STRING, "name", "NAME"}},
      "{\"permissions\":[\"queues_read\",\"queues_write\"]}", NULL,
-     "Create an API token for an account (default: WHARF_ACCOUNT_ID); shows it once"},
+     "Create an API token for --account (default WHARF_ACCOUNT_ID), or with --admin for\n"
+     "      every account and their administration; prints the secret once"},
     {{"tokens", "list"}, CLI_TOKENS_LIST, "GET", CLI_SCOPE_ROOT, "/user/tokens", {{0}}, {{0}},
      NULL, NULL, "List API tokens (never their secrets)"},
     {{"tokens", "revoke"}, CLI_TOKENS_REVOKE, "DELETE", CLI_SCOPE_ROOT, "/user/tokens",
      {{"token-id", POS_PATH, NULL}}, {{0}}, NULL, NULL, "Revoke an API token"},
+    {{"workers", "register"}, CLI_WORKERS_REGISTER, "POST", CLI_SCOPE_ACCOUNT,
+     "/workers/queue-handlers", {{"script-name", POS_SCRIPT, "script_name"}},
+     {{"url", OPT_STRING, "url", "URL"},
+      {"timeout-secs", OPT_SECONDS_MS, "timeout_ms", "SECS"}},
+     "{}", "url",
+     "Register the HTTP endpoint a worker consumer of that script name pushes\n"
+     "      batches to; prints its signing secret once"},
+    {{"workers", "list"}, CLI_WORKERS_LIST, "GET", CLI_SCOPE_ACCOUNT, "/workers/queue-handlers",
+     {{0}}, {{0}}, NULL, NULL, "List registered workers (never their secrets)"},
+    {{"workers", "remove"}, CLI_WORKERS_REMOVE, "DELETE", CLI_SCOPE_ACCOUNT,
+     "/workers/queue-handlers", {{"script-name", POS_PATH, NULL}}, {{0}}, NULL, NULL,
+     "Remove a registered worker"},
 };
 
 #define PARSE_COMMAND_COUNT (sizeof(parse_commands) / sizeof(parse_commands[0]))
@@ -247,8 +260,11 @@ static int parse_apply_option(cli_request_t *req, const opt_spec_t *opt, const c
   json_t *json = NULL;
   long long number;
   switch (opt->type) {
-  case OPT_FORCE:
-    req->force = true;
+  case OPT_SWITCH:
+    if (strcmp(opt->target, "admin") == 0)
+      req->admin = true;
+    else
+      req->force = true;
     return CLI_PARSE_OK;
   case OPT_INT:
     if (!parse_integer(value, &number))
@@ -339,7 +355,7 @@ static int parse_arguments(const command_spec_t *spec, int argc, char **argv, in
       const opt_spec_t *opt = parse_find_option(spec, flag, flag_len);
       if (!opt) {
         rc = parse_fail(error, size, "unknown flag --%.*s", (int)flag_len, flag);
-      } else if (opt->type == OPT_FORCE) {
+      } else if (opt->type == OPT_SWITCH) {
         rc = eq ? parse_fail(error, size, "--%s takes no value", opt->flag)
                 : parse_apply_option(req, opt, NULL, &query, error, size);
       } else if (!eq && i + 1 >= argc) {
@@ -378,7 +394,8 @@ int cli_parse(int argc, char **argv, cli_request_t *req, char *error, size_t err
     buf_t words = BUF_INIT;
     for (int i = 1; i < argc && i <= 3 && argv[i][0] != '-'; i++)
       buf_printf(&words, " %s", argv[i]);
-    int rc = parse_fail(error, error_size, "unknown command: wharf%s", words.data ? words.data : "");
+    int rc = parse_fail(error, error_size, "unknown command: wharf%s",
+                        words.data ? words.data : "");
     buf_free(&words);
     return rc;
   }

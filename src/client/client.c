@@ -149,9 +149,9 @@ static void client_error_from_envelope(wharf_error_t *err, long status, json_t *
 
 static int client_parse_envelope(wharf_client_t *client, long status, json_t **result_out,
                                  json_t **result_info_out, wharf_error_t *err) {
+  const char *text = client->response.data ? client->response.data : "";
   json_error_t jerr;
-  json_t *envelope =
-      json_loadb(client->response.data ? client->response.data : "", client->response.len, 0, &jerr);
+  json_t *envelope = json_loadb(text, client->response.len, 0, &jerr);
   if (!json_is_object(envelope)) {
     json_decref(envelope);
     if (status >= 400) {
@@ -230,5 +230,27 @@ int wharf_request(wharf_client_t *client, const char *method, const char *path_a
   curl_slist_free_all(headers);
   free(payload);
   buf_free(&url);
+  return rc;
+}
+
+int wharf_client_resolve_account(wharf_client_t *client, wharf_error_t *err) {
+  if (*client->account_id) return WHARF_OK;
+  json_t *memberships = NULL;
+  int rc = wharf_request(client, "GET", "/memberships", NULL, &memberships, NULL, err);
+  if (rc != WHARF_OK) return rc;
+  size_t count = json_array_size(memberships);
+  json_t *account = json_object_get(json_array_get(memberships, 0), "account");
+  const char *id = json_string_value(json_object_get(account, "id"));
+  if (count == 1 && id) {
+    free(client->account_id);
+    client->account_id = xstrdup(id);
+  } else {
+    client_error_set(err, 0, 0,
+                     "the token can use %zu accounts: set WHARF_ACCOUNT_ID (or "
+                     "CLOUDFLARE_ACCOUNT_ID) to choose one",
+                     count);
+    rc = WHARF_ERR_INVALID;
+  }
+  json_decref(memberships);
   return rc;
 }

@@ -13,23 +13,16 @@
 int wharf_queue_find(wharf_client_t *client, const char *name, json_t **queue_out,
                      wharf_error_t *err) {
   *queue_out = NULL;
+  int rc = wharf_client_resolve_account(client, err);
+  if (rc != WHARF_OK) return rc;
   const char *account = wharf_client_account_id(client);
-  if (!*account) {
-    if (err) {
-      err->http_status = 0;
-      err->code = 0;
-      snprintf(err->message, sizeof(err->message),
-               "no account id: set WHARF_ACCOUNT_ID (or CLOUDFLARE_ACCOUNT_ID)");
-    }
-    return WHARF_ERR_INVALID;
-  }
   char *escaped = wharf_client_escape(name);
   buf_t path = BUF_INIT;
   buf_printf(&path, "/accounts/%s/queues?name=%s", account, escaped);
   free(escaped);
 
   json_t *queues = NULL;
-  int rc = wharf_request(client, "GET", path.data, NULL, &queues, NULL, err);
+  rc = wharf_request(client, "GET", path.data, NULL, &queues, NULL, err);
   buf_free(&path);
   if (rc != WHARF_OK) return rc;
 

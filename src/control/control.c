@@ -11,6 +11,8 @@
  *
  * Rows have an INTEGER PRIMARY KEY "seq" (creation order, stable across
  * VACUUM, unlike an implicit rowid) and a 32-hex "id" that the API shows.
+ * accounts.queue_count is maintained by triggers so the per-account queue
+ * limit costs one row read, not a count over up to 10,000 rows per create.
  *
  * Schema changes are appended to `migrations`; PRAGMA user_version counts how
  * many have been applied. Never edit a migration that has shipped.
@@ -22,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "control/control_internal.h"
+#include "control/workers.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -66,6 +69,14 @@ static const char *const migrations[] = {
     "  max_concurrency INTEGER NOT NULL,"
     "  retry_delay_s INTEGER NOT NULL,"
     "  visibility_timeout_ms INTEGER NOT NULL);",
+    /* 2: a per-account queue counter, filled from what exists */
+    "ALTER TABLE accounts ADD COLUMN queue_count INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE accounts SET queue_count ="
+    "  (SELECT count(*) FROM queues WHERE queues.account_id = accounts.id);"
+    "CREATE TRIGGER queues_counted AFTER INSERT ON queues BEGIN"
+    "  UPDATE accounts SET queue_count = queue_count + 1 WHERE id = NEW.account_id; END;"
+    "CREATE TRIGGER queues_uncounted AFTER DELETE ON queues BEGIN"
+    "  UPDATE accounts SET queue_count = queue_count - 1 WHERE id = OLD.account_id; END;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
@@ -155,6 +166,7 @@ int control_open(const char *data_dir, control_t **out) {
   } else {
     rc = control_configure(control);
     if (rc == CONTROL_OK) rc = control_migrate(control);
+    if (rc == CONTROL_OK) rc = control_workers_init(control); /* workers.c owns its table */
   }
   buf_free(&path);
   if (rc != CONTROL_OK) {

@@ -10,6 +10,8 @@
  * Functions return CONTROL_OK or a CONTROL_ERR_* code; nothing is changed on
  * error. All calls are made on the loop thread. Names and setting ranges are
  * validated by the API layer; the control plane stores what it is given.
+ * List functions call fn while their query runs: fn may call other control
+ * functions, but not the same list function again.
  *
  * Schema: accounts <- tokens, accounts <- queues <- consumers, each child
  * deleted with its parent (ON DELETE CASCADE). The schema version is SQLite's
@@ -31,7 +33,7 @@ enum {
   CONTROL_ERR_EXISTS = -2,     /* duplicate queue name, second consumer */
   CONTROL_ERR_LIMIT = -3,      /* 10,000 queues per account */
   CONTROL_ERR_DATABASE = -4,   /* SQLite failed; logged */
-  CONTROL_ERR_INVALID = -5,    /* token secret empty or over 64 chars */
+  CONTROL_ERR_INVALID = -5,    /* token secret not 1-64 chars; bad WHARF_ACCOUNT_ID */
 };
 
 enum { PERMISSION_READ = 1, PERMISSION_WRITE = 2 };

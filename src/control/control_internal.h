@@ -2,8 +2,8 @@
  * control_internal.h — what the control plane's files share and nobody else
  * sees: the control_t struct, its statement cache and the SQLite helpers.
  *
- * Every SQL statement is prepared once, on first use, and kept for the life
- * of the connection (SQLITE_PREPARE_PERSISTENT): preparing costs more than
+ * The statements of the core tables are prepared once, on first use, and
+ * kept for the life of the connection (SQLITE_PREPARE_PERSISTENT): preparing costs more than
  * running a small indexed query, and token authentication runs on every
  * request. A statement is always reset right after use so that no read
  * transaction stays open (an open one would stop WAL checkpoints).

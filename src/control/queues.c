@@ -4,7 +4,8 @@
  *
  * Names are unique per account (a UNIQUE index, so a race cannot create two)
  * and an account holds at most CONTROL_MAX_QUEUES_PER_ACCOUNT queues; the
- * count and the insert share a transaction so the limit holds exactly.
+ * count (accounts.queue_count, kept by triggers) and the insert share a
+ * transaction so the limit holds exactly.
  * Lists are in creation order (seq), the order Cloudflare lists queues in.
  */
 #include <jansson.h>
@@ -47,16 +48,18 @@ static int queue_step_one(control_t *control, sqlite3_stmt *statement, control_q
   return result;
 }
 
+/* A missing account counts 0; the insert then fails on the foreign key. */
 static int queue_count_of_account(control_t *control, const char *account_id, int64_t *out) {
   sqlite3_stmt *statement =
       control_statement(control, STATEMENT_QUEUE_COUNT_OF_ACCOUNT,
-                        "SELECT count(*) FROM queues WHERE account_id = ?1");
+                        "SELECT queue_count FROM accounts WHERE id = ?1");
   if (!statement) return CONTROL_ERR_DATABASE;
   sqlite3_bind_text(statement, 1, account_id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(statement);
   *out = rc == SQLITE_ROW ? sqlite3_column_int64(statement, 0) : 0;
   sqlite3_reset(statement);
-  return rc == SQLITE_ROW ? CONTROL_OK : control_error(control, rc, "counting queues");
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? CONTROL_OK
+                                               : control_error(control, rc, "counting queues");
 }
 
 static int queue_insert(control_t *control, const control_queue_t *queue) {

@@ -91,6 +91,14 @@ void engine_queue_delete(engine_queue_t *queue, engine_done_fn done, void *data)
 void engine_queue_purge(engine_queue_t *queue, engine_done_fn done, void *data);
 
 void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics);
+/* Heap bytes of the queue's in-memory index (the RAM a backlog costs). */
+size_t engine_queue_index_bytes(const engine_queue_t *queue);
+
+/* Called when the queue gains ready messages: a send or a retry became
+ * durable, a delay or a lease ran out, delivery resumed. For push delivery;
+ * the hook may call engine_pull. */
+typedef void (*engine_ready_fn)(void *context, engine_queue_t *queue);
+void engine_queue_set_ready_hook(engine_queue_t *queue, engine_ready_fn hook, void *context);
 
 typedef struct {
   uint8_t content_type;  /* CONTENT_TYPE_* from store/record.h */

@@ -73,6 +73,7 @@ typedef struct {
   seq_heap_t leases;         /* LEASED: seq -> expiry ms, tag = generation */
   uint32_t lease_generation;
   uint64_t live_count, live_bytes;
+  bool replaying;            /* keep DEAD entries (see queue_index_kill) */
 } queue_index_t;
 
 void queue_index_init(queue_index_t *index);
@@ -108,8 +109,14 @@ void queue_index_purge(queue_index_t *index, uint64_t below,
  * where a relocated PUT may still arrive below the front). */
 void queue_index_trim(queue_index_t *index);
 
-/* The next READY message to deliver (matured delayed ones first become
- * READY), or false. Does not change its state. */
+/* Replay is over: frees blocks left fully dead and trims the front. */
+void queue_index_end_replay(queue_index_t *index);
+
+/* Matured delayed messages become READY; returns how many. */
+size_t queue_index_promote(queue_index_t *index, uint64_t now_ms);
+/* Takes the next READY message to deliver (matured delayed ones first
+ * become READY), or false. The caller must lease it (or otherwise change
+ * its state): it is no longer on the cursor's way. */
 bool queue_index_next_ready(queue_index_t *index, uint64_t now_ms, uint64_t *seq);
 /* The first lease that expired by now_ms, or false. */
 bool queue_index_next_expired(const queue_index_t *index, uint64_t now_ms, uint64_t *seq);

@@ -54,16 +54,20 @@ void buf_append(buf_t *b, const void *data, size_t len) {
 void buf_append_str(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
 
 void buf_printf(buf_t *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  buf_reserve(b, (size_t)n);
-  va_start(ap, fmt);
-  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
+  buf_reserve(b, 64);
+  for (;;) {
+    size_t room = b->cap - b->len;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->data + b->len, room, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < room) {
+      b->len += (size_t)n;
+      return;
+    }
+    buf_reserve(b, (size_t)n);
+  }
 }
 
 void buf_reset(buf_t *b) {

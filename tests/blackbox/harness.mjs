@@ -42,12 +42,15 @@ export function freePort() {
   });
 }
 
-/* Runs a program to completion; never throws for a non-zero exit. */
+/* Runs a program to completion; never throws for a non-zero exit. An env
+ * value of undefined removes that variable. */
 export function run(cmd, args, { env = {}, cwd, timeoutMs = 60_000, input } = {}) {
   return new Promise((resolve, reject) => {
+    const merged = { ...process.env, ...env };
+    for (const k of Object.keys(merged)) if (merged[k] === undefined) delete merged[k];
     const child = spawn(cmd, args, {
       cwd,
-      env: { ...process.env, ...env },
+      env: merged,
       stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -140,7 +143,10 @@ export class WharfServer {
     this.child = null;
     if (child.exitCode !== null || child.signalCode !== null) return child.exited;
     child.kill('SIGTERM');
-    const exited = await Promise.race([child.exited, sleep(10_000).then(() => null)]);
+    let timer;
+    const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve(null), 10_000)));
+    const exited = await Promise.race([child.exited, timeout]);
+    clearTimeout(timer);
     if (exited) return exited;
     child.kill('SIGKILL');
     await child.exited;

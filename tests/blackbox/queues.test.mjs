@@ -24,7 +24,7 @@ after(async () => {
 });
 
 async function allNames() {
-  const res = await server.api('GET', server.acct('/queues?per_page=1000'));
+  const res = await server.api('GET', server.acct('/queues?per_page=100'));
   assertEnvelope(assert, res, { success: true, status: 200 });
   return res.json.result.map((q) => q.queue_name).sort();
 }
@@ -276,7 +276,7 @@ describe('validation: a bad request is a 400 and creates nothing', () => {
     test(`create with ${what}`, async () => {
       const beforeNames = await allNames();
       const res = await server.api('POST', server.acct('/queues'), body);
-      assertError(assert, res, 400);
+      assertError(assert, res, 400, 11001);
       assert.deepEqual(await allNames(), beforeNames, 'nothing created');
     });
   }
@@ -315,7 +315,7 @@ describe('validation: a bad request is a 400 and creates nothing', () => {
   test('a malformed JSON body is a 400 and creates nothing', async () => {
     const beforeNames = await allNames();
     const res = await server.api('POST', server.acct('/queues'), '{"queue_name": "malformed-json",');
-    assertError(assert, res, 400);
+    assertError(assert, res, 400, 11014);
     const res2 = await server.api('POST', server.acct('/queues'), '["not", "an", "object"]');
     assertError(assert, res2, 400);
     assert.deepEqual(await allNames(), beforeNames);
@@ -335,7 +335,7 @@ describe('duplicates and unknown queues', () => {
     await client.queues.create({ account_id: A, queue_name: 'dup-name' });
     const beforeNames = await allNames();
     const res = await server.api('POST', server.acct('/queues'), { queue_name: 'dup-name' });
-    assertError(assert, res, 409);
+    assertError(assert, res, 409, 11009);
     assert.deepEqual(await allNames(), beforeNames);
     // A client with the SDK's default retries (2, with back-off) must give up
     // at once because of x-should-retry: false.
@@ -374,7 +374,7 @@ describe('duplicates and unknown queues', () => {
 
   test('an unknown route is a 404 in the envelope', async () => {
     const res = await server.api('GET', '/no/such/route');
-    assertError(assert, res, 404);
+    assertError(assert, res, 404, 7003);
   });
 });
 
@@ -421,7 +421,7 @@ describe('authentication and permissions', () => {
 
     const beforeNames = await allNames();
     const c = await server.api('POST', server.acct('/queues'), { queue_name: 'read-only-create' }, { token: readToken });
-    assertError(assert, c, 403);
+    assertError(assert, c, 403, 9109);
     const p = await server.api('PATCH', server.acct(`/queues/${q.queue_id}`), { settings: { delivery_delay: 9 } }, {
       token: readToken,
     });
@@ -441,7 +441,7 @@ describe('authentication and permissions', () => {
     const l = await server.api('GET', server.acct('/queues'), undefined, { token: otherToken });
     assertError(assert, l, 403);
     const c = await server.api('POST', server.acct('/queues'), { queue_name: 'cross-account' }, { token: otherToken });
-    assertError(assert, c, 403);
+    assertError(assert, c, 403, 9109);
     const q = await queueByName('crud-defaults');
     const g = await server.api('GET', server.acct(`/queues/${q.queue_id}`), undefined, { token: otherToken });
     assertError(assert, g, 403);

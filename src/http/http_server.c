@@ -1,0 +1,832 @@
+/*
+ * http_server.c — HTTP/1.1 on libuv and http-parser.
+ *
+ * A connection is one uv_tcp_t, one http_parser, one timer and a FIFO of
+ * exchanges in request order. An exchange joins the FIFO at the first byte of
+ * its request and leaves it when its response has been written; the server
+ * only ever writes the oldest exchange that has responded, so pipelined
+ * responses go out in request order whatever order handlers answer in. Up to
+ * HTTP_MAX_PENDING exchanges may be in flight; past that the parser is
+ * paused, the unparsed input is kept on the connection and reading stops until
+ * responses drain, which bounds the memory one client can make us hold.
+ *
+ * Reads land in one buffer per server: parsing is synchronous in the read
+ * callback and every parser callback copies what it keeps, so idle
+ * connections own no read buffer (Node does the same). Exchanges, with their
+ * buffers, are recycled through a small per-connection free list, so a
+ * keep-alive connection allocates nothing per request. An exchange whose
+ * handler is still running when its connection dies is detached ("orphaned")
+ * and freed by http_exchange_respond without writing anything.
+ *
+ * One timer per connection: the idle timeout while nothing is in flight, the
+ * request timeout from the first byte of a request to its last (slowloris),
+ * and none while only handlers are running — that time is the server's own.
+ *
+ * Responses a handler gives while a read is being parsed are written after
+ * the parse, consecutive ready ones in one uv_write, so a pipelined burst
+ * costs one system call rather than one per response.
+ *
+ * Protocol errors (400, 408, 413, 431) become an exchange answered through
+ * options.on_error; after one, nothing more is parsed. Whether a response says
+ * "Connection: close" is decided when it is written: it does when it is the
+ * last response the connection will ever send, and the connection is closed
+ * once that write completes.
+ */
+#include "http/http_server.h"
+
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/buf.h"
+#include "util/crypto.h"
+#include "util/log.h"
+
+#define HTTP_READ_BUFFER_BYTES (64 * 1024)
+#define HTTP_MAX_PENDING 64       /* exchanges in flight before reading pauses */
+#define HTTP_FREE_EXCHANGES 8     /* recycled exchanges kept per connection */
+#define HTTP_RECYCLE_MAX_BYTES (64 * 1024) /* bigger buffers are not kept */
+#define HTTP_PEER_BYTES 64
+#define HTTP_WRITE_BATCH 16       /* responses gathered into one uv_write */
+
+#define HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)
+#define HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
+#define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 30000
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+typedef struct http_connection http_connection_t;
+
+typedef enum {
+  EXCHANGE_RECEIVING, /* request bytes still arriving */
+  EXCHANGE_HANDLING,  /* given to on_request or on_error, not answered yet */
+  EXCHANGE_RESPONDED, /* response built, waiting for earlier ones to be written */
+  EXCHANGE_WRITING,   /* handed to uv_write */
+} exchange_state_t;
+
+struct http_exchange {
+  http_exchange_t *next;
+  http_connection_t *connection; /* NULL once orphaned */
+  exchange_state_t state;
+  http_request_t request;
+  buf_t url;     /* raw request target */
+  buf_t target;  /* decoded path, NUL, raw query, NUL */
+  buf_t headers; /* name NUL value NUL …, as received */
+  size_t header_count;
+  size_t header_bytes;
+  bool in_header_value;
+  bool headers_ended;
+  bool expect_continue; /* a 100 Continue is owed once this is next to write */
+  bool is_head;
+  bool quiet;
+  buf_t body;
+  buf_t extra_headers; /* from http_exchange_add_header */
+  buf_t head;          /* status line and headers, Connection added at write */
+  buf_t response_body;
+  uv_write_t write_request;    /* used by the first exchange of a batch */
+  uv_write_t continue_request;
+  unsigned batch_count;        /* exchanges written by write_request */
+  uint64_t started_ns;
+  char peer[HTTP_PEER_BYTES];
+};
+
+struct http_connection {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  http_parser parser;
+  http_server_t *server;
+  http_connection_t *prev, *next; /* the server's list */
+  http_exchange_t *head, *tail;   /* in flight, in request order */
+  http_exchange_t *next_to_write;
+  http_exchange_t *free_exchanges;
+  size_t free_count;
+  size_t pending;    /* exchanges in the FIFO */
+  buf_t unparsed;    /* input kept while the parser is paused */
+  int error_status;  /* set by a parser callback that rejects the request */
+  const char *error_message;
+  int open_handles;
+  bool parsing;      /* inside http_parser_execute: responses wait for the flush after */
+  bool paused;       /* HTTP_MAX_PENDING reached */
+  bool input_done;   /* no further request will be parsed */
+  bool peer_eof;
+  bool closing;
+  char peer[HTTP_PEER_BYTES];
+};
+
+struct http_server {
+  uv_tcp_t listener;
+  uv_loop_t *loop;
+  http_server_options_t options;
+  http_connection_t *connections;
+  bool stopping;
+  bool listener_closed;
+  void (*on_closed)(void *arg);
+  void *on_closed_arg;
+  int port;
+  char read_buffer[HTTP_READ_BUFFER_BYTES];
+};
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void connection_close(http_connection_t *connection);
+static void connection_flush(http_connection_t *connection);
+static void connection_parse(http_connection_t *connection, const char *data, size_t len,
+                             bool from_unparsed);
+static void connection_start_reading(http_connection_t *connection);
+
+/* ---- exchanges ---- */
+
+static void buf_recycle(buf_t *b) {
+  if (b->cap > HTTP_RECYCLE_MAX_BYTES) buf_free(b);
+  else buf_reset(b);
+}
+
+static void exchange_free(http_exchange_t *exchange) {
+  buf_free(&exchange->url);
+  buf_free(&exchange->target);
+  buf_free(&exchange->headers);
+  buf_free(&exchange->body);
+  buf_free(&exchange->extra_headers);
+  buf_free(&exchange->head);
+  buf_free(&exchange->response_body);
+  free(exchange);
+}
+
+static void exchange_release(http_connection_t *connection, http_exchange_t *exchange) {
+  if (connection->free_count >= HTTP_FREE_EXCHANGES) {
+    exchange_free(exchange);
+    return;
+  }
+  buf_recycle(&exchange->url);
+  buf_recycle(&exchange->target);
+  buf_recycle(&exchange->headers);
+  buf_recycle(&exchange->body);
+  buf_recycle(&exchange->extra_headers);
+  buf_recycle(&exchange->head);
+  buf_recycle(&exchange->response_body);
+  exchange->next = connection->free_exchanges;
+  connection->free_exchanges = exchange;
+  connection->free_count++;
+}
+
+/* A fresh exchange at the tail of the connection's FIFO. */
+static http_exchange_t *exchange_acquire(http_connection_t *connection) {
+  http_exchange_t *exchange = connection->free_exchanges;
+  if (exchange) {
+    connection->free_exchanges = exchange->next;
+    connection->free_count--;
+  } else {
+    exchange = xcalloc(1, sizeof *exchange);
+  }
+  exchange->next = NULL;
+  exchange->connection = connection;
+  exchange->state = EXCHANGE_RECEIVING;
+  exchange->request = (http_request_t){"", "", "", "", 0};
+  exchange->header_count = exchange->header_bytes = 0;
+  exchange->in_header_value = exchange->headers_ended = false;
+  exchange->expect_continue = exchange->is_head = false;
+  exchange->quiet = connection->server->options.quiet;
+  exchange->started_ns = uv_hrtime();
+  memcpy(exchange->peer, connection->peer, sizeof exchange->peer);
+  if (connection->tail) connection->tail->next = exchange;
+  else connection->head = exchange;
+  connection->tail = exchange;
+  if (!connection->next_to_write) connection->next_to_write = exchange;
+  connection->pending++;
+  return exchange;
+}
+
+/* Terminates the last header (a field may still lack its value) so lookups
+ * work on a request cut short by an error. */
+static void exchange_end_headers(http_exchange_t *exchange) {
+  if (exchange->headers_ended || !exchange->header_count) return;
+  if (!exchange->in_header_value) buf_append(&exchange->headers, "", 1);
+  buf_append(&exchange->headers, "", 1);
+  exchange->headers_ended = true;
+}
+
+/* Percent-decodes a path into out. Rejects malformed escapes and control
+ * characters: a path is matched by the router and written to the log. */
+static bool path_decode(buf_t *out, const char *path, size_t len) {
+  buf_reserve(out, len);
+  for (size_t i = 0; i < len; i++) {
+    uint8_t ch = (uint8_t)path[i];
+    if (ch == '%') {
+      if (i + 2 >= len) return false;
+      if (!crypto_hex_decode(path + i + 1, 1, &ch)) return false;
+      i += 2;
+    }
+    if (ch < 0x20 || ch == 0x7f) return false;
+    out->data[out->len++] = (char)ch;
+  }
+  out->data[out->len] = '\0';
+  return true;
+}
+
+static bool exchange_parse_target(http_exchange_t *exchange, bool is_connect) {
+  struct http_parser_url url;
+  http_parser_url_init(&url);
+  if (!exchange->url.len ||
+      http_parser_parse_url(exchange->url.data, exchange->url.len, is_connect, &url))
+    return false;
+  buf_t *target = &exchange->target;
+  buf_reset(target);
+  if (url.field_set & (1 << UF_PATH)) {
+    if (!path_decode(target, exchange->url.data + url.field_data[UF_PATH].off,
+                     url.field_data[UF_PATH].len))
+      return false;
+  } else {
+    buf_append(target, "/", 1);
+  }
+  size_t query_at = target->len + 1;
+  buf_append(target, "", 1);
+  if (url.field_set & (1 << UF_QUERY))
+    buf_append(target, exchange->url.data + url.field_data[UF_QUERY].off,
+               url.field_data[UF_QUERY].len);
+  exchange->request.path = target->data;
+  exchange->request.query = target->data + query_at;
+  return true;
+}
+
+/* ---- parser callbacks: they run inside http_parser_execute ---- */
+
+static void on_timer(uv_timer_t *timer);
+
+static void connection_arm_timer(http_connection_t *connection, uint64_t timeout_ms) {
+  uv_timer_start(&connection->timer, on_timer, timeout_ms, 0);
+}
+
+static int request_reject(http_connection_t *connection, int status, const char *message) {
+  connection->error_status = status;
+  connection->error_message = message;
+  return -1;
+}
+
+static int header_bytes_add(http_connection_t *connection, http_exchange_t *exchange, size_t n) {
+  exchange->header_bytes += n;
+  if (exchange->header_bytes <= connection->server->options.max_header_bytes) return 0;
+  return request_reject(connection, 431, "request header fields too large");
+}
+
+static int on_message_begin(http_parser *parser) {
+  http_connection_t *connection = parser->data;
+  if (connection->closing) return -1;
+  exchange_acquire(connection);
+  connection_arm_timer(connection, connection->server->options.request_timeout_ms);
+  return 0;
+}
+
+static int on_url(http_parser *parser, const char *at, size_t len) {
+  http_connection_t *connection = parser->data;
+  http_exchange_t *exchange = connection->tail;
+  if (header_bytes_add(connection, exchange, len)) return -1;
+  if (!exchange->url.len) exchange->request.method = http_method_str(parser->method);
+  buf_append(&exchange->url, at, len);
+  return 0;
+}
+
+static int on_header_field(http_parser *parser, const char *at, size_t len) {
+  http_connection_t *connection = parser->data;
+  http_exchange_t *exchange = connection->tail;
+  if (!exchange->header_count || exchange->in_header_value) {
+    if (exchange->header_count) buf_append(&exchange->headers, "", 1);
+    exchange->header_count++;
+    exchange->in_header_value = false;
+    if (header_bytes_add(connection, exchange, 4)) return -1; /* ": " and CRLF */
+  }
+  if (header_bytes_add(connection, exchange, len)) return -1;
+  buf_append(&exchange->headers, at, len);
+  return 0;
+}
+
+static int on_header_value(http_parser *parser, const char *at, size_t len) {
+  http_connection_t *connection = parser->data;
+  http_exchange_t *exchange = connection->tail;
+  if (!exchange->in_header_value) {
+    buf_append(&exchange->headers, "", 1);
+    exchange->in_header_value = true;
+  }
+  if (header_bytes_add(connection, exchange, len)) return -1;
+  buf_append(&exchange->headers, at, len);
+  return 0;
+}
+
+static int on_headers_complete(http_parser *parser) {
+  http_connection_t *connection = parser->data;
+  http_exchange_t *exchange = connection->tail;
+  exchange_end_headers(exchange);
+  exchange->request.method = http_method_str(parser->method);
+  exchange->is_head = parser->method == HTTP_HEAD;
+  if (!exchange_parse_target(exchange, parser->method == HTTP_CONNECT))
+    return request_reject(connection, 400, "malformed request target");
+  /* Reject a declared oversize body before reading any of it. */
+  if (!(parser->flags & F_CHUNKED) && parser->content_length != ULLONG_MAX) {
+    if (parser->content_length > connection->server->options.max_body_bytes)
+      return request_reject(connection, 413, "request body too large");
+    buf_reserve(&exchange->body, parser->content_length);
+  }
+  if (parser->http_major == 1 && parser->http_minor >= 1) {
+    const char *expect = http_exchange_header(exchange, "expect");
+    if (expect && !strcasecmp(expect, "100-continue")) {
+      exchange->expect_continue = true;
+      connection_flush(connection);
+    }
+  }
+  return 0;
+}
+
+static int on_body(http_parser *parser, const char *at, size_t len) {
+  http_connection_t *connection = parser->data;
+  http_exchange_t *exchange = connection->tail;
+  if (exchange->body.len + len > connection->server->options.max_body_bytes)
+    return request_reject(connection, 413, "request body too large");
+  buf_append(&exchange->body, at, len);
+  return 0;
+}
+
+static int on_message_complete(http_parser *parser) {
+  http_connection_t *connection = parser->data;
+  http_server_t *server = connection->server;
+  http_exchange_t *exchange = connection->tail;
+  uv_timer_stop(&connection->timer);
+  exchange->expect_continue = false;
+  exchange->request.body = exchange->body.data ? exchange->body.data : "";
+  exchange->request.body_len = exchange->body.len;
+  exchange->state = EXCHANGE_HANDLING;
+  /* Stop parsing after this request when it is the connection's last, or when
+   * enough are in flight; the rest of the input waits in unparsed. */
+  if (!http_should_keep_alive(parser) || parser->upgrade || server->stopping) {
+    connection->input_done = true;
+    http_parser_pause(parser, 1);
+  } else if (connection->pending >= HTTP_MAX_PENDING) {
+    connection->paused = true;
+    http_parser_pause(parser, 1);
+  }
+  server->options.on_request(exchange, server->options.context);
+  return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- connections ---- */
+
+/* Answers a protocol error on the request being received (or a new exchange
+ * when the bytes never made a request) and parses nothing more. */
+static void connection_fail(http_connection_t *connection, int status, const char *message) {
+  http_server_t *server = connection->server;
+  connection->input_done = true;
+  connection->paused = false;
+  uv_read_stop((uv_stream_t *)&connection->tcp);
+  uv_timer_stop(&connection->timer);
+  buf_free(&connection->unparsed);
+  http_exchange_t *exchange = connection->tail;
+  if (!exchange || exchange->state != EXCHANGE_RECEIVING) exchange = exchange_acquire(connection);
+  exchange_end_headers(exchange);
+  exchange->expect_continue = false;
+  exchange->state = EXCHANGE_HANDLING;
+  if (server->options.on_error) {
+    server->options.on_error(exchange, status, message, server->options.context);
+  } else {
+    http_exchange_respond(exchange, status, "text/plain; charset=utf-8", message,
+                          strlen(message));
+  }
+}
+
+static int parser_error_status(http_connection_t *connection, enum http_errno error,
+                               const char **message) {
+  if (connection->error_status) {
+    *message = connection->error_message;
+    return connection->error_status;
+  }
+  if (error == HPE_HEADER_OVERFLOW) {
+    *message = "request header fields too large";
+    return 431;
+  }
+  *message = "malformed request";
+  return 400;
+}
+
+static void connection_keep_unparsed(http_connection_t *connection, const char *rest, size_t len,
+                                     bool from_unparsed) {
+  if (from_unparsed) {
+    memmove(connection->unparsed.data, rest, len);
+    connection->unparsed.len = len;
+    connection->unparsed.data[len] = '\0';
+  } else {
+    buf_reset(&connection->unparsed);
+    buf_append(&connection->unparsed, rest, len);
+  }
+}
+
+static void connection_parse(http_connection_t *connection, const char *data, size_t len,
+                             bool from_unparsed) {
+  if (connection->input_done || connection->closing) return;
+  connection->parsing = true;
+  size_t parsed = http_parser_execute(&connection->parser, &parser_settings, data, len);
+  connection->parsing = false;
+  if (connection->closing) return;
+  connection_flush(connection);
+  enum http_errno error = HTTP_PARSER_ERRNO(&connection->parser);
+  if (error == HPE_PAUSED && connection->paused && !connection->input_done) {
+    uv_read_stop((uv_stream_t *)&connection->tcp);
+    connection_keep_unparsed(connection, data + parsed, len - parsed, from_unparsed);
+    return;
+  }
+  if (from_unparsed) buf_reset(&connection->unparsed);
+  if (error == HPE_PAUSED || connection->input_done) {
+    uv_read_stop((uv_stream_t *)&connection->tcp);
+    return;
+  }
+  if (error != HPE_OK) {
+    const char *message;
+    int status = parser_error_status(connection, error, &message);
+    connection_fail(connection, status, message);
+  }
+}
+
+/* The peer sent its last byte: a request it left unfinished is dropped, and
+ * the connection closes once the responses it is owed are written. */
+static void connection_end_input(http_connection_t *connection) {
+  connection->input_done = true;
+  http_exchange_t *tail = connection->tail;
+  if (tail && tail->state == EXCHANGE_RECEIVING) {
+    uv_timer_stop(&connection->timer);
+    http_exchange_t **link = &connection->head;
+    while (*link != tail) link = &(*link)->next;
+    *link = NULL;
+    connection->tail = link == &connection->head ? NULL : container_of(link, http_exchange_t, next);
+    if (connection->next_to_write == tail) connection->next_to_write = NULL;
+    connection->pending--;
+    exchange_release(connection, tail);
+  }
+  if (!connection->head) connection_close(connection);
+}
+
+static void connection_resume(http_connection_t *connection) {
+  connection->paused = false;
+  http_parser_pause(&connection->parser, 0);
+  if (connection->unparsed.len)
+    connection_parse(connection, connection->unparsed.data, connection->unparsed.len, true);
+  if (connection->closing || connection->paused || connection->input_done) return;
+  if (connection->peer_eof) connection_end_input(connection);
+  else connection_start_reading(connection);
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  http_connection_t *connection = handle->data;
+  buf->base = connection->server->read_buffer;
+  buf->len = sizeof connection->server->read_buffer;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  http_connection_t *connection = stream->data;
+  if (nread > 0) {
+    connection_parse(connection, buf->base, (size_t)nread, false);
+  } else if (nread == UV_EOF) {
+    connection->peer_eof = true;
+    uv_read_stop(stream);
+    connection_end_input(connection);
+  } else if (nread < 0) {
+    connection_close(connection);
+  }
+}
+
+static void connection_start_reading(http_connection_t *connection) {
+  uv_read_start((uv_stream_t *)&connection->tcp, on_alloc, on_read);
+}
+
+static void on_timer(uv_timer_t *timer) {
+  http_connection_t *connection = timer->data;
+  if (connection->tail && connection->tail->state == EXCHANGE_RECEIVING)
+    connection_fail(connection, 408, "request timeout");
+  else if (!connection->head)
+    connection_close(connection);
+}
+
+static void on_write(uv_write_t *request, int status) {
+  http_exchange_t *exchange = container_of(request, http_exchange_t, write_request);
+  http_connection_t *connection = exchange->connection;
+  if (connection->closing) return; /* the exchanges go with the connection */
+  /* Writes complete in order, so the batch is at the FIFO head. */
+  for (unsigned i = exchange->batch_count; i > 0; i--) {
+    http_exchange_t *written = connection->head;
+    connection->head = written->next;
+    connection->pending--;
+    exchange_release(connection, written);
+  }
+  if (!connection->head) connection->tail = NULL;
+  if (status < 0) {
+    connection_close(connection);
+    return;
+  }
+  if (!connection->head) {
+    if (connection->input_done) {
+      connection_close(connection);
+      return;
+    }
+    connection_arm_timer(connection, connection->server->options.idle_timeout_ms);
+  }
+  if (connection->paused && connection->pending < HTTP_MAX_PENDING) connection_resume(connection);
+}
+
+static void on_continue_written(uv_write_t *request, int status) {
+  (void)request;
+  (void)status; /* a failed write also fails the next one, which closes */
+}
+
+/* Adds a response's head and body to a batch of buffers to write. */
+static unsigned exchange_gather(http_connection_t *connection, http_exchange_t *exchange,
+                                uv_buf_t *bufs) {
+  bool last = connection->input_done && !exchange->next;
+  buf_append_str(&exchange->head,
+                 last ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
+  exchange->state = EXCHANGE_WRITING;
+  bufs[0] = uv_buf_init(exchange->head.data, (unsigned)exchange->head.len);
+  if (!exchange->response_body.len) return 1;
+  bufs[1] = uv_buf_init(exchange->response_body.data, (unsigned)exchange->response_body.len);
+  return 2;
+}
+
+/* Writes the responses that are ready, in order from next_to_write, with
+ * one uv_write: pipelined responses share a system call. */
+static void connection_write_ready(http_connection_t *connection) {
+  http_exchange_t *first = connection->next_to_write;
+  uv_buf_t bufs[2 * HTTP_WRITE_BATCH];
+  unsigned count = 0;
+  first->batch_count = 0;
+  http_exchange_t *exchange = first;
+  while (exchange && exchange->state == EXCHANGE_RESPONDED &&
+         first->batch_count < HTTP_WRITE_BATCH) {
+    count += exchange_gather(connection, exchange, bufs + count);
+    first->batch_count++;
+    exchange = exchange->next;
+  }
+  connection->next_to_write = exchange;
+  if (uv_write(&first->write_request, (uv_stream_t *)&connection->tcp, bufs, count, on_write))
+    connection_close(connection);
+}
+
+/* Writes every response that is next in request order, and the 100 Continue
+ * owed to a request whose turn has come. */
+static void connection_flush(http_connection_t *connection) {
+  http_exchange_t *exchange;
+  while (!connection->closing && !connection->parsing &&
+         (exchange = connection->next_to_write)) {
+    if (exchange->state == EXCHANGE_RECEIVING && exchange->expect_continue) {
+      exchange->expect_continue = false;
+      uv_buf_t buf = uv_buf_init((char *)continue_line, sizeof continue_line - 1);
+      if (uv_write(&exchange->continue_request, (uv_stream_t *)&connection->tcp, &buf, 1,
+                   on_continue_written))
+        connection_close(connection);
+    }
+    if (exchange->state != EXCHANGE_RESPONDED) return;
+    connection_write_ready(connection);
+  }
+}
+
+static void server_finish_if_done(http_server_t *server) {
+  if (!server->listener_closed || server->connections) return;
+  if (server->on_closed) server->on_closed(server->on_closed_arg);
+  free(server);
+}
+
+static void on_connection_closed(uv_handle_t *handle) {
+  http_connection_t *connection = handle->data;
+  if (--connection->open_handles) return;
+  while (connection->head) {
+    http_exchange_t *next = connection->head->next;
+    exchange_free(connection->head);
+    connection->head = next;
+  }
+  while (connection->free_exchanges) {
+    http_exchange_t *next = connection->free_exchanges->next;
+    exchange_free(connection->free_exchanges);
+    connection->free_exchanges = next;
+  }
+  buf_free(&connection->unparsed);
+  http_server_t *server = connection->server;
+  if (connection->prev) connection->prev->next = connection->next;
+  else server->connections = connection->next;
+  if (connection->next) connection->next->prev = connection->prev;
+  free(connection);
+  server_finish_if_done(server);
+}
+
+/* Exchanges whose handler has not answered are detached to be freed by
+ * http_exchange_respond; the others are freed once both handles are closed
+ * (after libuv has cancelled their writes). */
+static void connection_close(http_connection_t *connection) {
+  if (connection->closing) return;
+  connection->closing = true;
+  http_exchange_t **link = &connection->head;
+  while (*link) {
+    http_exchange_t *exchange = *link;
+    if (exchange->state == EXCHANGE_HANDLING) {
+      *link = exchange->next;
+      exchange->next = NULL;
+      exchange->connection = NULL;
+    } else {
+      link = &exchange->next;
+    }
+  }
+  connection->tail = connection->next_to_write = NULL;
+  uv_close((uv_handle_t *)&connection->tcp, on_connection_closed);
+  uv_close((uv_handle_t *)&connection->timer, on_connection_closed);
+}
+
+/* For http_server_stop: a request being received may finish (on_message_complete
+ * stops parsing after it); otherwise nothing new is parsed. */
+static void connection_drain(http_connection_t *connection) {
+  if (connection->closing) return;
+  if (!connection->head) {
+    connection_close(connection);
+    return;
+  }
+  if (connection->tail->state == EXCHANGE_RECEIVING) return;
+  connection->input_done = true;
+  connection->paused = false;
+  http_parser_pause(&connection->parser, 1);
+  uv_read_stop((uv_stream_t *)&connection->tcp);
+  buf_free(&connection->unparsed);
+}
+
+static void connection_format_peer(http_connection_t *connection) {
+  struct sockaddr_storage address;
+  int len = sizeof address;
+  char ip[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (!uv_tcp_getpeername(&connection->tcp, (struct sockaddr *)&address, &len)) {
+    if (address.ss_family == AF_INET6) {
+      struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
+      uv_ip6_name(in6, ip, sizeof ip);
+      port = ntohs(in6->sin6_port);
+      snprintf(connection->peer, sizeof connection->peer, "[%s]:%d", ip, port);
+      return;
+    }
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&address;
+    uv_ip4_name(in4, ip, sizeof ip);
+    port = ntohs(in4->sin_port);
+  }
+  snprintf(connection->peer, sizeof connection->peer, "%s:%d", ip, port);
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  http_server_t *server = listener->data;
+  if (status < 0) {
+    log_warn("http: accept failed: %s", uv_strerror(status));
+    return;
+  }
+  http_connection_t *connection = xcalloc(1, sizeof *connection);
+  connection->server = server;
+  connection->open_handles = 2;
+  uv_tcp_init(server->loop, &connection->tcp);
+  uv_timer_init(server->loop, &connection->timer);
+  connection->tcp.data = connection->timer.data = connection;
+  connection->next = server->connections;
+  if (server->connections) server->connections->prev = connection;
+  server->connections = connection;
+  if (uv_accept(listener, (uv_stream_t *)&connection->tcp)) {
+    connection_close(connection);
+    return;
+  }
+  uv_tcp_nodelay(&connection->tcp, 1);
+  connection_format_peer(connection);
+  http_parser_init(&connection->parser, HTTP_REQUEST);
+  connection->parser.data = connection;
+  connection_arm_timer(connection, server->options.idle_timeout_ms);
+  connection_start_reading(connection);
+}
+
+/* ---- public API ---- */
+
+static void on_listener_closed(uv_handle_t *handle) {
+  http_server_t *server = handle->data;
+  server->listener_closed = true;
+  server_finish_if_done(server);
+}
+
+static void server_apply_defaults(http_server_options_t *options) {
+  if (!options->max_header_bytes) options->max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES;
+  if (!options->max_body_bytes) options->max_body_bytes = HTTP_DEFAULT_MAX_BODY_BYTES;
+  if (!options->idle_timeout_ms) options->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
+  if (!options->request_timeout_ms) options->request_timeout_ms = HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
+}
+
+int http_server_start(uv_loop_t *loop, const char *host, int port,
+                      const http_server_options_t *options, http_server_t **out) {
+  struct sockaddr_storage address;
+  int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&address)
+                             : uv_ip4_addr(host, port, (struct sockaddr_in *)&address);
+  if (rc) return rc;
+  http_server_t *server = xcalloc(1, sizeof *server);
+  server->loop = loop;
+  server->options = *options;
+  server_apply_defaults(&server->options);
+  uv_tcp_init(loop, &server->listener);
+  server->listener.data = server;
+  rc = uv_tcp_bind(&server->listener, (struct sockaddr *)&address, 0);
+  if (!rc) rc = uv_listen((uv_stream_t *)&server->listener, 511, on_connection);
+  if (!rc) {
+    int len = sizeof address;
+    rc = uv_tcp_getsockname(&server->listener, (struct sockaddr *)&address, &len);
+    server->port = ntohs(address.ss_family == AF_INET6
+                             ? ((struct sockaddr_in6 *)&address)->sin6_port
+                             : ((struct sockaddr_in *)&address)->sin_port);
+  }
+  if (rc) {
+    server->stopping = true;
+    uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+    return rc;
+  }
+  *out = server;
+  return 0;
+}
+
+int http_server_port(const http_server_t *server) { return server->port; }
+
+void http_server_stop(http_server_t *server, void (*on_closed)(void *arg), void *arg) {
+  server->stopping = true;
+  server->on_closed = on_closed;
+  server->on_closed_arg = arg;
+  uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+  for (http_connection_t *connection = server->connections; connection;
+       connection = connection->next)
+    connection_drain(connection);
+}
+
+const http_request_t *http_exchange_request(const http_exchange_t *exchange) {
+  return &exchange->request;
+}
+
+const char *http_exchange_header(const http_exchange_t *exchange, const char *name) {
+  const char *field = exchange->headers.data;
+  for (size_t i = 0; i < exchange->header_count; i++) {
+    const char *value = field + strlen(field) + 1;
+    if (!strcasecmp(field, name)) return value;
+    field = value + strlen(value) + 1;
+  }
+  return NULL;
+}
+
+const char *http_exchange_peer(const http_exchange_t *exchange) { return exchange->peer; }
+
+void http_exchange_add_header(http_exchange_t *exchange, const char *name, const char *value) {
+  /* A CR or LF would let a caller's data split the response. */
+  if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) {
+    log_warn("http: dropped response header with a line break or colon in its name");
+    return;
+  }
+  buf_t *headers = &exchange->extra_headers;
+  buf_append_str(headers, name);
+  buf_append(headers, ": ", 2);
+  buf_append_str(headers, value);
+  buf_append(headers, "\r\n", 2);
+}
+
+static void exchange_build_response(http_exchange_t *exchange, int status,
+                                    const char *content_type, const char *body,
+                                    size_t body_len) {
+  buf_t *head = &exchange->head;
+  const char *reason = http_status_str((enum http_status)status);
+  if (!content_type) content_type = "application/octet-stream";
+  size_t room = strlen(reason) + strlen(content_type) + 96;
+  buf_reset(head);
+  buf_reserve(head, room + exchange->extra_headers.len);
+  int n = snprintf(head->data, room,
+                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status,
+                   reason, content_type, body_len);
+  head->len = (size_t)n;
+  buf_append(head, exchange->extra_headers.data, exchange->extra_headers.len);
+  buf_reset(&exchange->response_body);
+  if (!exchange->is_head) buf_append(&exchange->response_body, body, body_len);
+}
+
+void http_exchange_respond(http_exchange_t *exchange, int status, const char *content_type,
+                           const char *body, size_t body_len) {
+  if (!exchange->quiet) {
+    double ms = (double)(uv_hrtime() - exchange->started_ns) / 1e6;
+    log_info("%s %s %d %.1fms %s", exchange->request.method[0] ? exchange->request.method : "-",
+             exchange->request.path[0] ? exchange->request.path : "-", status, ms,
+             exchange->peer);
+  }
+  http_connection_t *connection = exchange->connection;
+  if (!connection) { /* the client went away while the handler ran */
+    exchange_free(exchange);
+    return;
+  }
+  exchange_build_response(exchange, status, content_type, body, body_len);
+  exchange->state = EXCHANGE_RESPONDED;
+  connection_flush(connection);
+}

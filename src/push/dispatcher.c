@@ -1,0 +1,393 @@
+/*
+ * dispatcher.c — push delivery (see push.h): per queue with a worker
+ * consumer, form batches, POST them, apply the replies, autoscale.
+ *
+ * Batch formation. Messages are leased from the engine (engine_pull) into a
+ * forming batch as they become ready; the batch is sent when it holds
+ * batch_size messages or when its oldest message has waited
+ * max_wait_time_ms since it was sent (a message that already waited, e.g.
+ * one retried or sitting in the queue before the consumer was attached,
+ * goes at once); an empty batch is never sent. The lease's visibility
+ * timeout covers the wait plus the worker's time limit plus a margin, so a
+ * message is not handed out twice while its invocation may still succeed.
+ *
+ * Readiness is polled: a per-queue timer pulls every PUSH_POLL_MIN_MS while
+ * messages keep coming, backing off to PUSH_POLL_MAX_MS when the queue is
+ * idle. (The engine has no "became ready" notification yet; with one, the
+ * timer would only be needed for the max_wait_time_ms deadline.)
+ *
+ * Concurrency. Up to the autoscaled limit (autoscale.h) of batches are in
+ * flight per queue; a finished batch frees a slot and pumps the queue again.
+ * A batch counts as in flight until the engine has made its acks durable.
+ *
+ * Lifetimes. A push_queue_t is referenced by its own timer and by its
+ * batches in flight; when its consumer goes away it is unlinked and freed
+ * with its last reference. Messages in a forming batch when that happens,
+ * or at shutdown, are simply dropped: their leases expire and they are
+ * delivered again, as after a crash.
+ *
+ * Workers are read from the control plane at most once a second per queue
+ * (PUSH_WORKER_TTL_MS), so registering, changing or removing a worker takes
+ * effect within a second without a hook from the worker API.
+ */
+#include "push/push.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control/workers.h"
+#include "push/autoscale.h"
+#include "push/http.h"
+#include "push/protocol.h"
+#include "util/clock.h"
+#include "util/crypto.h"
+#include "util/log.h"
+
+#define PUSH_MAX_BATCH 100
+#define PUSH_POLL_MIN_MS 1
+#define PUSH_POLL_MAX_MS 50
+#define PUSH_WORKER_TTL_MS 1000
+#define PUSH_LEASE_MARGIN_MS 5000
+
+typedef struct push_queue {
+  struct push_queue *next;
+  push_dispatcher_t *dispatcher;
+  char id_hex[33];
+  uint8_t id[16];
+  char account_id[33];
+  char name[64];
+  control_consumer_t consumer;
+  bool paused, removed;
+  unsigned references; /* the timer (until closed) + batches in flight */
+  uv_timer_t timer;
+  uint32_t poll_ms;
+  engine_delivery_t *forming; /* PUSH_MAX_BATCH slots, leased, not yet sent */
+  uint32_t forming_count;
+  uint64_t forming_oldest_ms;
+  uint32_t in_flight;
+  push_autoscale_t scale;
+  control_worker_t worker;
+  bool has_worker;
+  uint64_t worker_read_ms;
+} push_queue_t;
+
+typedef struct {
+  push_queue_t *queue;
+  bool failed;
+  uint32_t count;
+  engine_delivery_t deliveries[PUSH_MAX_BATCH];
+} push_batch_t;
+
+struct push_dispatcher {
+  uv_loop_t *loop;
+  control_t *control;
+  engine_t *engine;
+  push_http_t *http;
+  push_queue_t *queues;
+  unsigned pending_acks;
+  unsigned live_queues; /* push_queue_t not yet freed, linked or not */
+  bool stopping, http_closed;
+  void (*stopped)(void *arg);
+  void *stopped_arg;
+};
+
+static void queue_pump(push_queue_t *queue);
+
+/* ---- lifetimes ---- */
+
+static void dispatcher_maybe_finish(push_dispatcher_t *dispatcher) {
+  if (!dispatcher->stopping || !dispatcher->http_closed || dispatcher->pending_acks ||
+      dispatcher->live_queues)
+    return;
+  void (*stopped)(void *) = dispatcher->stopped;
+  void *arg = dispatcher->stopped_arg;
+  free(dispatcher);
+  if (stopped) stopped(arg);
+}
+
+static void queue_forming_drop(push_queue_t *queue) {
+  if (queue->forming) engine_deliveries_free(queue->forming, queue->forming_count);
+  free(queue->forming);
+  queue->forming = NULL;
+  queue->forming_count = 0;
+}
+
+static void queue_release(push_queue_t *queue) {
+  if (--queue->references) return;
+  push_dispatcher_t *dispatcher = queue->dispatcher;
+  queue_forming_drop(queue);
+  free(queue);
+  dispatcher->live_queues--;
+  dispatcher_maybe_finish(dispatcher);
+}
+
+static void queue_on_timer_closed(uv_handle_t *handle) { queue_release(handle->data); }
+
+/* Unlinks the queue; it is freed when its last batch is done. */
+static void queue_remove(push_queue_t *queue) {
+  push_dispatcher_t *dispatcher = queue->dispatcher;
+  for (push_queue_t **link = &dispatcher->queues; *link; link = &(*link)->next)
+    if (*link == queue) {
+      *link = queue->next;
+      break;
+    }
+  queue->removed = true;
+  queue_forming_drop(queue);
+  uv_close((uv_handle_t *)&queue->timer, queue_on_timer_closed);
+}
+
+static push_queue_t *queue_find(const push_dispatcher_t *dispatcher, const char *id_hex) {
+  for (push_queue_t *queue = dispatcher->queues; queue; queue = queue->next)
+    if (strcmp(queue->id_hex, id_hex) == 0) return queue;
+  return NULL;
+}
+
+/* ---- the worker ---- */
+
+/* The queue's worker, re-read from the control plane once a second. */
+static const control_worker_t *queue_worker(push_queue_t *queue, uint64_t now_ms) {
+  if (now_ms - queue->worker_read_ms >= PUSH_WORKER_TTL_MS || now_ms < queue->worker_read_ms) {
+    bool had = queue->has_worker;
+    queue->has_worker = control_worker_get(queue->dispatcher->control, queue->account_id,
+                                           queue->consumer.script_name, &queue->worker) == CONTROL_OK;
+    queue->worker_read_ms = now_ms;
+    if (had != queue->has_worker)
+      log_info("push: queue %s: worker \"%s\" %s", queue->name, queue->consumer.script_name,
+               queue->has_worker ? "registered, delivering" : "not registered, waiting");
+  }
+  return queue->has_worker ? &queue->worker : NULL;
+}
+
+/* ---- replies ---- */
+
+static void batch_free(push_batch_t *batch) {
+  engine_deliveries_free(batch->deliveries, batch->count);
+  push_queue_t *queue = batch->queue;
+  free(batch);
+  queue->in_flight--;
+  queue_release(queue);
+}
+
+static void batch_on_acked(void *data, int status, const engine_ack_result_t *result) {
+  (void)result;
+  push_batch_t *batch = data;
+  push_queue_t *queue = batch->queue;
+  push_dispatcher_t *dispatcher = queue->dispatcher;
+  dispatcher->pending_acks--;
+  if (status != 0)
+    log_error("push: queue %s: recording the batch's acks failed (%d); it will be delivered again",
+              queue->name, status);
+  engine_queue_t *engine_queue = engine_queue_find(dispatcher->engine, queue->id);
+  if (engine_queue && !queue->removed) {
+    engine_metrics_t metrics;
+    engine_queue_metrics(engine_queue, &metrics);
+    push_autoscale_after_batch(&queue->scale, batch->failed, batch->count,
+                               queue->consumer.batch_size, metrics.backlog_count,
+                               queue->consumer.max_concurrency, clock_now_ms());
+  }
+  bool pump = !queue->removed && !dispatcher->stopping;
+  queue->references++; /* keep it while pumping */
+  batch_free(batch);
+  if (pump) queue_pump(queue);
+  queue_release(queue);
+}
+
+static void batch_apply(push_batch_t *batch, int status, const char *reply, size_t reply_len) {
+  push_queue_t *queue = batch->queue;
+  const char *ids[PUSH_MAX_BATCH], *acks[PUSH_MAX_BATCH];
+  engine_retry_t retries[PUSH_MAX_BATCH];
+  push_decision_t decisions[PUSH_MAX_BATCH];
+  for (uint32_t i = 0; i < batch->count; i++) ids[i] = batch->deliveries[i].id;
+  batch->failed = push_protocol_decide(status, reply, reply_len, ids, batch->count, decisions);
+  if (batch->failed)
+    log_warn("push: queue %s: worker \"%s\" invocation failed (%s %d); retrying what it did not ack",
+             queue->name, queue->consumer.script_name, status ? "HTTP" : "no reply, status",
+             status);
+  size_t ack_count = 0, retry_count = 0;
+  for (uint32_t i = 0; i < batch->count; i++) {
+    if (decisions[i].retry)
+      retries[retry_count++] = (engine_retry_t){batch->deliveries[i].handle,
+                                                decisions[i].delay_seconds};
+    else
+      acks[ack_count++] = batch->deliveries[i].handle;
+  }
+  engine_queue_t *engine_queue = engine_queue_find(queue->dispatcher->engine, queue->id);
+  if (!engine_queue) { /* the queue was deleted meanwhile */
+    batch_free(batch);
+    return;
+  }
+  queue->dispatcher->pending_acks++;
+  engine_ack(engine_queue, acks, ack_count, retries, retry_count, batch_on_acked, batch);
+}
+
+static void batch_on_reply(void *data, int status, const char *reply, size_t reply_len) {
+  push_batch_t *batch = data;
+  if (status == PUSH_HTTP_ABANDONED)
+    batch_free(batch);
+  else
+    batch_apply(batch, status, reply, reply_len);
+}
+
+/* ---- sending ---- */
+
+static void queue_send_forming(push_queue_t *queue, const control_worker_t *worker) {
+  push_batch_t *batch = xmalloc(sizeof *batch);
+  batch->queue = queue;
+  batch->failed = false;
+  batch->count = queue->forming_count;
+  memcpy(batch->deliveries, queue->forming, batch->count * sizeof *batch->deliveries);
+  queue->forming_count = 0;
+  queue->in_flight++;
+  queue->references++;
+  char batch_id[33], header[sizeof PUSH_SIGNATURE_HEADER + PUSH_SIGNATURE_SIZE + 2];
+  crypto_random_hex(batch_id, 16);
+  buf_t body = BUF_INIT;
+  push_protocol_body(&body, queue->name, batch_id, batch->deliveries, batch->count);
+  char signature[PUSH_SIGNATURE_SIZE];
+  push_protocol_sign(worker->secret, body.data, body.len, signature);
+  snprintf(header, sizeof header, "%s: %s", PUSH_SIGNATURE_HEADER, signature);
+  push_http_post(queue->dispatcher->http, worker->url, header, &body, worker->timeout_ms,
+                 batch_on_reply, batch);
+}
+
+/* Leases more ready messages into the forming batch; true if any came. */
+static bool queue_fill(push_queue_t *queue, engine_queue_t *engine_queue,
+                       const control_worker_t *worker) {
+  uint32_t batch_size = queue->consumer.batch_size ? queue->consumer.batch_size : 1;
+  if (batch_size > PUSH_MAX_BATCH) batch_size = PUSH_MAX_BATCH;
+  if (queue->forming_count >= batch_size) return false;
+  if (!queue->forming) queue->forming = xcalloc(PUSH_MAX_BATCH, sizeof *queue->forming);
+  uint32_t visibility = queue->consumer.max_wait_time_ms + worker->timeout_ms + PUSH_LEASE_MARGIN_MS;
+  int got = engine_pull(engine_queue, batch_size - queue->forming_count, visibility,
+                        queue->forming + queue->forming_count);
+  if (got <= 0) return false;
+  for (int i = 0; i < got; i++) {
+    uint64_t timestamp = queue->forming[queue->forming_count + (uint32_t)i].timestamp_ms;
+    if (queue->forming_count == 0 && i == 0) queue->forming_oldest_ms = timestamp;
+    if (timestamp < queue->forming_oldest_ms) queue->forming_oldest_ms = timestamp;
+  }
+  queue->forming_count += (uint32_t)got;
+  return true;
+}
+
+static void queue_on_timer(uv_timer_t *timer) { queue_pump(timer->data); }
+
+/* Sends every batch that is due and fits within the concurrency limit, then
+ * arms the timer for the next look. */
+static void queue_pump(push_queue_t *queue) {
+  push_dispatcher_t *dispatcher = queue->dispatcher;
+  if (queue->removed || dispatcher->stopping || queue->paused) return;
+  uint64_t now = clock_now_ms();
+  const control_worker_t *worker = queue_worker(queue, now);
+  engine_queue_t *engine_queue = engine_queue_find(dispatcher->engine, queue->id);
+  if (!worker || !engine_queue) {
+    uv_timer_start(&queue->timer, queue_on_timer, PUSH_WORKER_TTL_MS, 0);
+    return;
+  }
+  uint32_t batch_size = queue->consumer.batch_size ? queue->consumer.batch_size : 1;
+  bool got = false;
+  while (queue->in_flight < push_autoscale_limit(&queue->scale, queue->consumer.max_concurrency)) {
+    got |= queue_fill(queue, engine_queue, worker);
+    if (queue->forming_count == 0) break;
+    bool full = queue->forming_count >= batch_size;
+    bool due = now >= queue->forming_oldest_ms + queue->consumer.max_wait_time_ms;
+    if (!full && !due) break;
+    queue_send_forming(queue, worker);
+  }
+  if (queue->in_flight >= push_autoscale_limit(&queue->scale, queue->consumer.max_concurrency)) {
+    uv_timer_stop(&queue->timer); /* a finishing batch pumps again */
+    return;
+  }
+  queue->poll_ms = got ? PUSH_POLL_MIN_MS
+                       : (queue->poll_ms * 2 > PUSH_POLL_MAX_MS ? PUSH_POLL_MAX_MS : queue->poll_ms * 2);
+  uint64_t wait = queue->poll_ms;
+  if (queue->forming_count) {
+    uint64_t deadline = queue->forming_oldest_ms + queue->consumer.max_wait_time_ms;
+    if (deadline > now && deadline - now < wait) wait = deadline - now;
+  }
+  uv_timer_start(&queue->timer, queue_on_timer, wait, 0);
+}
+
+/* ---- configuration ---- */
+
+static push_queue_t *queue_create(push_dispatcher_t *dispatcher, const control_queue_t *row) {
+  push_queue_t *queue = xcalloc(1, sizeof *queue);
+  queue->dispatcher = dispatcher;
+  memcpy(queue->id_hex, row->id, sizeof queue->id_hex);
+  crypto_hex_decode(row->id, 16, queue->id);
+  uv_timer_init(dispatcher->loop, &queue->timer);
+  queue->timer.data = queue;
+  queue->references = 1;
+  queue->poll_ms = PUSH_POLL_MIN_MS;
+  push_autoscale_init(&queue->scale, clock_now_ms());
+  queue->next = dispatcher->queues;
+  dispatcher->queues = queue;
+  dispatcher->live_queues++;
+  return queue;
+}
+
+static void queue_refresh(push_dispatcher_t *dispatcher, const control_queue_t *row) {
+  control_consumer_t consumer;
+  bool worker_consumer =
+      control_consumer_of_queue(dispatcher->control, row->id, &consumer) == CONTROL_OK &&
+      consumer.type == CONSUMER_WORKER;
+  push_queue_t *queue = queue_find(dispatcher, row->id);
+  if (!worker_consumer) {
+    if (queue) queue_remove(queue);
+    return;
+  }
+  if (!queue) queue = queue_create(dispatcher, row);
+  if (strcmp(consumer.script_name, queue->consumer.script_name) != 0)
+    queue->worker_read_ms = 0, queue->has_worker = false;
+  memcpy(queue->account_id, row->account_id, sizeof queue->account_id);
+  memcpy(queue->name, row->name, sizeof queue->name);
+  queue->consumer = consumer;
+  queue->paused = row->delivery_paused;
+  if (queue->paused)
+    uv_timer_stop(&queue->timer); /* a forming batch waits for resume */
+  else
+    queue_pump(queue);
+}
+
+void push_queue_changed(push_dispatcher_t *dispatcher, const char *queue_id) {
+  if (dispatcher->stopping) return;
+  control_queue_t row;
+  if (control_queue_get(dispatcher->control, NULL, queue_id, &row) == CONTROL_OK) {
+    queue_refresh(dispatcher, &row);
+  } else {
+    push_queue_t *queue = queue_find(dispatcher, queue_id);
+    if (queue) queue_remove(queue);
+  }
+}
+
+uint32_t push_queue_concurrency(const push_dispatcher_t *dispatcher, const char *queue_id) {
+  const push_queue_t *queue = queue_find(dispatcher, queue_id);
+  return queue ? push_autoscale_limit(&queue->scale, queue->consumer.max_concurrency) : 0;
+}
+
+static void start_queue(void *arg, const control_queue_t *row) { queue_refresh(arg, row); }
+
+push_dispatcher_t *push_start(uv_loop_t *loop, control_t *control, engine_t *engine) {
+  push_dispatcher_t *dispatcher = xcalloc(1, sizeof *dispatcher);
+  dispatcher->loop = loop;
+  dispatcher->control = control;
+  dispatcher->engine = engine;
+  dispatcher->http = push_http_open(loop);
+  control_queue_list_all(control, start_queue, dispatcher);
+  return dispatcher;
+}
+
+static void dispatcher_on_http_closed(void *arg) {
+  push_dispatcher_t *dispatcher = arg;
+  dispatcher->http_closed = true;
+  dispatcher_maybe_finish(dispatcher);
+}
+
+void push_stop(push_dispatcher_t *dispatcher, void (*stopped)(void *arg), void *arg) {
+  dispatcher->stopping = true;
+  dispatcher->stopped = stopped;
+  dispatcher->stopped_arg = arg;
+  while (dispatcher->queues) queue_remove(dispatcher->queues);
+  push_http_close(dispatcher->http, dispatcher_on_http_closed, dispatcher);
+}

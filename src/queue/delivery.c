@@ -1,0 +1,358 @@
+/*
+ * delivery.c — pull, peek, ack, retry, dead-lettering and lease expiry.
+ *
+ * Pull leases ready messages in memory only (leases are not persisted: after
+ * a restart in-flight messages are delivered again). Everything that changes
+ * a message for good — ack, retry, the move to a dead-letter queue, deletion
+ * after the last retry, an expired lease counted as a failed delivery — is a
+ * record, and all records of one request go into one append. Until it is
+ * durable the messages sit in a pending state (RETRYING, DELETING) so that a
+ * second request cannot process them twice; the index takes the change only
+ * in the append's callback, and a failed append puts them back as ready
+ * (delivered again: at least once).
+ *
+ * A failed delivery (explicit retry or lease expiry) adds one to the
+ * message's failed deliveries; once that exceeds max_retries ("after
+ * max_retries retries") the message moves to the dead-letter queue — one PUT
+ * with has_origin, so replay deletes the original in the same step — or is
+ * deleted. Acks are accepted whenever the message still exists, even after
+ * its lease expired; retries only with the live lease, so that a stale
+ * consumer cannot snatch a message another consumer now holds.
+ */
+#include "queue/engine_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/crypto.h"
+#include "util/log.h"
+
+enum { CHANGE_DELETE, CHANGE_RETRY, CHANGE_MOVE };
+
+typedef struct {
+  uint8_t kind;
+  uint64_t seq;
+  uint32_t attempts;      /* RETRY */
+  uint64_t not_before_ms; /* RETRY */
+  engine_queue_t *dead_letter; /* MOVE: referenced until the callback */
+  uint64_t dead_letter_seq;
+  uint32_t body_len;
+  uint64_t timestamp_ms;
+} delivery_change_t;
+
+typedef struct {
+  engine_queue_t *queue;
+  delivery_change_t *changes;
+  store_record_t *records;
+  size_t count, capacity;
+  buf_t *bodies; /* storage of moved bodies, until the append copied them */
+  size_t body_count;
+  engine_ack_result_t result;
+  engine_ack_fn done;
+  void *data;
+} delivery_op_t;
+
+static delivery_op_t *delivery_op_new(engine_queue_t *queue, engine_ack_fn done, void *data) {
+  delivery_op_t *op = xcalloc(1, sizeof *op);
+  op->queue = queue;
+  op->done = done;
+  op->data = data;
+  engine_queue_ref(queue);
+  return op;
+}
+
+static void delivery_warn(delivery_op_t *op, const char *reason, const char *handle) {
+  buf_t text = BUF_INIT;
+  buf_printf(&text, "%s: %.100s", reason, handle ? handle : "(null)");
+  op->result.warnings =
+      xrealloc(op->result.warnings, (op->result.warning_count + 1) * sizeof(char *));
+  op->result.warnings[op->result.warning_count++] = buf_detach(&text);
+}
+
+static store_record_t *delivery_add(delivery_op_t *op, uint8_t kind, uint64_t seq,
+                                    uint8_t record_type) {
+  if (op->count == op->capacity) {
+    op->capacity = op->capacity ? op->capacity * 2 : 8;
+    op->changes = xrealloc(op->changes, op->capacity * sizeof *op->changes);
+    op->records = xrealloc(op->records, op->capacity * sizeof *op->records);
+  }
+  op->changes[op->count] = (delivery_change_t){.kind = kind, .seq = seq};
+  store_record_t *record = &op->records[op->count++];
+  memset(record, 0, sizeof *record);
+  record->type = record_type;
+  memcpy(record->queue, op->queue->id, 16);
+  record->seq = seq;
+  return record;
+}
+
+static void delivery_add_delete(delivery_op_t *op, uint64_t seq) {
+  queue_index_set_pending(&op->queue->index, seq, INDEX_DELETING);
+  delivery_add(op, CHANGE_DELETE, seq, RECORD_ACK);
+}
+
+static engine_queue_t *delivery_dead_letter_queue(engine_queue_t *queue) {
+  engine_t *engine = queue->engine;
+  uint8_t id[16];
+  if (!queue->config.has_dead_letter_queue || !engine->options.resolve_dead_letter_queue ||
+      !engine->options.resolve_dead_letter_queue(engine->options.context, queue->id, id))
+    return NULL;
+  return engine_queue_find(engine, id);
+}
+
+/* The PUT into the dead-letter queue keeps the message's id, body, content
+ * type and timestamp; it starts there with no failed deliveries. */
+static bool delivery_add_move(delivery_op_t *op, uint64_t seq, engine_queue_t *dead_letter) {
+  index_entry_t *entry = queue_index_get(&op->queue->index, seq);
+  op->bodies = xrealloc(op->bodies, (op->body_count + 1) * sizeof *op->bodies);
+  buf_t *storage = &op->bodies[op->body_count++];
+  *storage = (buf_t)BUF_INIT;
+  store_record_t original;
+  int status = store_read(op->queue->engine->store, entry->position, &original, storage);
+  if (status) {
+    log_error("engine: cannot read a message to dead-letter it (%d); deleting it", status);
+    return false;
+  }
+  queue_index_set_pending(&op->queue->index, seq, INDEX_DELETING);
+  store_record_t *put = delivery_add(op, CHANGE_MOVE, dead_letter->next_seq, RECORD_PUT);
+  memcpy(put->queue, dead_letter->id, 16);
+  memcpy(put->message_id, original.message_id, 16);
+  put->timestamp_ms = original.timestamp_ms;
+  put->content_type = original.content_type;
+  put->body = original.body;
+  put->body_len = original.body_len;
+  put->has_origin = true;
+  memcpy(put->origin_queue, op->queue->id, 16);
+  put->origin_seq = seq;
+  delivery_change_t *change = &op->changes[op->count - 1];
+  change->seq = seq;
+  change->dead_letter = dead_letter;
+  change->dead_letter_seq = dead_letter->next_seq++;
+  change->body_len = original.body_len;
+  change->timestamp_ms = original.timestamp_ms;
+  engine_queue_ref(dead_letter);
+  return true;
+}
+
+static void delivery_add_failure(delivery_op_t *op, uint64_t seq, int64_t delay_s,
+                                 uint64_t now_ms) {
+  engine_queue_t *queue = op->queue;
+  index_entry_t *entry = queue_index_get(&queue->index, seq);
+  uint32_t failed = entry->attempts + 1u;
+  if (failed > queue->config.max_retries) {
+    engine_queue_t *dead_letter = delivery_dead_letter_queue(queue);
+    if (!dead_letter || !delivery_add_move(op, seq, dead_letter)) delivery_add_delete(op, seq);
+    return;
+  }
+  if (delay_s < 0) delay_s = queue->config.retry_delay_s;
+  queue_index_set_pending(&queue->index, seq, INDEX_RETRYING);
+  store_record_t *record = delivery_add(op, CHANGE_RETRY, seq, RECORD_RETRY);
+  record->attempts = failed > INDEX_MAX_ATTEMPTS ? INDEX_MAX_ATTEMPTS : failed;
+  record->not_before_ms = now_ms + (uint64_t)delay_s * 1000;
+  op->changes[op->count - 1].attempts = record->attempts;
+  op->changes[op->count - 1].not_before_ms = record->not_before_ms;
+}
+
+/* Applies one durable change to the index; true if a message became ready. */
+static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *change,
+                           uint64_t position, uint64_t now_ms) {
+  index_entry_t *entry = queue_index_get(&queue->index, change->seq);
+  uint64_t old_position;
+  switch (change->kind) {
+  case CHANGE_RETRY:
+    if (!entry) return false;
+    entry->attempts = change->attempts;
+    if (entry->state != INDEX_RETRYING) return false; /* an ack is on its way */
+    queue_index_set_delayed(&queue->index, change->seq, change->not_before_ms, now_ms);
+    if (change->not_before_ms > now_ms) retention_schedule(queue->engine, change->not_before_ms);
+    return change->not_before_ms <= now_ms;
+  case CHANGE_MOVE:
+    if (!change->dead_letter->deleted) {
+      queue_index_insert(&change->dead_letter->index, change->dead_letter_seq, position,
+                         change->body_len, change->timestamp_ms, 0, 0, now_ms, &old_position);
+      engine_notify_ready(change->dead_letter);
+    }
+    engine_kill(queue, change->seq);
+    return false;
+  default:
+    engine_kill(queue, change->seq);
+    return false;
+  }
+}
+
+static void delivery_op_free(delivery_op_t *op) {
+  for (size_t i = 0; i < op->count; i++)
+    if (op->changes[i].dead_letter) engine_queue_unref(op->changes[i].dead_letter);
+  for (size_t i = 0; i < op->body_count; i++) buf_free(&op->bodies[i]);
+  free(op->bodies);
+  for (size_t i = 0; i < op->result.warning_count; i++) free(op->result.warnings[i]);
+  free(op->result.warnings);
+  free(op->changes);
+  free(op->records);
+  engine_queue_unref(op->queue);
+  free(op);
+}
+
+static void delivery_op_done(void *data, int status, const uint64_t *positions) {
+  delivery_op_t *op = data;
+  engine_queue_t *queue = op->queue;
+  uint64_t now = clock_now_ms();
+  bool ready = false;
+  for (size_t i = 0; i < op->count; i++) {
+    if (status == 0) {
+      ready |= delivery_apply(queue, &op->changes[i], positions[i], now);
+      continue;
+    }
+    index_entry_t *entry = queue_index_get(&queue->index, op->changes[i].seq);
+    if (entry && (entry->state == INDEX_RETRYING || entry->state == INDEX_DELETING)) {
+      queue_index_set_ready(&queue->index, op->changes[i].seq);
+      ready = true;
+    }
+  }
+  queue_index_trim(&queue->index);
+  if (ready) engine_notify_ready(queue);
+  if (op->done) op->done(op->data, status, &op->result);
+  delivery_op_free(op);
+}
+
+/* Writes the op's records, or answers at once when there are none. */
+static void delivery_op_submit(delivery_op_t *op) {
+  if (!op->count) {
+    if (op->done) op->done(op->data, 0, &op->result);
+    delivery_op_free(op);
+    return;
+  }
+  store_append(op->queue->engine->store, op->records, op->count, delivery_op_done, op);
+}
+
+/* --- reads: pull and peek ------------------------------------------------- */
+
+static bool delivery_fill(engine_queue_t *queue, uint64_t seq, uint32_t attempts,
+                          const lease_t *handle, buf_t *storage, engine_delivery_t *out) {
+  store_record_t record;
+  index_entry_t *entry = queue_index_get(&queue->index, seq);
+  buf_reset(storage);
+  int status = store_read(queue->engine->store, entry->position, &record, storage);
+  if (status) {
+    log_error("engine: cannot read a stored message (%d)", status);
+    return false;
+  }
+  crypto_hex_encode(record.message_id, 16, out->id);
+  out->timestamp_ms = record.timestamp_ms;
+  out->attempts = attempts;
+  out->content_type = record.content_type;
+  out->body = (buf_t)BUF_INIT;
+  buf_append(&out->body, record.body, record.body_len);
+  lease_encode(queue->engine->lease_key, handle, out->handle);
+  return true;
+}
+
+int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
+                engine_delivery_t *out) {
+  if (queue->config.delivery_paused) return ENGINE_ERR_PAUSED;
+  if (!visibility_timeout_ms) visibility_timeout_ms = queue->config.visibility_timeout_ms;
+  uint64_t now = clock_now_ms(), expiry = now + visibility_timeout_ms, seq;
+  buf_t storage = BUF_INIT;
+  int count = 0;
+  /* A message that cannot be read stays leased: it expires and is retried. */
+  while ((uint32_t)count < batch_size && queue_index_next_ready(&queue->index, now, &seq)) {
+    uint32_t attempts = queue_index_get(&queue->index, seq)->attempts + 1u;
+    lease_t lease = {LEASE_KIND_LEASE, {0}, seq, queue_index_set_leased(&queue->index, seq, expiry)};
+    memcpy(lease.queue, queue->id, 16);
+    if (delivery_fill(queue, seq, attempts, &lease, &storage, &out[count])) count++;
+  }
+  buf_free(&storage);
+  if (count) retention_schedule(queue->engine, expiry);
+  return count;
+}
+
+int engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {
+  buf_t storage = BUF_INIT;
+  int count = 0;
+  uint64_t seq = queue->index.base_seq;
+  while ((uint32_t)count < batch_size && queue_index_next_live(&queue->index, seq, &seq)) {
+    const index_entry_t *entry = queue_index_get(&queue->index, seq);
+    /* Deliveries so far: the failed ones, plus the one in flight. */
+    uint32_t attempts = entry->attempts + (entry->state == INDEX_LEASED);
+    lease_t ref = {LEASE_KIND_REF, {0}, seq, 0};
+    memcpy(ref.queue, queue->id, 16);
+    if (delivery_fill(queue, seq, attempts, &ref, &storage, &out[count])) count++;
+    seq++;
+  }
+  buf_free(&storage);
+  return count;
+}
+
+void engine_deliveries_free(engine_delivery_t *deliveries, size_t count) {
+  for (size_t i = 0; i < count; i++) buf_free(&deliveries[i].body);
+}
+
+/* --- writes: ack, retry, purge by ref, expiry ----------------------------- */
+
+/* The live message a handle names, or NULL after adding a warning. */
+static index_entry_t *delivery_resolve(delivery_op_t *op, const char *handle, uint8_t kind,
+                                       lease_t *lease) {
+  engine_queue_t *queue = op->queue;
+  if (!lease_decode(queue->engine->lease_key, handle, lease) || lease->kind != kind) {
+    delivery_warn(op, kind == LEASE_KIND_LEASE ? "invalid lease id" : "invalid ref", handle);
+    return NULL;
+  }
+  if (memcmp(lease->queue, queue->id, 16) != 0) {
+    delivery_warn(op, "belongs to another queue", handle);
+    return NULL;
+  }
+  index_entry_t *entry = queue_index_get(&queue->index, lease->seq);
+  if (!entry || entry->state == INDEX_DELETING) {
+    delivery_warn(op, "message already acknowledged or deleted", handle);
+    return NULL;
+  }
+  return entry;
+}
+
+void engine_ack(engine_queue_t *queue, const char *const *acks, size_t ack_count,
+                const engine_retry_t *retries, size_t retry_count, engine_ack_fn done,
+                void *data) {
+  delivery_op_t *op = delivery_op_new(queue, done, data);
+  uint64_t now = clock_now_ms();
+  lease_t lease;
+  for (size_t i = 0; i < ack_count; i++) {
+    if (!delivery_resolve(op, acks[i], LEASE_KIND_LEASE, &lease)) continue;
+    delivery_add_delete(op, lease.seq);
+    op->result.ack_count++;
+  }
+  for (size_t i = 0; i < retry_count; i++) {
+    index_entry_t *entry = delivery_resolve(op, retries[i].lease_id, LEASE_KIND_LEASE, &lease);
+    if (!entry) continue;
+    uint32_t generation;
+    if (entry->state != INDEX_LEASED ||
+        !queue_index_lease(&queue->index, lease.seq, &generation, NULL) ||
+        generation != lease.generation) {
+      delivery_warn(op, "lease expired", retries[i].lease_id);
+      continue;
+    }
+    delivery_add_failure(op, lease.seq, retries[i].delay_seconds, now);
+    op->result.retry_count++;
+  }
+  delivery_op_submit(op);
+}
+
+void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t count,
+                       engine_ack_fn done, void *data) {
+  delivery_op_t *op = delivery_op_new(queue, done, data);
+  lease_t ref;
+  for (size_t i = 0; i < count; i++) {
+    if (!delivery_resolve(op, refs[i], LEASE_KIND_REF, &ref)) continue;
+    delivery_add_delete(op, ref.seq);
+    op->result.ack_count++;
+  }
+  delivery_op_submit(op);
+}
+
+void delivery_expire_leases(engine_queue_t *queue, uint64_t now_ms) {
+  uint64_t seq;
+  if (!queue_index_next_expired(&queue->index, now_ms, &seq)) return;
+  delivery_op_t *op = delivery_op_new(queue, NULL, NULL);
+  while (queue_index_next_expired(&queue->index, now_ms, &seq))
+    delivery_add_failure(op, seq, -1, now_ms);
+  delivery_op_submit(op);
+}

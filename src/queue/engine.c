@@ -1,0 +1,360 @@
+/*
+ * engine.c — the engine's queues: the map of queues by id, their
+ * configuration and lifetime, log replay (and compaction's questions about
+ * liveness), purge and delete. Sending is in send.c, delivery in delivery.c,
+ * the timer in retention.c.
+ *
+ * A queue is reference counted: the map holds one reference and every
+ * operation in flight (an append whose callback has not run) holds one, so a
+ * queue deleted while an ack is being written stays valid until the ack's
+ * callback ran. The log writer completes appends in order, so an index
+ * update made in a callback never overtakes one appended earlier.
+ */
+#include "queue/engine_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+typedef struct {
+  uint64_t position;
+  uint32_t body_len;
+} engine_dead_put_t;
+
+/* --- the map of queues ---------------------------------------------------- */
+
+static size_t engine_bucket(const engine_t *engine, const uint8_t id[16]) {
+  uint64_t a, b;
+  memcpy(&a, id, 8);
+  memcpy(&b, id + 8, 8);
+  return (size_t)((a ^ (b * 0x9E3779B97F4A7C15ull)) & (engine->bucket_count - 1));
+}
+
+static void engine_map_grow(engine_t *engine) {
+  size_t old_count = engine->bucket_count;
+  engine_queue_t **old = engine->buckets;
+  engine->bucket_count = old_count ? old_count * 2 : 64;
+  engine->buckets = xcalloc(engine->bucket_count, sizeof *engine->buckets);
+  for (size_t i = 0; i < old_count; i++) {
+    for (engine_queue_t *queue = old[i], *next; queue; queue = next) {
+      next = queue->next_in_bucket;
+      size_t b = engine_bucket(engine, queue->id);
+      queue->next_in_bucket = engine->buckets[b];
+      engine->buckets[b] = queue;
+    }
+  }
+  free(old);
+}
+
+engine_queue_t *engine_queue_find(engine_t *engine, const uint8_t id[16]) {
+  if (!engine->bucket_count) return NULL;
+  for (engine_queue_t *queue = engine->buckets[engine_bucket(engine, id)]; queue;
+       queue = queue->next_in_bucket)
+    if (memcmp(queue->id, id, 16) == 0) return queue;
+  return NULL;
+}
+
+static void engine_map_remove(engine_queue_t *queue) {
+  engine_t *engine = queue->engine;
+  engine_queue_t **link = &engine->buckets[engine_bucket(engine, queue->id)];
+  while (*link != queue) link = &(*link)->next_in_bucket;
+  *link = queue->next_in_bucket;
+  engine->queue_count--;
+}
+
+engine_queue_t *engine_queue_create(engine_t *engine, const uint8_t id[16]) {
+  if (engine->queue_count >= engine->bucket_count) engine_map_grow(engine);
+  engine_queue_t *queue = xcalloc(1, sizeof *queue);
+  queue->engine = engine;
+  memcpy(queue->id, id, 16);
+  queue->config = (engine_queue_config_t){.message_retention_s = ENGINE_DEFAULT_RETENTION_S,
+                                          .max_retries = ENGINE_DEFAULT_MAX_RETRIES,
+                                          .visibility_timeout_ms = ENGINE_DEFAULT_VISIBILITY_MS};
+  queue->refs = 1;
+  queue_index_init(&queue->index);
+  queue->index.replaying = engine->replaying;
+  size_t b = engine_bucket(engine, id);
+  queue->next_in_bucket = engine->buckets[b];
+  engine->buckets[b] = queue;
+  engine->queue_count++;
+  return queue;
+}
+
+void engine_queue_ref(engine_queue_t *queue) { queue->refs++; }
+
+void engine_queue_unref(engine_queue_t *queue) {
+  if (--queue->refs) return;
+  queue_index_free(&queue->index);
+  free(queue);
+}
+
+void engine_queue_each(engine_t *engine, void (*fn)(engine_queue_t *queue, void *context),
+                       void *context) {
+  for (size_t i = 0; i < engine->bucket_count; i++) {
+    for (engine_queue_t *queue = engine->buckets[i], *next; queue; queue = next) {
+      next = queue->next_in_bucket;
+      fn(queue, context);
+    }
+  }
+}
+
+void engine_release(engine_t *engine, uint64_t position, uint32_t body_len) {
+  if (engine->replaying) {
+    engine_dead_put_t dead = {position, body_len};
+    buf_append(&engine->replay_dead, &dead, sizeof dead);
+  } else {
+    store_release(engine->store, position, body_len);
+  }
+}
+
+static void engine_release_entry(void *context, const index_entry_t *entry) {
+  engine_release(context, entry->position, entry->body_len);
+}
+
+void engine_kill(engine_queue_t *queue, uint64_t seq) {
+  index_entry_t *entry = queue_index_get(&queue->index, seq);
+  if (!entry) return;
+  engine_release(queue->engine, entry->position, entry->body_len);
+  queue_index_kill(&queue->index, seq);
+}
+
+/* Forgets a queue whose deletion is durable. */
+static void engine_queue_forget(engine_queue_t *queue) {
+  queue_index_purge(&queue->index, UINT64_MAX, engine_release_entry, queue->engine);
+  engine_map_remove(queue);
+  queue->deleted = true;
+  engine_queue_unref(queue);
+}
+
+/* --- replay and compaction ------------------------------------------------ */
+
+static void engine_replay_put(engine_t *engine, const store_record_t *record, uint64_t position) {
+  engine_queue_t *queue = engine_queue_find(engine, record->queue);
+  if (!queue) queue = engine_queue_create(engine, record->queue);
+  if (record->has_origin) {
+    engine_queue_t *origin = engine_queue_find(engine, record->origin_queue);
+    if (origin) engine_kill(origin, record->origin_seq);
+  }
+  uint64_t old_position;
+  switch (queue_index_insert(&queue->index, record->seq, position, record->body_len,
+                             record->timestamp_ms, record->attempts, record->not_before_ms,
+                             engine->replay_now_ms, &old_position)) {
+  case INDEX_INSERTED: break;
+  case INDEX_REPLACED: engine_release(engine, old_position, record->body_len); break;
+  case INDEX_REFUSED: engine_release(engine, position, record->body_len); break;
+  }
+  if (record->seq >= queue->next_seq) queue->next_seq = record->seq + 1;
+}
+
+static void engine_replay_purge(engine_t *engine, const store_record_t *record) {
+  engine_queue_t *queue = engine_queue_find(engine, record->queue);
+  if (record->seq == UINT64_MAX) {
+    if (queue) engine_queue_forget(queue);
+    return;
+  }
+  if (!queue) queue = engine_queue_create(engine, record->queue);
+  queue_index_purge(&queue->index, record->seq, engine_release_entry, engine);
+  if (record->seq > queue->next_seq) queue->next_seq = record->seq;
+}
+
+static void engine_replay(void *context, const store_record_t *record, uint64_t position) {
+  engine_t *engine = context;
+  engine_queue_t *queue;
+  index_entry_t *entry;
+  switch (record->type) {
+  case RECORD_PUT: engine_replay_put(engine, record, position); break;
+  case RECORD_ACK:
+    if ((queue = engine_queue_find(engine, record->queue))) engine_kill(queue, record->seq);
+    break;
+  case RECORD_RETRY:
+    queue = engine_queue_find(engine, record->queue);
+    if (!queue || !(entry = queue_index_get(&queue->index, record->seq))) break;
+    entry->attempts = record->attempts > INDEX_MAX_ATTEMPTS ? INDEX_MAX_ATTEMPTS : record->attempts;
+    queue_index_set_delayed(&queue->index, record->seq, record->not_before_ms,
+                            engine->replay_now_ms);
+    break;
+  case RECORD_PURGE: engine_replay_purge(engine, record); break;
+  default: break;
+  }
+}
+
+/* A message being deleted counts as dead: its ACK may already be in the log
+ * ahead of the copy compaction would write. */
+static bool engine_is_live(void *context, const store_record_t *put, store_record_t *current) {
+  engine_queue_t *queue = engine_queue_find(context, put->queue);
+  index_entry_t *entry = queue ? queue_index_get(&queue->index, put->seq) : NULL;
+  if (!entry || entry->state == INDEX_DELETING) return false;
+  current->attempts = entry->attempts;
+  current->not_before_ms = queue_index_not_before(&queue->index, put->seq);
+  return true;
+}
+
+static void engine_relocated(void *context, const uint8_t queue_id[16], uint64_t seq,
+                             uint64_t new_position) {
+  engine_queue_t *queue = engine_queue_find(context, queue_id);
+  index_entry_t *entry = queue ? queue_index_get(&queue->index, seq) : NULL;
+  if (entry) entry->position = new_position;
+}
+
+static void engine_end_replay(engine_queue_t *queue, void *context) {
+  (void)context;
+  queue_index_end_replay(&queue->index);
+}
+
+/* --- open and close ------------------------------------------------------- */
+
+static void engine_free_queue(engine_queue_t *queue, void *context) {
+  (void)context;
+  queue_index_free(&queue->index);
+  free(queue);
+}
+
+static void engine_free(engine_t *engine) {
+  engine_queue_each(engine, engine_free_queue, NULL);
+  free(engine->buckets);
+  buf_free(&engine->replay_dead);
+  free(engine);
+}
+
+int engine_open(uv_loop_t *loop, const char *data_dir, const engine_options_t *options,
+                engine_t **out) {
+  if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) return -errno;
+  engine_t *engine = xcalloc(1, sizeof *engine);
+  engine->loop = loop;
+  engine->options = *options;
+  int status = lease_key_load(data_dir, engine->lease_key);
+  if (status) {
+    log_error("engine: cannot read or create %s/lease.key: %s", data_dir, strerror(-status));
+    engine_free(engine);
+    return status;
+  }
+  store_options_t store_options = {.segment_bytes = options->segment_bytes,
+                                   .replay = engine_replay,
+                                   .is_live = engine_is_live,
+                                   .relocated = engine_relocated,
+                                   .context = engine};
+  engine->replaying = true;
+  engine->replay_now_ms = clock_now_ms();
+  status = store_open(loop, data_dir, &store_options, &engine->store);
+  engine->replaying = false;
+  if (status) {
+    engine_free(engine);
+    return status;
+  }
+  engine_queue_each(engine, engine_end_replay, NULL);
+  const engine_dead_put_t *dead = (const engine_dead_put_t *)engine->replay_dead.data;
+  for (size_t i = 0; i < engine->replay_dead.len / sizeof *dead; i++)
+    store_release(engine->store, dead[i].position, dead[i].body_len);
+  buf_free(&engine->replay_dead);
+  retention_start(engine);
+  *out = engine;
+  return 0;
+}
+
+void engine_close(engine_t *engine) {
+  store_close(engine->store);
+  retention_stop(engine);
+  engine_free(engine);
+}
+
+/* --- configuration -------------------------------------------------------- */
+
+engine_queue_t *engine_queue_configure(engine_t *engine, const uint8_t id[16],
+                                       const engine_queue_config_t *config) {
+  engine_queue_t *queue = engine_queue_find(engine, id);
+  if (!queue) queue = engine_queue_create(engine, id);
+  bool resumed = queue->config.delivery_paused && !config->delivery_paused;
+  bool shorter = config->message_retention_s < queue->config.message_retention_s;
+  queue->config = *config;
+  queue->configured = true;
+  if (shorter) retention_schedule(engine, clock_now_ms());
+  if (resumed) engine_notify_ready(queue);
+  return queue;
+}
+
+static void engine_forget_if_unconfigured(engine_queue_t *queue, void *context) {
+  (void)context;
+  if (!queue->configured) {
+    log_info("engine: deleting the messages of a queue the control plane no longer has");
+    engine_queue_delete(queue, NULL, NULL);
+  }
+}
+
+void engine_forget_unconfigured(engine_t *engine) {
+  engine_queue_each(engine, engine_forget_if_unconfigured, NULL);
+}
+
+void engine_queue_set_ready_hook(engine_queue_t *queue, engine_ready_fn hook, void *context) {
+  queue->ready_hook = hook;
+  queue->ready_context = context;
+}
+
+void engine_notify_ready(engine_queue_t *queue) {
+  if (queue->ready_hook && !queue->config.delivery_paused && !queue->deleted)
+    queue->ready_hook(queue->ready_context, queue);
+}
+
+/* --- metrics -------------------------------------------------------------- */
+
+void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics) {
+  uint64_t seq;
+  metrics->backlog_count = queue->index.live_count;
+  metrics->backlog_bytes = queue->index.live_bytes;
+  metrics->oldest_message_timestamp_ms =
+      queue_index_next_live(&queue->index, queue->index.base_seq, &seq)
+          ? queue_index_get(&queue->index, seq)->timestamp_ms
+          : 0;
+}
+
+size_t engine_queue_index_bytes(const engine_queue_t *queue) {
+  return queue_index_bytes(&queue->index);
+}
+
+/* --- purge and delete ----------------------------------------------------- */
+
+typedef struct {
+  engine_queue_t *queue;
+  uint64_t below;
+  engine_done_fn done;
+  void *data;
+} engine_purge_t;
+
+static void engine_purge_done(void *data, int status, const uint64_t *positions) {
+  (void)positions;
+  engine_purge_t *op = data;
+  engine_queue_t *queue = op->queue;
+  if (status == 0 && !queue->deleted) {
+    if (op->below == UINT64_MAX) {
+      engine_queue_forget(queue);
+    } else {
+      queue_index_purge(&queue->index, op->below, engine_release_entry, queue->engine);
+      queue_index_trim(&queue->index);
+    }
+  }
+  engine_metrics_t metrics;
+  engine_queue_metrics(queue, &metrics);
+  if (op->done) op->done(op->data, status, &metrics);
+  engine_queue_unref(queue);
+  free(op);
+}
+
+void engine_purge_below(engine_queue_t *queue, uint64_t below, engine_done_fn done, void *data) {
+  engine_purge_t *op = xmalloc(sizeof *op);
+  *op = (engine_purge_t){queue, below, done, data};
+  engine_queue_ref(queue);
+  store_record_t record = {.type = RECORD_PURGE, .seq = below};
+  memcpy(record.queue, queue->id, 16);
+  store_append(queue->engine->store, &record, 1, engine_purge_done, op);
+}
+
+void engine_queue_delete(engine_queue_t *queue, engine_done_fn done, void *data) {
+  engine_purge_below(queue, UINT64_MAX, done, data);
+}
+
+void engine_queue_purge(engine_queue_t *queue, engine_done_fn done, void *data) {
+  engine_purge_below(queue, queue->next_seq, done, data);
+}

@@ -1,0 +1,77 @@
+/*
+ * engine_internal.h — the engine's state, shared by engine.c (queues, replay,
+ * purge), send.c, delivery.c (pull, peek, ack, retry, dead-lettering) and
+ * retention.c (the timer). Internal to src/queue/.
+ */
+#ifndef WHARF_QUEUE_ENGINE_INTERNAL_H
+#define WHARF_QUEUE_ENGINE_INTERNAL_H
+
+#include "queue/engine.h"
+#include "queue/lease.h"
+#include "queue/queue_index.h"
+#include "store/store.h"
+
+#define ENGINE_DEFAULT_RETENTION_S 345600u
+#define ENGINE_DEFAULT_MAX_RETRIES 3u
+#define ENGINE_DEFAULT_VISIBILITY_MS 30000u
+#define ENGINE_TICK_MS 1000u
+
+struct engine_queue {
+  engine_t *engine;
+  engine_queue_t *next_in_bucket;
+  uint8_t id[16];
+  engine_queue_config_t config;
+  bool configured; /* since startup (engine_forget_unconfigured) */
+  bool deleted;    /* its PURGE UINT64_MAX is durable: out of the map */
+  unsigned refs;   /* 1 while in the map, +1 per operation in flight */
+  queue_index_t index;
+  uint64_t next_seq;
+  uint64_t sending_bytes; /* bodies of sends not yet durable (storage limit) */
+  uint64_t rate_second;   /* the rate limit's current one-second window */
+  uint32_t rate_count;
+  bool retention_in_flight;
+  engine_ready_fn ready_hook;
+  void *ready_context;
+};
+
+struct engine {
+  uv_loop_t *loop;
+  store_t *store; /* NULL while store_open replays */
+  engine_options_t options;
+  uint8_t lease_key[LEASE_KEY_BYTES];
+  engine_queue_t **buckets;
+  size_t bucket_count, queue_count;
+  uv_timer_t *timer;     /* retention.c; freed by its close callback */
+  uint64_t timer_due_ms; /* when it fires next, UINT64_MAX when stopped */
+  bool replaying;        /* store_open is replaying the log */
+  uint64_t replay_now_ms;
+  buf_t replay_dead;     /* engine_dead_put_t of PUTs that died in replay */
+};
+
+/* engine.c */
+engine_queue_t *engine_queue_create(engine_t *engine, const uint8_t id[16]);
+void engine_queue_ref(engine_queue_t *queue);
+void engine_queue_unref(engine_queue_t *queue);
+/* The PUT record of the entry is dead: tell the store (compaction). */
+void engine_release(engine_t *engine, uint64_t position, uint32_t body_len);
+/* Kills a live message (no-op if gone) and releases its PUT record. */
+void engine_kill(engine_queue_t *queue, uint64_t seq);
+void engine_notify_ready(engine_queue_t *queue);
+/* Calls fn(queue, context) for every queue in the map. */
+void engine_queue_each(engine_t *engine, void (*fn)(engine_queue_t *queue, void *context),
+                       void *context);
+
+/* Writes PURGE(below) for the queue; done may be NULL. */
+void engine_purge_below(engine_queue_t *queue, uint64_t below, engine_done_fn done, void *data);
+
+/* retention.c */
+void retention_start(engine_t *engine);
+void retention_stop(engine_t *engine);
+/* Makes the timer fire no later than due_ms. */
+void retention_schedule(engine_t *engine, uint64_t due_ms);
+
+/* delivery.c: turns expired leases into failed deliveries (retry, DLQ or
+ * delete), durably. */
+void delivery_expire_leases(engine_queue_t *queue, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,15 @@
+/*
+ * store_debug.h — fault injection for tests (internal to src/store/ and
+ * tests/). Not for production code paths.
+ */
+#ifndef WHARF_STORE_STORE_DEBUG_H
+#define WHARF_STORE_STORE_DEBUG_H
+
+#include "store/store.h"
+
+/* The fdatasync of the next batch written fails with error (a positive errno,
+ * e.g. EIO): its appends fail and the segment is cut back as after a real
+ * failure. */
+void store_debug_fail_next_sync(store_t *store, int error);
+
+#endif

@@ -134,6 +134,8 @@ int control_token_revoke(control_t *control, const char *token_id);
  * at CONTROL_MAX_QUEUES_PER_ACCOUNT, NOT_FOUND if the account is missing. */
 int control_queue_create(control_t *control, const control_queue_t *queue_in,
                          control_queue_t *out);
+/* account_id NULL finds the queue in any account (the engine's callbacks
+ * know only a queue id); API routes always pass the path's account. */
 int control_queue_get(control_t *control, const char *account_id, const char *queue_id,
                       control_queue_t *out);
 int control_queue_get_by_name(control_t *control, const char *account_id, const char *name,

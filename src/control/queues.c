@@ -102,7 +102,7 @@ int control_queue_get(control_t *control, const char *account_id, const char *qu
                       control_queue_t *out) {
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_QUEUE_GET,
-      "SELECT " QUEUE_COLUMNS " FROM queues WHERE id = ?1 AND account_id = ?2");
+      "SELECT " QUEUE_COLUMNS " FROM queues WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2)");
   if (!statement) return CONTROL_ERR_DATABASE;
   sqlite3_bind_text(statement, 1, queue_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(statement, 2, account_id, -1, SQLITE_STATIC);

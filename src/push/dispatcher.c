@@ -11,10 +11,12 @@
  * timeout covers the wait plus the worker's time limit plus a margin, so a
  * message is not handed out twice while its invocation may still succeed.
  *
- * Readiness is polled: a per-queue timer pulls every PUSH_POLL_MIN_MS while
- * messages keep coming, backing off to PUSH_POLL_MAX_MS when the queue is
- * idle. (The engine has no "became ready" notification yet; with one, the
- * timer would only be needed for the max_wait_time_ms deadline.)
+ * Readiness comes from the engine's ready hook (a send or retry became
+ * durable, a delay or lease ran out, delivery resumed), so an idle queue
+ * costs nothing and a message is on its way within the loop iteration that
+ * made it durable. The per-queue timer is only for the max_wait_time_ms
+ * deadline of a forming batch, and for re-checking a worker that is not
+ * registered (yet).
  *
  * Concurrency. Up to the autoscaled limit (autoscale.h) of batches are in
  * flight per queue; a finished batch frees a slot and pumps the queue again.
@@ -45,8 +47,6 @@
 #include "util/log.h"
 
 #define PUSH_MAX_BATCH 100
-#define PUSH_POLL_MIN_MS 1
-#define PUSH_POLL_MAX_MS 50
 #define PUSH_WORKER_TTL_MS 1000
 #define PUSH_LEASE_MARGIN_MS 5000
 
@@ -61,7 +61,7 @@ typedef struct push_queue {
   bool paused, removed;
   unsigned references; /* the timer (until closed) + batches in flight */
   uv_timer_t timer;
-  uint32_t poll_ms;
+  bool pumping, pump_again; /* the ready hook can fire inside engine_pull */
   engine_delivery_t *forming; /* PUSH_MAX_BATCH slots, leased, not yet sent */
   uint32_t forming_count;
   uint64_t forming_oldest_ms;
@@ -133,6 +133,8 @@ static void queue_remove(push_queue_t *queue) {
       break;
     }
   queue->removed = true;
+  engine_queue_t *engine_queue = engine_queue_find(dispatcher->engine, queue->id);
+  if (engine_queue) engine_queue_set_ready_hook(engine_queue, NULL, NULL);
   queue_forming_drop(queue);
   uv_close((uv_handle_t *)&queue->timer, queue_on_timer_closed);
 }
@@ -251,33 +253,33 @@ static void queue_send_forming(push_queue_t *queue, const control_worker_t *work
                  batch_on_reply, batch);
 }
 
-/* Leases more ready messages into the forming batch; true if any came. */
-static bool queue_fill(push_queue_t *queue, engine_queue_t *engine_queue,
-                       const control_worker_t *worker) {
-  uint32_t batch_size = queue->consumer.batch_size ? queue->consumer.batch_size : 1;
-  if (batch_size > PUSH_MAX_BATCH) batch_size = PUSH_MAX_BATCH;
-  if (queue->forming_count >= batch_size) return false;
+/* Leases more ready messages into the forming batch. */
+static void queue_fill(push_queue_t *queue, engine_queue_t *engine_queue,
+                       const control_worker_t *worker, uint32_t batch_size) {
+  if (queue->forming_count >= batch_size) return;
   if (!queue->forming) queue->forming = xcalloc(PUSH_MAX_BATCH, sizeof *queue->forming);
   uint32_t visibility = queue->consumer.max_wait_time_ms + worker->timeout_ms + PUSH_LEASE_MARGIN_MS;
   int got = engine_pull(engine_queue, batch_size - queue->forming_count, visibility,
                         queue->forming + queue->forming_count);
-  if (got <= 0) return false;
   for (int i = 0; i < got; i++) {
     uint64_t timestamp = queue->forming[queue->forming_count + (uint32_t)i].timestamp_ms;
-    if (queue->forming_count == 0 && i == 0) queue->forming_oldest_ms = timestamp;
-    if (timestamp < queue->forming_oldest_ms) queue->forming_oldest_ms = timestamp;
+    if ((queue->forming_count == 0 && i == 0) || timestamp < queue->forming_oldest_ms)
+      queue->forming_oldest_ms = timestamp;
   }
-  queue->forming_count += (uint32_t)got;
-  return true;
+  if (got > 0) queue->forming_count += (uint32_t)got;
 }
 
 static void queue_on_timer(uv_timer_t *timer) { queue_pump(timer->data); }
 
-/* Sends every batch that is due and fits within the concurrency limit, then
- * arms the timer for the next look. */
-static void queue_pump(push_queue_t *queue) {
+static void queue_on_ready(void *context, engine_queue_t *engine_queue) {
+  (void)engine_queue;
+  queue_pump(context);
+}
+
+/* Sends every batch that is due and fits within the concurrency limit;
+ * arms the timer for a forming batch's deadline. */
+static void queue_pump_once(push_queue_t *queue) {
   push_dispatcher_t *dispatcher = queue->dispatcher;
-  if (queue->removed || dispatcher->stopping || queue->paused) return;
   uint64_t now = clock_now_ms();
   const control_worker_t *worker = queue_worker(queue, now);
   engine_queue_t *engine_queue = engine_queue_find(dispatcher->engine, queue->id);
@@ -285,28 +287,36 @@ static void queue_pump(push_queue_t *queue) {
     uv_timer_start(&queue->timer, queue_on_timer, PUSH_WORKER_TTL_MS, 0);
     return;
   }
+  engine_queue_set_ready_hook(engine_queue, queue_on_ready, queue);
   uint32_t batch_size = queue->consumer.batch_size ? queue->consumer.batch_size : 1;
-  bool got = false;
+  if (batch_size > PUSH_MAX_BATCH) batch_size = PUSH_MAX_BATCH;
   while (queue->in_flight < push_autoscale_limit(&queue->scale, queue->consumer.max_concurrency)) {
-    got |= queue_fill(queue, engine_queue, worker);
+    queue_fill(queue, engine_queue, worker, batch_size);
     if (queue->forming_count == 0) break;
     bool full = queue->forming_count >= batch_size;
     bool due = now >= queue->forming_oldest_ms + queue->consumer.max_wait_time_ms;
     if (!full && !due) break;
     queue_send_forming(queue, worker);
   }
-  if (queue->in_flight >= push_autoscale_limit(&queue->scale, queue->consumer.max_concurrency)) {
-    uv_timer_stop(&queue->timer); /* a finishing batch pumps again */
+  uint64_t deadline = queue->forming_oldest_ms + queue->consumer.max_wait_time_ms;
+  if (queue->forming_count && deadline > now)
+    uv_timer_start(&queue->timer, queue_on_timer, deadline - now, 0);
+  else
+    uv_timer_stop(&queue->timer); /* the ready hook or a finishing batch pumps again */
+}
+
+static void queue_pump(push_queue_t *queue) {
+  if (queue->removed || queue->dispatcher->stopping || queue->paused) return;
+  if (queue->pumping) {
+    queue->pump_again = true;
     return;
   }
-  queue->poll_ms = got ? PUSH_POLL_MIN_MS
-                       : (queue->poll_ms * 2 > PUSH_POLL_MAX_MS ? PUSH_POLL_MAX_MS : queue->poll_ms * 2);
-  uint64_t wait = queue->poll_ms;
-  if (queue->forming_count) {
-    uint64_t deadline = queue->forming_oldest_ms + queue->consumer.max_wait_time_ms;
-    if (deadline > now && deadline - now < wait) wait = deadline - now;
-  }
-  uv_timer_start(&queue->timer, queue_on_timer, wait, 0);
+  queue->pumping = true;
+  do {
+    queue->pump_again = false;
+    queue_pump_once(queue);
+  } while (queue->pump_again && !queue->removed);
+  queue->pumping = false;
 }
 
 /* ---- configuration ---- */
@@ -319,7 +329,6 @@ static push_queue_t *queue_create(push_dispatcher_t *dispatcher, const control_q
   uv_timer_init(dispatcher->loop, &queue->timer);
   queue->timer.data = queue;
   queue->references = 1;
-  queue->poll_ms = PUSH_POLL_MIN_MS;
   push_autoscale_init(&queue->scale, clock_now_ms());
   queue->next = dispatcher->queues;
   dispatcher->queues = queue;

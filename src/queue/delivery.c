@@ -251,6 +251,7 @@ int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_
                 engine_delivery_t *out) {
   if (queue->config.delivery_paused) return ENGINE_ERR_PAUSED;
   if (!visibility_timeout_ms) visibility_timeout_ms = queue->config.visibility_timeout_ms;
+  if (!visibility_timeout_ms) visibility_timeout_ms = ENGINE_DEFAULT_VISIBILITY_MS;
   uint64_t now = clock_now_ms(), expiry = now + visibility_timeout_ms, seq;
   buf_t storage = BUF_INIT;
   int count = 0;

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "util/clock.h"
+#include "util/crypto.h"
 #include "util/log.h"
 
 typedef struct {
@@ -76,6 +77,8 @@ engine_queue_t *engine_queue_create(engine_t *engine, const uint8_t id[16]) {
                                           .visibility_timeout_ms = ENGINE_DEFAULT_VISIBILITY_MS};
   queue->refs = 1;
   queue_index_init(&queue->index);
+  /* A lease id from before a restart must not match a new lease by chance. */
+  crypto_random_bytes(&queue->index.lease_generation, sizeof queue->index.lease_generation);
   queue->index.replaying = engine->replaying;
   size_t b = engine_bucket(engine, id);
   queue->next_in_bucket = engine->buckets[b];
@@ -92,14 +95,22 @@ void engine_queue_unref(engine_queue_t *queue) {
   free(queue);
 }
 
+/* Works on a snapshot, holding a reference to each queue: fn may create
+ * queues (a dead-letter queue; the map may be rehashed) or delete them. */
 void engine_queue_each(engine_t *engine, void (*fn)(engine_queue_t *queue, void *context),
                        void *context) {
-  for (size_t i = 0; i < engine->bucket_count; i++) {
-    for (engine_queue_t *queue = engine->buckets[i], *next; queue; queue = next) {
-      next = queue->next_in_bucket;
-      fn(queue, context);
+  size_t count = 0;
+  engine_queue_t **queues = xmalloc((engine->queue_count + 1) * sizeof *queues);
+  for (size_t i = 0; i < engine->bucket_count; i++)
+    for (engine_queue_t *queue = engine->buckets[i]; queue; queue = queue->next_in_bucket) {
+      engine_queue_ref(queue);
+      queues[count++] = queue;
     }
+  for (size_t i = 0; i < count; i++) {
+    if (!queues[i]->deleted) fn(queues[i], context);
+    engine_queue_unref(queues[i]);
   }
+  free(queues);
 }
 
 void engine_release(engine_t *engine, uint64_t position, uint32_t body_len) {
@@ -207,14 +218,14 @@ static void engine_end_replay(engine_queue_t *queue, void *context) {
 
 /* --- open and close ------------------------------------------------------- */
 
-static void engine_free_queue(engine_queue_t *queue, void *context) {
-  (void)context;
-  queue_index_free(&queue->index);
-  free(queue);
-}
-
 static void engine_free(engine_t *engine) {
-  engine_queue_each(engine, engine_free_queue, NULL);
+  for (size_t i = 0; i < engine->bucket_count; i++) {
+    for (engine_queue_t *queue = engine->buckets[i], *next; queue; queue = next) {
+      next = queue->next_in_bucket;
+      queue_index_free(&queue->index);
+      free(queue);
+    }
+  }
   free(engine->buckets);
   buf_free(&engine->replay_dead);
   free(engine);

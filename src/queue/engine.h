@@ -108,14 +108,14 @@ typedef struct {
 } engine_message_t;
 
 /* Checks limits (returns ENGINE_ERR_* and changes nothing), else appends and
- * calls done once durable. */
+ * calls done once durable (at once for count 0). */
 int engine_send(engine_queue_t *queue, const engine_message_t *messages, size_t count,
                 engine_done_fn done, void *data);
 
 typedef struct {
   char id[33];
   uint64_t timestamp_ms;
-  uint32_t attempts;      /* 1 on first delivery */
+  uint32_t attempts;      /* pull: 1 on first delivery; peek: deliveries so far */
   uint8_t content_type;
   buf_t body;             /* raw bytes */
   char handle[96];        /* lease id (pull) or ref (peek) */
@@ -141,11 +141,13 @@ typedef struct {
 } engine_ack_result_t;
 
 typedef void (*engine_ack_fn)(void *data, int status, const engine_ack_result_t *result);
-/* Acks and retries by lease id; durable before ack_done runs. */
+/* Acks and retries by lease id; durable before done runs. Unknown, forged,
+ * foreign or already used handles become warnings. When nothing needs to be
+ * written (only warnings), done runs before engine_ack returns. */
 void engine_ack(engine_queue_t *queue, const char *const *acks, size_t ack_count,
                 const engine_retry_t *retries, size_t retry_count, engine_ack_fn done,
                 void *data);
-/* Deletes peeked messages by ref. */
+/* Deletes peeked messages by ref (result.ack_count); as engine_ack. */
 void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t count,
                        engine_ack_fn done, void *data);
 

@@ -67,6 +67,12 @@ static bool send_rate_allows(engine_queue_t *queue, size_t count, uint64_t now_m
 int engine_send(engine_queue_t *queue, const engine_message_t *messages, size_t count,
                 engine_done_fn done, void *data) {
   uint64_t bytes = 0, now = clock_now_ms();
+  if (!count) {
+    engine_metrics_t metrics;
+    engine_queue_metrics(queue, &metrics);
+    done(data, 0, &metrics);
+    return ENGINE_OK;
+  }
   for (size_t i = 0; i < count; i++) bytes += messages[i].body_len;
   if (queue->index.live_bytes + queue->sending_bytes + bytes > ENGINE_MAX_BACKLOG_BYTES)
     return ENGINE_ERR_STORAGE_LIMIT;
@@ -74,7 +80,7 @@ int engine_send(engine_queue_t *queue, const engine_message_t *messages, size_t 
 
   send_op_t *op = xmalloc(sizeof *op + count * sizeof(send_message_t));
   *op = (send_op_t){queue, queue->next_seq, bytes, count, done, data};
-  store_record_t *records = xcalloc(count ? count : 1, sizeof *records);
+  store_record_t *records = xcalloc(count, sizeof *records);
   for (size_t i = 0; i < count; i++) {
     int64_t delay_s = messages[i].delay_seconds >= 0 ? messages[i].delay_seconds
                                                      : queue->config.delivery_delay_s;

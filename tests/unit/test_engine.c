@@ -469,7 +469,89 @@ static void test_restart_keeps_state(void **state) {
   assert_int_equal(d[1].attempts, 1);
   body_is(&d[2], "untouched");
   engine_deliveries_free(d, 3);
-  /* Leases of before the restart still ack (same key on disk). */
+}
+
+static void test_lease_survives_restart_for_ack(void **state) {
+  fixture_t *f = *state;
+  send_one(f, f->a, "held", -1);
+  engine_delivery_t d;
+  assert_int_equal(engine_pull(f->a, 1, 0, &d), 1);
+  char lease[LEASE_TEXT_MAX];
+  snprintf(lease, sizeof lease, "%s", d.handle);
+  engine_deliveries_free(&d, 1);
+  restart(f); /* same DIR/lease.key: the lease id still verifies */
+  const char *acks[1] = {lease};
+  wait_t w = ack(f, f->a, acks, 1, NULL, 0);
+  assert_int_equal(w.result.ack_count, 1);
+  assert_int_equal(backlog(f->a), 0);
+}
+
+static void ready_hook(void *context, engine_queue_t *queue) {
+  (void)queue;
+  (*(int *)context)++;
+}
+
+static void test_ready_hook(void **state) {
+  fixture_t *f = *state;
+  int calls = 0;
+  engine_queue_set_ready_hook(f->a, ready_hook, &calls);
+  send_one(f, f->a, "now", -1);
+  assert_int_equal(calls, 1);
+  send_one(f, f->a, "later", 1);
+  assert_int_equal(calls, 1);
+  run_for(f, 1100);
+  assert_int_equal(calls, 2);
+}
+
+/* Compaction rewrites the few live messages of old segments at the head
+ * (asking the engine for their attempts); a restart finds exactly them. */
+static void test_compaction_keeps_live_messages(void **state) {
+  fixture_t *f = *state;
+  engine_close(f->engine);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  engine_options_t options = {resolve_dead_letter, f, 16384};
+  assert_int_equal(engine_open(&f->loop, f->dir, &options, &f->engine), 0);
+  engine_queue_config_t config = config_default();
+  f->a = engine_queue_configure(f->engine, QUEUE_A, &config);
+  f->b = engine_queue_configure(f->engine, QUEUE_B, &config);
+  enum { TOTAL = 2000, BATCH = 100 };
+  char body[200];
+  memset(body, 'c', sizeof body);
+  engine_message_t batch[BATCH];
+  for (int i = 0; i < BATCH; i++) batch[i] = (engine_message_t){CONTENT_TYPE_TEXT, body, sizeof body, -1};
+  for (int sent = 0; sent < TOTAL; sent += BATCH) {
+    wait_t w = {0};
+    assert_int_equal(engine_send(f->a, batch, BATCH, done_cb, &w), ENGINE_OK);
+    run_until(f, &w.done);
+  }
+  static engine_delivery_t d[TOTAL];
+  static const char *acks[TOTAL];
+  assert_int_equal(engine_pull(f->a, TOTAL, 0, d), TOTAL);
+  size_t ack_count = 0;
+  engine_retry_t retries[TOTAL / 100];
+  for (int i = 0; i < TOTAL; i++) {
+    if (i % 100 == 0) retries[i / 100] = (engine_retry_t){d[i].handle, 0};
+    else acks[ack_count++] = d[i].handle;
+  }
+  wait_t w = ack(f, f->a, acks, ack_count, retries, TOTAL / 100);
+  assert_int_equal(w.result.ack_count, TOTAL - TOTAL / 100);
+  store_stats_t before, after;
+  store_get_stats(f->engine->store, &before);
+  for (int i = 0; i < 30; i++) {
+    run_for(f, 100);
+    store_get_stats(f->engine->store, &after);
+    if (after.disk_bytes * 4 < before.disk_bytes) break;
+  }
+  printf("compaction: disk %llu -> %llu bytes, %u -> %u segments\n",
+         (unsigned long long)before.disk_bytes, (unsigned long long)after.disk_bytes,
+         before.segments, after.segments);
+  assert_true(after.disk_bytes * 4 < before.disk_bytes);
+  engine_deliveries_free(d, TOTAL);
+  restart(f);
+  assert_int_equal(backlog(f->a), TOTAL / 100);
+  assert_int_equal(engine_pull(f->a, TOTAL, 0, d), TOTAL / 100);
+  for (int i = 0; i < TOTAL / 100; i++) assert_int_equal(d[i].attempts, 2);
+  engine_deliveries_free(d, TOTAL / 100);
 }
 
 static void test_failed_append_changes_nothing(void **state) {
@@ -596,6 +678,9 @@ int main(void) {
       T(test_peek_and_purge_refs),
       T(test_retention_deletes_old_messages),
       T(test_restart_keeps_state),
+      T(test_lease_survives_restart_for_ack),
+      T(test_ready_hook),
+      T(test_compaction_keeps_live_messages),
       T(test_failed_append_changes_nothing),
       T(test_limits_refuse_and_change_nothing),
       T(test_delete_queue),

@@ -28,6 +28,9 @@
 #ifndef WHARF_H
 #define WHARF_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <jansson.h>
 
 #ifdef __cplusplus
@@ -44,10 +47,15 @@ enum {
   WHARF_ERR_PROTOCOL = -3,  /* an answer that is not the v4 JSON envelope */
   WHARF_ERR_API = -4,       /* the server answered with an error envelope */
   WHARF_ERR_NOT_FOUND = -5, /* a lookup by name found nothing (code 11000 for queues) */
+  WHARF_ERR_TOO_LARGE = -6, /* a message or batch is over the limits below; nothing was sent */
 };
 
 /* Cloudflare's code for "queue not found", also set by wharf_queue_find(). */
 #define WHARF_CODE_QUEUE_NOT_FOUND 11000
+/* The server's codes for an oversized message and batch. libwharf sets the
+ * same codes when it refuses one itself, so callers test one thing. */
+#define WHARF_CODE_MESSAGE_TOO_LARGE 11006
+#define WHARF_CODE_BATCH_TOO_LARGE 11007
 
 typedef struct {
   int http_status;   /* HTTP status of the answer; 0 when there was none */
@@ -131,6 +139,159 @@ char *wharf_client_escape(const char *s);
  */
 int wharf_queue_find(wharf_client_t *client, const char *name, json_t **queue_out,
                      wharf_error_t *err);
+
+/* ---------------------------------------------------------------------------
+ * Queue handles
+ *
+ * A wharf_queue_t is a queue looked up once by name: it remembers the queue's
+ * id so sends and pulls need no further lookup. It borrows its client: the
+ * client must outlive the handle, and the handle follows the client's
+ * thread-safety rule (one thread at a time for the client and everything
+ * opened from it).
+ */
+typedef struct wharf_queue wharf_queue_t;
+
+/* Opens the queue called name (see wharf_queue_find(): one request; without
+ * an account id, one more to resolve it). Returns a handle to free with
+ * wharf_queue_free(), or NULL with err filled: WHARF_ERR_NOT_FOUND when no
+ * queue has that name, or any error of wharf_queue_find(). */
+wharf_queue_t *wharf_queue_open(wharf_client_t *client, const char *name, wharf_error_t *err);
+
+/* Frees the handle (not its client). NULL is allowed. */
+void wharf_queue_free(wharf_queue_t *queue);
+
+/* The queue's name and id (32 hex). Owned by the handle. */
+const char *wharf_queue_name(const wharf_queue_t *queue);
+const char *wharf_queue_id(const wharf_queue_t *queue);
+
+/* ---------------------------------------------------------------------------
+ * Producing
+ *
+ * Limits (Cloudflare's): a message's body plus WHARF_MESSAGE_METADATA_BYTES
+ * of metadata is at most WHARF_MESSAGE_MAX_BYTES; a batch holds at most
+ * WHARF_BATCH_MAX_MESSAGES messages and WHARF_BATCH_MAX_BYTES in total
+ * (bodies plus metadata); a delay is 0..WHARF_DELAY_MAX_SECONDS. The library
+ * checks them before sending and, when one is broken, sends nothing and
+ * returns WHARF_ERR_TOO_LARGE (err->code WHARF_CODE_MESSAGE_TOO_LARGE or
+ * WHARF_CODE_BATCH_TOO_LARGE) or WHARF_ERR_INVALID for a bad delay.
+ */
+#define WHARF_MESSAGE_MAX_BYTES 128000
+#define WHARF_MESSAGE_METADATA_BYTES 100
+#define WHARF_BATCH_MAX_MESSAGES 100
+#define WHARF_BATCH_MAX_BYTES 256000
+#define WHARF_DELAY_MAX_SECONDS 43200
+/* "No delay given": the batch's delay applies, else the queue's
+ * delivery_delay. A delay of 0 is different: it overrides the queue's. */
+#define WHARF_DELAY_DEFAULT (-1)
+
+/* How a body is stored and delivered (the seeds' content types). */
+typedef enum {
+  WHARF_CONTENT_JSON,  /* the body is JSON text; the server stores its compact form */
+  WHARF_CONTENT_TEXT,  /* the body is UTF-8 text, delivered as a string */
+  WHARF_CONTENT_BYTES, /* the body is any bytes (sent base64-encoded) */
+  WHARF_CONTENT_V8,    /* Workers' structured clone; only ever received */
+} wharf_content_type_t;
+
+/* One message of wharf_send_batch(). body is borrowed for the call.
+ * Note that a zero-initialised delay_seconds means "0 seconds", which
+ * overrides the queue's delivery_delay: set WHARF_DELAY_DEFAULT for none. */
+typedef struct {
+  const void *body;
+  size_t len;
+  wharf_content_type_t content_type; /* JSON, TEXT or BYTES */
+  int delay_seconds;                 /* 0..43200 or WHARF_DELAY_DEFAULT */
+} wharf_message_t;
+
+/*
+ * Sends one message (POST …/messages) and returns once the server has it on
+ * disk. body (len bytes, borrowed) must be valid JSON for WHARF_CONTENT_JSON
+ * and valid UTF-8 for WHARF_CONTENT_TEXT; anything goes for
+ * WHARF_CONTENT_BYTES. delay_seconds: 0..43200 or WHARF_DELAY_DEFAULT.
+ * Returns WHARF_OK; WHARF_ERR_INVALID (bad content type, body or delay) or
+ * WHARF_ERR_TOO_LARGE without sending anything; or any error of
+ * wharf_request().
+ */
+int wharf_send(wharf_queue_t *queue, const void *body, size_t len,
+               wharf_content_type_t content_type, int delay_seconds, wharf_error_t *err);
+
+/*
+ * Sends count messages in one request (POST …/messages/batch): all are
+ * stored or none. batch_delay (0..43200 or WHARF_DELAY_DEFAULT) applies to
+ * each message whose own delay_seconds is WHARF_DELAY_DEFAULT. Returns as
+ * wharf_send(); err->message names the first offending message by index.
+ */
+int wharf_send_batch(wharf_queue_t *queue, const wharf_message_t *messages, size_t count,
+                     int batch_delay, wharf_error_t *err);
+
+/* ---------------------------------------------------------------------------
+ * Pull consumer
+ *
+ * wharf_pull() leases a batch of messages for a visibility timeout. The
+ * caller then records a decision per message — wharf_message_ack() or
+ * wharf_message_retry() — and/or for the whole batch — wharf_batch_ack_all()
+ * or wharf_batch_retry_all() — and wharf_batch_commit() sends them all in
+ * one request (POST …/messages/ack). The precedence is the Workers API's:
+ *   - per message, the first ack/retry call wins; later ones are ignored;
+ *   - a per-message call beats ack_all/retry_all; the first of those two
+ *     wins over the other;
+ *   - a message with no decision at all is not mentioned: its lease runs out
+ *     and the server delivers it again after the visibility timeout.
+ * The queue needs an http_pull consumer. A batch borrows its queue handle
+ * (which must outlive it) and follows the client's thread-safety rule.
+ */
+typedef struct wharf_batch wharf_batch_t;
+
+/* A leased message, owned by its batch and valid until wharf_batch_free().
+ * All fields are read-only. */
+typedef struct {
+  const char *id;        /* 32 hex characters */
+  uint64_t timestamp_ms; /* when it was sent, ms since the Unix epoch */
+  int attempts;          /* 1 on first delivery, +1 on every redelivery */
+  wharf_content_type_t content_type;
+  const void *body; /* raw bytes as sent (JSON text for JSON), plus a NUL after them */
+  size_t body_len;  /* not counting that NUL */
+} wharf_received_message_t;
+
+/*
+ * Leases up to batch_size (1..100; 0 for the server's default) ready messages
+ * for visibility_timeout_ms (0 for the consumer's setting; at most 12 h).
+ * On WHARF_OK, *out is a batch (possibly empty) to wharf_batch_free();
+ * otherwise *out is NULL. Fails with WHARF_ERR_API (HTTP 409,
+ * "queue_delivery_paused") while delivery is paused, WHARF_ERR_PROTOCOL when
+ * a message cannot be decoded, or any error of wharf_request().
+ */
+int wharf_pull(wharf_queue_t *queue, int batch_size, int visibility_timeout_ms,
+               wharf_batch_t **out, wharf_error_t *err);
+
+/* The number of messages in the batch, and message i (0 <= i < count). */
+size_t wharf_batch_count(const wharf_batch_t *batch);
+wharf_received_message_t *wharf_batch_message(wharf_batch_t *batch, size_t i);
+
+/* Records "done, delete it" for msg, unless msg already has a decision. */
+void wharf_message_ack(wharf_received_message_t *msg);
+
+/* Records "deliver again", after delay_seconds (0..43200, or
+ * WHARF_DELAY_DEFAULT for the consumer's retry_delay), unless msg already
+ * has a decision. Returns WHARF_OK (also when ignored), or WHARF_ERR_INVALID
+ * for a delay out of range, recording nothing. */
+int wharf_message_retry(wharf_received_message_t *msg, int delay_seconds);
+
+/* Batch-level decisions, for every message without its own (see above). */
+void wharf_batch_ack_all(wharf_batch_t *batch);
+int wharf_batch_retry_all(wharf_batch_t *batch, int delay_seconds);
+
+/*
+ * Sends every decision not sent yet in one request; none left means no
+ * request. On WHARF_OK those decisions are final (later calls cannot change
+ * them) and the batch may be committed again after more decisions; on
+ * failure nothing is marked sent, so the commit can be retried. An ack that
+ * arrives after the visibility timeout is still accepted by the server.
+ * Returns WHARF_OK or any error of wharf_request().
+ */
+int wharf_batch_commit(wharf_batch_t *batch, wharf_error_t *err);
+
+/* Frees the batch and its messages without committing. NULL is allowed. */
+void wharf_batch_free(wharf_batch_t *batch);
 
 #ifdef __cplusplus
 }

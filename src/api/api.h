@@ -23,6 +23,12 @@
 #include "http/http_server.h"
 #include "queue/engine.h"
 
+/* Queue settings' defaults and limits (seed 004, "Configuration", "Limits"). */
+#define QUEUE_DEFAULT_RETENTION_S 345600
+#define QUEUE_MIN_RETENTION_S 60
+#define QUEUE_MAX_RETENTION_S 1209600
+#define QUEUE_MAX_DELAY_S 43200
+
 typedef struct {
   uv_loop_t *loop;
   control_t *control;

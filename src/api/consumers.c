@@ -92,7 +92,7 @@ static bool read_consumer(api_call_t *call, control_consumer_t *consumer) {
             params_uint(call, settings, "max_wait_time_ms", 0, 60000, &wait_ms) &&
             params_uint(call, settings, "max_batch_timeout", 0, 60, &wait_s) &&
             params_uint(call, settings, "max_concurrency", 1, 250, &consumer->max_concurrency) &&
-            params_uint(call, settings, "retry_delay", 0, 43200, &consumer->retry_delay_s) &&
+            params_uint(call, settings, "retry_delay", 0, QUEUE_MAX_DELAY_S, &consumer->retry_delay_s) &&
             params_uint(call, settings, "visibility_timeout_ms", 1, 43200000,
                         &consumer->visibility_timeout_ms);
   consumer->max_wait_time_ms = wait_s != UINT32_MAX ? wait_s * 1000 : wait_ms;
@@ -108,35 +108,49 @@ static void consumer_defaults(control_consumer_t *consumer, const char *queue_id
   consumer->visibility_timeout_ms = CONSUMER_DEFAULT_VISIBILITY_MS;
 }
 
-/* Creates the named dead-letter queue in the caller's account if missing. */
-static bool ensure_dead_letter_queue(api_call_t *call, const char *name) {
-  control_queue_t existing;
-  if (!*name || control_queue_get_by_name(call->api->control, call->account_id, name, &existing) ==
-                    CONTROL_OK)
-    return true;
-  control_queue_t queue = {.message_retention_s = 345600};
-  snprintf(queue.name, sizeof queue.name, "%s", name);
-  snprintf(queue.account_id, sizeof queue.account_id, "%s", call->account_id);
-  int rc = control_queue_create(call->api->control, &queue, &existing);
-  if (rc != CONTROL_OK && rc != CONTROL_ERR_EXISTS) {
-    api_reply_control_error(call, rc, "dead letter queue");
-    return false;
-  }
-  if (rc == CONTROL_OK) {
-    api_queue_sync_engine(call->api, &existing);
-    log_info("dead letter queue created: %s (%s)", existing.name, existing.id);
-  }
-  return true;
-}
-
-static void reply_consumer(api_call_t *call, const control_consumer_t *consumer) {
-  api_queue_sync_engine(call->api, &call->queue);
-  api_reply_ok(call, api_consumer_to_json(consumer, &call->queue), NULL);
-}
-
 static void reply_consumer_exists(api_call_t *call) {
   api_reply_error(call, 409, API_ERR_CONSUMER_EXISTS,
                   "Queue \"%s\" already has a consumer; remove it first", call->queue.name);
+}
+
+/* Finds the named queue of the account, creating it with default settings
+ * if it does not exist (a dead-letter queue is created on first mention). */
+static int dead_letter_queue_ensure(api_t *api, const char *account_id, const char *name,
+                                    control_queue_t *out) {
+  int rc = control_queue_get_by_name(api->control, account_id, name, out);
+  if (rc != CONTROL_ERR_NOT_FOUND) return rc;
+  control_queue_t wanted = {.message_retention_s = QUEUE_DEFAULT_RETENTION_S};
+  snprintf(wanted.name, sizeof wanted.name, "%s", name);
+  snprintf(wanted.account_id, sizeof wanted.account_id, "%s", account_id);
+  rc = control_queue_create(api->control, &wanted, out);
+  if (rc == CONTROL_OK) log_info("dead letter queue created: %s (%s)", out->name, out->id);
+  return rc;
+}
+
+/* Creates or replaces the consumer and its dead-letter queue in one
+ * transaction, so a refused request leaves no half-made queue behind. */
+static void consumer_save(api_call_t *call, control_consumer_t *consumer, bool create) {
+  control_t *control = call->api->control;
+  control_queue_t dead_letter;
+  control_transaction_begin(control);
+  int rc = consumer->dead_letter_queue[0]
+               ? dead_letter_queue_ensure(call->api, call->account_id, consumer->dead_letter_queue,
+                                          &dead_letter)
+               : CONTROL_OK;
+  control_consumer_t saved = *consumer;
+  if (rc == CONTROL_OK)
+    rc = create ? control_consumer_create(control, consumer, &saved)
+                : control_consumer_update(control, consumer);
+  if (rc != CONTROL_OK) {
+    control_transaction_rollback(control);
+    if (rc == CONTROL_ERR_EXISTS) reply_consumer_exists(call);
+    else api_reply_control_error(call, rc, "consumer");
+    return;
+  }
+  control_transaction_commit(control);
+  if (consumer->dead_letter_queue[0]) api_queue_sync_engine(call->api, &dead_letter);
+  api_queue_sync_engine(call->api, &call->queue);
+  api_reply_ok(call, api_consumer_to_json(&saved, &call->queue), NULL);
 }
 
 void api_consumers_create(api_call_t *call) {
@@ -146,20 +160,7 @@ void api_consumers_create(api_call_t *call) {
     return;
   }
   consumer_defaults(&consumer, call->queue.id);
-  if (!read_consumer(call, &consumer) ||
-      !ensure_dead_letter_queue(call, consumer.dead_letter_queue))
-    return;
-  control_consumer_t created;
-  int rc = control_consumer_create(call->api->control, &consumer, &created);
-  if (rc == CONTROL_ERR_EXISTS) {
-    reply_consumer_exists(call);
-    return;
-  }
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "consumer");
-    return;
-  }
-  reply_consumer(call, &created);
+  if (read_consumer(call, &consumer)) consumer_save(call, &consumer, true);
 }
 
 void api_consumers_list(api_call_t *call) {
@@ -196,15 +197,7 @@ void api_consumers_replace(api_call_t *call) {
   consumer_defaults(&consumer, call->queue.id);
   memcpy(consumer.id, existing.id, sizeof consumer.id);
   consumer.created_ms = existing.created_ms;
-  if (!read_consumer(call, &consumer) ||
-      !ensure_dead_letter_queue(call, consumer.dead_letter_queue))
-    return;
-  int rc = control_consumer_update(call->api->control, &consumer);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "consumer");
-    return;
-  }
-  reply_consumer(call, &consumer);
+  if (read_consumer(call, &consumer)) consumer_save(call, &consumer, false);
 }
 
 void api_consumers_delete(api_call_t *call) {
@@ -228,18 +221,10 @@ bool api_resolve_dead_letter_queue(void *context, const uint8_t source[16],
   control_consumer_t consumer;
   if (control_queue_get(api->control, NULL, source_id, &queue) != CONTROL_OK ||
       control_consumer_of_queue(api->control, source_id, &consumer) != CONTROL_OK ||
-      !consumer.dead_letter_queue[0])
+      !consumer.dead_letter_queue[0] ||
+      dead_letter_queue_ensure(api, queue.account_id, consumer.dead_letter_queue, &dead_letter) !=
+          CONTROL_OK)
     return false;
-  int rc = control_queue_get_by_name(api->control, queue.account_id, consumer.dead_letter_queue,
-                                     &dead_letter);
-  if (rc == CONTROL_ERR_NOT_FOUND) {
-    control_queue_t wanted = {.message_retention_s = 345600};
-    snprintf(wanted.name, sizeof wanted.name, "%s", consumer.dead_letter_queue);
-    snprintf(wanted.account_id, sizeof wanted.account_id, "%s", queue.account_id);
-    rc = control_queue_create(api->control, &wanted, &dead_letter);
-    if (rc == CONTROL_OK) log_info("dead letter queue re-created: %s (%s)", dead_letter.name, dead_letter.id);
-  }
-  if (rc != CONTROL_OK) return false;
   api_queue_sync_engine(api, &dead_letter);
   crypto_hex_decode(dead_letter.id, 16, dead_letter_out);
   return true;

@@ -23,7 +23,6 @@
 #define MESSAGE_METADATA_BYTES 100
 #define BATCH_MAX_MESSAGES 100
 #define BATCH_MAX_BYTES 256000
-#define MAX_DELAY_S 43200
 #define PULL_DEFAULT_BATCH 5
 #define PULL_MAX_BATCH 100
 #define MAX_VISIBILITY_MS 43200000u
@@ -90,7 +89,7 @@ static bool decode_message(api_call_t *call, json_t *object, int64_t default_del
   }
   engine_message_t *message = &out->message;
   if (!decode_content_type(call, object, &message->content_type) ||
-      !params_optional_seconds(call, object, "delay_seconds", MAX_DELAY_S, &message->delay_seconds) ||
+      !params_optional_seconds(call, object, "delay_seconds", QUEUE_MAX_DELAY_S, &message->delay_seconds) ||
       !decode_body(call, object, message->content_type, &out->storage))
     return false;
   if (message->delay_seconds < 0) message->delay_seconds = default_delay;
@@ -153,7 +152,7 @@ void api_messages_send(api_call_t *call) {
 void api_messages_send_batch(api_call_t *call) {
   json_t *list = json_object_get(call->body, "messages");
   int64_t batch_delay = -1;
-  if (!params_optional_seconds(call, call->body, "delay_seconds", MAX_DELAY_S, &batch_delay)) return;
+  if (!params_optional_seconds(call, call->body, "delay_seconds", QUEUE_MAX_DELAY_S, &batch_delay)) return;
   if (!json_is_array(list) || json_array_size(list) == 0) {
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "messages must be a non-empty array");
     return;
@@ -280,7 +279,7 @@ static bool read_handles(api_call_t *call, const char *list_key, const char *key
       return false;
     }
     out[i] = json_string_value(value);
-    if (delays && !params_optional_seconds(call, item, "delay_seconds", MAX_DELAY_S, &delays[i]))
+    if (delays && !params_optional_seconds(call, item, "delay_seconds", QUEUE_MAX_DELAY_S, &delays[i]))
       return false;
   }
   *count = json_array_size(list);

@@ -17,11 +17,6 @@
 #include "util/crypto.h"
 #include "util/log.h"
 
-#define DEFAULT_RETENTION_S 345600
-#define MAX_RETENTION_S 1209600
-#define MIN_RETENTION_S 60
-#define MAX_DELAY_S 43200
-
 static json_t *iso_time(uint64_t ms) {
   char text[32];
   clock_format_iso8601(ms, text);
@@ -71,8 +66,8 @@ static bool read_settings(api_call_t *call, json_t *body, control_queue_t *queue
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Invalid settings: must be an object");
     return false;
   }
-  return params_uint(call, settings, "delivery_delay", 0, MAX_DELAY_S, &queue->delivery_delay_s) &&
-         params_uint(call, settings, "message_retention_period", MIN_RETENTION_S, MAX_RETENTION_S,
+  return params_uint(call, settings, "delivery_delay", 0, QUEUE_MAX_DELAY_S, &queue->delivery_delay_s) &&
+         params_uint(call, settings, "message_retention_period", QUEUE_MIN_RETENTION_S, QUEUE_MAX_RETENTION_S,
                      &queue->message_retention_s) &&
          params_bool(call, settings, "delivery_paused", &queue->delivery_paused);
 }
@@ -91,7 +86,7 @@ static void reply_write_error(api_call_t *call, int rc, const char *name) {
 
 void api_queues_create(api_call_t *call) {
   const char *name = NULL;
-  control_queue_t queue = {.message_retention_s = DEFAULT_RETENTION_S};
+  control_queue_t queue = {.message_retention_s = QUEUE_DEFAULT_RETENTION_S};
   if (!params_string(call, call->body, "queue_name", &name)) return;
   if (!name) {
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Missing queue_name");
@@ -165,7 +160,7 @@ static void queues_update(api_call_t *call, bool replace) {
   control_queue_t queue = call->queue;
   if (replace) {
     queue.delivery_delay_s = 0;
-    queue.message_retention_s = DEFAULT_RETENTION_S;
+    queue.message_retention_s = QUEUE_DEFAULT_RETENTION_S;
     queue.delivery_paused = false;
   }
   const char *name = NULL;

@@ -21,6 +21,7 @@
 
 #include <curl/curl.h>
 
+#include "client/client_internal.h"
 #include "util/buf.h"
 #include "wharf.h"
 
@@ -117,11 +118,7 @@ char *wharf_client_escape(const char *s) {
   return buf_detach(&out);
 }
 
-static void client_error_set(wharf_error_t *err, int http_status, int code, const char *fmt,
-                             ...) __attribute__((format(printf, 4, 5)));
-
-static void client_error_set(wharf_error_t *err, int http_status, int code, const char *fmt,
-                             ...) {
+void client_error_set(wharf_error_t *err, int http_status, int code, const char *fmt, ...) {
   if (!err) return;
   err->http_status = http_status;
   err->code = code;

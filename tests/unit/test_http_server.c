@@ -528,19 +528,35 @@ static void test_stop_finishes_pending(void **state) {
   fixture_t *f = *state;
   client_t *c = client_open(f->port);
   client_t *idle = client_open(f->port);
+  client_t *partial = client_open(f->port);
   client_send_str(c, "GET /slow?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n");
+  client_send_str(partial, "GET /late HTTP/1.1\r\n");
   wait_for(&f->handled, 1);
+  usleep(50 * 1000); /* let the loop read the partial request */
   fixture_request_stop(f);
   assert_true(client_sees_close(idle)); /* nothing in flight: closed at once */
   assert_int_equal(atomic_load(&f->stopped), 0);
+  /* a request started before the stop may finish, and is the last one */
+  client_send_str(partial, "Host: t\r\n\r\nGET /too-late HTTP/1.1\r\n\r\n");
   response_t r;
+  assert_true(client_read_response(partial, &r));
+  assert_string_equal(r.body, "GET /late [] - ");
+  assert_non_null(strstr(r.head, "\r\nConnection: close\r\n"));
+  assert_true(client_sees_close(partial));
   assert_true(client_read_response(c, &r));
   assert_string_equal(r.body, "slow");
   assert_non_null(strstr(r.head, "\r\nConnection: close\r\n"));
   assert_true(client_sees_close(c));
   wait_for(&f->stopped, 1);
+  /* no longer listening */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  assert_int_not_equal(connect(fd, (struct sockaddr *)&address, sizeof address), 0);
+  close(fd);
   client_close(c);
   client_close(idle);
+  client_close(partial);
 }
 
 static void test_client_gone_while_pending(void **state) {

@@ -1,0 +1,326 @@
+/*
+ * push.test.mjs — issue 5: push ("worker") consumers. A real worker — a small
+ * node HTTP server in this file — is registered on a real `wharf serve`, and
+ * everything is judged from what the worker receives and what the API shows:
+ * the worker registry, batch formation by size and by max_wait_time_ms, the
+ * request format and its signature, every reply precedence rule, failure
+ * retries and the DLQ after max_retries, retry delays, autoscaled
+ * concurrency (rising under a slow worker with a backlog, within
+ * max_concurrency, falling with a failing one), pause/resume, and
+ * redelivery of an in-flight batch after a restart.
+ */
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { assertEnvelope, assertError, sleep, startServer } from './harness.mjs';
+
+let server;
+
+before(async () => {
+  server = await startServer();
+});
+
+after(async () => {
+  if (server) await server.dispose();
+});
+
+/* A worker endpoint. handler(batch) returns {status, body, delayMs} or
+ * undefined (200, no body); 'hang' never answers. Records every batch. */
+class TestWorker {
+  constructor(handler = () => undefined) {
+    this.handler = handler;
+    this.batches = [];
+    this.inFlight = 0;
+    this.maxInFlight = 0;
+    this.hanging = [];
+    this.server = http.createServer((req, res) => this.serve(req, res));
+    this.server.keepAliveTimeout = 60_000;
+  }
+
+  async start() {
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${this.server.address().port}/queue`;
+    return this;
+  }
+
+  async serve(req, res) {
+    let raw = '';
+    for await (const chunk of req) raw += chunk;
+    const batch = JSON.parse(raw);
+    this.batches.push({ batch, raw, signature: req.headers['x-wharf-signature'], at: Date.now() });
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const answer = await this.handler(batch);
+    if (answer === 'hang') {
+      this.hanging.push(res);
+      return;
+    }
+    const { status = 200, body, delayMs = 0 } = answer || {};
+    if (delayMs) await sleep(delayMs);
+    this.inFlight--;
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(body === undefined ? '' : JSON.stringify(body));
+  }
+
+  messages() {
+    return this.batches.flatMap((b) => b.batch.messages);
+  }
+
+  async waitFor(predicate, timeoutMs = 10_000, what = 'condition') {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; batches: ${JSON.stringify(this.batches.map((b) => b.batch.messages.map((m) => [m.body, m.attempts])))}\n${server.log()}`);
+      await sleep(20);
+    }
+  }
+
+  async close() {
+    for (const res of this.hanging) res.destroy();
+    this.server.closeAllConnections();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+const workers = [];
+after(async () => {
+  for (const w of workers) await w.close();
+});
+
+async function register(script, url, extra = {}) {
+  const res = await server.api('POST', server.acct('/workers/queue-handlers'), { script_name: script, url, ...extra });
+  assertEnvelope(assert, res, { success: true, status: 200 });
+  return res.json.result;
+}
+
+/* A queue whose worker consumer is a fresh TestWorker. */
+async function pushQueue(name, handler, { consumer = {}, dlq, timeoutMs } = {}) {
+  const worker = await new TestWorker(handler).start();
+  workers.push(worker);
+  const registered = await register(`${name}-worker`, worker.url, timeoutMs ? { timeout_ms: timeoutMs } : {});
+  worker.secret = registered.secret;
+  const q = await server.api('POST', server.acct('/queues'), { queue_name: name });
+  assertEnvelope(assert, q, { success: true, status: 200 });
+  const queueId = q.json.result.queue_id;
+  const body = { type: 'worker', script_name: `${name}-worker`, settings: { max_wait_time_ms: 100, retry_delay: 0, ...consumer } };
+  if (dlq) body.dead_letter_queue = dlq;
+  const c = await server.api('POST', server.acct(`/queues/${queueId}/consumers`), body);
+  assertEnvelope(assert, c, { success: true, status: 200 });
+  return { worker, queueId };
+}
+
+async function sendBatch(queueId, bodies) {
+  const res = await server.api('POST', server.acct(`/queues/${queueId}/messages/batch`), {
+    messages: bodies.map((body) => (typeof body === 'object' && body.content_type ? body : { body })),
+  });
+  assertEnvelope(assert, res, { success: true, status: 200 });
+}
+
+async function backlog(queueId) {
+  const res = await server.api('GET', server.acct(`/queues/${queueId}/metrics`));
+  return res.json.result.backlog_count;
+}
+
+async function waitBacklog(queueId, count, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while ((last = await backlog(queueId)) !== count) {
+    if (Date.now() > deadline) throw new Error(`backlog stayed ${last}, wanted ${count}\n${server.log()}`);
+    await sleep(50);
+  }
+}
+
+describe('worker registry', () => {
+  test('register returns the secret once; list hides it; duplicates and bad input are refused', async () => {
+    const r = await register('registry-a', 'http://127.0.0.1:9/x', { timeout_ms: 5000 });
+    assert.match(r.secret, /^[0-9a-f]{64}$/);
+    assert.equal(r.url, 'http://127.0.0.1:9/x');
+    assert.equal(r.timeout_ms, 5000);
+    const d = await register('registry-b', 'https://example.invalid/q');
+    assert.equal(d.timeout_ms, 15 * 60 * 1000); /* the Workers wall-time default */
+    const list = await server.api('GET', server.acct('/workers/queue-handlers'));
+    assertEnvelope(assert, list, { success: true, status: 200 });
+    const mine = list.json.result.filter((w) => w.script_name.startsWith('registry-'));
+    assert.deepEqual(mine.map((w) => w.script_name), ['registry-a', 'registry-b']);
+    for (const w of mine) assert.equal(w.secret, undefined);
+    assert.ok(!list.text.includes(r.secret));
+    const dup = await server.api('POST', server.acct('/workers/queue-handlers'), { script_name: 'registry-a', url: 'http://x/' });
+    assertError(assert, dup, 409, 11018);
+    for (const bad of [{ url: 'http://x/' }, { script_name: 'a b', url: 'http://x/' }, { script_name: 'ok', url: 'ftp://x/' }, { script_name: 'ok', url: 'http://x/', timeout_ms: 0 }]) {
+      const res = await server.api('POST', server.acct('/workers/queue-handlers'), bad);
+      assertError(assert, res, 400, 11001);
+    }
+    const del = await server.api('DELETE', server.acct('/workers/queue-handlers/registry-a'));
+    assertEnvelope(assert, del, { success: true, status: 200 });
+    const again = await server.api('DELETE', server.acct('/workers/queue-handlers/registry-a'));
+    assertError(assert, again, 404, 11017);
+  });
+});
+
+describe('batches', () => {
+  test('a full batch goes at once, signed, with the queue name and typed bodies', async () => {
+    const { worker, queueId } = await pushQueue('push-size', undefined, { consumer: { batch_size: 4, max_wait_time_ms: 30_000 } });
+    const sent = Date.now();
+    await sendBatch(queueId, [{ a: 1 }, { body: 'plain "text"', content_type: 'text' }, { body: Buffer.from([0, 1, 255]).toString('base64'), content_type: 'bytes' }, [1, 2]]);
+    await worker.waitFor(() => worker.batches.length === 1, 5000, 'one batch');
+    assert.ok(Date.now() - sent < 5000, 'a full batch does not wait for max_wait_time_ms');
+    const { batch, raw, signature } = worker.batches[0];
+    assert.equal(signature, 'sha256=' + createHmac('sha256', worker.secret).update(raw).digest('hex'));
+    assert.equal(batch.queue, 'push-size');
+    assert.match(batch.batch_id, /^[0-9a-f]{32}$/);
+    assert.equal(batch.messages.length, 4);
+    for (const m of batch.messages) {
+      assert.match(m.id, /^[0-9a-f]{32}$/);
+      assert.equal(m.attempts, 1);
+      assert.ok(Math.abs(m.timestamp_ms - sent) < 5000);
+    }
+    const byType = Object.fromEntries(batch.messages.map((m) => [m.content_type, m.body]));
+    assert.deepEqual(byType.json === undefined, false);
+    assert.deepEqual(batch.messages.filter((m) => m.content_type === 'json').map((m) => m.body), [{ a: 1 }, [1, 2]]);
+    assert.equal(byType.text, 'plain "text"');
+    assert.equal(byType.bytes, Buffer.from([0, 1, 255]).toString('base64'));
+    await waitBacklog(queueId, 0);
+  });
+
+  test('a partial batch waits max_wait_time_ms, then goes; empty batches never', async () => {
+    const { worker, queueId } = await pushQueue('push-wait', undefined, { consumer: { batch_size: 10, max_wait_time_ms: 1500 } });
+    await sleep(300);
+    assert.equal(worker.batches.length, 0, 'no empty batch for an empty queue');
+    const sent = Date.now();
+    await sendBatch(queueId, ['x', 'y', 'z']);
+    await sleep(900);
+    assert.equal(worker.batches.length, 0, 'not before max_wait_time_ms');
+    await worker.waitFor(() => worker.batches.length === 1, 5000, 'the timed-out batch');
+    const waited = worker.batches[0].at - sent;
+    assert.ok(waited >= 1300 && waited < 3500, `waited ${waited} ms`);
+    assert.deepEqual(worker.messages().map((m) => m.body), ['x', 'y', 'z']);
+    await sleep(500);
+    assert.equal(worker.batches.length, 1);
+    await waitBacklog(queueId, 0);
+  });
+});
+
+describe('reply precedence', () => {
+  /* Sends 4 messages as one batch; the first delivery is answered by
+   * firstReply(ids), later ones with plain 200. Returns the bodies of the
+   * messages delivered again, with their attempts. */
+  async function redelivered(name, firstReply) {
+    let first = true;
+    const { worker, queueId } = await pushQueue(name, (batch) => {
+      if (!first) return undefined;
+      first = false;
+      return firstReply(batch.messages.map((m) => m.id));
+    }, { consumer: { batch_size: 4, max_wait_time_ms: 200, max_retries: 5 } });
+    await sendBatch(queueId, ['m0', 'm1', 'm2', 'm3']);
+    await worker.waitFor(() => worker.batches.length >= 1, 5000, 'the first batch');
+    await waitBacklog(queueId, 0);
+    await sleep(300);
+    const later = worker.batches.slice(1).flatMap((b) => b.batch.messages);
+    for (const m of later) assert.equal(m.attempts, 2);
+    return later.map((m) => m.body).sort();
+  }
+
+  test('2xx acks everything not retried', async () => {
+    assert.deepEqual(await redelivered('prec-ok', () => ({ status: 200 })), []);
+  });
+  test('explicit retries on a 2xx retry only those messages', async () => {
+    assert.deepEqual(await redelivered('prec-retries', (ids) => ({ body: { retries: [{ id: ids[1] }, { id: ids[3], delay_seconds: 0 }] } })), ['m1', 'm3']);
+  });
+  test('a failed invocation retries all but the explicitly acked', async () => {
+    assert.deepEqual(await redelivered('prec-fail', (ids) => ({ status: 500, body: { acks: [ids[0], ids[2]] } })), ['m1', 'm3']);
+  });
+  test('per-message calls beat ack_all and retry_all', async () => {
+    assert.deepEqual(await redelivered('prec-ackall', (ids) => ({ body: { retries: [{ id: ids[2] }], ack_all: true } })), ['m2']);
+    assert.deepEqual(await redelivered('prec-retryall', (ids) => ({ body: { acks: [ids[0]], retry_all: { delay_seconds: 0 } } })), ['m1', 'm2', 'm3']);
+  });
+  test('the first decision per message wins', async () => {
+    assert.deepEqual(await redelivered('prec-first', (ids) => ({ body: { acks: [ids[1]], retries: [{ id: ids[1] }, { id: ids[2] }, { id: ids[2], delay_seconds: 600 }] } })), ['m2']);
+  });
+  test('a connection failure retries the whole batch', async () => {
+    let first = true;
+    const { worker, queueId } = await pushQueue('prec-conn', () => {
+      if (!first) return undefined;
+      first = false;
+      return 'hang';
+    }, { timeoutMs: 500, consumer: { batch_size: 2, max_wait_time_ms: 100 } });
+    await sendBatch(queueId, ['c0', 'c1']);
+    await worker.waitFor(() => worker.messages().length >= 4, 10_000, 'redelivery after the time limit');
+    assert.deepEqual(worker.batches[1].batch.messages.map((m) => [m.body, m.attempts]).sort(), [['c0', 2], ['c1', 2]]);
+    const gap = worker.batches[1].at - worker.batches[0].at;
+    assert.ok(gap >= 450, `redelivered after ${gap} ms, before the invocation time limit`);
+  });
+});
+
+describe('retries', () => {
+  test('failures count toward max_retries, then the message moves to the DLQ', async () => {
+    const { worker, queueId } = await pushQueue('push-dlq-src', () => ({ status: 503 }), { consumer: { batch_size: 1, max_retries: 2 }, dlq: 'push-dlq-dest' });
+    await sendBatch(queueId, ['doomed']);
+    await worker.waitFor(() => worker.batches.length >= 3, 10_000, 'three attempts');
+    await waitBacklog(queueId, 0);
+    await sleep(300);
+    assert.deepEqual(worker.messages().map((m) => m.attempts), [1, 2, 3]);
+    const list = await server.api('GET', server.acct('/queues?name=push-dlq-dest'));
+    const dlqId = list.json.result[0].queue_id;
+    assert.equal(await backlog(dlqId), 1);
+  });
+
+  test('retry delay_seconds postpones redelivery', async () => {
+    let first = true;
+    const { worker, queueId } = await pushQueue('push-delay', (batch) => {
+      if (!first) return undefined;
+      first = false;
+      return { body: { retries: [{ id: batch.messages[0].id, delay_seconds: 2 }] } };
+    }, { consumer: { batch_size: 1 } });
+    await sendBatch(queueId, ['later']);
+    await worker.waitFor(() => worker.batches.length >= 2, 10_000, 'the delayed retry');
+    const gap = worker.batches[1].at - worker.batches[0].at;
+    assert.ok(gap >= 1900, `redelivered after ${gap} ms`);
+    assert.equal(worker.batches[1].batch.messages[0].attempts, 2);
+  });
+});
+
+describe('concurrency', () => {
+  test('a slow worker with a backlog gets concurrent batches, within max_concurrency; failures bring it down', async () => {
+    let failing = false;
+    const { worker, queueId } = await pushQueue('push-conc', () => (failing ? { status: 500, delayMs: 150 } : { delayMs: 300 }), {
+      consumer: { batch_size: 5, max_wait_time_ms: 50, max_concurrency: 4, max_retries: 100 },
+    });
+    for (let i = 0; i < 10; i++) await sendBatch(queueId, Array.from({ length: 30 }, (_, j) => `c${i}-${j}`));
+    await worker.waitFor(() => worker.maxInFlight >= 3, 15_000, 'concurrency to rise');
+    await sleep(1500);
+    assert.ok(worker.maxInFlight <= 4, `max in flight ${worker.maxInFlight} > max_concurrency 4`);
+    failing = true;
+    await sleep(1500); /* failures halve it: 4 -> 2 -> 1 */
+    worker.maxInFlight = worker.inFlight;
+    await sleep(1500);
+    assert.equal(worker.maxInFlight, 1, 'a failing worker is invoked one batch at a time');
+  });
+});
+
+describe('pause and restart', () => {
+  test('a paused queue dispatches nothing; resume restarts delivery', async () => {
+    const { worker, queueId } = await pushQueue('push-pause', undefined, { consumer: { batch_size: 2, max_wait_time_ms: 50 } });
+    const pause = await server.api('PATCH', server.acct(`/queues/${queueId}`), { settings: { delivery_paused: true } });
+    assertEnvelope(assert, pause, { success: true, status: 200 });
+    await sendBatch(queueId, ['p0', 'p1', 'p2']);
+    await sleep(800);
+    assert.equal(worker.batches.length, 0);
+    const resume = await server.api('PATCH', server.acct(`/queues/${queueId}`), { settings: { delivery_paused: false } });
+    assertEnvelope(assert, resume, { success: true, status: 200 });
+    await worker.waitFor(() => worker.messages().length === 3, 5000, 'delivery after resume');
+    await waitBacklog(queueId, 0);
+  });
+
+  test('a batch in flight at shutdown is delivered again after the restart', async () => {
+    let hang = true;
+    const { worker, queueId } = await pushQueue('push-restart', () => (hang ? 'hang' : undefined), { consumer: { batch_size: 1, max_wait_time_ms: 50 } });
+    await sendBatch(queueId, ['survivor']);
+    await worker.waitFor(() => worker.batches.length === 1, 5000, 'the first delivery');
+    hang = false;
+    const stopped = await server.restart();
+    assert.ok(stopped);
+    await worker.waitFor(() => worker.batches.length >= 2, 10_000, 'redelivery after restart');
+    assert.equal(worker.batches[1].batch.messages[0].body, 'survivor');
+    await waitBacklog(queueId, 0);
+  });
+});

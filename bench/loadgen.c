@@ -4,7 +4,7 @@
  *
  *   loadgen produce --conns N --batch B --size 1000 --seconds S [--depth D]
  *   loadgen fill    --count 1000000 [--conns 8] [--batch 100] [--pid PID]
- *   loadgen consume --conns N --batch 100 [--seconds S]
+ *   loadgen consume --conns N --batch 100 [--seconds S] [--pid PID]
  *   common: --queue NAME (default "bench"); WHARF_URL, WHARF_API_TOKEN,
  *           WHARF_ACCOUNT_ID (or the CLOUDFLARE_* names) as for the CLI.
  *
@@ -29,6 +29,10 @@
  *
  * Set-up (find or create the queue, create a pull consumer, read metrics) is
  * plain blocking HTTP with jansson: it happens once, outside the measurement.
+ *
+ * With --pid the server's VmRSS is read before and after the run; fill turns
+ * the difference into bytes of RAM per stored message (the issue's "RSS per
+ * backlog message"), consume shows how much draining gives back.
  *
  * Every run ends with one machine-readable line, "RESULT key=value ...", that
  * bench/run.sh turns into its table. Errors are reported, never retried: a
@@ -162,7 +166,7 @@ static void config_parse_url(config_t *cfg, const char *url) {
 static void usage(void) {
   fputs("usage: loadgen produce --conns N --batch B [--size BYTES] [--seconds S] [--depth D]\n"
         "       loadgen fill --count N [--conns N] [--batch B] [--size BYTES] [--pid SERVER_PID]\n"
-        "       loadgen consume [--conns N] [--batch B] [--seconds MAX]\n"
+        "       loadgen consume [--conns N] [--batch B] [--seconds MAX] [--pid SERVER_PID]\n"
         "       common: [--queue NAME]; env WHARF_URL, WHARF_API_TOKEN, WHARF_ACCOUNT_ID\n",
         stderr);
   exit(2);
@@ -771,7 +775,9 @@ static void report(const run_t *run, double seconds, long rss_before, long rss_a
   printf(" errors=%lu lost=%lu reconnects=%lu loadgen_cpu_s=%.2f", (unsigned long)run->error_requests,
          (unsigned long)run->lost_requests, (unsigned long)run->reconnects, cpu);
   if (rss_before >= 0 && rss_after >= 0)
-    printf(" rss_before_kb=%ld rss_after_kb=%ld bytes_per_msg=%.1f", rss_before, rss_after,
+    printf(" rss_before_kb=%ld rss_after_kb=%ld", rss_before, rss_after);
+  if (rss_before >= 0 && rss_after >= 0 && cfg->mode == RUN_FILL)
+    printf(" bytes_per_msg=%.1f",
            run->ok_msgs ? (double)(rss_after - rss_before) * 1024.0 / (double)run->ok_msgs : 0);
   printf(" backlog=%ld statuses=", backlog);
   for (int i = 0; i < STATUS_SLOTS && run->status_codes[i]; i++)

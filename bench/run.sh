@@ -39,6 +39,8 @@ results=()
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
      "disk $(df -h --output=source,fstype,size "$DATA_DIR" | tail -1 | tr -s ' ')"
 echo "== data dir $DATA_DIR, server log $server_log"
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)" \
+     "(anything above ~0.5 on this machine means other work competes for the 2 cores and the disk)"
 
 echo "== disk: fdatasync of 4 KB writes"
 probe="$("$root/bench/fsync_probe" "$DATA_DIR" 2)"
@@ -113,20 +115,22 @@ step() {
 
 print_table() {
   echo
-  printf '%-14s %5s %5s %10s %10s %9s %9s %7s %8s %8s %s\n' step conns batch msg/s 'req/s' 'p50 ms' 'p99 ms' errors 'gen cpu' 'srv cpu' notes
+  printf '%-15s %5s %5s %8s %7s %8s %8s %6s %7s %7s %7s %s\n' step conns batch msg/s 'req/s' 'p50 ms' 'p99 ms' 'err' 'gen cpu' 'srv cpu' 'srv us' notes
+  echo "  (err = error replies + requests lost; cpu in seconds over the step; srv us = server CPU microseconds per message)"
   for line in "${results[@]}"; do
     echo "$line" | awk '{
       for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
       if (v["step"] == "fsync_probe") {
-        printf "%-14s %5s %5s %10s %10s %9s %9s %7s %8s %8s %s\n", "fsync:" v["mode"], "-", "-", "-", v["syncs_per_s"], v["p50_ms"], v["p99_ms"], "-", "-", "-", "fdatasyncs/s of 4 KB writes"
+        printf "%-15s %5s %5s %8s %7s %8s %8s %6s %7s %7s %7s %s\n", "fsync:" v["mode"], "-", "-", "-", v["syncs_per_s"], v["p50_ms"], v["p99_ms"], "-", "-", "-", "-", "req/s = fdatasyncs/s of 4 KB writes"
         next
       }
-      if (v["failed"]) { printf "%-14s  (no result)\n", v["step"]; next }
+      if (v["failed"]) { printf "%-15s  (no result)\n", v["step"]; next }
       notes = ""
       if (v["bytes_per_msg"] != "") notes = sprintf("RSS %s -> %s kB = %s B/msg", v["rss_before_kb"], v["rss_after_kb"], v["bytes_per_msg"])
-      if (v["ack_p50_ms"] != "") notes = sprintf("pull p50/p99 above; ack p50 %s p99 %s ms", v["ack_p50_ms"], v["ack_p99_ms"])
+      if (v["ack_p50_ms"] != "") notes = sprintf("latency of pulls; acks p50 %s p99 %s ms; RSS %s -> %s kB", v["ack_p50_ms"], v["ack_p99_ms"], v["rss_before_kb"], v["rss_after_kb"])
+      us = v["msgs"] > 0 ? sprintf("%.1f", v["server_cpu_s"] * 1e6 / v["msgs"]) : "-"
       notes = notes " backlog after=" v["backlog"]
-      printf "%-14s %5s %5s %10s %10s %9s %9s %7s %8s %8s %s\n", v["step"], v["conns"], v["batch"], v["msg_per_s"], v["req_per_s"], v["p50_ms"], v["p99_ms"], v["errors"] "+" v["lost"], v["loadgen_cpu_s"], v["server_cpu_s"], notes
+      printf "%-15s %5s %5s %8s %7s %8s %8s %6s %7s %7s %7s %s\n", v["step"], v["conns"], v["batch"], v["msg_per_s"], v["req_per_s"], v["p50_ms"], v["p99_ms"], v["errors"] "+" v["lost"], v["loadgen_cpu_s"], v["server_cpu_s"], us, notes
     }'
   done
 }
@@ -137,6 +141,7 @@ step single-c64 produce --queue bench-single-c64 --conns 64 --batch 1   --second
 step batch-c8   produce --queue bench-batch-c8   --conns 8  --batch 100 --seconds "$SECONDS_PER_RUN"
 step fill       fill    --queue bench-backlog    --conns 8  --batch 100 --count "$FILL" --pid "$server_pid"
 echo "== data dir after fill: $(du -sh "$DATA_DIR" | cut -f1)"
-step consume-c8 consume --queue bench-backlog    --conns 8  --batch 100
+step consume-c8 consume --queue bench-backlog    --conns 8  --batch 100 --pid "$server_pid"
+echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 stop_server
 print_table

@@ -21,11 +21,6 @@
 #include "util/crypto.h"
 #include "util/log.h"
 
-typedef struct {
-  uint64_t position;
-  uint32_t body_len;
-} engine_dead_put_t;
-
 /* --- the map of queues ---------------------------------------------------- */
 
 static size_t engine_bucket(const engine_t *engine, const uint8_t id[16]) {
@@ -113,13 +108,9 @@ void engine_queue_each(engine_t *engine, void (*fn)(engine_queue_t *queue, void 
   free(queues);
 }
 
+/* Also during replay: store_open sets engine->store before it replays. */
 void engine_release(engine_t *engine, uint64_t position, uint32_t body_len) {
-  if (engine->replaying) {
-    engine_dead_put_t dead = {position, body_len};
-    buf_append(&engine->replay_dead, &dead, sizeof dead);
-  } else {
-    store_release(engine->store, position, body_len);
-  }
+  store_release(engine->store, position, body_len);
 }
 
 static void engine_release_entry(void *context, const index_entry_t *entry) {
@@ -193,12 +184,15 @@ static void engine_replay(void *context, const store_record_t *record, uint64_t 
   }
 }
 
-/* A message being deleted counts as dead: its ACK may already be in the log
- * ahead of the copy compaction would write. */
+/* A message whose ACK is not durable yet is still live (store.h): if the
+ * ACK fails it must still be on disk, and the store appends a second ACK
+ * when a rewrite races with the first. A pending RETRY's new attempts are
+ * not known here; the rewrite keeps the older count (one failed delivery
+ * may be forgotten, never a message). */
 static bool engine_is_live(void *context, const store_record_t *put, store_record_t *current) {
   engine_queue_t *queue = engine_queue_find(context, put->queue);
   index_entry_t *entry = queue ? queue_index_get(&queue->index, put->seq) : NULL;
-  if (!entry || entry->state == INDEX_DELETING) return false;
+  if (!entry) return false;
   current->attempts = entry->attempts;
   current->not_before_ms = queue_index_not_before(&queue->index, put->seq);
   return true;
@@ -227,7 +221,6 @@ static void engine_free(engine_t *engine) {
     }
   }
   free(engine->buckets);
-  buf_free(&engine->replay_dead);
   free(engine);
 }
 
@@ -257,10 +250,6 @@ int engine_open(uv_loop_t *loop, const char *data_dir, const engine_options_t *o
     return status;
   }
   engine_queue_each(engine, engine_end_replay, NULL);
-  const engine_dead_put_t *dead = (const engine_dead_put_t *)engine->replay_dead.data;
-  for (size_t i = 0; i < engine->replay_dead.len / sizeof *dead; i++)
-    store_release(engine->store, dead[i].position, dead[i].body_len);
-  buf_free(&engine->replay_dead);
   retention_start(engine);
   *out = engine;
   return 0;

@@ -12,9 +12,11 @@
  * a pull also creates leases, which are kept in memory only: after a restart
  * in-flight messages are delivered again (at least once).
  *
- * A lease id is base64url(queue id, sequence number, lease generation,
+ * A lease id is base64url(kind, queue id, sequence number, lease generation,
  * HMAC-SHA256 tag) with a per-server secret in DIR/lease.key: it cannot be
- * forged or moved to another queue.
+ * forged or moved to another queue, and a peek ref (another kind) is no
+ * lease id (queue/lease.h). The index costs about 16 bytes of RAM per
+ * backlog message (queue/queue_index.h).
  */
 #ifndef WHARF_QUEUE_ENGINE_H
 #define WHARF_QUEUE_ENGINE_H

@@ -36,7 +36,7 @@ struct engine_queue {
 
 struct engine {
   uv_loop_t *loop;
-  store_t *store; /* NULL while store_open replays */
+  store_t *store;
   engine_options_t options;
   uint8_t lease_key[LEASE_KEY_BYTES];
   engine_queue_t **buckets;
@@ -45,7 +45,6 @@ struct engine {
   uint64_t timer_due_ms; /* when it fires next, UINT64_MAX when stopped */
   bool replaying;        /* store_open is replaying the log */
   uint64_t replay_now_ms;
-  buf_t replay_dead;     /* engine_dead_put_t of PUTs that died in replay */
 };
 
 /* engine.c */

@@ -110,8 +110,13 @@ static void store_free(store_t *store) {
 
 static int store_make_dirs(const char *dir, const char *log_dir) {
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -errno;
-  if (mkdir(log_dir, 0755) != 0 && errno != EEXIST) return -errno;
-  return 0;
+  if (mkdir(log_dir, 0755) == 0) { /* make the new name durable */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int err = fd < 0 || fsync(fd) != 0 ? -errno : 0;
+    if (fd >= 0) close(fd);
+    return err;
+  }
+  return errno == EEXIST ? 0 : -errno;
 }
 
 int store_open(uv_loop_t *loop, const char *dir, const store_options_t *options,
@@ -254,8 +259,9 @@ void store_debug_fail_next_sync(store_t *store, int error) {
 
 void store_close(store_t *store) {
   store->closing = true;
-  do log_writer_wait_idle(store->writer);
-  while (store_process_done(store));
+  do { /* callbacks may append more: drain until nothing is left */
+    log_writer_wait_idle(store->writer);
+  } while (store_process_done(store));
   log_writer_stop(store->writer);
   store_handles_close(store->handles);
   store_free(store);

@@ -13,8 +13,11 @@
  *
  * Recovery (store_open) replays every segment in order through replay_cb,
  * truncates a torn or corrupt tail of the last segment (logging what was
- * dropped), and refuses to start when a segment other than the last is
- * corrupt in the middle (logged; the rest of that segment is skipped).
+ * dropped); a corrupt record in an older segment is logged as an error and
+ * the rest of that segment is skipped. Missing and empty segments are fine.
+ * During replay the engine releases (store_release) every PUT that a later
+ * record kills — including an older copy of a PUT that compaction rewrote:
+ * a later PUT of the same (queue, seq) supersedes the earlier one.
  *
  * Compaction: the engine tells the store which PUT records die
  * (store_release). Segments are deleted oldest first, once fully dead, so an
@@ -38,10 +41,14 @@
 
 typedef struct store store_t;
 
-/* Called for each record during store_open, in log order. */
+/* Called for each record during store_open, in log order. record->body is
+ * valid during the call only. It may call store_release, not store_append. */
 typedef void (*store_replay_fn)(void *context, const store_record_t *record, uint64_t position);
 /* Compaction asks whether the PUT is still live; if so it fills current's
- * attempts and not_before_ms (everything else is copied from the old PUT). */
+ * attempts and not_before_ms (everything else is copied from the old PUT).
+ * A message whose ACK is appended but not yet durable is still live: the
+ * engine releases the position it knows when the ACK is durable, and the
+ * store sorts out a rewrite that raced with it. */
 typedef bool (*store_is_live_fn)(void *context, const store_record_t *put,
                                  store_record_t *current);
 /* A live PUT now lives at new_position (durable); the old one is gone soon. */
@@ -49,7 +56,8 @@ typedef void (*store_relocated_fn)(void *context, const uint8_t queue[16], uint6
                                    uint64_t new_position);
 /* An append is durable (status 0) or failed (negative errno, e.g. -EIO,
  * -ENOSPC: nothing of it may be reported as stored). positions[i] is where
- * record i starts. */
+ * record i starts; positions is NULL on failure. Callbacks run in append
+ * order. */
 typedef void (*store_append_fn)(void *data, int status, const uint64_t *positions);
 
 typedef struct {
@@ -60,6 +68,8 @@ typedef struct {
   void *context;            /* passed to the three callbacks above */
 } store_options_t;
 
+/* Creates DIR and DIR/log if missing. *out is set before replay starts, so
+ * that replay callbacks can call store_release; NULL on failure. */
 int store_open(uv_loop_t *loop, const char *dir, const store_options_t *options, store_t **out);
 /* Copies the records; callback(data, …) runs later on the loop thread. */
 void store_append(store_t *store, const store_record_t *records, size_t count,
@@ -68,15 +78,16 @@ void store_append(store_t *store, const store_record_t *records, size_t count,
  * record->body points into storage. Returns 0 or a negative errno. */
 int store_read(store_t *store, uint64_t position, store_record_t *record, buf_t *storage);
 /* The PUT at position is dead (acked, purged, moved); counts towards
- * deleting its segment. body_len is the message body's size (the live-bytes
- * accounting adds the fixed record overhead itself). */
+ * deleting its segment (a position already compacted away is ignored).
+ * body_len is the message body's size (the live-bytes accounting adds the
+ * fixed record overhead itself). */
 void store_release(store_t *store, uint64_t position, uint32_t body_len);
 
 typedef struct {
   uint64_t disk_bytes;
   uint64_t live_bytes;
   uint32_t segments;
-  uint64_t appends, fsyncs; /* since open */
+  uint64_t appends, fsyncs; /* store_append calls and fdatasyncs since open */
 } store_stats_t;
 void store_get_stats(const store_t *store, store_stats_t *stats);
 

@@ -102,7 +102,13 @@ export class WharfServer {
       },
     );
     this.child = child;
-    child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    child.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+      child.on('error', (e) => {
+        child.spawnError = e;
+        resolve({ code: null, signal: null, error: e.message });
+      });
+    });
     const keep = (d) => {
       for (const line of String(d).split('\n')) {
         if (!line) continue;
@@ -113,10 +119,10 @@ export class WharfServer {
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    child.on('error', (e) => this.lines.push(`spawn error: ${e.message}`));
 
     const deadline = Date.now() + 15_000;
     for (;;) {
+      if (child.spawnError) throw new Error(`cannot run ${WHARF_BIN}: ${child.spawnError.message}`);
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`wharf exited during start-up (${child.exitCode ?? child.signalCode}):\n${this.log()}`);
       }

@@ -299,6 +299,29 @@ describe('send limits and validation: rejected sends store nothing', () => {
     assert.equal(await backlog(q), 0);
   });
 
+  test('pull parameters beyond the limits are refused', async () => {
+    await sendOk(q, 'kept', 'text');
+    const big = await server.api('POST', server.acct(`/queues/${q}/messages/pull`), { batch_size: 101 });
+    assertError(assert, big, 400);
+    const vis = await server.api('POST', server.acct(`/queues/${q}/messages/pull`), { visibility_timeout_ms: 43_200_001 });
+    assertError(assert, vis, 400);
+    const [m] = await pullAll(q, 1);
+    assert.equal(m.attempts, 1, 'the refused pulls delivered nothing');
+    await ack(q, [{ lease_id: m.lease_id }]);
+    assert.equal(await backlog(q), 0);
+  });
+
+  test('deleting a queue frees its messages', async () => {
+    const id = await pullQueue('deleted-with-messages');
+    await sendOk(id, 'orphan', 'text');
+    const del = await server.api('DELETE', server.acct(`/queues/${id}`));
+    assert.equal(del.status, 200);
+    assertError(assert, await server.api('GET', server.acct(`/queues/${id}/metrics`)), 404, 11000);
+    const again = await pullQueue('deleted-with-messages');
+    assert.equal(await backlog(again), 0, 'a new queue of the same name starts empty');
+    assert.deepEqual((await pull(again, { batch_size: 10 })).messages, []);
+  });
+
   test('a read-only token cannot send, pull or ack', async () => {
     const ro = await server.createToken('queues_read');
     const s = await server.api('POST', server.acct(`/queues/${q}/messages`), { body: 'x', content_type: 'text' }, { token: ro });
@@ -557,17 +580,22 @@ describe('consumers', () => {
 });
 
 describe('delays', () => {
-  test('delay_seconds holds a message back until its time', async () => {
+  test('delay_seconds (message or batch) holds a message back until its time', async () => {
     const q = await pullQueue('delay-msg');
     await sendOk(q, 'later', 'text', { delay_seconds: 2 });
+    const b = await server.api('POST', server.acct(`/queues/${q}/messages/batch`), {
+      delay_seconds: 2,
+      messages: [{ body: 'batch-later', content_type: 'text' }],
+    });
+    assertEnvelope(assert, b, { success: true, status: 200 });
     await sendOk(q, 'now', 'text');
-    assert.equal(await backlog(q), 2, 'a delayed message is in the backlog');
+    assert.equal(await backlog(q), 3, 'delayed messages are in the backlog');
     const now = await pull(q, { batch_size: 10 });
     assert.deepEqual(now.messages.map((m) => m.body), ['now']);
     await ack(q, now.messages.map((m) => ({ lease_id: m.lease_id })));
     await sleep(2300);
-    const later = await pullAll(q, 1, { timeoutMs: 2000 });
-    assert.deepEqual(later.map((m) => m.body), ['later']);
+    const later = await pullAll(q, 2, { timeoutMs: 2000 });
+    assert.deepEqual(later.map((m) => m.body).sort(), ['batch-later', 'later']);
   });
 
   test("the queue's delivery_delay applies; delay_seconds 0 overrides it; batch delay applies", async () => {

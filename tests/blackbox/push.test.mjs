@@ -155,6 +155,21 @@ describe('worker registry', () => {
     const again = await server.api('DELETE', server.acct('/workers/queue-handlers/registry-a'));
     assertError(assert, again, 404, 11017);
   });
+  test('the wharf CLI registers, lists and removes workers', async () => {
+    const reg = await server.wharfCli(['workers', 'register', 'cli-worker', '--url', 'http://127.0.0.1:9/cli', '--timeout-secs', '30']);
+    assert.equal(reg.code, 0, reg.output);
+    const secret = reg.stdout.match(/secret:\s*([0-9a-f]{64})/);
+    assert.ok(secret, reg.stdout);
+    const list = await server.wharfCli(['workers', 'list']);
+    assert.equal(list.code, 0, list.output);
+    assert.match(list.stdout, /cli-worker/);
+    assert.match(list.stdout, /30000/);
+    assert.ok(!list.stdout.includes(secret[1]), 'list never shows the secret');
+    const rm = await server.wharfCli(['workers', 'remove', 'cli-worker']);
+    assert.equal(rm.code, 0, rm.output);
+    const after = await server.api('GET', server.acct('/workers/queue-handlers'));
+    assert.ok(!after.json.result.some((w) => w.script_name === 'cli-worker'));
+  });
 });
 
 describe('batches', () => {

@@ -5,6 +5,7 @@
  * Every rejected request is checked to have changed nothing.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import Cloudflare from 'cloudflare';
 import { HEX32, assertEnvelope, assertError, startServer } from './harness.mjs';
@@ -481,5 +482,75 @@ describe('authentication and permissions', () => {
 
     const noAuth = await server.api('GET', '/memberships', undefined, { token: null });
     assertError(assert, noAuth, 401, 10000);
+  });
+});
+
+/* Writes raw bytes on one connection and collects what comes back until the
+ * server closes it or quietMs pass without data. */
+function rawExchange(port, payload, quietMs = 500) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let data = '';
+    let timer;
+    const done = () => {
+      sock.destroy();
+      resolve(data);
+    };
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(done, quietMs);
+    };
+    sock.on('connect', () => {
+      sock.write(payload);
+      arm();
+    });
+    sock.on('data', (d) => {
+      data += d;
+      arm();
+    });
+    sock.on('end', () => {
+      clearTimeout(timer);
+      done();
+    });
+    sock.on('error', reject);
+  });
+}
+
+describe('HTTP server behaviour', () => {
+  test('keep-alive and pipelining: responses come back in request order', async () => {
+    const auth = `Authorization: Bearer ${server.token}\r\n`;
+    const req = (p) => `GET /client/v4${p} HTTP/1.1\r\nHost: x\r\n${auth}\r\n`;
+    const out = await rawExchange(
+      server.port,
+      req(server.acct('/queues?name=crud-defaults')) + req('/memberships') + req(server.acct(`/queues/${'e'.repeat(32)}`)),
+    );
+    const statuses = [...out.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+    assert.deepEqual(statuses, [200, 200, 404], out.slice(0, 500));
+    const first = out.indexOf('crud-defaults');
+    const second = out.indexOf('"account"');
+    assert.ok(first > 0 && second > first, 'answers in order');
+  });
+
+  test('a body over the server limit is a 413 in the envelope and creates nothing', async () => {
+    const before = await allNames();
+    const huge = JSON.stringify({ queue_name: 'huge-body', pad: 'x'.repeat(2 * 1024 * 1024) });
+    let res;
+    try {
+      res = await server.api('POST', server.acct('/queues'), huge);
+    } catch (e) {
+      assert.fail(`connection dropped without a 413 reply: ${e.message}`);
+    }
+    assertError(assert, res, 413);
+    assert.deepEqual(await allNames(), before);
+  });
+
+  test('oversized headers are refused with 431', async () => {
+    const res = await server.api('GET', server.acct('/queues'), undefined, { headers: { 'x-big': 'y'.repeat(64 * 1024) } });
+    assert.equal(res.status, 431);
+  });
+
+  test('an unsupported method on a known route is refused in the envelope', async () => {
+    const res = await server.api('POST', server.acct(`/queues/${'e'.repeat(32)}/metrics`), {});
+    assertError(assert, res, [404, 405]);
   });
 });

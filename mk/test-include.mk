@@ -1,0 +1,2 @@
+include Makefile
+include mk/libwharf.mk

@@ -38,6 +38,7 @@ results=()
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
      "disk $(df -h --output=source,fstype,size "$DATA_DIR" | tail -1 | tr -s ' ')"
+echo "== server $WHARF_BIN built from $(git -C "$root" log -1 --format='%h %cd' --date=iso 2>/dev/null)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
 echo "== data dir $DATA_DIR, server log $server_log"
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)" \
      "(anything above ~0.5 on this machine means other work competes for the 2 cores and the disk)"

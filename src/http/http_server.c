@@ -654,7 +654,7 @@ static void connection_drain(http_connection_t *connection) {
     connection_close(connection);
     return;
   }
-  if (connection->tail->state == EXCHANGE_RECEIVING) return;
+  if (connection->input_done || connection->tail->state == EXCHANGE_RECEIVING) return;
   connection->input_done = true;
   connection->paused = false;
   http_parser_pause(&connection->parser, 1);

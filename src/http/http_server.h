@@ -14,6 +14,10 @@
  * later, e.g. after the log has made a send durable. If the client goes away
  * first the exchange stays valid until the response call, which is then
  * discarded. Everything runs on the loop thread; nothing here is thread-safe.
+ *
+ * Every request is logged at info level when it is answered: method, path
+ * (never the query string or headers, which may carry secrets), status,
+ * duration and peer — unless options.quiet is set.
  */
 #ifndef WHARF_HTTP_SERVER_H
 #define WHARF_HTTP_SERVER_H
@@ -41,31 +45,35 @@ typedef void (*http_error_fn)(http_exchange_t *exchange, int status, const char 
                               void *context);
 
 typedef struct {
-  size_t max_header_bytes;   /* default 16 KiB; beyond it: 431 */
+  size_t max_header_bytes;   /* default 16 KiB; beyond it: 431 (http-parser caps at 80 KiB) */
   size_t max_body_bytes;     /* default 1 MiB; beyond it: 413 */
   uint64_t idle_timeout_ms;  /* keep-alive connection with no request; default 60 s */
   uint64_t request_timeout_ms; /* a started request must be complete within; default 30 s */
-  bool quiet;                /* no per-request log line (logged at info by default) */
+  bool quiet;                /* no per-request log line; zero (log) by default */
   http_handler_fn on_request;
   http_error_fn on_error;
   void *context;
 } http_server_options_t;
 
-/* Binds and listens on host:port (port 0 picks a free one). Returns 0 or a
- * negative libuv error code. */
+/* Binds and listens on host:port (port 0 picks a free one; an IPv6 host is
+ * one with a ':'). Zero option fields take the defaults. Returns 0 or a
+ * negative libuv error code; after a failure the loop must run once more to
+ * release the listener. */
 int http_server_start(uv_loop_t *loop, const char *host, int port,
                       const http_server_options_t *options, http_server_t **out);
 int http_server_port(const http_server_t *server); /* the bound port */
 /* Stops accepting; open connections finish the requests they have started
- * (their responses are sent) and are then closed. on_closed runs when the
- * last connection is gone and the server is freed. */
+ * (their responses are sent, the last with "Connection: close") and are then
+ * closed. on_closed runs when the last connection is gone and the server is
+ * freed. Call it once. */
 void http_server_stop(http_server_t *server, void (*on_closed)(void *arg), void *arg);
 
 const http_request_t *http_exchange_request(const http_exchange_t *exchange);
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_exchange_header(const http_exchange_t *exchange, const char *name);
 const char *http_exchange_peer(const http_exchange_t *exchange); /* "ip:port" */
-/* Extra response headers, in "Name: value\r\n" form, added before respond. */
+/* Adds a response header; call before respond. A name or value that could
+ * split the response (CR, LF, or ':' in the name) is dropped. */
 void http_exchange_add_header(http_exchange_t *exchange, const char *name, const char *value);
 /* Sends the response (the body is copied) and releases the exchange. */
 void http_exchange_respond(http_exchange_t *exchange, int status, const char *content_type,

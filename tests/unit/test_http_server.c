@@ -41,6 +41,7 @@ typedef struct {
   atomic_int stopped;  /* on_closed ran */
   atomic_int handled;  /* requests given to the handler */
   atomic_int answered; /* responses given to http_exchange_respond */
+  atomic_int errors;   /* protocol errors given to on_error */
   pthread_mutex_t lock;
   char answer_order[4096]; /* paths, comma-separated, in answer order */
 } fixture_t;
@@ -101,6 +102,26 @@ static void render_error(http_exchange_t *exchange, int status, const char *mess
   http_exchange_respond(exchange, status, "application/json", body, (size_t)n);
 }
 
+static void on_delayed_error(uv_timer_t *timer) {
+  delayed_t *d = timer->data;
+  http_exchange_respond(d->exchange, 400, "text/plain", "late error", 10);
+  uv_close((uv_handle_t *)timer, delayed_free);
+}
+
+/* Renders the error 100 ms later, as an on_error that needs the loop would. */
+static void render_error_later(http_exchange_t *exchange, int status, const char *message,
+                               void *context) {
+  (void)status;
+  (void)message;
+  fixture_t *f = context;
+  delayed_t *d = calloc(1, sizeof *d);
+  d->exchange = exchange;
+  uv_timer_init(&f->loop, &d->timer);
+  d->timer.data = d;
+  uv_timer_start(&d->timer, on_delayed_error, 100, 0);
+  atomic_fetch_add(&f->errors, 1);
+}
+
 static void on_server_closed(void *arg) {
   fixture_t *f = arg;
   atomic_store(&f->stopped, 1);
@@ -147,6 +168,10 @@ static int setup_logging(void **state) {
 
 static int setup_plain_errors(void **state) {
   return fixture_setup(state, (http_server_options_t){.quiet = true});
+}
+
+static int setup_late_errors(void **state) {
+  return fixture_setup(state, (http_server_options_t){.on_error = render_error_later, .quiet = true});
 }
 
 static int setup_short_timeouts(void **state) {
@@ -559,6 +584,23 @@ static void test_stop_finishes_pending(void **state) {
   client_close(partial);
 }
 
+/* Stopping while a protocol error is being rendered: the error is still
+ * sent, and the parser (in its error state) is left alone. */
+static void test_stop_during_late_error(void **state) {
+  fixture_t *f = *state;
+  client_t *c = client_open(f->port);
+  client_send_str(c, "BAD REQUEST LINE\r\n\r\n");
+  wait_for(&f->errors, 1);
+  fixture_request_stop(f);
+  response_t r;
+  assert_true(client_read_response(c, &r));
+  assert_int_equal(r.status, 400);
+  assert_string_equal(r.body, "late error");
+  assert_true(client_sees_close(c));
+  wait_for(&f->stopped, 1);
+  client_close(c);
+}
+
 static void test_client_gone_while_pending(void **state) {
   fixture_t *f = *state;
   client_t *c = client_open(f->port);
@@ -626,6 +668,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_request_timeout, setup_short_timeouts, teardown),
       cmocka_unit_test_setup_teardown(test_idle_timeout, setup_short_timeouts, teardown),
       cmocka_unit_test_setup_teardown(test_stop_finishes_pending, setup_default, teardown),
+      cmocka_unit_test_setup_teardown(test_stop_during_late_error, setup_late_errors, teardown),
       cmocka_unit_test_setup_teardown(test_client_gone_while_pending, setup_default, teardown),
       cmocka_unit_test_setup_teardown(test_peer_half_close_still_answered, setup_default,
                                       teardown),

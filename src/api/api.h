@@ -21,6 +21,7 @@
 
 #include "control/control.h"
 #include "http/http_server.h"
+#include "push/push.h"
 #include "queue/engine.h"
 
 /* Queue settings' defaults and limits (seed 004, "Configuration", "Limits"). */
@@ -33,6 +34,7 @@ typedef struct {
   uv_loop_t *loop;
   control_t *control;
   engine_t *engine;
+  push_dispatcher_t *push; /* NULL until started, and after stop */
   bool ready;     /* /healthz answers 200 once startup finished */
   json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
 } api_t;

@@ -55,7 +55,9 @@ engine_queue_t *api_queue_sync_engine(api_t *api, const control_queue_t *queue) 
   }
   uint8_t id[16];
   crypto_hex_decode(queue->id, 16, id);
-  return engine_queue_configure(api->engine, id, &config);
+  engine_queue_t *engine_queue = engine_queue_configure(api->engine, id, &config);
+  if (api->push) push_queue_changed(api->push, queue->id);
+  return engine_queue;
 }
 
 /* Applies body.settings onto queue (fields absent keep their value). */
@@ -203,6 +205,7 @@ void api_queues_delete(api_call_t *call) {
     return;
   }
   log_info("queue deleted: %s (%s)", call->queue.name, call->queue.id);
+  if (call->api->push) push_queue_changed(call->api->push, call->queue.id);
   engine_queue_delete(queue, delete_done, call);
 }
 

@@ -18,9 +18,9 @@
  * deadline of a forming batch, and for re-checking a worker that is not
  * registered (yet).
  *
- * Concurrency. Up to the autoscaled limit (autoscale.h) of batches are in
- * flight per queue; a finished batch frees a slot and pumps the queue again.
- * A batch counts as in flight until the engine has made its acks durable.
+ * Concurrency. Up to the autoscaled limit (autoscale.h) of invocations are
+ * in flight per queue; a reply frees a slot and pumps the queue again, while
+ * the batch itself lives on until the engine has made its acks durable.
  *
  * Lifetimes. A push_queue_t is referenced by its own timer and by its
  * batches in flight; when its consumer goes away it is unlinked and freed
@@ -167,32 +167,31 @@ static void batch_free(push_batch_t *batch) {
   engine_deliveries_free(batch->deliveries, batch->count);
   push_queue_t *queue = batch->queue;
   free(batch);
-  queue->in_flight--;
   queue_release(queue);
 }
 
 static void batch_on_acked(void *data, int status, const engine_ack_result_t *result) {
   (void)result;
   push_batch_t *batch = data;
-  push_queue_t *queue = batch->queue;
-  push_dispatcher_t *dispatcher = queue->dispatcher;
-  dispatcher->pending_acks--;
+  batch->queue->dispatcher->pending_acks--;
   if (status != 0)
     log_error("push: queue %s: recording the batch's acks failed (%d); it will be delivered again",
-              queue->name, status);
-  engine_queue_t *engine_queue = engine_queue_find(dispatcher->engine, queue->id);
-  if (engine_queue && !queue->removed) {
-    engine_metrics_t metrics;
-    engine_queue_metrics(engine_queue, &metrics);
-    push_autoscale_after_batch(&queue->scale, batch->failed, batch->count,
-                               queue->consumer.batch_size, metrics.backlog_count,
-                               queue->consumer.max_concurrency, clock_now_ms());
-  }
-  bool pump = !queue->removed && !dispatcher->stopping;
-  queue->references++; /* keep it while pumping */
+              batch->queue->name, status);
   batch_free(batch);
-  if (pump) queue_pump(queue);
-  queue_release(queue);
+}
+
+/* The invocation is over: its slot is free for the next batch now, not once
+ * the acks are durable (the acked messages stay leased until then, so they
+ * cannot be handed out again meanwhile), and concurrency is re-checked. */
+static void queue_finish_invocation(push_queue_t *queue, engine_queue_t *engine_queue,
+                                    bool failed, uint32_t messages) {
+  queue->in_flight--;
+  if (!engine_queue || queue->removed || queue->dispatcher->stopping) return;
+  engine_metrics_t metrics;
+  engine_queue_metrics(engine_queue, &metrics);
+  push_autoscale_after_batch(&queue->scale, failed, messages, queue->consumer.batch_size,
+                             metrics.backlog_count, queue->consumer.max_concurrency, clock_now_ms());
+  queue_pump(queue);
 }
 
 static void batch_apply(push_batch_t *batch, int status, const char *reply, size_t reply_len) {
@@ -214,20 +213,26 @@ static void batch_apply(push_batch_t *batch, int status, const char *reply, size
     else
       acks[ack_count++] = batch->deliveries[i].handle;
   }
+  bool failed = batch->failed;
+  uint32_t messages = batch->count;
+  queue->references++; /* the batch may be gone below; the queue is pumped after */
   engine_queue_t *engine_queue = engine_queue_find(queue->dispatcher->engine, queue->id);
-  if (!engine_queue) { /* the queue was deleted meanwhile */
-    batch_free(batch);
-    return;
+  if (engine_queue) {
+    queue->dispatcher->pending_acks++;
+    engine_ack(engine_queue, acks, ack_count, retries, retry_count, batch_on_acked, batch);
+  } else {
+    batch_free(batch); /* the queue was deleted meanwhile */
   }
-  queue->dispatcher->pending_acks++;
-  engine_ack(engine_queue, acks, ack_count, retries, retry_count, batch_on_acked, batch);
+  queue_finish_invocation(queue, engine_queue, failed, messages);
+  queue_release(queue);
 }
 
 static void batch_on_reply(void *data, int status, const char *reply, size_t reply_len) {
   push_batch_t *batch = data;
-  if (status == PUSH_HTTP_ABANDONED)
+  if (status == PUSH_HTTP_ABANDONED) {
+    batch->queue->in_flight--;
     batch_free(batch);
-  else
+  } else
     batch_apply(batch, status, reply, reply_len);
 }
 

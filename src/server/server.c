@@ -7,8 +7,10 @@
  * only then does the HTTP server accept requests and /healthz answer 200.
  *
  * Shutdown on SIGINT/SIGTERM runs the other way: stop accepting, let started
- * requests finish (their sends become durable and are answered), close the
- * engine (flushing the log), close the control plane, exit 0.
+ * requests finish (their sends become durable and are answered), stop push
+ * delivery (batches in flight are abandoned; their leases are not persisted,
+ * so they are delivered again after the restart), close the engine (flushing
+ * the log), close the control plane, exit 0.
  */
 #include "server/server.h"
 
@@ -51,6 +53,7 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   }
   control_queue_list_all(server->api.control, configure_queue, &server->api);
   engine_forget_unconfigured(server->api.engine);
+  server->api.push = push_start(server->loop, server->api.control, server->api.engine);
   return 0;
 }
 
@@ -59,7 +62,7 @@ static void close_handle(uv_handle_t *handle, void *arg) {
   if (!uv_is_closing(handle)) uv_close(handle, NULL);
 }
 
-static void on_http_closed(void *arg) {
+static void on_push_stopped(void *arg) {
   server_t *server = arg;
   engine_close(server->api.engine);
   control_close(server->api.control);
@@ -67,6 +70,13 @@ static void on_http_closed(void *arg) {
   server->api.control = NULL;
   uv_walk(server->loop, close_handle, NULL);
   log_info("stopped");
+}
+
+static void on_http_closed(void *arg) {
+  server_t *server = arg;
+  push_dispatcher_t *push = server->api.push;
+  server->api.push = NULL;
+  push_stop(push, on_push_stopped, server);
 }
 
 static void on_signal(uv_signal_t *handle, int signum) {

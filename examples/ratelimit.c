@@ -8,8 +8,8 @@
  * handler does; the consumer pulls at most MAX_BATCH_SIZE messages, calls
  * the API once per message, acks the ones that went through and retries the
  * others after 5 seconds (retry({delaySeconds: 5})), and makes a batch's
- * first call no sooner than one second after the previous batch's — so it
- * never goes over two calls per second, however long the backlog.
+ * first call no sooner than one second after the previous batch's last —
+ * so it never goes over two calls per second, however long the backlog.
  *
  * resend_send() stands in for the Resend API and enforces its limit: a call
  * less than a second after the call before the previous one is refused
@@ -88,7 +88,7 @@ static int handle_batch(wharf_batch_t *batch) {
 
 static int consume(wharf_queue_t *queue, int count, wharf_error_t *err) {
   int sent = 0;
-  long long next_batch_ms = 0; /* a batch's calls start a second after the last's */
+  long long next_batch_ms = 0; /* a second after the last batch's last call */
   while (sent < count) {
     if (now_ms() - start_ms > GIVE_UP_AFTER_MS) {
       snprintf(err->message, sizeof err->message, "gave up with %d of %d sent", sent, count);
@@ -100,9 +100,9 @@ static int consume(wharf_queue_t *queue, int count, wharf_error_t *err) {
     size_t pulled = wharf_batch_count(batch);
     if (pulled > 0) {
       sleep_until(next_batch_ms);
-      next_batch_ms = now_ms() + 1000;
       printf("batch of %zu t_ms=%lld\n", pulled, now_ms() - start_ms);
       sent += handle_batch(batch);
+      next_batch_ms = now_ms() + 1000;
     } else {
       sleep_until(now_ms() + 200);
     }

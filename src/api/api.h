@@ -35,6 +35,7 @@ typedef struct {
   control_t *control;
   engine_t *engine;
   push_dispatcher_t *push; /* NULL until started, and after stop */
+  uint32_t max_queue_rate; /* messages/s per queue, 0 = unlimited */
   bool ready;     /* /healthz answers 200 once startup finished */
   json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
 } api_t;

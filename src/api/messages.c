@@ -181,10 +181,15 @@ void api_messages_send_batch(api_call_t *call) {
   for (size_t j = 0; j < count; j++) buf_free(&decoded[j].storage);
 }
 
+/* Cloudflare's three backlog figures, plus (Wharf's addition) the push
+ * consumer's current concurrency as autoscaling has set it. */
 void api_queues_metrics(api_call_t *call) {
   engine_metrics_t metrics;
   engine_queue_metrics(api_call_engine_queue(call), &metrics);
-  api_reply_ok(call, metrics_json(&metrics), NULL);
+  json_t *result = metrics_json(&metrics);
+  uint32_t concurrency = call->api->push ? push_queue_concurrency(call->api->push, call->queue.id) : 0;
+  json_object_set_new(result, "consumer_concurrency", json_integer(concurrency));
+  api_reply_ok(call, result, NULL);
 }
 
 /* The JSON of a delivered or peeked message; handle_key is lease_id or ref. */

@@ -43,6 +43,7 @@ engine_queue_t *api_queue_sync_engine(api_t *api, const control_queue_t *queue) 
       .delivery_delay_s = queue->delivery_delay_s,
       .message_retention_s = queue->message_retention_s,
       .delivery_paused = queue->delivery_paused,
+      .max_messages_per_second = api->max_queue_rate,
       .max_retries = CONSUMER_DEFAULT_MAX_RETRIES,
       .visibility_timeout_ms = CONSUMER_DEFAULT_VISIBILITY_MS,
   };

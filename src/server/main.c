@@ -10,7 +10,7 @@
 #include "server/server.h"
 
 static int serve_usage(void) {
-  fprintf(stderr, "usage: wharf serve [--data-dir DIR] [--listen HOST:PORT]\n");
+  fprintf(stderr, "usage: wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]\n");
   return 2;
 }
 
@@ -28,12 +28,17 @@ static int parse_listen(const char *text, char *host, size_t host_size, int *por
 
 static int serve_main(int argc, char **argv) {
   static char host[256] = SERVER_DEFAULT_HOST;
-  server_config_t config = {SERVER_DEFAULT_DATA_DIR, host, SERVER_DEFAULT_PORT};
+  server_config_t config = {SERVER_DEFAULT_DATA_DIR, host, SERVER_DEFAULT_PORT, 0};
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
       config.data_dir = argv[++i];
     } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
       if (parse_listen(argv[++i], host, sizeof host, &config.port) != 0) return serve_usage();
+    } else if (strcmp(argv[i], "--max-queue-rate") == 0 && i + 1 < argc) {
+      char *end;
+      unsigned long rate = strtoul(argv[++i], &end, 10);
+      if (*end || rate > UINT32_MAX) return serve_usage();
+      config.max_queue_rate = (uint32_t)rate;
     } else {
       return serve_usage();
     }

@@ -100,6 +100,7 @@ int server_run(const server_config_t *config) {
   log_init_from_env();
   server_t server = {.loop = uv_default_loop()};
   server.api.loop = server.loop;
+  server.api.max_queue_rate = config->max_queue_rate;
   server.api.purges = json_object();
   if (server_open_stores(&server, config) != 0) return 1;
   http_server_options_t options = {.on_request = api_handle_request,

@@ -4,6 +4,8 @@
 #ifndef WHARF_SERVER_H
 #define WHARF_SERVER_H
 
+#include <stdint.h>
+
 #define SERVER_DEFAULT_HOST "127.0.0.1"
 #define SERVER_DEFAULT_PORT 8787
 #define SERVER_DEFAULT_DATA_DIR "./wharf-data"
@@ -12,6 +14,10 @@ typedef struct {
   const char *data_dir;
   const char *host;
   int port;
+  /* Per-queue limit on messages sent per second, answered with 429 "Too
+   * Many Requests" beyond it (Cloudflare's platform limit is 5,000); 0 means
+   * unlimited, the default. */
+  uint32_t max_queue_rate;
 } server_config_t;
 
 /* Runs until SIGINT/SIGTERM; returns the process exit code. */

@@ -1,16 +1,17 @@
 # libwharf.mk — builds, installs and exercises libwharf, the C client library.
 #
-# Included by the top-level Makefile (`include mk/libwharf.mk`, anywhere: the
-# default goal is left as it was). Uses the includer's $(CC), $(CFLAGS),
-# $(BUILD) and its `deps` target; defines only LIBWHARF_* names and these
-# targets:
+# Included by the top-level Makefile (`include mk/libwharf.mk`) anywhere
+# after BUILD, CFLAGS and DEB_PACKAGES are set — the end is fine; the default
+# goal stays what it was. Uses the includer's $(CC), $(CFLAGS), $(BUILD) and
+# its `deps` target; defines only LIBWHARF_* names and these targets:
 #
 #   $(BUILD)/libwharf.a, $(BUILD)/libwharf.so   the library (`make libwharf`)
 #   install    PREFIX (default /usr/local), DESTDIR: lib/libwharf.{a,so,so.0},
 #              include/wharf.h, lib/pkgconfig/wharf.pc
 #   examples   every examples/*.c linked with $(BUILD)/libwharf.a, into
 #              $(BUILD)/examples/; `test` and `blackbox` depend on it because
-#              tests/blackbox/examples.test.mjs runs them
+#              tests/blackbox/examples.test.mjs runs them (and `deps` also
+#              installs the sqlite3 shell, which that test uses)
 #
 # The library is src/client plus the two util files it uses, compiled once
 # more with -fPIC. Both the archive and the shared object are made from one
@@ -29,6 +30,9 @@ LD      ?= ld
 AR      ?= ar
 OBJCOPY ?= objcopy
 
+# The examples' test reads the ETL example's database with the sqlite3 shell.
+DEB_PACKAGES += sqlite3
+
 LIBWHARF_SAVED_GOAL := $(.DEFAULT_GOAL)
 
 .PHONY: libwharf install examples
@@ -38,19 +42,23 @@ libwharf: $(BUILD)/libwharf.a $(BUILD)/libwharf.so
 
 $(BUILD)/pic/%.o: %.c | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+	@echo "  CC    $< (PIC)"
+	@$(CC) $(CFLAGS) -fPIC -c $< -o $@
 
 $(BUILD)/libwharf.o: $(LIBWHARF_OBJS)
-	$(LD) -r -o $@.tmp $^
-	$(OBJCOPY) --wildcard --keep-global-symbol='wharf_*' $@.tmp
-	mv $@.tmp $@
+	@echo "  LD    $@"
+	@$(LD) -r -o $@.tmp $^
+	@$(OBJCOPY) --wildcard --keep-global-symbol='wharf_*' $@.tmp
+	@mv $@.tmp $@
 
 $(BUILD)/libwharf.a: $(BUILD)/libwharf.o
-	rm -f $@
-	$(AR) rcs $@ $<
+	@echo "  AR    $@"
+	@rm -f $@
+	@$(AR) rcs $@ $<
 
 $(BUILD)/libwharf.so: $(BUILD)/libwharf.o
-	$(CC) -shared -Wl,-soname,$(LIBWHARF_SONAME) -Wl,--no-undefined -o $@ $< $(LIBWHARF_LIBS)
+	@echo "  LINK  $@"
+	@$(CC) -shared -Wl,-soname,$(LIBWHARF_SONAME) -Wl,--no-undefined -o $@ $< $(LIBWHARF_LIBS)
 
 install: $(BUILD)/libwharf.a $(BUILD)/libwharf.so
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
@@ -67,9 +75,10 @@ $(BUILD)/examples/etl: LIBWHARF_EXAMPLE_LIBS := -lsqlite3
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libwharf.a | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libwharf.a $(LIBWHARF_EXAMPLE_LIBS) $(LIBWHARF_LIBS) -lm
+	@echo "  LINK  $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libwharf.a $(LIBWHARF_EXAMPLE_LIBS) $(LIBWHARF_LIBS) -lm
+
+-include $(LIBWHARF_OBJS:.o=.d) $(LIBWHARF_EXAMPLES:=.d)
 
 # Restore the includer's default goal (empty means "the next target defined").
 .DEFAULT_GOAL := $(LIBWHARF_SAVED_GOAL)
-
--include $(LIBWHARF_OBJS:.o=.d) $(LIBWHARF_EXAMPLES:=.d)

@@ -24,7 +24,11 @@ run_suite() {
   rm -f "$log"
 }
 
-run_suite unit tests/run-unit.sh "$build_dir"/tests/test_*
+unit_bins=()
+for bin in "$build_dir"/tests/test_*; do
+  [[ $bin == *.d ]] || unit_bins+=("$bin")
+done
+run_suite unit tests/run-unit.sh "${unit_bins[@]}"
 export WHARF_BIN="$build_dir/wharf"
 run_suite blackbox tests/run-node.sh blackbox tests/blackbox/*.test.mjs
 run_suite crash tests/run-node.sh crash tests/crash/*.test.mjs

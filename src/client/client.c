@@ -1,7 +1,7 @@
 /*
  * client.c — libwharf's connection and its one generic call, wharf_request().
  *
- * Every typed helper (queues today; send, pull and ack later) goes through
+ * Every typed helper (queue lookup, send, pull, ack) goes through
  * wharf_request(), so there is exactly one place that speaks HTTP, sets the
  * bearer token and unwraps the v4 envelope. The client keeps one CURL easy
  * handle for its lifetime: libcurl keeps the connection open between

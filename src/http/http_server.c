@@ -55,6 +55,7 @@
 #define HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 30000
+#define HTTP_LINGER_MS 2000
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -96,6 +97,7 @@ struct http_exchange {
 struct http_connection {
   uv_tcp_t tcp;
   uv_timer_t timer;
+  uv_shutdown_t shutdown_request;
   http_parser parser;
   http_server_t *server;
   http_connection_t *prev, *next; /* the server's list */
@@ -112,6 +114,8 @@ struct http_connection {
   bool paused;       /* HTTP_MAX_PENDING reached */
   bool input_done;   /* no further request will be parsed */
   bool peer_eof;
+  bool failed;       /* a protocol error was answered: linger, then close */
+  bool lingering;    /* our side is shut down; input is read and discarded */
   bool closing;
   char peer[HTTP_PEER_BYTES];
 };
@@ -136,6 +140,7 @@ static void connection_flush(http_connection_t *connection);
 static void connection_parse(http_connection_t *connection, const char *data, size_t len,
                              bool from_unparsed);
 static void connection_start_reading(http_connection_t *connection);
+static void connection_linger(http_connection_t *connection);
 
 /* ---- exchanges ---- */
 
@@ -386,6 +391,7 @@ static const http_parser_settings parser_settings = {
 static void connection_fail(http_connection_t *connection, int status, const char *message) {
   http_server_t *server = connection->server;
   connection->input_done = true;
+  connection->failed = true;
   connection->paused = false;
   uv_read_stop((uv_stream_t *)&connection->tcp);
   uv_timer_stop(&connection->timer);
@@ -492,6 +498,10 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   http_connection_t *connection = stream->data;
+  if (connection->lingering) {
+    if (nread < 0) connection_close(connection);
+    return;
+  }
   if (nread > 0) {
     connection_parse(connection, buf->base, (size_t)nread, false);
   } else if (nread == UV_EOF) {
@@ -509,7 +519,9 @@ static void connection_start_reading(http_connection_t *connection) {
 
 static void on_timer(uv_timer_t *timer) {
   http_connection_t *connection = timer->data;
-  if (connection->tail && connection->tail->state == EXCHANGE_RECEIVING)
+  if (connection->lingering)
+    connection_close(connection);
+  else if (connection->tail && connection->tail->state == EXCHANGE_RECEIVING)
     connection_fail(connection, 408, "request timeout");
   else if (!connection->head)
     connection_close(connection);
@@ -533,12 +545,28 @@ static void on_write(uv_write_t *request, int status) {
   }
   if (!connection->head) {
     if (connection->input_done) {
-      connection_close(connection);
+      if (connection->failed && !connection->peer_eof) connection_linger(connection);
+      else connection_close(connection);
       return;
     }
     connection_arm_timer(connection, connection->server->options.idle_timeout_ms);
   }
   if (connection->paused && connection->pending < HTTP_MAX_PENDING) connection_resume(connection);
+}
+
+/* After an error reply the client may still be sending what we refused (a
+ * body over the limit). Closing at once would make the kernel answer those
+ * bytes with a reset that can destroy our reply before the client reads it;
+ * so, like nginx's lingering close, shut our side down, read and discard for
+ * a moment, then close. */
+static void connection_linger(http_connection_t *connection) {
+  connection->lingering = true;
+  if (uv_shutdown(&connection->shutdown_request, (uv_stream_t *)&connection->tcp, NULL)) {
+    connection_close(connection);
+    return;
+  }
+  connection_arm_timer(connection, HTTP_LINGER_MS);
+  connection_start_reading(connection);
 }
 
 static void on_continue_written(uv_write_t *request, int status) {

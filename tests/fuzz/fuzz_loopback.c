@@ -4,7 +4,6 @@
  * server's loop: after every write or failed read the loop turns once, so the
  * server always makes progress and nothing needs a second thread.
  */
-
 #include "fuzz_loopback.h"
 
 #include <arpa/inet.h>

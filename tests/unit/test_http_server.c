@@ -466,6 +466,29 @@ static void test_body_too_large(void **state) {
   client_close(c);
 }
 
+/* A client that writes the whole refused body before it reads (as most
+ * HTTP clients do) must be able to finish writing and then read the 413:
+ * the server lingers, reading and discarding, instead of resetting. */
+static void test_body_too_large_while_sending(void **state) {
+  fixture_t *f = *state;
+  client_t *c = client_open(f->port);
+  client_send_str(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 16000000\r\n\r\n");
+  static char body[250000]; /* 64 of these: more than socket buffers hold */
+  memset(body, 'x', sizeof body);
+  for (int i = 0; i < 64; i++) {
+    ssize_t sent = 0;
+    while (sent < (ssize_t)sizeof body) {
+      ssize_t n = send(c->fd, body + sent, sizeof body - (size_t)sent, MSG_NOSIGNAL);
+      assert_true(n > 0);
+      sent += n;
+    }
+  }
+  response_t r;
+  assert_true(client_read_response(c, &r));
+  assert_int_equal(r.status, 413);
+  client_close(c);
+}
+
 static void test_headers_too_large(void **state) {
   fixture_t *f = *state;
   client_t *c = client_open(f->port);
@@ -660,6 +683,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_deep_pipeline, setup_default, teardown),
       cmocka_unit_test_setup_teardown(test_chunked_body, setup_default, teardown),
       cmocka_unit_test_setup_teardown(test_expect_continue, setup_default, teardown),
+      cmocka_unit_test_setup_teardown(test_body_too_large_while_sending, setup_default, teardown),
       cmocka_unit_test_setup_teardown(test_body_too_large, setup_default, teardown),
       cmocka_unit_test_setup_teardown(test_headers_too_large, setup_default, teardown),
       cmocka_unit_test_setup_teardown(test_garbage, setup_default, teardown),

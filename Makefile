@@ -72,3 +72,5 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(OBJS:.o=.d)
+
+include mk/libwharf.mk

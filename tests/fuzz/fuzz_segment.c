@@ -56,7 +56,7 @@ static void put_u32(uint8_t *p, uint32_t v) {
 static void frame_clamp_seq(uint8_t *payload, size_t len) {
   if (len < 25) return;
   static const uint8_t all_ones[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-  if (!memcmp(payload + 17, all_ones, 8)) return;
+  if (payload[0] == RECORD_PURGE && !memcmp(payload + 17, all_ones, 8)) return;
   memset(payload + 20, 0, 5); /* little endian: keep the low 24 bits */
 }
 

@@ -1,2 +1,0 @@
-include Makefile
-include mk/libwharf.mk

@@ -3,11 +3,18 @@
 # Layout: every src/<module>/*.c is compiled into build/obj/; build/wharf
 # links them all (server and CLI are one binary). Unit tests in
 # tests/unit/test_<name>.c link every module object except main.
+# `make test` runs every suite twice: on build/ and on build/sanitize/
+# (ASan with leak checks, UBSan). mk/*.mk add libwharf and the examples.
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Iinclude -MMD -MP
 LDLIBS  += -luv -lcurl -ljansson -lsqlite3 -lssl -lcrypto -lhttp_parser -lz -lpthread -lm
+
+# SANITIZE=1: AddressSanitizer (leaks included) and UBSan, any report fatal.
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
 
 BUILD   ?= build
 SRCS    := $(wildcard src/*/*.c)
@@ -20,7 +27,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
                 libssl-dev libhttp-parser-dev libcmocka-dev zlib1g-dev pkg-config
 
-.PHONY: all run test unit blackbox crash-long deps npm-deps clean
+.PHONY: all run test unit unit-bins sanitize-build blackbox bench crash-long deps npm-deps clean
 
 all: $(BUILD)/wharf
 
@@ -55,18 +62,29 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 run: $(BUILD)/wharf
 	$(BUILD)/wharf serve --data-dir ./wharf-data
 
+unit-bins: $(UNIT_BINS)
+
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
+# The same code built with sanitizers, for `make test` to run every suite on.
+sanitize-build:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/sanitize SANITIZE=1 all unit-bins examples
+
 blackbox: $(BUILD)/wharf npm-deps
 	@WHARF_BIN=$(abspath $(BUILD)/wharf) tests/run-node.sh blackbox tests/blackbox/*.test.mjs
+
+# Produce/consume benchmarks against a fresh server (bench/RESULTS.md).
+bench: $(BUILD)/wharf
+	$(MAKE) -C bench && WHARF_BIN=$(abspath $(BUILD)/wharf) bench/run.sh
 
 # The crash campaign's long mode (the fast mode is part of `make test`).
 crash-long: $(BUILD)/wharf npm-deps
 	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=50 tests/run-node.sh crash tests/crash/*.test.mjs
 
-test: $(BUILD)/wharf $(UNIT_BINS) npm-deps
-	@tests/run-all.sh $(abspath $(BUILD))
+# Every suite on the plain build, then again on the sanitizer build.
+test: $(BUILD)/wharf $(UNIT_BINS) npm-deps sanitize-build
+	@tests/run-all.sh $(abspath $(BUILD)) $(abspath $(BUILD)/sanitize)
 
 clean:
 	rm -rf $(BUILD)

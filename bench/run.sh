@@ -66,7 +66,7 @@ stop_server() {
 }
 cleanup() {
   stop_server
-  [ "${BENCH_KEEP:-0}" = 1 ] || [ -n "${BENCH_DATA_DIR:-}" ] || rm -rf "$DATA_DIR"
+  [ "${BENCH_KEEP:-0}" = 1 ] || [ -n "${BENCH_DATA_DIR:-}" ] || rm -rf "$DATA_DIR" "$server_log"
 }
 trap cleanup EXIT
 

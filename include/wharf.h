@@ -265,6 +265,9 @@ int wharf_pull(wharf_queue_t *queue, int batch_size, int visibility_timeout_ms,
 
 /* The number of messages in the batch, and message i (0 <= i < count). */
 size_t wharf_batch_count(const wharf_batch_t *batch);
+/* The name of the queue the batch came from (a worker may consume several).
+ * Owned by the batch. */
+const char *wharf_batch_queue_name(const wharf_batch_t *batch);
 wharf_received_message_t *wharf_batch_message(wharf_batch_t *batch, size_t i);
 
 /* Records "done, delete it" for msg, unless msg already has a decision. */
@@ -282,7 +285,9 @@ int wharf_batch_retry_all(wharf_batch_t *batch, int delay_seconds);
 
 /*
  * Sends every decision not sent yet in one request; none left means no
- * request. On WHARF_OK those decisions are final (later calls cannot change
+ * request. Only for pulled batches: a pushed batch (see the worker helper)
+ * is answered when its handler returns, and committing one is
+ * WHARF_ERR_INVALID. On WHARF_OK those decisions are final (later calls cannot change
  * them) and the batch may be committed again after more decisions; on
  * failure nothing is marked sent, so the commit can be retried. An ack that
  * arrives after the visibility timeout is still accepted by the server.
@@ -292,6 +297,67 @@ int wharf_batch_commit(wharf_batch_t *batch, wharf_error_t *err);
 
 /* Frees the batch and its messages without committing. NULL is allowed. */
 void wharf_batch_free(wharf_batch_t *batch);
+
+/* ---------------------------------------------------------------------------
+ * Worker helper (push consumer)
+ *
+ * A queue whose consumer is a worker gets its batches POSTed to the worker's
+ * URL (docs/workers.md). wharf_worker_new() listens on host:port;
+ * wharf_worker_serve() then answers those requests: it checks each one's
+ * X-Wharf-Signature against the secret (401 and no handler call on a
+ * mismatch), hands the batch to options->queue as a wharf_batch_t, and
+ * replies with the decisions the handler made with wharf_message_ack(),
+ * wharf_message_retry(), wharf_batch_ack_all() and wharf_batch_retry_all()
+ * — the pull consumer's functions and precedence. What the handler returns
+ * is the invocation's outcome, as a Workers handler's resolving or throwing:
+ *   0:        success (HTTP 200): messages without a decision are acked;
+ *   non-zero: failure (HTTP 500): messages without a decision are retried
+ *             (and count toward max_retries); explicit decisions still hold.
+ * The handler owns nothing: the batch and its messages are freed when it
+ * returns. wharf_batch_commit() does not apply to pushed batches.
+ *
+ * Threads: serve() runs the handler on its own (the calling) thread, one
+ * batch at a time, so a handler needs no locking of its own; connections are
+ * HTTP/1.1 keep-alive and several may be open (their requests wait their
+ * turn). wharf_worker_stop() is the one call that may come from any thread
+ * or from a signal handler.
+ */
+typedef struct wharf_worker wharf_worker_t;
+
+/* The user's handler; see above for what its return value means. */
+typedef int (*wharf_queue_handler_t)(wharf_batch_t *batch, void *user);
+
+typedef struct {
+  const char *host;   /* IPv4 or IPv6 address to listen on; NULL: "127.0.0.1" */
+  int port;           /* 0: any free port (see wharf_worker_port()) */
+  const char *secret; /* the signing secret `wharf workers register` printed;
+                       * NULL: the environment's WHARF_WORKER_SECRET. Copied. */
+  wharf_queue_handler_t queue; /* required */
+  void *user;                  /* passed to queue, untouched */
+} wharf_worker_options_t;
+
+/* Binds the listening socket (nothing is served until wharf_worker_serve()).
+ * Returns the worker, or NULL with err filled: WHARF_ERR_INVALID for a
+ * missing handler or secret or a bad host, WHARF_ERR_TRANSPORT when the
+ * address cannot be bound (err->message says why). */
+wharf_worker_t *wharf_worker_new(const wharf_worker_options_t *options, wharf_error_t *err);
+
+/* The port the worker listens on (the chosen one when options->port was 0). */
+int wharf_worker_port(const wharf_worker_t *worker);
+
+/* Serves requests until wharf_worker_stop(); then closes every connection
+ * and returns WHARF_OK. A worker serves once: after it returns, only
+ * wharf_worker_free() is left to call. */
+int wharf_worker_serve(wharf_worker_t *worker);
+
+/* Makes wharf_worker_serve() return (at once, or as soon as it is called).
+ * Safe from any thread and from a signal handler; a batch being handled is
+ * answered first. */
+void wharf_worker_stop(wharf_worker_t *worker);
+
+/* Closes the socket and frees the worker; not while serve() runs. NULL is
+ * allowed. */
+void wharf_worker_free(wharf_worker_t *worker);
 
 #ifdef __cplusplus
 }

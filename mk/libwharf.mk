@@ -23,7 +23,7 @@ LIBWHARF_VERSION := 0.1.0
 LIBWHARF_SONAME  := libwharf.so.0
 LIBWHARF_SRCS    := $(wildcard src/client/*.c) src/util/buf.c src/util/crypto.c
 LIBWHARF_OBJS    := $(LIBWHARF_SRCS:%.c=$(BUILD)/pic/%.o)
-LIBWHARF_LIBS    := -lcurl -ljansson -lcrypto -lpthread
+LIBWHARF_LIBS    := -luv -lhttp_parser -lcurl -ljansson -lcrypto -lpthread
 LIBWHARF_EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 PREFIX  ?= /usr/local
 LD      ?= ld

@@ -5,6 +5,7 @@
 # total line CI reads.
 set -u
 build_dir=${1:-build}
+sanitize_dir=${2:-}
 cd "$(dirname "$0")/.."
 total_passed=0; total_failed=0; status=0
 
@@ -24,14 +25,21 @@ run_suite() {
   rm -f "$log"
 }
 
-unit_bins=()
-for bin in "$build_dir"/tests/test_*; do
-  [[ $bin == *.d ]] || unit_bins+=("$bin")
-done
-run_suite unit tests/run-unit.sh "${unit_bins[@]}"
-export WHARF_BIN="$build_dir/wharf"
-run_suite blackbox tests/run-node.sh blackbox tests/blackbox/*.test.mjs
-run_suite crash tests/run-node.sh crash tests/crash/*.test.mjs
+# run_build DIR SUFFIX: every suite against the binaries in DIR.
+run_build() {
+  local dir=$1 suffix=$2
+  local unit_bins=()
+  for bin in "$dir"/tests/test_*; do
+    [[ $bin == *.d ]] || unit_bins+=("$bin")
+  done
+  export WHARF_BIN="$dir/wharf"
+  run_suite "unit$suffix" env SUITE="unit$suffix" tests/run-unit.sh "${unit_bins[@]}"
+  run_suite "blackbox$suffix" tests/run-node.sh "blackbox$suffix" tests/blackbox/*.test.mjs
+  run_suite "crash$suffix" tests/run-node.sh "crash$suffix" tests/crash/*.test.mjs
+}
+
+run_build "$build_dir" ""
+[ -n "$sanitize_dir" ] && run_build "$sanitize_dir" "-sanitize"
 
 echo "$total_passed passed, $total_failed failed"
 exit $status

@@ -16,5 +16,5 @@ for bin in "$@"; do
     echo "ok: $bin (${p:-0} tests)"
   fi
 done
-echo "unit: $passed passed, $failed failed"
+echo "${SUITE:-unit}: $passed passed, $failed failed"
 [ $failed -eq 0 ]

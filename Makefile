@@ -9,7 +9,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Iinclude -MMD -MP
-LDLIBS  += -luv -lcurl -ljansson -lsqlite3 -lssl -lcrypto -lhttp_parser -lz -lpthread -lm
+LDLIBS  += -luv -lcurl -ljansson -lyajl -lsqlite3 -lssl -lcrypto -lhttp_parser -lz -lpthread -lm
 
 # SANITIZE=1: AddressSanitizer (leaks included) and UBSan, any report fatal.
 ifeq ($(SANITIZE),1)
@@ -25,7 +25,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
-                libssl-dev libhttp-parser-dev libcmocka-dev zlib1g-dev pkg-config
+                libssl-dev libhttp-parser-dev libcmocka-dev zlib1g-dev pkg-config libyajl-dev
 
 .PHONY: all run test unit unit-bins sanitize-build blackbox bench crash-long deps npm-deps clean
 

@@ -35,6 +35,7 @@ run_build() {
   export WHARF_BIN="$dir/wharf"
   run_suite "unit$suffix" env SUITE="unit$suffix" tests/run-unit.sh "${unit_bins[@]}"
   run_suite "blackbox$suffix" tests/run-node.sh "blackbox$suffix" tests/blackbox/*.test.mjs
+  run_suite "node-adapter$suffix" tests/run-node.sh "node-adapter$suffix" clients/node/test/*.test.mjs
   run_suite "crash$suffix" tests/run-node.sh "crash$suffix" tests/crash/*.test.mjs
 }
 

@@ -1,0 +1,52 @@
+/* json_text.c — see json_text.h. */
+#include "api/json_text.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* 1 where a byte must be escaped: '"', '\\' and the C0 controls. */
+static const uint8_t needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
+static size_t escape_one(unsigned char c, char seq[7]) {
+  switch (c) {
+  case '"': return (size_t)snprintf(seq, 7, "\\\"");
+  case '\\': return (size_t)snprintf(seq, 7, "\\\\");
+  case '\b': return (size_t)snprintf(seq, 7, "\\b");
+  case '\f': return (size_t)snprintf(seq, 7, "\\f");
+  case '\n': return (size_t)snprintf(seq, 7, "\\n");
+  case '\r': return (size_t)snprintf(seq, 7, "\\r");
+  case '\t': return (size_t)snprintf(seq, 7, "\\t");
+  default: return (size_t)snprintf(seq, 7, "\\u%04X", c);
+  }
+}
+
+void json_text_append_string(buf_t *out, const char *s, size_t len) {
+  buf_reserve(out, len + 2);
+  out->data[out->len++] = '"';
+  size_t run = 0; /* start of the bytes not yet copied */
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!needs_escape[c]) continue;
+    char seq[7];
+    buf_append(out, s + run, i - run);
+    buf_append(out, seq, escape_one(c, seq));
+    run = i + 1;
+  }
+  buf_append(out, s + run, len - run);
+  buf_append(out, "\"", 1);
+}
+
+void json_text_append_int(buf_t *out, int64_t value) {
+  char digits[24];
+  buf_append(out, digits, (size_t)snprintf(digits, sizeof digits, "%" PRId64, value));
+}
+
+void json_text_append_uint(buf_t *out, uint64_t value) {
+  char digits[24];
+  buf_append(out, digits, (size_t)snprintf(digits, sizeof digits, "%" PRIu64, value));
+}

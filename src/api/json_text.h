@@ -1,0 +1,26 @@
+/*
+ * json_text.h — writing JSON text straight into a buf_t, for the hot paths
+ * (stored `json` bodies, send/pull/ack replies) where building a jansson tree
+ * only to serialise it cost more than the request's real work.
+ *
+ * The output is byte-for-byte what jansson's json_dumps(JSON_COMPACT) writes
+ * for the same value, so replies and stored bodies do not change with the
+ * path that produced them: strings escape '"', '\\' and control characters
+ * (\b \f \n \r \t, else \u00XX in upper-case hex) and nothing else; input is
+ * assumed to be valid UTF-8 (it comes from a validating parser or from us).
+ */
+#ifndef WHARF_API_JSON_TEXT_H
+#define WHARF_API_JSON_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+/* Appends s[0..len) as a quoted JSON string. */
+void json_text_append_string(buf_t *out, const char *s, size_t len);
+/* Appends a signed or unsigned integer in decimal. */
+void json_text_append_int(buf_t *out, int64_t value);
+void json_text_append_uint(buf_t *out, uint64_t value);
+
+#endif

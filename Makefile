@@ -27,7 +27,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
                 libssl-dev libhttp-parser-dev libcmocka-dev zlib1g-dev pkg-config libyajl-dev
 
-.PHONY: all run test unit unit-bins sanitize-build blackbox bench crash-long deps npm-deps clean
+.PHONY: all run test unit unit-bins sanitize-build blackbox bench soak crash-long deps npm-deps clean
 
 all: $(BUILD)/wharf
 
@@ -78,9 +78,13 @@ blackbox: $(BUILD)/wharf npm-deps
 bench: $(BUILD)/wharf
 	$(MAKE) -C bench && WHARF_BIN=$(abspath $(BUILD)/wharf) bench/run.sh
 
+# 30 minutes of mixed load; RSS, descriptors and p99 per minute (not in CI).
+soak: $(BUILD)/wharf
+	WHARF_BIN=$(abspath $(BUILD)/wharf) bench/soak.sh
+
 # The crash campaign's long mode (the fast mode is part of `make test`).
 crash-long: $(BUILD)/wharf npm-deps
-	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=50 tests/run-node.sh crash tests/crash/*.test.mjs
+	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=500 tests/run-node.sh crash tests/crash/*.test.mjs
 
 # Every suite on the plain build, then again on the sanitizer build.
 test: $(BUILD)/wharf $(UNIT_BINS) npm-deps sanitize-build

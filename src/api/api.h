@@ -44,7 +44,8 @@ typedef struct {
   api_t *api;
   http_exchange_t *exchange;
   const http_request_t *request;
-  json_t *body;              /* parsed body; an empty object when none */
+  json_t *body;              /* parsed body; an empty object when none; NULL for
+                                the routes that parse their own (sends) */
   control_token_t token;     /* the authenticated caller */
   char account_id[33];       /* {a} of the path, when the route has one */
   control_queue_t queue;     /* {q} of the path, loaded and checked */
@@ -88,6 +89,9 @@ void api_handle_protocol_error(http_exchange_t *exchange, int status, const char
  * (result may be NULL: JSON null; result_info may be NULL: omitted). Steals
  * both references and frees the call. */
 void api_reply_ok(api_call_t *call, json_t *result, json_t *result_info);
+/* The same envelope around result_json, JSON text the caller wrote (the hot
+ * paths: send, pull, ack). Frees the call. */
+void api_reply_ok_raw(api_call_t *call, const char *result_json, size_t len);
 /* Answers {success:false, errors:[{code, message}], …, result:null}; adds
  * x-should-retry: false on 4xx. Frees the call. */
 void api_reply_error(api_call_t *call, int status, int code, const char *fmt, ...)

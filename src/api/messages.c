@@ -15,100 +15,32 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/json_text.h"
+#include "api/message_parser.h"
 #include "api/params.h"
 #include "store/record.h"
 #include "util/crypto.h"
 
-#define MESSAGE_MAX_BYTES 128000      /* body plus metadata */
-#define MESSAGE_METADATA_BYTES 100
-#define BATCH_MAX_MESSAGES 100
-#define BATCH_MAX_BYTES 256000
 #define PULL_DEFAULT_BATCH 5
 #define PULL_MAX_BATCH 100
 #define MAX_VISIBILITY_MS 43200000u
 
 static const char *const content_type_names[] = {"json", "text", "bytes", "v8"};
 
-/* One message of a send, decoded into raw bytes owned by `storage`. */
-typedef struct {
-  engine_message_t message;
-  buf_t storage;
-} decoded_message_t;
-
-static bool decode_content_type(api_call_t *call, json_t *object, uint8_t *out) {
-  const char *name = NULL;
-  if (!params_string(call, object, "content_type", &name)) return false;
-  if (!name) name = "json";
-  for (uint8_t i = 0; i < 4; i++)
-    if (strcmp(name, content_type_names[i]) == 0) {
-      *out = i;
-      return true;
-    }
-  api_reply_error(call, 400, API_ERR_INVALID_REQUEST,
-                  "Invalid content_type \"%.40s\": must be json, text, bytes or v8", name);
-  return false;
+/* {backlog_count, backlog_bytes, oldest_message_timestamp_ms}, left open
+ * for callers that add a field. */
+static void metrics_write_open(buf_t *out, const engine_metrics_t *metrics) {
+  buf_append_str(out, "{\"backlog_count\":");
+  json_text_append_int(out, (int64_t)metrics->backlog_count);
+  buf_append_str(out, ",\"backlog_bytes\":");
+  json_text_append_int(out, (int64_t)metrics->backlog_bytes);
+  buf_append_str(out, ",\"oldest_message_timestamp_ms\":");
+  json_text_append_int(out, (int64_t)metrics->oldest_message_timestamp_ms);
 }
 
-static bool decode_body(api_call_t *call, json_t *object, uint8_t content_type, buf_t *out) {
-  json_t *body = json_object_get(object, "body");
-  if (!body) {
-    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Missing body");
-    return false;
-  }
-  if (content_type == CONTENT_TYPE_JSON) {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-    buf_append_str(out, text);
-    free(text);
-    return true;
-  }
-  if (!json_is_string(body)) {
-    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Invalid body: a %s message's body must be a %s",
-                    content_type_names[content_type],
-                    content_type == CONTENT_TYPE_TEXT ? "string" : "base64 string");
-    return false;
-  }
-  const char *text = json_string_value(body);
-  size_t len = json_string_length(body);
-  if (content_type == CONTENT_TYPE_TEXT) {
-    buf_append(out, text, len);
-    return true;
-  }
-  if (!crypto_base64_decode(text, len, out)) {
-    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Invalid body: not valid base64");
-    return false;
-  }
-  return true;
-}
-
-/* Decodes one message object; default_delay applies when it has none. */
-static bool decode_message(api_call_t *call, json_t *object, int64_t default_delay,
-                           decoded_message_t *out) {
-  if (!json_is_object(object)) {
-    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Each message must be a JSON object");
-    return false;
-  }
-  engine_message_t *message = &out->message;
-  if (!decode_content_type(call, object, &message->content_type) ||
-      !params_optional_seconds(call, object, "delay_seconds", QUEUE_MAX_DELAY_S, &message->delay_seconds) ||
-      !decode_body(call, object, message->content_type, &out->storage))
-    return false;
-  if (message->delay_seconds < 0) message->delay_seconds = default_delay;
-  if (out->storage.len + MESSAGE_METADATA_BYTES > MESSAGE_MAX_BYTES) {
-    api_reply_error(call, 413, API_ERR_MESSAGE_TOO_LARGE,
-                    "Message too large: %zu bytes plus %d bytes of metadata exceeds %d bytes",
-                    out->storage.len, MESSAGE_METADATA_BYTES, MESSAGE_MAX_BYTES);
-    return false;
-  }
-  message->body = out->storage.data ? out->storage.data : "";
-  message->body_len = (uint32_t)out->storage.len;
-  return true;
-}
-
-static json_t *metrics_json(const engine_metrics_t *metrics) {
-  return json_pack("{s:I, s:I, s:I}", "backlog_count", (json_int_t)metrics->backlog_count,
-                   "backlog_bytes", (json_int_t)metrics->backlog_bytes,
-                   "oldest_message_timestamp_ms",
-                   (json_int_t)metrics->oldest_message_timestamp_ms);
+static void reply_ok_text(api_call_t *call, buf_t *result) {
+  api_reply_ok_raw(call, result->data, result->len);
+  buf_free(result);
 }
 
 static void reply_storage_failure(api_call_t *call, int status) {
@@ -126,13 +58,15 @@ static void send_done(void *data, int status, const engine_metrics_t *metrics) {
     reply_storage_failure(call, status);
     return;
   }
-  api_reply_ok(call, json_pack("{s:{s:o}}", "metadata", "metrics", metrics_json(metrics)), NULL);
+  buf_t result = BUF_INIT;
+  buf_append_str(&result, "{\"metadata\":{\"metrics\":");
+  metrics_write_open(&result, metrics);
+  buf_append_str(&result, "}}}");
+  reply_ok_text(call, &result);
 }
 
-static void send_decoded(api_call_t *call, decoded_message_t *decoded, size_t count) {
-  engine_message_t messages[BATCH_MAX_MESSAGES];
-  for (size_t i = 0; i < count; i++) messages[i] = decoded[i].message;
-  int rc = engine_send(api_call_engine_queue(call), messages, count, send_done, call);
+static void send_parsed(api_call_t *call, const message_set_t *set) {
+  int rc = engine_send(api_call_engine_queue(call), set->messages, set->count, send_done, call);
   if (rc == ENGINE_ERR_STORAGE_LIMIT)
     api_reply_error(call, 413, API_ERR_STORAGE_LIMIT,
                     "Storage Limit Exceeded: the queue's backlog would exceed 25 GB");
@@ -143,80 +77,78 @@ static void send_decoded(api_call_t *call, decoded_message_t *decoded, size_t co
     reply_storage_failure(call, rc);
 }
 
-void api_messages_send(api_call_t *call) {
-  decoded_message_t decoded = {0};
-  if (decode_message(call, call->body, -1, &decoded)) send_decoded(call, &decoded, 1);
-  buf_free(&decoded.storage);
+/* Send and send batch parse their own bodies (message_parser.h): the router
+ * leaves call->body NULL for them. */
+static void send_body(api_call_t *call, bool batch) {
+  const http_request_t *request = call->request;
+  message_set_t *set = xmalloc(sizeof *set);
+  message_parse_error_t error;
+  bool ok = batch ? message_parse_batch(request->body, request->body_len, set, &error)
+                  : message_parse_send(request->body, request->body_len, set, &error);
+  if (ok) send_parsed(call, set);
+  else api_reply_error(call, error.status, error.code, "%s", error.message);
+  message_set_free(set);
+  free(set);
 }
 
-void api_messages_send_batch(api_call_t *call) {
-  json_t *list = json_object_get(call->body, "messages");
-  int64_t batch_delay = -1;
-  if (!params_optional_seconds(call, call->body, "delay_seconds", QUEUE_MAX_DELAY_S, &batch_delay)) return;
-  if (!json_is_array(list) || json_array_size(list) == 0) {
-    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "messages must be a non-empty array");
-    return;
-  }
-  size_t count = json_array_size(list);
-  if (count > BATCH_MAX_MESSAGES) {
-    api_reply_error(call, 413, API_ERR_BATCH_TOO_LARGE,
-                    "Batch too large: %zu messages, at most %d per batch", count, BATCH_MAX_MESSAGES);
-    return;
-  }
-  decoded_message_t decoded[BATCH_MAX_MESSAGES];
-  memset(decoded, 0, sizeof decoded);
-  size_t total = 0, i;
-  for (i = 0; i < count; i++) {
-    if (!decode_message(call, json_array_get(list, i), batch_delay, &decoded[i])) break;
-    total += decoded[i].storage.len + MESSAGE_METADATA_BYTES;
-  }
-  if (i == count) {
-    if (total > BATCH_MAX_BYTES)
-      api_reply_error(call, 413, API_ERR_BATCH_TOO_LARGE,
-                      "Batch too large: %zu bytes, at most %d bytes per batch", total,
-                      BATCH_MAX_BYTES);
-    else
-      send_decoded(call, decoded, count);
-  }
-  for (size_t j = 0; j < count; j++) buf_free(&decoded[j].storage);
-}
+void api_messages_send(api_call_t *call) { send_body(call, false); }
+
+void api_messages_send_batch(api_call_t *call) { send_body(call, true); }
 
 /* Cloudflare's three backlog figures, plus (Wharf's addition) the push
  * consumer's current concurrency as autoscaling has set it. */
 void api_queues_metrics(api_call_t *call) {
   engine_metrics_t metrics;
   engine_queue_metrics(api_call_engine_queue(call), &metrics);
-  json_t *result = metrics_json(&metrics);
   uint32_t concurrency = call->api->push ? push_queue_concurrency(call->api->push, call->queue.id) : 0;
-  json_object_set_new(result, "consumer_concurrency", json_integer(concurrency));
-  api_reply_ok(call, result, NULL);
+  buf_t result = BUF_INIT;
+  metrics_write_open(&result, &metrics);
+  buf_append_str(&result, ",\"consumer_concurrency\":");
+  json_text_append_uint(&result, concurrency);
+  buf_append(&result, "}", 1);
+  reply_ok_text(call, &result);
 }
 
-/* The JSON of a delivered or peeked message; handle_key is lease_id or ref. */
-static json_t *delivery_json(const engine_delivery_t *delivery, const char *handle_key) {
-  json_t *body;
+/* The JSON of a delivered or peeked message; handle_key is lease_id or ref.
+ * Bodies stored from a send are valid UTF-8 (the parser checked them). */
+static void delivery_write(buf_t *out, const engine_delivery_t *delivery, const char *handle_key) {
+  const char *body = delivery->body.data ? delivery->body.data : "";
+  buf_append_str(out, "{\"body\":");
   if (delivery->content_type == CONTENT_TYPE_TEXT) {
-    body = json_stringn(delivery->body.data ? delivery->body.data : "", delivery->body.len);
-    if (!body) body = json_string(""); /* not UTF-8: cannot happen, sends are JSON strings */
+    json_text_append_string(out, body, delivery->body.len);
   } else {
-    buf_t encoded = BUF_INIT;
-    crypto_base64_encode(delivery->body.data, delivery->body.len, &encoded);
-    body = json_stringn(encoded.data ? encoded.data : "", encoded.len);
-    buf_free(&encoded);
+    buf_append(out, "\"", 1);
+    crypto_base64_encode(body, delivery->body.len, out);
+    buf_append(out, "\"", 1);
   }
-  return json_pack("{s:o, s:s, s:I, s:i, s:{s:s, s:s}, s:s}", "body", body, "id", delivery->id,
-                   "timestamp_ms", (json_int_t)delivery->timestamp_ms, "attempts",
-                   (int)delivery->attempts, "metadata", "CF-sourceMessageSource", "api",
-                   "CF-Content-Type", content_type_names[delivery->content_type & 3], handle_key,
-                   delivery->handle);
+  buf_append_str(out, ",\"id\":");
+  json_text_append_string(out, delivery->id, strlen(delivery->id));
+  buf_append_str(out, ",\"timestamp_ms\":");
+  json_text_append_int(out, (int64_t)delivery->timestamp_ms);
+  buf_append_str(out, ",\"attempts\":");
+  json_text_append_int(out, (int)delivery->attempts);
+  buf_append_str(out, ",\"metadata\":{\"CF-sourceMessageSource\":\"api\",\"CF-Content-Type\":\"");
+  buf_append_str(out, content_type_names[delivery->content_type & 3]);
+  buf_append_str(out, "\"},\"");
+  buf_append_str(out, handle_key);
+  buf_append_str(out, "\":");
+  json_text_append_string(out, delivery->handle, strlen(delivery->handle));
+  buf_append(out, "}", 1);
 }
 
-static json_t *deliveries_json(engine_delivery_t *deliveries, int count, const char *handle_key) {
-  json_t *list = json_array();
-  for (int i = 0; i < count; i++)
-    json_array_append_new(list, delivery_json(&deliveries[i], handle_key));
+/* [message, …], and frees the deliveries. */
+static void deliveries_write(buf_t *out, engine_delivery_t *deliveries, int count,
+                             const char *handle_key) {
+  size_t body_bytes = 0;
+  for (int i = 0; i < count; i++) body_bytes += deliveries[i].body.len;
+  buf_reserve(out, body_bytes / 3 * 4 + (size_t)count * 320 + 64);
+  buf_append(out, "[", 1);
+  for (int i = 0; i < count; i++) {
+    if (i) buf_append(out, ",", 1);
+    delivery_write(out, &deliveries[i], handle_key);
+  }
+  buf_append(out, "]", 1);
   engine_deliveries_free(deliveries, (size_t)count);
-  return list;
 }
 
 void api_messages_pull(api_call_t *call) {
@@ -239,11 +171,15 @@ void api_messages_pull(api_call_t *call) {
   }
   engine_metrics_t metrics;
   engine_queue_metrics(queue, &metrics);
-  json_t *result = json_pack("{s:I, s:o, s:{s:o}}", "message_backlog_count",
-                             (json_int_t)metrics.backlog_count, "messages",
-                             deliveries_json(deliveries, count, "lease_id"), "metadata", "metrics",
-                             metrics_json(&metrics));
-  api_reply_ok(call, result, NULL);
+  buf_t result = BUF_INIT;
+  buf_append_str(&result, "{\"message_backlog_count\":");
+  json_text_append_int(&result, (int64_t)metrics.backlog_count);
+  buf_append_str(&result, ",\"messages\":");
+  deliveries_write(&result, deliveries, count, "lease_id");
+  buf_append_str(&result, ",\"metadata\":{\"metrics\":");
+  metrics_write_open(&result, &metrics);
+  buf_append_str(&result, "}}}");
+  reply_ok_text(call, &result);
 }
 
 void api_messages_peek(api_call_t *call) {
@@ -255,8 +191,11 @@ void api_messages_peek(api_call_t *call) {
     reply_storage_failure(call, count);
     return;
   }
-  api_reply_ok(call, json_pack("{s:o}", "messages", deliveries_json(deliveries, count, "ref")),
-               NULL);
+  buf_t result = BUF_INIT;
+  buf_append_str(&result, "{\"messages\":");
+  deliveries_write(&result, deliveries, count, "ref");
+  buf_append(&result, "}", 1);
+  reply_ok_text(call, &result);
 }
 
 /* Collects the string `key` of each object in body[list_key] (objects or
@@ -297,13 +236,18 @@ static void ack_done(void *data, int status, const engine_ack_result_t *result) 
     reply_storage_failure(call, status);
     return;
   }
-  json_t *reply = json_pack("{s:i, s:i}", "ackCount", (int)result->ack_count, "retryCount",
-                            (int)result->retry_count);
-  json_t *warnings = json_array();
-  for (size_t i = 0; i < result->warning_count; i++)
-    json_array_append_new(warnings, json_string(result->warnings[i]));
-  json_object_set_new(reply, "warnings", warnings);
-  api_reply_ok(call, reply, NULL);
+  buf_t reply = BUF_INIT;
+  buf_append_str(&reply, "{\"ackCount\":");
+  json_text_append_int(&reply, (int)result->ack_count);
+  buf_append_str(&reply, ",\"retryCount\":");
+  json_text_append_int(&reply, (int)result->retry_count);
+  buf_append_str(&reply, ",\"warnings\":[");
+  for (size_t i = 0; i < result->warning_count; i++) {
+    if (i) buf_append(&reply, ",", 1);
+    json_text_append_string(&reply, result->warnings[i], strlen(result->warnings[i]));
+  }
+  buf_append_str(&reply, "]}");
+  reply_ok_text(call, &reply);
 }
 
 void api_messages_ack(api_call_t *call) {

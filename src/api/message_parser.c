@@ -1,0 +1,542 @@
+/*
+ * message_parser.c — see message_parser.h.
+ *
+ * The parser keeps a little context for the first three levels of nesting
+ * (the body object, its `messages` array, each message object) and which key
+ * each level is under; anything deeper or under other keys is skipped,
+ * except a message's `body`, whose events are written out again as compact
+ * JSON text into `raw` while the parse goes on (jansson's layout, see
+ * json_text.h). A string body is kept as its decoded string, since only the
+ * content_type, which may come later, says whether it is stored as text,
+ * base64 or JSON.
+ */
+#include "api/message_parser.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "api/api.h"
+#include "api/json_text.h"
+#include "store/record.h"
+#include "util/crypto.h"
+
+#define MAX_DEPTH JSON_PARSER_MAX_DEPTH /* jansson's nesting limit */
+#define CONTEXT_LEVELS 3                /* body object, messages array, message */
+
+static const char *const content_type_names[] = {"json", "text", "bytes", "v8"};
+
+typedef enum { FIELD_ABSENT, FIELD_STRING, FIELD_NUMBER, FIELD_OTHER } field_kind_t;
+
+/* A scalar parameter as sent; null counts as absent, as before. */
+typedef struct {
+  field_kind_t kind;
+  size_t off, len; /* FIELD_STRING: the string in raw */
+  double number;   /* FIELD_NUMBER */
+  bool integral;
+} field_t;
+
+/* One message object's fields as seen during the parse. */
+typedef struct {
+  bool is_object;
+  field_t content_type, delay;
+  bool has_body, body_is_string;
+  size_t body_off, body_len; /* in raw: the string, or the JSON text */
+} pending_t;
+
+typedef enum { CTX_OTHER, CTX_ROOT, CTX_MESSAGES, CTX_MESSAGE } context_t;
+typedef enum { KEY_OTHER, KEY_BODY, KEY_CONTENT_TYPE, KEY_DELAY, KEY_MESSAGES } field_key_t;
+typedef enum {
+  SLOT_SKIP, SLOT_ROOT, SLOT_BATCH_DELAY, SLOT_MESSAGES, SLOT_ELEMENT, SLOT_BODY,
+  SLOT_CONTENT_TYPE, SLOT_DELAY,
+} slot_t;
+typedef enum { VALUE_NULL, VALUE_BOOL, VALUE_NUMBER, VALUE_STRING, VALUE_MAP, VALUE_ARRAY } value_t;
+
+typedef struct {
+  bool batch;
+  message_set_t *set;
+  pending_t pending[BATCH_MAX_MESSAGES];
+  size_t message_count; /* elements of `messages`, also beyond the maximum */
+  bool messages_is_array, root_is_object, malformed;
+  field_t batch_delay;
+  int depth;                           /* containers open */
+  context_t context[CONTEXT_LEVELS + 1]; /* of the container open at each depth */
+  field_key_t key[CONTEXT_LEVELS + 1];       /* last key seen at each depth */
+  pending_t *current;                  /* the message whose fields come now */
+  int emit_base;                       /* depth of the body container being written; 0: none */
+  bool after_key;                      /* writing: a value follows a key */
+  uint8_t has_member[MAX_DEPTH / 8 + 1]; /* writing: the container at a depth is not empty */
+  buf_t scratch;                       /* NUL-terminated copy of a number */
+} parser_t;
+
+/* A JSON number as jansson reads it: an integer when it has no fraction or
+ * exponent (int64, overflow is an error), else a double (overflow to
+ * infinity is an error). */
+typedef struct {
+  bool real;
+  int64_t integer;
+  double value;
+} number_t;
+
+static bool number_read(parser_t *p, const char *s, size_t len, number_t *out) {
+  buf_reset(&p->scratch);
+  buf_append(&p->scratch, s, len);
+  out->real = memchr(s, '.', len) || memchr(s, 'e', len) || memchr(s, 'E', len);
+  errno = 0;
+  if (out->real) {
+    out->value = strtod(p->scratch.data, NULL);
+    return !(errno == ERANGE && isinf(out->value));
+  }
+  out->integer = strtoll(p->scratch.data, NULL, 10);
+  out->value = (double)out->integer;
+  return errno != ERANGE;
+}
+
+static void number_write(buf_t *out, const number_t *number) {
+  if (!number->real) {
+    json_text_append_int(out, number->integer);
+    return;
+  }
+  json_t *real = json_real(number->value); /* jansson's own formatting of reals */
+  char *text = json_dumps(real, JSON_COMPACT | JSON_ENCODE_ANY);
+  buf_append_str(out, text);
+  free(text);
+  json_decref(real);
+}
+
+static bool bit_get(const parser_t *p, int depth) { return p->has_member[depth / 8] & (1u << (depth % 8)); }
+static void bit_set(parser_t *p, int depth, bool on) {
+  if (on) p->has_member[depth / 8] |= (uint8_t)(1u << (depth % 8));
+  else p->has_member[depth / 8] &= (uint8_t)~(1u << (depth % 8));
+}
+
+/* Writing a body: the comma before a value or key that is not a container's first. */
+static void emit_separator(parser_t *p) {
+  if (p->after_key) {
+    p->after_key = false;
+    return;
+  }
+  if (bit_get(p, p->depth)) buf_append(&p->set->raw, ",", 1);
+  bit_set(p, p->depth, true);
+}
+
+static void emit_scalar(parser_t *p, value_t kind, const char *s, size_t len, const number_t *number,
+                        bool truth) {
+  buf_t *raw = &p->set->raw;
+  switch (kind) {
+  case VALUE_NULL: buf_append(raw, "null", 4); break;
+  case VALUE_BOOL: buf_append_str(raw, truth ? "true" : "false"); break;
+  case VALUE_NUMBER: number_write(raw, number); break;
+  case VALUE_STRING: json_text_append_string(raw, s, len); break;
+  default: break;
+  }
+}
+
+static void field_set(parser_t *p, field_t *field, value_t kind, const char *s, size_t len,
+                      const number_t *number) {
+  memset(field, 0, sizeof *field);
+  if (kind == VALUE_NULL) {
+    field->kind = FIELD_ABSENT;
+  } else if (kind == VALUE_STRING) {
+    field->kind = FIELD_STRING;
+    field->off = p->set->raw.len;
+    field->len = len;
+    buf_append(&p->set->raw, s, len);
+  } else if (kind == VALUE_NUMBER) {
+    field->kind = FIELD_NUMBER;
+    field->number = number->value;
+    field->integral = !number->real || number->value == floor(number->value);
+  } else {
+    field->kind = FIELD_OTHER;
+  }
+}
+
+static slot_t value_slot(const parser_t *p) {
+  if (p->depth == 0) return SLOT_ROOT;
+  if (p->depth > CONTEXT_LEVELS) return SLOT_SKIP;
+  field_key_t key = p->key[p->depth];
+  switch (p->context[p->depth]) {
+  case CTX_ROOT:
+    return key == KEY_MESSAGES ? SLOT_MESSAGES : key == KEY_DELAY ? SLOT_BATCH_DELAY : SLOT_SKIP;
+  case CTX_MESSAGES: return SLOT_ELEMENT;
+  case CTX_MESSAGE:
+    return key == KEY_BODY           ? SLOT_BODY
+           : key == KEY_CONTENT_TYPE ? SLOT_CONTENT_TYPE
+           : key == KEY_DELAY        ? SLOT_DELAY
+                                     : SLOT_SKIP;
+  default: return SLOT_SKIP;
+  }
+}
+
+static void container_open(parser_t *p, context_t context) {
+  p->depth++;
+  if (p->depth <= CONTEXT_LEVELS) {
+    p->context[p->depth] = context;
+    p->key[p->depth] = KEY_OTHER;
+  }
+  bit_set(p, p->depth, false);
+}
+
+/* A value (scalar or container start) outside a body being written. */
+static context_t value_place(parser_t *p, value_t kind, const char *s, size_t len,
+                             const number_t *number, bool truth) {
+  bool container = kind == VALUE_MAP || kind == VALUE_ARRAY;
+  pending_t *message;
+  switch (value_slot(p)) {
+  case SLOT_ROOT:
+    p->root_is_object = kind == VALUE_MAP;
+    if (p->root_is_object && !p->batch) return CTX_MESSAGE;
+    return p->root_is_object ? CTX_ROOT : CTX_OTHER;
+  case SLOT_BATCH_DELAY: field_set(p, &p->batch_delay, kind, s, len, number); break;
+  case SLOT_MESSAGES:
+    p->messages_is_array = kind == VALUE_ARRAY;
+    p->message_count = 0;
+    return p->messages_is_array ? CTX_MESSAGES : CTX_OTHER;
+  case SLOT_ELEMENT:
+    if (p->message_count++ >= BATCH_MAX_MESSAGES) break;
+    message = &p->pending[p->message_count - 1];
+    memset(message, 0, sizeof *message);
+    message->is_object = kind == VALUE_MAP;
+    if (!message->is_object) break;
+    p->current = message;
+    return CTX_MESSAGE;
+  case SLOT_BODY:
+    p->current->has_body = true;
+    p->current->body_is_string = kind == VALUE_STRING;
+    p->current->body_off = p->set->raw.len;
+    if (kind == VALUE_STRING) buf_append(&p->set->raw, s, len);
+    else if (container) buf_append(&p->set->raw, kind == VALUE_MAP ? "{" : "[", 1);
+    else emit_scalar(p, kind, s, len, number, truth);
+    p->current->body_len = p->set->raw.len - p->current->body_off;
+    if (container) p->emit_base = p->depth + 1;
+    break;
+  case SLOT_CONTENT_TYPE: field_set(p, &p->current->content_type, kind, s, len, number); break;
+  case SLOT_DELAY: field_set(p, &p->current->delay, kind, s, len, number); break;
+  case SLOT_SKIP: break;
+  }
+  return CTX_OTHER;
+}
+
+static int value_begin(parser_t *p, value_t kind, const char *s, size_t len, bool truth) {
+  number_t number = {0};
+  if (p->depth >= MAX_DEPTH || (kind == VALUE_STRING && memchr(s, '\0', len)) ||
+      (kind == VALUE_NUMBER && !number_read(p, s, len, &number))) {
+    p->malformed = true;
+    return 0;
+  }
+  bool container = kind == VALUE_MAP || kind == VALUE_ARRAY;
+  context_t context = CTX_OTHER;
+  if (p->emit_base) {
+    emit_separator(p);
+    if (container) buf_append(&p->set->raw, kind == VALUE_MAP ? "{" : "[", 1);
+    else emit_scalar(p, kind, s, len, &number, truth);
+  } else {
+    context = value_place(p, kind, s, len, &number, truth);
+  }
+  if (container) container_open(p, context);
+  return 1;
+}
+
+static int value_end(parser_t *p, const char *close) {
+  if (p->emit_base) {
+    buf_append(&p->set->raw, close, 1);
+    if (p->depth == p->emit_base) {
+      p->current->body_len = p->set->raw.len - p->current->body_off;
+      p->emit_base = 0;
+    }
+  }
+  p->depth--;
+  return 1;
+}
+
+static field_key_t key_classify(const parser_t *p, const char *s, size_t len) {
+  context_t context = p->context[p->depth];
+#define IS(word) (len == sizeof word - 1 && memcmp(s, word, len) == 0)
+  if (context == CTX_MESSAGE) {
+    if (IS("body")) return KEY_BODY;
+    if (IS("content_type")) return KEY_CONTENT_TYPE;
+  }
+  if (context == CTX_ROOT && IS("messages")) return KEY_MESSAGES;
+  if ((context == CTX_ROOT || context == CTX_MESSAGE) && IS("delay_seconds")) return KEY_DELAY;
+#undef IS
+  return KEY_OTHER;
+}
+
+static int on_map_key(void *ctx, const unsigned char *key, size_t len) {
+  parser_t *p = ctx;
+  const char *s = (const char *)key;
+  if (memchr(s, '\0', len)) {
+    p->malformed = true;
+    return 0;
+  }
+  if (p->emit_base) {
+    emit_separator(p);
+    json_text_append_string(&p->set->raw, s, len);
+    buf_append(&p->set->raw, ":", 1);
+    p->after_key = true;
+  } else if (p->depth <= CONTEXT_LEVELS) {
+    p->key[p->depth] = key_classify(p, s, len);
+  }
+  return 1;
+}
+
+static int on_null(void *ctx) { return value_begin(ctx, VALUE_NULL, NULL, 0, false); }
+static int on_boolean(void *ctx, int truth) { return value_begin(ctx, VALUE_BOOL, NULL, 0, truth); }
+static int on_number(void *ctx, const char *s, size_t len) {
+  return value_begin(ctx, VALUE_NUMBER, s, len, false);
+}
+static int on_string(void *ctx, const unsigned char *s, size_t len) {
+  return value_begin(ctx, VALUE_STRING, (const char *)s, len, false);
+}
+static int on_start_map(void *ctx) { return value_begin(ctx, VALUE_MAP, NULL, 0, false); }
+static int on_end_map(void *ctx) { return value_end(ctx, "}"); }
+static int on_start_array(void *ctx) { return value_begin(ctx, VALUE_ARRAY, NULL, 0, false); }
+static int on_end_array(void *ctx) { return value_end(ctx, "]"); }
+
+static const yajl_callbacks callbacks = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_boolean,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_start_map,
+    .yajl_map_key = on_map_key,
+    .yajl_end_map = on_end_map,
+    .yajl_start_array = on_start_array,
+    .yajl_end_array = on_end_array,
+};
+
+static unsigned hex4(const char *s) {
+  unsigned value = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = s[i];
+    int digit = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+    if (digit < 0) return 0; /* yajl reports the bad escape */
+    value = value * 16 + (unsigned)digit;
+  }
+  return value;
+}
+
+/* jansson rejects \u escapes of unpaired surrogates, which yajl turns into
+ * '?' or invalid UTF-8 without complaint. Backslashes occur only in strings
+ * (elsewhere yajl rejects them), so stepping from one escape to the next
+ * finds every \u escape. */
+static bool surrogates_paired(const char *body, size_t len) {
+  const char *end = body + len;
+  for (const char *q = memchr(body, '\\', len); q && end - q >= 6; q = memchr(q, '\\', (size_t)(end - q))) {
+    if (q[1] != 'u') {
+      q += 2;
+      continue;
+    }
+    unsigned unit = hex4(q + 2);
+    if (unit >= 0xDC00 && unit <= 0xDFFF) return false;
+    if (unit >= 0xD800 && unit <= 0xDBFF) {
+      if (end - q < 12 || q[6] != '\\' || q[7] != 'u') return false;
+      unsigned low = hex4(q + 8);
+      if (low < 0xDC00 || low > 0xDFFF) return false;
+      q += 6;
+    }
+    q += 6;
+  }
+  return true;
+}
+
+static bool fail(message_parse_error_t *error, int status, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static bool fail(message_parse_error_t *error, int status, int code, const char *fmt, ...) {
+  error->status = status;
+  error->code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(error->message, sizeof error->message, fmt, ap);
+  va_end(ap);
+  return false;
+}
+
+/* The cold path: jansson names what is wrong, in the words it always used. */
+static bool fail_malformed(const char *body, size_t len, message_parse_error_t *error) {
+  json_error_t parse_error;
+  json_t *value = json_loadb(body, len, JSON_DECODE_ANY, &parse_error);
+  if (!value)
+    return fail(error, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body: %s (at byte %d)",
+                parse_error.text, parse_error.position);
+  json_decref(value);
+  return fail(error, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body");
+}
+
+/* params_optional_seconds' rules: absent or null is -1; else an integral
+ * number from 0 to max. */
+static bool seconds_check(const field_t *field, int64_t *out, message_parse_error_t *error) {
+  *out = -1;
+  if (field->kind == FIELD_ABSENT) return true;
+  if (field->kind != FIELD_NUMBER || !field->integral || field->number < 0 ||
+      field->number > QUEUE_MAX_DELAY_S)
+    return fail(error, 400, API_ERR_INVALID_REQUEST,
+                "Invalid delay_seconds: must be an integer from 0 to %u", QUEUE_MAX_DELAY_S);
+  *out = (int64_t)field->number;
+  return true;
+}
+
+static bool content_type_check(const parser_t *p, const field_t *field, uint8_t *out,
+                               message_parse_error_t *error) {
+  *out = CONTENT_TYPE_JSON;
+  if (field->kind == FIELD_ABSENT) return true;
+  if (field->kind != FIELD_STRING)
+    return fail(error, 400, API_ERR_INVALID_REQUEST, "Invalid content_type: must be a string");
+  const char *name = p->set->raw.data + field->off;
+  for (uint8_t i = 0; i < 4; i++)
+    if (field->len == strlen(content_type_names[i]) && memcmp(name, content_type_names[i], field->len) == 0) {
+      *out = i;
+      return true;
+    }
+  return fail(error, 400, API_ERR_INVALID_REQUEST,
+              "Invalid content_type \"%.*s\": must be json, text, bytes or v8",
+              (int)(field->len < 40 ? field->len : 40), name);
+}
+
+/* Where a checked message's body ended up, fixed into pointers once no
+ * buffer grows any more. */
+typedef struct {
+  bool in_decoded;
+  size_t off;
+} body_place_t;
+
+static bool body_store(parser_t *p, const pending_t *pending, uint8_t content_type,
+                       body_place_t *place, size_t *len, message_parse_error_t *error) {
+  if (!pending->has_body) return fail(error, 400, API_ERR_INVALID_REQUEST, "Missing body");
+  const char *text = p->set->raw.data + pending->body_off;
+  buf_t *decoded = &p->set->decoded;
+  *place = (body_place_t){false, pending->body_off};
+  *len = pending->body_len;
+  if (content_type == CONTENT_TYPE_JSON) {
+    if (!pending->body_is_string) return true;
+    *place = (body_place_t){true, decoded->len};
+    json_text_append_string(decoded, text, pending->body_len);
+    *len = decoded->len - place->off;
+    return true;
+  }
+  if (!pending->body_is_string)
+    return fail(error, 400, API_ERR_INVALID_REQUEST, "Invalid body: a %s message's body must be a %s",
+                content_type_names[content_type],
+                content_type == CONTENT_TYPE_TEXT ? "string" : "base64 string");
+  if (content_type == CONTENT_TYPE_TEXT) return true;
+  *place = (body_place_t){true, decoded->len};
+  if (!crypto_base64_decode(text, pending->body_len, decoded))
+    return fail(error, 400, API_ERR_INVALID_REQUEST, "Invalid body: not valid base64");
+  *len = decoded->len - place->off;
+  return true;
+}
+
+/* decode_message's checks, in its order. */
+static bool message_check(parser_t *p, const pending_t *pending, int64_t default_delay,
+                          engine_message_t *message, body_place_t *place,
+                          message_parse_error_t *error) {
+  if (!pending->is_object)
+    return fail(error, 400, API_ERR_INVALID_REQUEST, "Each message must be a JSON object");
+  size_t len = 0;
+  if (!content_type_check(p, &pending->content_type, &message->content_type, error) ||
+      !seconds_check(&pending->delay, &message->delay_seconds, error) ||
+      !body_store(p, pending, message->content_type, place, &len, error))
+    return false;
+  if (message->delay_seconds < 0) message->delay_seconds = default_delay;
+  if (len + MESSAGE_METADATA_BYTES > MESSAGE_MAX_BYTES)
+    return fail(error, 413, API_ERR_MESSAGE_TOO_LARGE,
+                "Message too large: %zu bytes plus %d bytes of metadata exceeds %d bytes", len,
+                MESSAGE_METADATA_BYTES, MESSAGE_MAX_BYTES);
+  message->body_len = (uint32_t)len;
+  return true;
+}
+
+static bool messages_check(parser_t *p, int64_t default_delay, message_parse_error_t *error) {
+  message_set_t *set = p->set;
+  body_place_t places[BATCH_MAX_MESSAGES];
+  size_t total = 0;
+  for (size_t i = 0; i < p->message_count; i++) {
+    if (!message_check(p, &p->pending[i], default_delay, &set->messages[i], &places[i], error))
+      return false;
+    total += set->messages[i].body_len + MESSAGE_METADATA_BYTES;
+  }
+  if (p->batch && total > BATCH_MAX_BYTES)
+    return fail(error, 413, API_ERR_BATCH_TOO_LARGE,
+                "Batch too large: %zu bytes, at most %d bytes per batch", total, BATCH_MAX_BYTES);
+  for (size_t i = 0; i < p->message_count; i++) {
+    const char *base = places[i].in_decoded ? set->decoded.data : set->raw.data;
+    set->messages[i].body = base ? base + places[i].off : "";
+  }
+  set->count = p->message_count;
+  return true;
+}
+
+static bool body_is_blank(const char *body, size_t len) {
+  size_t start = 0;
+  while (start < len && strchr(" \t\r\n", body[start])) start++; /* as the router: NUL counts */
+  return start == len;
+}
+
+static bool parse(parser_t *p, const char *body, size_t len, message_parse_error_t *error) {
+  if (body_is_blank(body, len)) {
+    p->root_is_object = true; /* an empty body is an empty object */
+  } else {
+    yajl_handle handle = yajl_alloc(&callbacks, NULL, p);
+    yajl_status status = yajl_parse(handle, (const unsigned char *)body, len);
+    if (status == yajl_status_ok) status = yajl_complete_parse(handle);
+    yajl_free(handle);
+    if (status != yajl_status_ok || p->malformed || !surrogates_paired(body, len))
+      return fail_malformed(body, len, error);
+  }
+  if (!p->root_is_object)
+    return fail(error, 400, API_ERR_INVALID_REQUEST, "Request body must be a JSON object");
+  return true;
+}
+
+static void parser_init(parser_t *p, bool batch, message_set_t *out) {
+  memset(out, 0, sizeof *out);
+  memset(p, 0, sizeof *p);
+  p->batch = batch;
+  p->set = out;
+  if (!batch) {
+    p->message_count = 1;
+    p->pending[0].is_object = true;
+    p->current = &p->pending[0];
+  }
+}
+
+bool message_parse_send(const char *body, size_t len, message_set_t *out,
+                        message_parse_error_t *error) {
+  parser_t *p = xmalloc(sizeof *p);
+  parser_init(p, false, out);
+  bool ok = parse(p, body, len, error) && messages_check(p, -1, error);
+  buf_free(&p->scratch);
+  free(p);
+  return ok;
+}
+
+bool message_parse_batch(const char *body, size_t len, message_set_t *out,
+                         message_parse_error_t *error) {
+  parser_t *p = xmalloc(sizeof *p);
+  parser_init(p, true, out);
+  int64_t batch_delay;
+  bool ok = parse(p, body, len, error) && seconds_check(&p->batch_delay, &batch_delay, error);
+  if (ok && (!p->messages_is_array || p->message_count == 0))
+    ok = fail(error, 400, API_ERR_INVALID_REQUEST, "messages must be a non-empty array");
+  if (ok && p->message_count > BATCH_MAX_MESSAGES)
+    ok = fail(error, 413, API_ERR_BATCH_TOO_LARGE, "Batch too large: %zu messages, at most %d per batch",
+              p->message_count, BATCH_MAX_MESSAGES);
+  ok = ok && messages_check(p, batch_delay, error);
+  buf_free(&p->scratch);
+  free(p);
+  return ok;
+}
+
+void message_set_free(message_set_t *set) {
+  buf_free(&set->raw);
+  buf_free(&set->decoded);
+}

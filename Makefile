@@ -87,7 +87,7 @@ crash-long: $(BUILD)/wharf npm-deps
 	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=500 tests/run-node.sh crash tests/crash/*.test.mjs
 
 # Every suite on the plain build, then again on the sanitizer build.
-test: $(BUILD)/wharf $(UNIT_BINS) npm-deps sanitize-build
+test: $(BUILD)/wharf $(UNIT_BINS) npm-deps sanitize-build fuzz-build
 	@tests/run-all.sh $(abspath $(BUILD)) $(abspath $(BUILD)/sanitize)
 
 clean:
@@ -96,3 +96,4 @@ clean:
 -include $(OBJS:.o=.d)
 
 include mk/libwharf.mk
+include mk/reliability.mk

@@ -41,6 +41,7 @@ run_build() {
 
 run_build "$build_dir" ""
 [ -n "$sanitize_dir" ] && run_build "$sanitize_dir" "-sanitize"
+run_suite fuzz tests/fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-10}" "$build_dir/fuzz"
 
 echo "$total_passed passed, $total_failed failed"
 exit $status

@@ -134,9 +134,29 @@ static void engine_queue_forget(engine_queue_t *queue) {
 
 /* --- replay and compaction ------------------------------------------------ */
 
+/* No queue holds more than 2^28 messages (25 GB of messages of at least
+ * 100 bytes), so live sequence numbers further apart than that mean a record
+ * corrupt beyond what its CRC caught. The index is dense over its range;
+ * taking such a record would size it by the gap. */
+#define ENGINE_MAX_SEQ_SPAN (1ull << 28)
+
+static bool engine_seq_plausible(const queue_index_t *index, uint64_t seq) {
+  if (!index->live_count) return true;
+  if (seq >= index->end_seq) return seq - index->end_seq <= ENGINE_MAX_SEQ_SPAN;
+  if (seq < index->base_seq) return index->base_seq - seq <= ENGINE_MAX_SEQ_SPAN;
+  return true;
+}
+
 static void engine_replay_put(engine_t *engine, const store_record_t *record, uint64_t position) {
   engine_queue_t *queue = engine_queue_find(engine, record->queue);
   if (!queue) queue = engine_queue_create(engine, record->queue);
+  if (!engine_seq_plausible(&queue->index, record->seq)) {
+    log_error("log: skipping the message at position %llu: sequence number %llu is implausibly "
+              "far from the queue's others (a corrupt record)",
+              (unsigned long long)position, (unsigned long long)record->seq);
+    engine_release(engine, position, record->body_len);
+    return;
+  }
   if (record->has_origin) {
     engine_queue_t *origin = engine_queue_find(engine, record->origin_queue);
     if (origin) engine_kill(origin, record->origin_seq);

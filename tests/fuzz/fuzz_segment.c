@@ -47,19 +47,6 @@ static void put_u32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* The queue index is dense from a queue's oldest live sequence number to its
- * newest (DESIGN.md §4), so a record whose seq is billions past the others
- * costs memory in proportion to the gap: the server never writes one, but a
- * CRC-valid one exhausts memory at start (tests/fuzz/known/, reported in
- * issue 7). Framed records keep their seq below 2^24, except UINT64_MAX
- * (PURGE of a deleted queue), so the fuzzer explores everything else. */
-static void frame_clamp_seq(uint8_t *payload, size_t len) {
-  if (len < 25) return;
-  static const uint8_t all_ones[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-  if (payload[0] == RECORD_PURGE && !memcmp(payload + 17, all_ones, 8)) return;
-  memset(payload + 20, 0, 5); /* little endian: keep the low 24 bits */
-}
-
 /* [u8 length][payload]… -> records with valid headers. */
 static void frame_records(const uint8_t *data, size_t size, buf_t *out) {
   size_t i = 0;
@@ -68,7 +55,6 @@ static void frame_records(const uint8_t *data, size_t size, buf_t *out) {
     size_t len = data[i++];
     if (len > size - i) len = size - i;
     memcpy(payload, data + i, len);
-    frame_clamp_seq(payload, len);
     uint8_t header[RECORD_HEADER_BYTES];
     put_u32(header, (uint32_t)len);
     put_u32(header + 4, (uint32_t)crc32(0, payload, (uInt)len));

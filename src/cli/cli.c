@@ -23,7 +23,7 @@ void cli_usage(FILE *out) {
   fprintf(out,
           "Usage: wharf <command> [arguments] [flags]\n"
           "\n"
-          "  wharf serve [--data-dir DIR] [--listen HOST:PORT]\n"
+          "  wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]\n"
           "      Run the server\n");
   cli_parse_usage(out);
   fprintf(out,

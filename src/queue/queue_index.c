@@ -5,12 +5,29 @@
  */
 #include "queue/queue_index.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/buf.h"
 
 #define INDEX_BLOCK_MASK ((uint64_t)INDEX_BLOCK_ENTRIES - 1)
+/* Freed blocks sit in the middle of the heap, where glibc keeps them
+ * resident: after a drain of 1M messages the server held ~14 MB it no longer
+ * used. malloc_trim gives such pages back; it walks the heap, so it runs
+ * once per this many freed bytes (about half a million messages). */
+#define INDEX_TRIM_BYTES (8u << 20)
+
+static void index_block_release(queue_index_t *index, index_block_t *block) {
+  if (!block->entries) return;
+  free(block->entries);
+  block->entries = NULL;
+  index->freed_bytes += INDEX_BLOCK_ENTRIES * sizeof(index_entry_t);
+  if (index->freed_bytes >= INDEX_TRIM_BYTES) {
+    malloc_trim(0);
+    index->freed_bytes = 0;
+  }
+}
 
 void queue_index_init(queue_index_t *index) {
   memset(index, 0, sizeof *index);
@@ -173,10 +190,7 @@ void queue_index_kill(queue_index_t *index, uint64_t seq) {
   index->live_bytes -= entry->body_len;
   /* During replay a dead entry must stay DEAD (not EMPTY) so that an older
    * copy of its PUT, met later, is not taken for a live message. */
-  if (--block->live == 0 && !index->replaying) {
-    free(block->entries);
-    block->entries = NULL;
-  }
+  if (--block->live == 0 && !index->replaying) index_block_release(index, block);
 }
 
 void queue_index_purge(queue_index_t *index, uint64_t below,
@@ -197,7 +211,7 @@ void queue_index_trim(queue_index_t *index) {
   if (index->cursor < seq) index->cursor = seq;
   size_t drop = 0;
   while (drop < index->block_count && (index->first_block + drop + 1) << INDEX_BLOCK_SHIFT <= seq)
-    free(index->blocks[drop++].entries);
+    index_block_release(index, &index->blocks[drop++]);
   if (!drop) return;
   index->block_count -= drop;
   memmove(index->blocks, index->blocks + drop, index->block_count * sizeof *index->blocks);
@@ -225,8 +239,7 @@ void queue_index_end_replay(queue_index_t *index) {
   index->replaying = false;
   for (size_t i = 0; i < index->block_count; i++) {
     if (index->blocks[i].live) continue;
-    free(index->blocks[i].entries);
-    index->blocks[i].entries = NULL;
+    index_block_release(index, &index->blocks[i]);
   }
   queue_index_trim(index);
 }

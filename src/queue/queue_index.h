@@ -74,6 +74,7 @@ typedef struct {
   uint32_t lease_generation;
   uint64_t live_count, live_bytes;
   bool replaying;            /* keep DEAD entries (see queue_index_kill) */
+  size_t freed_bytes;        /* blocks freed since the last malloc_trim */
 } queue_index_t;
 
 void queue_index_init(queue_index_t *index);

@@ -27,7 +27,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
                 libssl-dev libhttp-parser-dev libcmocka-dev zlib1g-dev pkg-config libyajl-dev
 
-.PHONY: all run test unit unit-bins sanitize-build blackbox bench soak crash-long deps npm-deps clean
+.PHONY: all run test unit unit-bins sanitize-build blackbox bench bench-peers soak crash-long deps npm-deps clean
 
 all: $(BUILD)/wharf
 
@@ -77,6 +77,10 @@ blackbox: $(BUILD)/wharf npm-deps
 # Produce/consume benchmarks against a fresh server (bench/RESULTS.md).
 bench: $(BUILD)/wharf
 	$(MAKE) -C bench && WHARF_BIN=$(abspath $(BUILD)/wharf) bench/run.sh
+
+# The same workloads against beanstalkd, NATS JetStream and Redis (issue 8).
+bench-peers:
+	$(MAKE) -C bench/peers && bench/peers/run.sh
 
 # 30 minutes of mixed load; RSS, descriptors and p99 per minute (not in CI).
 soak: $(BUILD)/wharf

@@ -23,14 +23,12 @@
 #include <yajl/yajl_parse.h>
 
 #include "api/api.h"
-#include "api/json_text.h"
+#include "util/json_text.h"
 #include "store/record.h"
 #include "util/crypto.h"
 
 #define MAX_DEPTH JSON_PARSER_MAX_DEPTH /* jansson's nesting limit */
 #define CONTEXT_LEVELS 3                /* body object, messages array, message */
-
-static const char *const content_type_names[] = {"json", "text", "bytes", "v8"};
 
 typedef enum { FIELD_ABSENT, FIELD_STRING, FIELD_NUMBER, FIELD_OTHER } field_kind_t;
 
@@ -311,18 +309,11 @@ static const yajl_callbacks callbacks = {
     .yajl_end_array = on_end_array,
 };
 
+/* The code unit of a \u escape's four hex digits; 0 for bad ones (yajl
+ * reports those). */
 static unsigned hex4(const char *s) {
-  unsigned value = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = s[i];
-    int digit = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-    if (digit < 0) return 0; /* yajl reports the bad escape */
-    value = value * 16 + (unsigned)digit;
-  }
-  return value;
+  uint8_t bytes[2];
+  return crypto_hex_decode(s, 2, bytes) ? (unsigned)bytes[0] << 8 | bytes[1] : 0;
 }
 
 /* jansson rejects \u escapes of unpaired surrogates, which yajl turns into
@@ -392,11 +383,7 @@ static bool content_type_check(const parser_t *p, const field_t *field, uint8_t 
   if (field->kind != FIELD_STRING)
     return fail(error, 400, API_ERR_INVALID_REQUEST, "Invalid content_type: must be a string");
   const char *name = p->set->raw.data + field->off;
-  for (uint8_t i = 0; i < 4; i++)
-    if (field->len == strlen(content_type_names[i]) && memcmp(name, content_type_names[i], field->len) == 0) {
-      *out = i;
-      return true;
-    }
+  if (record_content_type_parse(name, field->len, out)) return true;
   return fail(error, 400, API_ERR_INVALID_REQUEST,
               "Invalid content_type \"%.*s\": must be json, text, bytes or v8",
               (int)(field->len < 40 ? field->len : 40), name);
@@ -425,7 +412,7 @@ static bool body_store(parser_t *p, const pending_t *pending, uint8_t content_ty
   }
   if (!pending->body_is_string)
     return fail(error, 400, API_ERR_INVALID_REQUEST, "Invalid body: a %s message's body must be a %s",
-                content_type_names[content_type],
+                record_content_type_name(content_type),
                 content_type == CONTENT_TYPE_TEXT ? "string" : "base64 string");
   if (content_type == CONTENT_TYPE_TEXT) return true;
   *place = (body_place_t){true, decoded->len};
@@ -435,7 +422,8 @@ static bool body_store(parser_t *p, const pending_t *pending, uint8_t content_ty
   return true;
 }
 
-/* decode_message's checks, in its order. */
+/* One message's checks, in the order the jansson version applied them:
+ * content type, delay, body, size. */
 static bool message_check(parser_t *p, const pending_t *pending, int64_t default_delay,
                           engine_message_t *message, body_place_t *place,
                           message_parse_error_t *error) {

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/json_text.h"
+#include "util/json_text.h"
 #include "api/message_parser.h"
 #include "api/params.h"
 #include "store/record.h"
@@ -24,8 +24,6 @@
 #define PULL_DEFAULT_BATCH 5
 #define PULL_MAX_BATCH 100
 #define MAX_VISIBILITY_MS 43200000u
-
-static const char *const content_type_names[] = {"json", "text", "bytes", "v8"};
 
 /* {backlog_count, backlog_bytes, oldest_message_timestamp_ms}, left open
  * for callers that add a field. */
@@ -128,7 +126,7 @@ static void delivery_write(buf_t *out, const engine_delivery_t *delivery, const 
   buf_append_str(out, ",\"attempts\":");
   json_text_append_int(out, (int)delivery->attempts);
   buf_append_str(out, ",\"metadata\":{\"CF-sourceMessageSource\":\"api\",\"CF-Content-Type\":\"");
-  buf_append_str(out, content_type_names[delivery->content_type & 3]);
+  buf_append_str(out, record_content_type_name(delivery->content_type));
   buf_append_str(out, "\"},\"");
   buf_append_str(out, handle_key);
   buf_append_str(out, "\":");

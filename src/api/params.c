@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "util/crypto.h"
+
 static bool integral_value(json_t *value, double *out) {
   if (json_is_integer(value)) {
     *out = (double)json_integer_value(value);
@@ -82,18 +84,12 @@ bool params_queue_name(api_call_t *call, const char *name) {
   return ok;
 }
 
-static int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = (char)tolower((unsigned char)c);
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 static void percent_decode(const char *in, size_t len, char *out, size_t out_size) {
   size_t n = 0;
   for (size_t i = 0; i < len && n + 1 < out_size; i++) {
-    if (in[i] == '%' && i + 2 < len && hex_digit(in[i + 1]) >= 0 && hex_digit(in[i + 2]) >= 0) {
-      out[n++] = (char)(hex_digit(in[i + 1]) * 16 + hex_digit(in[i + 2]));
+    uint8_t byte;
+    if (in[i] == '%' && i + 2 < len && crypto_hex_decode(in + i + 1, 1, &byte)) {
+      out[n++] = (char)byte;
       i += 2;
     } else {
       out[n++] = in[i] == '+' ? ' ' : in[i];

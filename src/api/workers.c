@@ -80,8 +80,8 @@ void api_workers_register(api_call_t *call) {
     api_reply_control_error(call, rc, "account");
     return;
   }
-  log_info("worker registered: %s -> %s in account %s", created.script_name, created.url,
-           created.account_id);
+  /* Not the URL: it may carry credentials (user:password@, ?token=). */
+  log_info("worker registered: %s in account %s", created.script_name, created.account_id);
   api_reply_ok(call, worker_to_json(&created, true), NULL);
 }
 

@@ -27,6 +27,10 @@
 
 static const char *const batch_type_names[] = {"json", "text", "bytes", "v8"};
 
+const char *batch_content_type_name(wharf_content_type_t type) {
+  return batch_type_names[(unsigned)type % 4];
+}
+
 wharf_batch_t *batch_new(wharf_queue_t *queue, const char *queue_name, size_t capacity) {
   wharf_batch_t *batch = xcalloc(1, sizeof(*batch));
   batch->queue = queue;

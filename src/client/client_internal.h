@@ -62,6 +62,8 @@ wharf_batch_t *batch_new(wharf_queue_t *queue, const char *queue_name, size_t ca
 
 /* "json", "text", "bytes", "v8" (NULL means json); false for anything else. */
 bool batch_content_type(const char *name, wharf_content_type_t *out);
+/* The other way: a content type's name in the REST API. */
+const char *batch_content_type_name(wharf_content_type_t type);
 
 /* Completes an entry whose body is already decoded: copies id and
  * lease_id (may be NULL) and fills the public message. */

@@ -18,8 +18,6 @@
 #include "util/buf.h"
 #include "util/crypto.h"
 
-static const char *const producer_type_names[] = {"json", "text", "bytes", "v8"};
-
 static bool producer_delay_valid(int delay) {
   return delay == WHARF_DELAY_DEFAULT || (delay >= 0 && delay <= WHARF_DELAY_MAX_SECONDS);
 }
@@ -85,7 +83,7 @@ static int producer_encode(const wharf_message_t *message, json_t **out, size_t 
     return WHARF_ERR_TOO_LARGE;
   }
   *out = json_pack("{s:o, s:s}", "body", body, "content_type",
-                   producer_type_names[message->content_type]);
+                   batch_content_type_name(message->content_type));
   if (message->delay_seconds != WHARF_DELAY_DEFAULT)
     json_object_set_new(*out, "delay_seconds", json_integer(message->delay_seconds));
   return WHARF_OK;

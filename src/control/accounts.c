@@ -43,13 +43,10 @@ int control_account_get(control_t *control, const char *id, control_account_t *o
       control, STATEMENT_ACCOUNT_GET, "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1");
   if (!statement) return CONTROL_ERR_DATABASE;
   sqlite3_bind_text(statement, 1, id, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(statement);
-  if (rc == SQLITE_ROW && out) account_from_row(statement, out);
-  int result = rc == SQLITE_ROW    ? CONTROL_OK
-               : rc == SQLITE_DONE ? CONTROL_ERR_NOT_FOUND
-                                   : control_error(control, rc, "reading an account");
+  int rc = control_step_row(control, statement, "reading an account");
+  if (rc == CONTROL_OK && out) account_from_row(statement, out);
   sqlite3_reset(statement);
-  return result;
+  return rc;
 }
 
 int control_account_list(control_t *control, void (*fn)(void *arg, const control_account_t *),

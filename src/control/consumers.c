@@ -52,13 +52,10 @@ static void consumer_bind(sqlite3_stmt *statement, const control_consumer_t *con
 
 static int consumer_step_one(control_t *control, sqlite3_stmt *statement,
                              control_consumer_t *out) {
-  int rc = sqlite3_step(statement);
-  if (rc == SQLITE_ROW && out) consumer_from_row(statement, out);
-  int result = rc == SQLITE_ROW    ? CONTROL_OK
-               : rc == SQLITE_DONE ? CONTROL_ERR_NOT_FOUND
-                                   : control_error(control, rc, "reading a consumer");
+  int rc = control_step_row(control, statement, "reading a consumer");
+  if (rc == CONTROL_OK && out) consumer_from_row(statement, out);
   sqlite3_reset(statement);
-  return result;
+  return rc;
 }
 
 int control_consumer_create(control_t *control, const control_consumer_t *in,

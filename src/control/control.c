@@ -211,6 +211,13 @@ int control_step_done(control_t *control, sqlite3_stmt *statement, const char *d
   return result;
 }
 
+int control_step_row(control_t *control, sqlite3_stmt *statement, const char *doing) {
+  int rc = sqlite3_step(statement);
+  return rc == SQLITE_ROW    ? CONTROL_OK
+         : rc == SQLITE_DONE ? CONTROL_ERR_NOT_FOUND
+                             : control_error(control, rc, doing);
+}
+
 void control_column_text(sqlite3_stmt *statement, int col, char *dst, size_t cap) {
   const char *text = (const char *)sqlite3_column_text(statement, col);
   snprintf(dst, cap, "%s", text ? text : "");

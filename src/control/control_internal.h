@@ -80,6 +80,11 @@ int control_error(control_t *control, int sqlite_rc, const char *doing);
 /* Steps a statement that returns no rows, then resets it. */
 int control_step_done(control_t *control, sqlite3_stmt *statement, const char *doing);
 
+/* Steps a statement that returns at most one row: CONTROL_OK with the
+ * statement on the row (read it, then reset the statement),
+ * CONTROL_ERR_NOT_FOUND, or control_error's result. */
+int control_step_row(control_t *control, sqlite3_stmt *statement, const char *doing);
+
 /* Copies text column col into dst (cap bytes, always NUL-terminated); NULL
  * becomes "". */
 void control_column_text(sqlite3_stmt *statement, int col, char *dst, size_t cap);

@@ -38,14 +38,11 @@ static void queue_from_row(sqlite3_stmt *statement, control_queue_t *out) {
 
 /* Steps a statement expected to return at most one queue, then resets it. */
 static int queue_step_one(control_t *control, sqlite3_stmt *statement, control_queue_t *out) {
-  int rc = sqlite3_step(statement);
-  if (rc == SQLITE_ROW && out) queue_from_row(statement, out);
-  int result = rc == SQLITE_ROW    ? CONTROL_OK
-               : rc == SQLITE_DONE ? CONTROL_ERR_NOT_FOUND
-                                   : control_error(control, rc, "reading a queue");
+  int rc = control_step_row(control, statement, "reading a queue");
+  if (rc == CONTROL_OK && out) queue_from_row(statement, out);
   sqlite3_reset(statement);
   sqlite3_clear_bindings(statement);
-  return result;
+  return rc;
 }
 
 /* A missing account counts 0; the insert then fails on the foreign key. */

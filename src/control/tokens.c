@@ -99,13 +99,10 @@ static int token_lookup(control_t *control, const char *hash, control_token_t *o
       "SELECT " TOKEN_COLUMNS " FROM tokens WHERE secret_sha256 = ?1");
   if (!statement) return CONTROL_ERR_DATABASE;
   sqlite3_bind_text(statement, 1, hash, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(statement);
-  if (rc == SQLITE_ROW) token_from_row(statement, out);
-  int result = rc == SQLITE_ROW    ? CONTROL_OK
-               : rc == SQLITE_DONE ? CONTROL_ERR_NOT_FOUND
-                                   : control_error(control, rc, "authenticating a token");
+  int rc = control_step_row(control, statement, "authenticating a token");
+  if (rc == CONTROL_OK) token_from_row(statement, out);
   sqlite3_reset(statement);
-  return result;
+  return rc;
 }
 
 int control_token_authenticate(control_t *control, const char *secret, control_token_t *out) {

@@ -77,13 +77,10 @@ int control_worker_get(control_t *control, const char *account_id, const char *s
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, account_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(statement, 2, script_name, -1, SQLITE_STATIC);
-  rc = sqlite3_step(statement);
-  if (rc == SQLITE_ROW && out) worker_from_row(statement, out);
-  int result = rc == SQLITE_ROW    ? CONTROL_OK
-               : rc == SQLITE_DONE ? CONTROL_ERR_NOT_FOUND
-                                   : control_error(control, rc, "reading a worker");
+  rc = control_step_row(control, statement, "reading a worker");
+  if (rc == CONTROL_OK && out) worker_from_row(statement, out);
   sqlite3_finalize(statement);
-  return result;
+  return rc;
 }
 
 int control_worker_list(control_t *control, const char *account_id,

@@ -808,8 +808,6 @@ const char *http_exchange_header(const http_exchange_t *exchange, const char *na
   return NULL;
 }
 
-const char *http_exchange_peer(const http_exchange_t *exchange) { return exchange->peer; }
-
 void http_exchange_add_header(http_exchange_t *exchange, const char *name, const char *value) {
   /* A CR or LF would let a caller's data split the response. */
   if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) {

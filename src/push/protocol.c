@@ -4,7 +4,8 @@
  * The request body is written by hand rather than through jansson: a json
  * message's stored body is already compact JSON text and is copied in as is,
  * where a jansson tree would parse and re-serialize every body of every
- * batch. Replies are small and parsed with jansson.
+ * batch, and strings are escaped by json_text.h (jansson's exact output).
+ * Replies are small and parsed with jansson.
  */
 #include "push/protocol.h"
 
@@ -15,28 +16,19 @@
 
 #include "store/record.h"
 #include "util/crypto.h"
-
-static const char *const content_type_names[] = {"json", "text", "bytes", "v8"};
-
-static void body_append_string(buf_t *out, const char *text, size_t len) {
-  json_t *string = json_stringn(text, len);
-  char *encoded = string ? json_dumps(string, JSON_ENCODE_ANY) : NULL;
-  buf_append_str(out, encoded ? encoded : "\"\"");
-  free(encoded);
-  json_decref(string);
-}
+#include "util/json_text.h"
 
 static void body_append_message(buf_t *out, const engine_delivery_t *delivery) {
-  uint8_t type = delivery->content_type & 3;
+  uint8_t type = delivery->content_type % CONTENT_TYPE_COUNT;
   const char *body = delivery->body.data ? delivery->body.data : "";
   buf_printf(out,
              "{\"id\":\"%s\",\"timestamp_ms\":%" PRIu64 ",\"attempts\":%" PRIu32
              ",\"content_type\":\"%s\",\"body\":",
-             delivery->id, delivery->timestamp_ms, delivery->attempts, content_type_names[type]);
+             delivery->id, delivery->timestamp_ms, delivery->attempts, record_content_type_name(type));
   if (type == CONTENT_TYPE_JSON && delivery->body.len > 0) {
     buf_append(out, body, delivery->body.len);
   } else if (type == CONTENT_TYPE_JSON || type == CONTENT_TYPE_TEXT) {
-    body_append_string(out, body, delivery->body.len);
+    json_text_append_string(out, body, delivery->body.len);
   } else {
     buf_append_str(out, "\"");
     crypto_base64_encode(body, delivery->body.len, out);
@@ -48,7 +40,7 @@ static void body_append_message(buf_t *out, const engine_delivery_t *delivery) {
 void push_protocol_body(buf_t *out, const char *queue_name, const char *batch_id,
                         const engine_delivery_t *deliveries, size_t count) {
   buf_append_str(out, "{\"queue\":");
-  body_append_string(out, queue_name, strlen(queue_name));
+  json_text_append_string(out, queue_name, strlen(queue_name));
   buf_printf(out, ",\"batch_id\":\"%s\",\"messages\":[", batch_id);
   for (size_t i = 0; i < count; i++) {
     if (i) buf_append_str(out, ",");

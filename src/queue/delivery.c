@@ -257,8 +257,10 @@ int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_
   int count = 0;
   /* A message that cannot be read stays leased: it expires and is retried. */
   while ((uint32_t)count < batch_size && queue_index_next_ready(&queue->index, now, &seq)) {
-    uint32_t attempts = queue_index_get(&queue->index, seq)->attempts + 1u;
-    lease_t lease = {LEASE_KIND_LEASE, {0}, seq, queue_index_set_leased(&queue->index, seq, expiry)};
+    const index_entry_t *entry = queue_index_get(&queue->index, seq);
+    uint32_t attempts = entry->attempts + 1u;
+    lease_t lease = {LEASE_KIND_LEASE, {0}, seq, queue_index_set_leased(&queue->index, seq, expiry),
+                     entry->timestamp_ms, entry->body_len};
     memcpy(lease.queue, queue->id, 16);
     if (delivery_fill(queue, seq, attempts, &lease, &storage, &out[count])) count++;
   }
@@ -275,7 +277,7 @@ int engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *o
     const index_entry_t *entry = queue_index_get(&queue->index, seq);
     /* Deliveries so far: the failed ones, plus the one in flight. */
     uint32_t attempts = entry->attempts + (entry->state == INDEX_LEASED);
-    lease_t ref = {LEASE_KIND_REF, {0}, seq, 0};
+    lease_t ref = {LEASE_KIND_REF, {0}, seq, 0, entry->timestamp_ms, entry->body_len};
     memcpy(ref.queue, queue->id, 16);
     if (delivery_fill(queue, seq, attempts, &ref, &storage, &out[count])) count++;
     seq++;
@@ -303,7 +305,8 @@ static index_entry_t *delivery_resolve(delivery_op_t *op, const char *handle, ui
     return NULL;
   }
   index_entry_t *entry = queue_index_get(&queue->index, lease->seq);
-  if (!entry || entry->state == INDEX_DELETING) {
+  if (!entry || entry->state == INDEX_DELETING || entry->timestamp_ms != lease->timestamp_ms ||
+      entry->body_len != lease->body_len) {
     delivery_warn(op, "message already acknowledged or deleted", handle);
     return NULL;
   }

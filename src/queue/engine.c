@@ -134,17 +134,14 @@ static void engine_queue_forget(engine_queue_t *queue) {
 
 /* --- replay and compaction ------------------------------------------------ */
 
-/* No queue holds more than 2^28 messages (25 GB of messages of at least
- * 100 bytes), so live sequence numbers further apart than that mean a record
- * corrupt beyond what its CRC caught. The index is dense over its range;
- * taking such a record would size it by the gap. */
-#define ENGINE_MAX_SEQ_SPAN (1ull << 28)
+/* Sequence numbers only grow, one per message sent (failed appends leave
+ * gaps of their size), so a PUT numbered billions past the queue's newest is
+ * a record corrupt beyond what its CRC caught. The index is dense over its
+ * range: taking such a record would size it by the gap and exhaust memory. */
+#define ENGINE_MAX_SEQ_GAP (1ull << 32)
 
 static bool engine_seq_plausible(const queue_index_t *index, uint64_t seq) {
-  if (!index->live_count) return true;
-  if (seq >= index->end_seq) return seq - index->end_seq <= ENGINE_MAX_SEQ_SPAN;
-  if (seq < index->base_seq) return index->base_seq - seq <= ENGINE_MAX_SEQ_SPAN;
-  return true;
+  return !index->live_count || seq < index->end_seq || seq - index->end_seq <= ENGINE_MAX_SEQ_GAP;
 }
 
 static void engine_replay_put(engine_t *engine, const store_record_t *record, uint64_t position) {

@@ -13,7 +13,7 @@
 #include "util/buf.h"
 #include "util/crypto.h"
 
-#define LEASE_PAYLOAD_BYTES 29
+#define LEASE_PAYLOAD_BYTES 38
 #define LEASE_TAG_BYTES 16
 
 static int lease_key_read(int fd, uint8_t key[LEASE_KEY_BYTES]) {
@@ -29,8 +29,9 @@ static int lease_key_create(const char *path, uint8_t key[LEASE_KEY_BYTES]) {
   if (fd < 0) return -errno;
   crypto_random_bytes(key, LEASE_KEY_BYTES);
   int status = 0;
-  if (write(fd, key, LEASE_KEY_BYTES) != LEASE_KEY_BYTES || fsync(fd) != 0)
-    status = errno ? -errno : -EIO;
+  ssize_t n = write(fd, key, LEASE_KEY_BYTES);
+  if (n != LEASE_KEY_BYTES) status = n < 0 ? -errno : -EIO; /* errno is stale after a short write */
+  else if (fsync(fd) != 0) status = -errno;
   close(fd);
   if (status) unlink(path);
   return status;
@@ -55,6 +56,8 @@ static void lease_pack(const lease_t *lease, uint8_t out[LEASE_PAYLOAD_BYTES]) {
   memcpy(out + 1, lease->queue, 16);
   for (int i = 0; i < 8; i++) out[17 + i] = (uint8_t)(lease->seq >> (56 - 8 * i));
   for (int i = 0; i < 4; i++) out[25 + i] = (uint8_t)(lease->generation >> (24 - 8 * i));
+  for (int i = 0; i < 6; i++) out[29 + i] = (uint8_t)(lease->timestamp_ms >> (40 - 8 * i));
+  for (int i = 0; i < 3; i++) out[35 + i] = (uint8_t)(lease->body_len >> (16 - 8 * i));
 }
 
 void lease_encode(const uint8_t key[LEASE_KEY_BYTES], const lease_t *lease,
@@ -85,6 +88,10 @@ bool lease_decode(const uint8_t key[LEASE_KEY_BYTES], const char *text, lease_t 
       for (int i = 0; i < 8; i++) lease->seq = lease->seq << 8 | p[17 + i];
       lease->generation = 0;
       for (int i = 0; i < 4; i++) lease->generation = lease->generation << 8 | p[25 + i];
+      lease->timestamp_ms = 0;
+      for (int i = 0; i < 6; i++) lease->timestamp_ms = lease->timestamp_ms << 8 | p[29 + i];
+      lease->body_len = 0;
+      for (int i = 0; i < 3; i++) lease->body_len = lease->body_len << 8 | p[35 + i];
     }
   }
   buf_free(&raw);

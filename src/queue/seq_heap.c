@@ -21,11 +21,6 @@ void seq_heap_free(seq_heap_t *heap) {
   seq_heap_init(heap);
 }
 
-void seq_heap_clear(seq_heap_t *heap) {
-  heap->count = 0;
-  seq_map_clear(&heap->slots);
-}
-
 static void seq_heap_place(seq_heap_t *heap, size_t i, seq_heap_item_t item) {
   heap->items[i] = item;
   seq_map_put(&heap->slots, item.seq, i);

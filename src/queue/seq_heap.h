@@ -33,7 +33,6 @@ typedef struct {
 
 void seq_heap_init(seq_heap_t *heap);
 void seq_heap_free(seq_heap_t *heap);
-void seq_heap_clear(seq_heap_t *heap);
 /* Inserts the message or moves it to its new due time. */
 void seq_heap_set(seq_heap_t *heap, uint64_t seq, uint64_t due_ms, uint32_t tag);
 bool seq_heap_get(const seq_heap_t *heap, uint64_t seq, uint64_t *due_ms, uint32_t *tag);

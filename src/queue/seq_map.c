@@ -21,11 +21,6 @@ void seq_map_free(seq_map_t *map) {
   seq_map_init(map);
 }
 
-void seq_map_clear(seq_map_t *map) {
-  if (map->slots) memset(map->slots, 0, map->capacity * sizeof *map->slots);
-  map->count = 0;
-}
-
 static seq_map_slot_t *seq_map_find(const seq_map_t *map, uint64_t key) {
   if (!map->capacity) return NULL;
   for (size_t i = seq_map_home(map, key);; i = (i + 1) & (map->capacity - 1)) {

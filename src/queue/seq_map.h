@@ -24,7 +24,6 @@ typedef struct {
 
 void seq_map_init(seq_map_t *map);
 void seq_map_free(seq_map_t *map);
-void seq_map_clear(seq_map_t *map);
 void seq_map_put(seq_map_t *map, uint64_t seq, uint64_t value);
 bool seq_map_get(const seq_map_t *map, uint64_t seq, uint64_t *value);
 bool seq_map_remove(seq_map_t *map, uint64_t seq);

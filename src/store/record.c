@@ -31,6 +31,21 @@
 #define PUT_FLAG_ORIGIN 1u
 #define MAX_PAYLOAD_BYTES (PUT_FIXED_BYTES + ORIGIN_BYTES + RECORD_MAX_BODY_BYTES)
 
+static const char *const content_type_names[CONTENT_TYPE_COUNT] = {"json", "text", "bytes", "v8"};
+
+const char *record_content_type_name(uint8_t content_type) {
+  return content_type_names[content_type % CONTENT_TYPE_COUNT];
+}
+
+bool record_content_type_parse(const char *name, size_t len, uint8_t *out) {
+  for (uint8_t i = 0; i < CONTENT_TYPE_COUNT; i++)
+    if (len == strlen(content_type_names[i]) && memcmp(name, content_type_names[i], len) == 0) {
+      *out = i;
+      return true;
+    }
+  return false;
+}
+
 static uint8_t *put_u32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
   return p + 4;

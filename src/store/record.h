@@ -38,6 +38,12 @@ enum {
   CONTENT_TYPE_BYTES = 2,
   CONTENT_TYPE_V8 = 3,
 };
+#define CONTENT_TYPE_COUNT 4
+
+/* The API's name of a content type: "json", "text", "bytes", "v8". */
+const char *record_content_type_name(uint8_t content_type);
+/* The content type called name[0..len); false for any other name. */
+bool record_content_type_parse(const char *name, size_t len, uint8_t *out);
 
 #define RECORD_HEADER_BYTES 8u
 #define RECORD_MAX_BODY_BYTES (1u << 20)

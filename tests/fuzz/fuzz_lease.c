@@ -25,7 +25,8 @@ static const uint8_t key[LEASE_KEY_BYTES] = {0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
 
 static bool lease_equal(const lease_t *a, const lease_t *b) {
   return a->kind == b->kind && !memcmp(a->queue, b->queue, 16) && a->seq == b->seq &&
-         a->generation == b->generation;
+         a->generation == b->generation && a->timestamp_ms == b->timestamp_ms &&
+         a->body_len == b->body_len;
 }
 
 static void fuzz_decode_text(const uint8_t *data, size_t size) {
@@ -43,12 +44,14 @@ static void fuzz_decode_text(const uint8_t *data, size_t size) {
 
 static void fuzz_round_trip(const uint8_t *data, size_t size) {
   lease_t lease = {0}, decoded;
-  uint8_t raw[29] = {0};
+  uint8_t raw[38] = {0};
   memcpy(raw, data, size < sizeof raw ? size : sizeof raw);
   lease.kind = raw[0];
   memcpy(lease.queue, raw + 1, 16);
   memcpy(&lease.seq, raw + 17, 8);
   memcpy(&lease.generation, raw + 25, 4);
+  memcpy(&lease.timestamp_ms, raw + 29, 6); /* 48 bits travel */
+  memcpy(&lease.body_len, raw + 35, 3);     /* 24 bits travel */
   char text[LEASE_TEXT_MAX];
   lease_encode(key, &lease, text);
   if (!lease_decode(key, text, &decoded) || !lease_equal(&lease, &decoded)) abort();

@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "api/json_text.h"
+#include "util/json_text.h"
 #include "api/message_parser.h"
 #include "store/record.h"
 

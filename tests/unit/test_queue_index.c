@@ -166,12 +166,14 @@ static void test_lease_roundtrip_and_forgery(void **state) {
   uint8_t key[LEASE_KEY_BYTES], other[LEASE_KEY_BYTES];
   memset(key, 1, sizeof key);
   memset(other, 2, sizeof other);
-  lease_t lease = {LEASE_KIND_LEASE, {9, 8, 7}, 123456789012ull, 77}, back;
+  lease_t lease = {LEASE_KIND_LEASE, {9, 8, 7}, 123456789012ull, 77, 1795601621777ull, 127900}, back;
   char text[LEASE_TEXT_MAX];
   lease_encode(key, &lease, text);
   assert_true(lease_decode(key, text, &back));
   assert_int_equal(back.seq, lease.seq);
   assert_int_equal(back.generation, 77);
+  assert_int_equal(back.timestamp_ms, lease.timestamp_ms);
+  assert_int_equal(back.body_len, lease.body_len);
   assert_memory_equal(back.queue, lease.queue, 16);
   assert_false(lease_decode(other, text, &back));
   text[10] = text[10] == 'A' ? 'B' : 'A';

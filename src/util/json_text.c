@@ -1,5 +1,5 @@
 /* json_text.c — see json_text.h. */
-#include "api/json_text.h"
+#include "util/json_text.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -9,8 +9,8 @@
  * (\b \f \n \r \t, else \u00XX in upper-case hex) and nothing else; input is
  * assumed to be valid UTF-8 (it comes from a validating parser or from us).
  */
-#ifndef WHARF_API_JSON_TEXT_H
-#define WHARF_API_JSON_TEXT_H
+#ifndef WHARF_UTIL_JSON_TEXT_H
+#define WHARF_UTIL_JSON_TEXT_H
 
 #include <stddef.h>
 #include <stdint.h>

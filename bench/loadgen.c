@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "histogram.h"
 
 #define MAX_DEPTH 64
 #define HANG_SECONDS 10.0      /* no reply at all for this long: the server hung */
@@ -64,46 +65,6 @@
 #define CONSUME_MAX_SECONDS 600.0
 #define READ_CHUNK (256 * 1024)
 #define STATUS_SLOTS 8
-
-/* ---- latency histogram: log-linear, 64 sub-buckets per power of two (~1.6%) ---- */
-
-#define HIST_BUCKETS 2048
-
-typedef struct {
-  uint64_t counts[HIST_BUCKETS];
-  uint64_t total;
-} hist_t;
-
-static int hist_index(uint64_t us) {
-  if (us < 128) return (int)us;
-  int msb = 63 - __builtin_clzll(us);
-  int index = (msb - 6) * 64 + (int)(us >> (msb - 6));
-  return index < HIST_BUCKETS ? index : HIST_BUCKETS - 1;
-}
-
-static uint64_t hist_value(int index) {
-  if (index < 128) return (uint64_t)index;
-  int shift = index / 64 - 1;
-  return (uint64_t)(index % 64 + 64) << shift;
-}
-
-static void hist_add(hist_t *h, uint64_t us) {
-  h->counts[hist_index(us)]++;
-  h->total++;
-}
-
-/* In milliseconds; 0 when empty. */
-static double hist_percentile(const hist_t *h, double p) {
-  if (h->total == 0) return 0;
-  uint64_t rank = (uint64_t)(p * (double)h->total);
-  if (rank >= h->total) rank = h->total - 1;
-  uint64_t seen = 0;
-  for (int i = 0; i < HIST_BUCKETS; i++) {
-    seen += h->counts[i];
-    if (seen > rank) return (double)hist_value(i) / 1000.0;
-  }
-  return 0;
-}
 
 /* ---- configuration ---- */
 

@@ -86,9 +86,9 @@ bench-peers:
 soak: $(BUILD)/wharf
 	WHARF_BIN=$(abspath $(BUILD)/wharf) bench/soak.sh
 
-# The crash campaign's long mode (the fast mode is part of `make test`).
+# The crash tests' long mode, the randomised campaign included.
 crash-long: $(BUILD)/wharf npm-deps
-	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=500 tests/run-node.sh crash tests/crash/*.test.mjs
+	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=500 WHARF_CRASH_CAMPAIGN=1 tests/run-node.sh crash tests/crash/*.test.mjs
 
 # Every suite on the plain build, then again on the sanitizer build.
 test: $(BUILD)/wharf $(UNIT_BINS) npm-deps sanitize-build fuzz-build

@@ -9,14 +9,14 @@
  * whose ack was answered may come back, and every message not acked must
  * still be delivered.
  *
- * CRASH_ROUNDS (default 5) sets how many kill/restart rounds run; `make
+ * CRASH_ROUNDS (default 10: 20 kills in `make test`) sets how many kill/restart rounds run; `make
  * crash-long` runs many more.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WharfServer, sleep } from '../blackbox/harness.mjs';
 
-const ROUNDS = Number(process.env.CRASH_ROUNDS || 5);
+const ROUNDS = Number(process.env.CRASH_ROUNDS || 10);
 const PRODUCERS = 16;
 
 const server = new WharfServer();

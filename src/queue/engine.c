@@ -238,6 +238,7 @@ static void engine_free(engine_t *engine) {
     }
   }
   free(engine->buckets);
+  crypto_hmac_key_free(engine->lease_key);
   free(engine);
 }
 
@@ -247,12 +248,15 @@ int engine_open(uv_loop_t *loop, const char *data_dir, const engine_options_t *o
   engine_t *engine = xcalloc(1, sizeof *engine);
   engine->loop = loop;
   engine->options = *options;
-  int status = lease_key_load(data_dir, engine->lease_key);
+  uint8_t lease_key[LEASE_KEY_BYTES];
+  int status = lease_key_load(data_dir, lease_key);
   if (status) {
     log_error("engine: cannot read or create %s/lease.key: %s", data_dir, strerror(-status));
     engine_free(engine);
     return status;
   }
+  engine->lease_key = crypto_hmac_key_new(lease_key, sizeof lease_key);
+  crypto_wipe(lease_key, sizeof lease_key);
   store_options_t store_options = {.segment_bytes = options->segment_bytes,
                                    .replay = engine_replay,
                                    .is_live = engine_is_live,

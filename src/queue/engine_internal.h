@@ -38,7 +38,7 @@ struct engine {
   uv_loop_t *loop;
   store_t *store;
   engine_options_t options;
-  uint8_t lease_key[LEASE_KEY_BYTES];
+  crypto_hmac_key_t *lease_key; /* signs and checks lease ids and refs */
   engine_queue_t **buckets;
   size_t bucket_count, queue_count;
   uv_timer_t *timer;     /* retention.c; freed by its close callback */

@@ -60,18 +60,17 @@ static void lease_pack(const lease_t *lease, uint8_t out[LEASE_PAYLOAD_BYTES]) {
   for (int i = 0; i < 3; i++) out[35 + i] = (uint8_t)(lease->body_len >> (16 - 8 * i));
 }
 
-void lease_encode(const uint8_t key[LEASE_KEY_BYTES], const lease_t *lease,
-                  char out[LEASE_TEXT_MAX]) {
+void lease_encode(const crypto_hmac_key_t *key, const lease_t *lease, char out[LEASE_TEXT_MAX]) {
   uint8_t raw[LEASE_PAYLOAD_BYTES + 32];
   lease_pack(lease, raw);
-  crypto_hmac_sha256(key, LEASE_KEY_BYTES, raw, LEASE_PAYLOAD_BYTES, raw + LEASE_PAYLOAD_BYTES);
+  crypto_hmac_key_sign(key, raw, LEASE_PAYLOAD_BYTES, raw + LEASE_PAYLOAD_BYTES);
   buf_t text = BUF_INIT;
   crypto_base64url_encode(raw, LEASE_PAYLOAD_BYTES + LEASE_TAG_BYTES, &text);
   snprintf(out, LEASE_TEXT_MAX, "%s", text.data);
   buf_free(&text);
 }
 
-bool lease_decode(const uint8_t key[LEASE_KEY_BYTES], const char *text, lease_t *lease) {
+bool lease_decode(const crypto_hmac_key_t *key, const char *text, lease_t *lease) {
   buf_t raw = BUF_INIT;
   size_t len = text ? strnlen(text, LEASE_TEXT_MAX) : LEASE_TEXT_MAX;
   bool ok = len < LEASE_TEXT_MAX && crypto_base64url_decode(text, len, &raw) &&
@@ -79,7 +78,7 @@ bool lease_decode(const uint8_t key[LEASE_KEY_BYTES], const char *text, lease_t 
   if (ok) {
     uint8_t tag[32];
     const uint8_t *p = (const uint8_t *)raw.data;
-    crypto_hmac_sha256(key, LEASE_KEY_BYTES, p, LEASE_PAYLOAD_BYTES, tag);
+    crypto_hmac_key_sign(key, p, LEASE_PAYLOAD_BYTES, tag);
     ok = crypto_equal(tag, p + LEASE_PAYLOAD_BYTES, LEASE_TAG_BYTES);
     if (ok) {
       lease->kind = p[0];

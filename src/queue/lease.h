@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/crypto.h"
+
 enum { LEASE_KIND_LEASE = 1, LEASE_KIND_REF = 2 };
 
 #define LEASE_KEY_BYTES 32
@@ -38,9 +40,9 @@ typedef struct {
 /* Reads DIR/lease.key, creating it (mode 0600, random) on first start.
  * Returns 0 or a negative errno. */
 int lease_key_load(const char *data_dir, uint8_t key[LEASE_KEY_BYTES]);
-void lease_encode(const uint8_t key[LEASE_KEY_BYTES], const lease_t *lease,
-                  char out[LEASE_TEXT_MAX]);
+/* key: crypto_hmac_key_new of the LEASE_KEY_BYTES lease_key_load read. */
+void lease_encode(const crypto_hmac_key_t *key, const lease_t *lease, char out[LEASE_TEXT_MAX]);
 /* False when the text is not a handle this server issued. */
-bool lease_decode(const uint8_t key[LEASE_KEY_BYTES], const char *text, lease_t *lease);
+bool lease_decode(const crypto_hmac_key_t *key, const char *text, lease_t *lease);
 
 #endif

@@ -25,6 +25,18 @@ bool crypto_hex_decode(const char *hex, size_t n, uint8_t *out);
 void crypto_sha256_hex(const void *data, size_t len, char out[65]);
 void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                         uint8_t out[32]);
+/* A key prepared once for many HMAC-SHA256 signatures: lease ids are signed
+ * and checked twice per message on the pull path, and a one-shot HMAC of a
+ * few dozen bytes spends most of its time preparing the key. Use from one
+ * thread at a time. */
+typedef struct crypto_hmac_key crypto_hmac_key_t;
+crypto_hmac_key_t *crypto_hmac_key_new(const void *key, size_t key_len);
+void crypto_hmac_key_sign(const crypto_hmac_key_t *key, const void *data, size_t len,
+                          uint8_t out[32]);
+void crypto_hmac_key_free(crypto_hmac_key_t *key);
+
+/* Overwrites a secret in a way the compiler cannot optimise away. */
+void crypto_wipe(void *secret, size_t n);
 /* Compares in time independent of where a and b differ. */
 bool crypto_equal(const void *a, const void *b, size_t n);
 

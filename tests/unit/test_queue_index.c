@@ -168,18 +168,22 @@ static void test_lease_roundtrip_and_forgery(void **state) {
   memset(other, 2, sizeof other);
   lease_t lease = {LEASE_KIND_LEASE, {9, 8, 7}, 123456789012ull, 77, 1795601621777ull, 127900}, back;
   char text[LEASE_TEXT_MAX];
-  lease_encode(key, &lease, text);
-  assert_true(lease_decode(key, text, &back));
+  crypto_hmac_key_t *signer = crypto_hmac_key_new(key, sizeof key);
+  crypto_hmac_key_t *other_signer = crypto_hmac_key_new(other, sizeof other);
+  lease_encode(signer, &lease, text);
+  assert_true(lease_decode(signer, text, &back));
   assert_int_equal(back.seq, lease.seq);
   assert_int_equal(back.generation, 77);
   assert_int_equal(back.timestamp_ms, lease.timestamp_ms);
   assert_int_equal(back.body_len, lease.body_len);
   assert_memory_equal(back.queue, lease.queue, 16);
-  assert_false(lease_decode(other, text, &back));
+  assert_false(lease_decode(other_signer, text, &back));
   text[10] = text[10] == 'A' ? 'B' : 'A';
-  assert_false(lease_decode(key, text, &back));
-  assert_false(lease_decode(key, "garbage", &back));
-  assert_false(lease_decode(key, "", &back));
+  assert_false(lease_decode(signer, text, &back));
+  assert_false(lease_decode(signer, "garbage", &back));
+  assert_false(lease_decode(signer, "", &back));
+  crypto_hmac_key_free(signer);
+  crypto_hmac_key_free(other_signer);
 }
 
 static void test_lease_key_file(void **state) {

@@ -85,6 +85,11 @@ void api_handle_request(http_exchange_t *exchange, void *context);
 void api_handle_protocol_error(http_exchange_t *exchange, int status, const char *message,
                                void *context);
 
+/* Parses the request body into call->body (JSON whatever the Content-Type;
+ * empty means {}); false after answering 400. The router does it for every
+ * route but the few that parse their own bodies (router.c route_owns_body). */
+bool api_call_parse_body(api_call_t *call);
+
 /* Answers with the envelope {success:true, errors:[], messages:[], result}
  * (result may be NULL: JSON null; result_info may be NULL: omitted). Steals
  * both references and frees the call. */

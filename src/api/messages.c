@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/ack_parser.h"
 #include "api/api.h"
 #include "util/json_text.h"
 #include "api/message_parser.h"
@@ -248,7 +249,9 @@ static void ack_done(void *data, int status, const engine_ack_result_t *result) 
   reply_ok_text(call, &reply);
 }
 
-void api_messages_ack(api_call_t *call) {
+/* The jansson path: every valid form of the body, and every error reply. */
+static void messages_ack_general(api_call_t *call) {
+  if (!api_call_parse_body(call)) return;
   const char *acks[1000], *retry_ids[1000];
   int64_t delays[1000];
   size_t ack_count, retry_count;
@@ -259,6 +262,17 @@ void api_messages_ack(api_call_t *call) {
   for (size_t i = 0; i < retry_count; i++)
     retries[i] = (engine_retry_t){.lease_id = retry_ids[i], .delay_seconds = delays[i]};
   engine_ack(api_call_engine_queue(call), acks, ack_count, retries, retry_count, ack_done, call);
+}
+
+void api_messages_ack(api_call_t *call) {
+  ack_set_t *set = xcalloc(1, sizeof *set);
+  if (ack_parse(call->request->body, call->request->body_len, set))
+    engine_ack(api_call_engine_queue(call), set->acks, set->ack_count, set->retries,
+               set->retry_count, ack_done, call);
+  else
+    messages_ack_general(call);
+  ack_set_free(set);
+  free(set);
 }
 
 void api_messages_purge_refs(api_call_t *call) {

@@ -162,7 +162,7 @@ static bool call_load_queue(api_call_t *call, const char *queue_id) {
 
 /* Bodies are JSON whatever the Content-Type says (wrangler sends text/plain);
  * an empty body is an empty object. */
-static bool call_parse_body(api_call_t *call) {
+bool api_call_parse_body(api_call_t *call) {
   const http_request_t *request = call->request;
   size_t start = 0;
   while (start < request->body_len && strchr(" \t\r\n", request->body[start])) start++;
@@ -184,10 +184,11 @@ static bool call_parse_body(api_call_t *call) {
   return true;
 }
 
-/* Sends parse their bodies themselves, in one pass without a jansson tree
- * (message_parser.h): they are the hot path. */
+/* Sends and acks parse their bodies themselves, in one pass without a
+ * jansson tree (message_parser.h, ack_parser.h): they are the hot path. */
 static bool route_owns_body(const route_t *route) {
-  return route->handler == api_messages_send || route->handler == api_messages_send_batch;
+  return route->handler == api_messages_send || route->handler == api_messages_send_batch ||
+         route->handler == api_messages_ack;
 }
 
 static void reply_healthz(http_exchange_t *exchange, api_t *api) {
@@ -223,7 +224,7 @@ void api_handle_request(http_exchange_t *exchange, void *context) {
     path_matched = true;
     if (strcmp(routes[i].method, request->method) != 0) continue;
     if (!call_authenticate(call) || !call_authorize(call, &routes[i]) ||
-        !call_load_queue(call, queue_id) || (!route_owns_body(&routes[i]) && !call_parse_body(call)))
+        !call_load_queue(call, queue_id) || (!route_owns_body(&routes[i]) && !api_call_parse_body(call)))
       return;
     routes[i].handler(call);
     return;

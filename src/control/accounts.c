@@ -38,13 +38,26 @@ int control_account_create(control_t *control, const char *id_or_null, const cha
   return rc;
 }
 
+static control_account_t *account_cache_slot(control_t *control, const char *id) {
+  unsigned char first = (unsigned char)id[0];
+  return &control->account_cache[first % CONTROL_ACCOUNT_CACHE_SIZE];
+}
+
 int control_account_get(control_t *control, const char *id, control_account_t *out) {
+  control_account_t *cached = account_cache_slot(control, id);
+  if (cached->id[0] && strcmp(cached->id, id) == 0) {
+    if (out) *out = *cached;
+    return CONTROL_OK;
+  }
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_ACCOUNT_GET, "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1");
   if (!statement) return CONTROL_ERR_DATABASE;
   sqlite3_bind_text(statement, 1, id, -1, SQLITE_STATIC);
   int rc = control_step_row(control, statement, "reading an account");
-  if (rc == CONTROL_OK && out) account_from_row(statement, out);
+  if (rc == CONTROL_OK) {
+    account_from_row(statement, cached);
+    if (out) *out = *cached;
+  }
   sqlite3_reset(statement);
   return rc;
 }

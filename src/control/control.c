@@ -249,6 +249,9 @@ int control_transaction_rollback(control_t *control) {
       control_statement(control, STATEMENT_ROLLBACK_TO, "ROLLBACK TO control");
   int rc = statement ? control_step_done(control, statement, "rolling back")
                      : CONTROL_ERR_DATABASE;
-  control_token_cache_clear(control); /* it may hold a token created in the undone work */
+  /* The caches may hold a row created or changed by the undone work. */
+  control_token_cache_clear(control);
+  memset(control->account_cache, 0, sizeof control->account_cache);
+  memset(control->queue_cache, 0, sizeof control->queue_cache);
   return rc == CONTROL_OK ? control_transaction_commit(control) : rc;
 }

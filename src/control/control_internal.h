@@ -61,9 +61,15 @@ typedef struct {
  * row's entry on every update and delete, so an entry is never stale. */
 #define CONTROL_QUEUE_CACHE_SIZE 256
 
+/* Account rows by id, direct-mapped by the id's first hex digit: requests
+ * with an admin token check that the path's account exists, and an account,
+ * once created, is never changed or deleted, so an entry is never stale. */
+#define CONTROL_ACCOUNT_CACHE_SIZE 16
+
 struct control {
   sqlite3 *db;
   sqlite3_stmt *statements[STATEMENT_COUNT];
+  control_account_t account_cache[CONTROL_ACCOUNT_CACHE_SIZE]; /* id "" = empty slot */
   control_token_cache_entry_t token_cache[CONTROL_TOKEN_CACHE_SIZE];
   control_queue_t queue_cache[CONTROL_QUEUE_CACHE_SIZE]; /* id "" = empty slot */
 };

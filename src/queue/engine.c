@@ -246,6 +246,7 @@ int engine_open(uv_loop_t *loop, const char *data_dir, const engine_options_t *o
                 engine_t **out) {
   if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) return -errno;
   engine_t *engine = xcalloc(1, sizeof *engine);
+  engine->id_pool_used = sizeof engine->id_pool; /* empty: the first send fills it */
   engine->loop = loop;
   engine->options = *options;
   uint8_t lease_key[LEASE_KEY_BYTES];

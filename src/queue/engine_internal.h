@@ -43,6 +43,8 @@ struct engine {
   size_t bucket_count, queue_count;
   uv_timer_t *timer;     /* retention.c; freed by its close callback */
   uint64_t timer_due_ms; /* when it fires next, UINT64_MAX when stopped */
+  uint8_t id_pool[4096]; /* random bytes for message ids (send.c) */
+  size_t id_pool_used;   /* bytes of id_pool handed out; refilled when all are */
   bool replaying;        /* store_open is replaying the log */
   uint64_t replay_now_ms;
 };

@@ -193,6 +193,24 @@ static void test_send_pull_ack(void **state) {
   engine_deliveries_free(d, 3);
 }
 
+/* Ids stay unique across refills of the engine's pool of random bytes (256
+ * ids a refill). */
+static void test_message_ids_unique(void **state) {
+  fixture_t *f = *state;
+  enum { COUNT = 600 };
+  for (int i = 0; i < COUNT; i++) send_one(f, f->a, "x", -1);
+  static engine_delivery_t d[COUNT];
+  int got = 0;
+  while (got < COUNT) {
+    int n = engine_pull(f->a, 100, 0, d + got);
+    assert_true(n > 0);
+    got += n;
+  }
+  for (int i = 0; i < COUNT; i++)
+    for (int j = i + 1; j < COUNT; j++) assert_string_not_equal(d[i].id, d[j].id);
+  engine_deliveries_free(d, COUNT);
+}
+
 static void test_pull_never_double_leases(void **state) {
   fixture_t *f = *state;
   for (int i = 0; i < 5; i++) send_one(f, f->a, "m", -1);
@@ -720,6 +738,7 @@ int main(void) {
       T(test_delete_queue),
       T(test_forget_unconfigured),
       T(test_replay_skips_implausible_seq),
+      T(test_message_ids_unique),
       T(test_measure_memory_per_message),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

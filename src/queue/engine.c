@@ -206,20 +206,21 @@ static void engine_replay(void *context, const store_record_t *record, uint64_t 
  * when a rewrite races with the first. A pending RETRY's new attempts are
  * not known here; the rewrite keeps the older count (one failed delivery
  * may be forgotten, never a message). */
-static bool engine_is_live(void *context, const store_record_t *put, store_record_t *current) {
+static bool engine_is_live(void *context, const store_record_t *put, uint64_t position,
+                           store_record_t *current) {
   engine_queue_t *queue = engine_queue_find(context, put->queue);
   index_entry_t *entry = queue ? queue_index_get(&queue->index, put->seq) : NULL;
-  if (!entry) return false;
+  if (!entry || entry->position != position) return false;
   current->attempts = entry->attempts;
   current->not_before_ms = queue_index_not_before(&queue->index, put->seq);
   return true;
 }
 
 static void engine_relocated(void *context, const uint8_t queue_id[16], uint64_t seq,
-                             uint64_t new_position) {
+                             uint64_t old_position, uint64_t new_position) {
   engine_queue_t *queue = engine_queue_find(context, queue_id);
   index_entry_t *entry = queue ? queue_index_get(&queue->index, seq) : NULL;
-  if (entry) entry->position = new_position;
+  if (entry && entry->position == old_position) entry->position = new_position;
 }
 
 static void engine_end_replay(engine_queue_t *queue, void *context) {

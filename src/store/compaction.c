@@ -68,7 +68,7 @@ static void compaction_continue_soon(store_t *store) {
 static void compaction_consider(store_t *store, const store_record_t *put, uint64_t position) {
   compaction_t *compaction = &store->compaction;
   store_record_t current = *put;
-  if (!store->options.is_live(store->options.context, put, &current)) return;
+  if (!store->options.is_live(store->options.context, put, position, &current)) return;
   if (compaction->entry_count == compaction->entry_cap) {
     compaction->entry_cap = compaction->entry_cap ? compaction->entry_cap * 2 : 256;
     compaction->entries =
@@ -166,7 +166,8 @@ static void compaction_step_done(void *data, int status, const uint64_t *positio
       memcpy(ack->queue, entry->queue, sizeof ack->queue);
     } else {
       store_account_release(store, entry->old_position, entry->body_len);
-      store->options.relocated(store->options.context, entry->queue, entry->seq, positions[i]);
+      store->options.relocated(store->options.context, entry->queue, entry->seq,
+                               entry->old_position, positions[i]);
     }
   }
   if (acks > 0) store_append(store, compaction->records, acks, compaction_ack_done, NULL);

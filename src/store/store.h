@@ -44,16 +44,21 @@ typedef struct store store_t;
 /* Called for each record during store_open, in log order. record->body is
  * valid during the call only. It may call store_release, not store_append. */
 typedef void (*store_replay_fn)(void *context, const store_record_t *record, uint64_t position);
-/* Compaction asks whether the PUT is still live; if so it fills current's
- * attempts and not_before_ms (everything else is copied from the old PUT).
- * A message whose ACK is appended but not yet durable is still live: the
- * engine releases the position it knows when the ACK is durable, and the
- * store sorts out a rewrite that raced with it. */
-typedef bool (*store_is_live_fn)(void *context, const store_record_t *put,
+/* Compaction asks whether the PUT at position is the live copy of its
+ * message; if so it fills current's attempts and not_before_ms (everything
+ * else is copied from the old PUT). The answer must be about this copy, not
+ * the message: after a crash mid-compaction the oldest segment still holds
+ * PUTs whose rewrites replay chose instead, and those copies are dead (their
+ * positions were released at replay). A message whose ACK is appended but
+ * not yet durable is still live: the engine releases the position it knows
+ * when the ACK is durable, and the store sorts out a rewrite that raced with
+ * it. */
+typedef bool (*store_is_live_fn)(void *context, const store_record_t *put, uint64_t position,
                                  store_record_t *current);
-/* A live PUT now lives at new_position (durable); the old one is gone soon. */
+/* The live PUT at old_position now lives at new_position (durable); the old
+ * copy is gone soon. */
 typedef void (*store_relocated_fn)(void *context, const uint8_t queue[16], uint64_t seq,
-                                   uint64_t new_position);
+                                   uint64_t old_position, uint64_t new_position);
 /* An append is durable (status 0) or failed (negative errno, e.g. -EIO,
  * -ENOSPC: nothing of it may be reported as stored). positions[i] is where
  * record i starts; positions is NULL on failure. Callbacks run in append

@@ -102,20 +102,23 @@ static void model_replay(void *context, const store_record_t *record, uint64_t p
   }
 }
 
-static bool model_is_live(void *context, const store_record_t *put, store_record_t *current) {
+static bool model_is_live(void *context, const store_record_t *put, uint64_t position,
+                          store_record_t *current) {
   model_t *m = context;
   m->is_live_calls++;
-  if (put->seq >= MAX_SEQ || !m->live[put->seq]) return false;
+  if (put->seq >= MAX_SEQ || !m->live[put->seq] || m->position[put->seq] != position)
+    return false;
   current->attempts = m->attempts[put->seq];
   current->not_before_ms = 777;
   return true;
 }
 
 static void model_relocated(void *context, const uint8_t queue[16], uint64_t seq,
-                            uint64_t new_position) {
+                            uint64_t old_position, uint64_t new_position) {
   (void)queue;
   model_t *m = context;
   assert_true(m->live[seq]);
+  assert_true(m->position[seq] == old_position);
   m->position[seq] = new_position;
   m->relocations++;
 }
@@ -622,6 +625,69 @@ static void test_ack_during_relocation(void **state) {
   close_store(f, store);
 }
 
+/* Appends ACKs for seq first..end-1, 128 to an append. */
+static void append_acks(fixture_t *f, store_t *store, uint64_t first, uint64_t end) {
+  store_record_t records[128];
+  while (first < end) {
+    size_t count = 0;
+    for (; first < end && count < 128; first++)
+      records[count++] = (store_record_t){.type = RECORD_ACK, .seq = first, .queue = {0xAB}};
+    assert_int_equal(append_sync(f, store, records, count, NULL), 0);
+  }
+}
+
+static void append_puts_many(fixture_t *f, store_t *store, uint64_t first, uint64_t end,
+                             uint32_t body_len) {
+  for (; first < end; first += 64)
+    append_puts(f, store, first, end - first < 64 ? end - first : 64, body_len);
+}
+
+/* A crash in the middle of compacting a segment leaves the source on disk
+ * next to the rewrites made so far; replay then prefers the rewrites and
+ * releases the source's copies. When compaction starts over on that source,
+ * those stale copies must count as dead: taking them for live released them
+ * a second time, the source's live count reached 0 before the compaction
+ * reached its real live messages, and the source was deleted with them
+ * (the crash campaign's "answered send lost"). */
+static void test_compaction_restarted_after_crash(void **state) {
+  fixture_t *f = *state;
+  enum { SEGMENT = 8 << 20, BODY = 4096, FIRST = 2000, FILLER = 2000, STALE = 10 };
+  store_t *store = open_store(f, SEGMENT);
+  uint64_t bases[16];
+  /* The source: 2000 PUTs of 4 KB (two 4 MiB steps), then dead filler up
+   * to the segment's end. */
+  append_puts_many(f, store, 0, FIRST, BODY);
+  uint64_t end = FIRST;
+  while (list_segments(f, bases, 16) == 1) append_puts(f, store, end++, 1, BODY);
+  /* What the crashed compaction left: rewrites of its first step's live
+   * messages (0..9) at the head; the rest of the source acked but its last
+   * ten; and enough dead filler that compaction is wanted again. */
+  append_puts_many(f, store, 0, STALE, BODY);
+  append_acks(f, store, STALE, FIRST - 10);
+  append_puts_many(f, store, end, end + FILLER, BODY);
+  end += FILLER;
+  append_acks(f, store, FIRST, end);
+  close_store(f, store);
+
+  store = open_store(f, SEGMENT);
+  model_t *m = f->model;
+  append_acks(f, store, MAX_SEQ - 1, MAX_SEQ); /* any completion runs compaction */
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_true(list_segments(f, bases, 16) >= 1);
+  assert_true(bases[0] > 0); /* the source is gone */
+  assert_true(m->relocations >= 10);
+  close_store(f, store);
+
+  store = open_store(f, SEGMENT);
+  m = f->model;
+  for (uint64_t seq = 0; seq < end; seq++) {
+    bool expect_live = seq < STALE || (seq >= FIRST - 10 && seq < FIRST);
+    assert_true(m->live[seq] == expect_live);
+    if (expect_live) assert_body_names_seq(store, m->position[seq], seq);
+  }
+  close_store(f, store);
+}
+
 typedef struct {
   store_t *store;
   store_record_t records[100];
@@ -684,6 +750,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dead_segments_are_deleted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compaction_rewrites_live_messages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ack_during_relocation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_compaction_restarted_after_crash, setup, teardown),
       cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

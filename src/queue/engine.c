@@ -210,7 +210,7 @@ static bool engine_is_live(void *context, const store_record_t *put, uint64_t po
                            store_record_t *current) {
   engine_queue_t *queue = engine_queue_find(context, put->queue);
   index_entry_t *entry = queue ? queue_index_get(&queue->index, put->seq) : NULL;
-  if (!entry || entry->position != position) return false;
+  if (!entry || entry->position != store_position_short(position)) return false;
   current->attempts = entry->attempts;
   current->not_before_ms = queue_index_not_before(&queue->index, put->seq);
   return true;
@@ -220,7 +220,8 @@ static void engine_relocated(void *context, const uint8_t queue_id[16], uint64_t
                              uint64_t old_position, uint64_t new_position) {
   engine_queue_t *queue = engine_queue_find(context, queue_id);
   index_entry_t *entry = queue ? queue_index_get(&queue->index, seq) : NULL;
-  if (entry && entry->position == old_position) entry->position = new_position;
+  if (entry && entry->position == store_position_short(old_position))
+    entry->position = store_position_short(new_position);
 }
 
 static void engine_end_replay(engine_queue_t *queue, void *context) {

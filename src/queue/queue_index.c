@@ -127,7 +127,7 @@ index_insert_t queue_index_insert(queue_index_t *index, uint64_t seq, uint64_t p
   if (attempts > INDEX_MAX_ATTEMPTS) attempts = INDEX_MAX_ATTEMPTS;
   if (index_is_live(entry)) {
     *old_position = entry->position;
-    entry->position = position;
+    entry->position = store_position_short(position);
     entry->attempts = attempts;
     if (entry->state == INDEX_READY || entry->state == INDEX_DELAYED)
       queue_index_set_delayed(index, seq, not_before_ms, now_ms);
@@ -136,7 +136,7 @@ index_insert_t queue_index_insert(queue_index_t *index, uint64_t seq, uint64_t p
   if (index->live_count == 0 && index->base_seq == index->end_seq) index->base_seq = seq;
   if (seq < index->base_seq) index->base_seq = seq;
   if (seq >= index->end_seq) index->end_seq = seq + 1;
-  *entry = (index_entry_t){.position = position, .body_len = body_len,
+  *entry = (index_entry_t){.position = store_position_short(position), .body_len = body_len,
                            .timestamp_ms = timestamp_ms, .attempts = attempts,
                            .state = INDEX_RETRYING /* live, no bookkeeping yet */};
   block->live++;

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "queue/seq_heap.h"
+#include "store/store.h"
 
 enum {
   INDEX_EMPTY = 0,
@@ -43,7 +44,7 @@ enum {
 #define INDEX_BLOCK_ENTRIES (1u << INDEX_BLOCK_SHIFT)
 
 typedef struct {
-  uint64_t position : 40;     /* of the PUT record in the log */
+  uint64_t position : STORE_POSITION_BITS; /* of the PUT record (its low bits, store.h) */
   uint64_t body_len : 24;
   uint64_t timestamp_ms : 48;
   uint64_t attempts : 8;      /* failed deliveries, saturating */

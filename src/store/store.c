@@ -182,7 +182,15 @@ static ssize_t store_pread_full(int fd, char *data, size_t len, uint64_t offset)
   return (ssize_t)done;
 }
 
+/* The full position whose low bits a short one holds: the one in the log
+ * on disk, which starts at the oldest segment's base. */
+static uint64_t store_position_full(const store_t *store, uint64_t position) {
+  uint64_t oldest = store->segments.count ? store->segments.items[0].base : 0;
+  return oldest + ((position - oldest) & STORE_POSITION_MASK);
+}
+
 int store_read(store_t *store, uint64_t position, store_record_t *record, buf_t *storage) {
+  position = store_position_full(store, position);
   const segment_t *segment = segment_table_find(&store->segments, position);
   if (!segment) return -ENOENT;
   uint64_t offset = position - segment->base;
@@ -226,6 +234,7 @@ void store_account_release(store_t *store, uint64_t position, uint32_t body_len)
 }
 
 void store_release(store_t *store, uint64_t position, uint32_t body_len) {
+  position = store_position_full(store, position);
   compaction_note_release(store, position);
   store_account_release(store, position, body_len);
 }

@@ -73,6 +73,19 @@ typedef struct {
   void *context;            /* passed to the three callbacks above */
 } store_options_t;
 
+/* Log positions count every byte ever appended, so they grow for the
+ * store's whole life. The queue index keeps only their low
+ * STORE_POSITION_BITS (1 TiB, 5 bytes an entry): every function here that
+ * takes a position also takes such a short one and finds the full position
+ * in the log on disk, which is unambiguous while that log spans less than
+ * 1 TiB. */
+#define STORE_POSITION_BITS 40
+#define STORE_POSITION_MASK ((1ull << STORE_POSITION_BITS) - 1)
+
+static inline uint64_t store_position_short(uint64_t position) {
+  return position & STORE_POSITION_MASK;
+}
+
 /* Creates DIR and DIR/log if missing. *out is set before replay starts, so
  * that replay callbacks can call store_release; NULL on failure. */
 int store_open(uv_loop_t *loop, const char *dir, const store_options_t *options, store_t **out);

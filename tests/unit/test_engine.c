@@ -519,17 +519,29 @@ static void test_lease_survives_restart_for_ack(void **state) {
   assert_int_equal(backlog(f->a), 0);
 }
 
-/* Compaction rewrites the few live messages of old segments at the head
- * (asking the engine for their attempts); a restart finds exactly them. */
-static void test_compaction_keeps_live_messages(void **state) {
-  fixture_t *f = *state;
+/* Reopens the engine on an empty log of 16 KiB segments whose first
+ * segment starts at log position first_base. */
+static void reopen_small_segments(fixture_t *f, uint64_t first_base) {
   engine_close(f->engine);
   uv_run(&f->loop, UV_RUN_DEFAULT);
+  char cmd[192];
+  snprintf(cmd, sizeof cmd, "rm -rf %s/log && mkdir %s/log", f->dir, f->dir);
+  assert_int_equal(system(cmd), 0);
+  char path[128];
+  snprintf(path, sizeof path, "%s/log/%020llu.seg", f->dir, (unsigned long long)first_base);
+  int fd = open(path, O_CREAT | O_WRONLY, 0644);
+  assert_true(fd >= 0);
+  close(fd);
   engine_options_t options = {resolve_dead_letter, f, 16384};
   assert_int_equal(engine_open(&f->loop, f->dir, &options, &f->engine), 0);
   engine_queue_config_t config = config_default();
   f->a = engine_queue_configure(f->engine, QUEUE_A, &config);
   f->b = engine_queue_configure(f->engine, QUEUE_B, &config);
+}
+
+/* Compaction rewrites the few live messages of old segments at the head
+ * (asking the engine for their attempts); a restart finds exactly them. */
+static void check_compaction_keeps_live_messages(fixture_t *f) {
   enum { TOTAL = 2000, BATCH = 100 };
   char body[200];
   memset(body, 'c', sizeof body);
@@ -566,8 +578,37 @@ static void test_compaction_keeps_live_messages(void **state) {
   restart(f);
   assert_int_equal(backlog(f->a), TOTAL / 100);
   assert_int_equal(engine_pull(f->a, TOTAL, 0, d), TOTAL / 100);
-  for (int i = 0; i < TOTAL / 100; i++) assert_int_equal(d[i].attempts, 2);
+  for (int i = 0; i < TOTAL / 100; i++) {
+    assert_int_equal(d[i].attempts, 2);
+    assert_int_equal(d[i].body.len, sizeof body);
+    assert_memory_equal(d[i].body.data, body, sizeof body);
+  }
   engine_deliveries_free(d, TOTAL / 100);
+}
+
+static void test_compaction_keeps_live_messages(void **state) {
+  fixture_t *f = *state;
+  reopen_small_segments(f, 0);
+  check_compaction_keeps_live_messages(f);
+}
+
+/* The index keeps 40 bits of a log position (store.h): sends, reads, acks,
+ * compaction and replay all work on a log that has passed 1 TiB. */
+static void test_log_positions_past_one_tib(void **state) {
+  fixture_t *f = *state;
+  reopen_small_segments(f, (1ull << 40) - 100000);
+  check_compaction_keeps_live_messages(f);
+  char path[128];
+  snprintf(path, sizeof path, "%s/log", f->dir);
+  DIR *dir = opendir(path);
+  assert_non_null(dir);
+  uint64_t newest = 0;
+  for (struct dirent *entry; (entry = readdir(dir));) {
+    uint64_t base = strtoull(entry->d_name, NULL, 10);
+    if (base > newest) newest = base;
+  }
+  closedir(dir);
+  assert_true(newest > (1ull << 40)); /* the messages left were read from past 2^40 */
 }
 
 static void test_failed_append_changes_nothing(void **state) {
@@ -733,6 +774,7 @@ int main(void) {
       T(test_restart_keeps_state),
       T(test_lease_survives_restart_for_ack),
       T(test_compaction_keeps_live_messages),
+      T(test_log_positions_past_one_tib),
       T(test_failed_append_changes_nothing),
       T(test_limits_refuse_and_change_nothing),
       T(test_delete_queue),

@@ -25,10 +25,12 @@
 #include <stddef.h>
 
 #include "queue/engine.h"
+#include "store/record.h"
 #include "util/buf.h"
 
 #define MESSAGE_MAX_BYTES 128000 /* body plus metadata */
 #define MESSAGE_METADATA_BYTES 100
+_Static_assert(MESSAGE_MAX_BYTES <= RECORD_MAX_BODY_BYTES, "the store takes any message the API does");
 #define BATCH_MAX_MESSAGES 100
 #define BATCH_MAX_BYTES 256000
 

@@ -15,7 +15,7 @@
  * A lease id is base64url(kind, queue id, sequence number, lease generation,
  * HMAC-SHA256 tag) with a per-server secret in DIR/lease.key: it cannot be
  * forged or moved to another queue, and a peek ref (another kind) is no
- * lease id (queue/lease.h). The index costs about 16 bytes of RAM per
+ * lease id (queue/lease.h). The index costs about 15 bytes of RAM per
  * backlog message (queue/queue_index.h).
  */
 #ifndef WHARF_QUEUE_ENGINE_H

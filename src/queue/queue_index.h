@@ -2,7 +2,7 @@
  * queue_index.h — one queue's in-memory index (DESIGN.md §4).
  *
  * Sequence-based: a queue's backlog is a run of sequence numbers, so the
- * index is a deque of fixed 16-byte entries addressed by seq (in blocks of
+ * index is a deque of fixed 15-byte entries addressed by seq (in blocks of
  * 4096, so memory follows the backlog closely and whole blocks are freed as
  * the front is acked). An entry holds what delivery needs without touching
  * disk: where the PUT record is, the body length, the timestamp, the failed
@@ -43,13 +43,16 @@ enum {
 #define INDEX_BLOCK_SHIFT 12u
 #define INDEX_BLOCK_ENTRIES (1u << INDEX_BLOCK_SHIFT)
 
-typedef struct {
+/* 15 bytes, packed: the index is most of a backlog's RAM. */
+typedef struct __attribute__((packed)) {
   uint64_t position : STORE_POSITION_BITS; /* of the PUT record (its low bits, store.h) */
-  uint64_t body_len : 24;
+  uint64_t body_len : 17;     /* up to RECORD_MAX_BODY_BYTES */
   uint64_t timestamp_ms : 48;
   uint64_t attempts : 8;      /* failed deliveries, saturating */
-  uint64_t state : 8;
+  uint64_t state : 7;
 } index_entry_t;
+_Static_assert(sizeof(index_entry_t) == 15, "index entries are 15 bytes");
+_Static_assert(RECORD_MAX_BODY_BYTES < (1u << 17), "a body length fits an index entry");
 
 typedef struct {
   index_entry_t *entries;

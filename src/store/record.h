@@ -46,7 +46,8 @@ const char *record_content_type_name(uint8_t content_type);
 bool record_content_type_parse(const char *name, size_t len, uint8_t *out);
 
 #define RECORD_HEADER_BYTES 8u
-#define RECORD_MAX_BODY_BYTES (1u << 20)
+/* Above the API's 128,000-byte message; the queue index keeps 17 bits. */
+#define RECORD_MAX_BODY_BYTES ((1u << 17) - 1)
 
 typedef struct {
   uint8_t type;

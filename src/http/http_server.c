@@ -23,7 +23,7 @@
  * and none while only handlers are running — that time is the server's own.
  *
  * Responses a handler gives while a read is being parsed are written after
- * the parse, consecutive ready ones in one write, so a pipelined burst
+ * the parse, consecutive ready ones in one uv_write, so a pipelined burst
  * costs one system call rather than one per response.
  *
  * Protocol errors (400, 408, 413, 431) become an exchange answered through
@@ -49,7 +49,7 @@
 #define HTTP_FREE_EXCHANGES 8     /* recycled exchanges kept per connection */
 #define HTTP_RECYCLE_MAX_BYTES (64 * 1024) /* bigger buffers are not kept */
 #define HTTP_PEER_BYTES 64
-#define HTTP_WRITE_BATCH 16       /* responses gathered into one write */
+#define HTTP_WRITE_BATCH 16       /* responses gathered into one uv_write */
 
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
@@ -106,7 +106,6 @@ struct http_connection {
   http_exchange_t *free_exchanges;
   size_t free_count;
   size_t pending;    /* exchanges in the FIFO */
-  size_t writes_in_flight; /* uv_writes of responses whose callback has not run */
   buf_t unparsed;    /* input kept while the parser is paused */
   int error_status;  /* set by a parser callback that rejects the request */
   const char *error_message;
@@ -444,7 +443,6 @@ static void connection_parse(http_connection_t *connection, const char *data, si
   connection->parsing = false;
   if (connection->closing) return;
   connection_flush(connection);
-  if (connection->closing) return; /* a written last response closes */
   enum http_errno error = HTTP_PARSER_ERRNO(&connection->parser);
   if (error == HPE_PAUSED && connection->paused && !connection->input_done) {
     uv_read_stop((uv_stream_t *)&connection->tcp);
@@ -529,10 +527,12 @@ static void on_timer(uv_timer_t *timer) {
     connection_close(connection);
 }
 
-/* The oldest `count` exchanges' responses are written (or failed). */
-static void connection_written(http_connection_t *connection, unsigned count, int status) {
+static void on_write(uv_write_t *request, int status) {
+  http_exchange_t *exchange = container_of(request, http_exchange_t, write_request);
+  http_connection_t *connection = exchange->connection;
   if (connection->closing) return; /* the exchanges go with the connection */
-  for (unsigned i = count; i > 0; i--) {
+  /* Writes complete in order, so the batch is at the FIFO head. */
+  for (unsigned i = exchange->batch_count; i > 0; i--) {
     http_exchange_t *written = connection->head;
     connection->head = written->next;
     connection->pending--;
@@ -552,14 +552,6 @@ static void connection_written(http_connection_t *connection, unsigned count, in
     connection_arm_timer(connection, connection->server->options.idle_timeout_ms);
   }
   if (connection->paused && connection->pending < HTTP_MAX_PENDING) connection_resume(connection);
-}
-
-static void on_write(uv_write_t *request, int status) {
-  http_exchange_t *exchange = container_of(request, http_exchange_t, write_request);
-  http_connection_t *connection = exchange->connection;
-  connection->writes_in_flight--;
-  /* Writes complete in order, so the batch is at the FIFO head. */
-  connection_written(connection, exchange->batch_count, status);
 }
 
 /* After an error reply the client may still be sending what we refused (a
@@ -595,27 +587,8 @@ static unsigned exchange_gather(http_connection_t *connection, http_exchange_t *
   return 2;
 }
 
-/* Writes what the socket takes at once; true if that was everything, else
- * bufs and *count are left describing the rest. Most responses fit the
- * socket buffer, and written this way they skip libuv's write request,
- * whose completion costs an epoll_ctl per response. */
-static bool connection_try_write(http_connection_t *connection, uv_buf_t *bufs,
-                                 unsigned *count) {
-  int written = uv_try_write((uv_stream_t *)&connection->tcp, bufs, *count);
-  if (written < 0) return false; /* EAGAIN; an error fails the uv_write too */
-  unsigned first = 0;
-  size_t left = (size_t)written;
-  while (first < *count && left >= bufs[first].len) left -= bufs[first++].len;
-  if (first == *count) return true;
-  bufs[first].base += left;
-  bufs[first].len -= left;
-  memmove(bufs, bufs + first, (*count - first) * sizeof *bufs);
-  *count -= first;
-  return false;
-}
-
-/* Writes the responses that are ready, in order from next_to_write, in one
- * system call: pipelined responses share it. */
+/* Writes the responses that are ready, in order from next_to_write, with
+ * one uv_write: pipelined responses share a system call. */
 static void connection_write_ready(http_connection_t *connection) {
   http_exchange_t *first = connection->next_to_write;
   uv_buf_t bufs[2 * HTTP_WRITE_BATCH];
@@ -629,11 +602,6 @@ static void connection_write_ready(http_connection_t *connection) {
     exchange = exchange->next;
   }
   connection->next_to_write = exchange;
-  if (connection->writes_in_flight == 0 && connection_try_write(connection, bufs, &count)) {
-    connection_written(connection, first->batch_count, 0); /* first is at the FIFO head */
-    return;
-  }
-  connection->writes_in_flight++;
   if (uv_write(&first->write_request, (uv_stream_t *)&connection->tcp, bufs, count, on_write))
     connection_close(connection);
 }

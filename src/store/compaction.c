@@ -18,7 +18,10 @@
  * releases the old position; the step remembers that and, when the rewrite
  * is durable, does not report the relocation but accounts the new copy dead
  * and appends an ACK for it, so that the new copy cannot come back at replay
- * whatever the order of the two appends on disk.
+ * whatever the order of the two appends on disk. That ACK is part of the
+ * step: until it is durable (retried if it fails) the source stays, because
+ * the engine's own ACK may precede the copy on disk and kills nothing once
+ * the original is gone.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/store_debug.h"
 #include "store/store_internal.h"
 #include "util/log.h"
 
@@ -44,7 +48,7 @@ static void compaction_delete_dead(store_t *store) {
   compaction_t *compaction = &store->compaction;
   while (store->segments.count > 1 && store->segments.items[0].live_count == 0) {
     if (compaction->active && store->segments.items[0].base == compaction->source_base) {
-      if (compaction->in_flight) return;
+      if (compaction->in_flight || compaction->ack_count) return;
       compaction->active = false;
     }
     store_drop_oldest_segment(store);
@@ -58,10 +62,15 @@ static void compaction_finish(store_t *store) {
     store_drop_oldest_segment(store);
 }
 
-static void compaction_continue_soon(store_t *store) {
+/* Runs compaction again in delay_ms, keeping the loop alive until then. */
+static void compaction_continue_at(store_t *store, uint64_t delay_ms) {
   uv_timer_t *timer = &store->handles->timer;
-  uv_timer_start(timer, compaction_timer_fired, 0, COMPACTION_PERIOD_MS);
+  uv_timer_start(timer, compaction_timer_fired, delay_ms, COMPACTION_PERIOD_MS);
   uv_ref((uv_handle_t *)timer);
+}
+
+void store_debug_fail_compaction_acks(store_t *store, int error) {
+  store->compaction.fail_acks_error = error;
 }
 
 /* Asks the engine about one PUT of the source; queues its rewrite if live. */
@@ -131,18 +140,39 @@ static void compaction_step(store_t *store) {
     store_append(store, compaction->records, compaction->entry_count, compaction_step_done,
                  store);
   } else if (compaction->cursor < source->size) {
-    compaction_continue_soon(store);
+    compaction_continue_at(store, 0);
   } else {
     compaction_finish(store);
   }
 }
 
-static void compaction_ack_done(void *data, int status, const uint64_t *positions) {
-  (void)data;
+static void compaction_acks_done(void *data, int status, const uint64_t *positions) {
   (void)positions;
-  if (status < 0)
-    log_error("store: cannot log the ack of a message acked during compaction: %s",
-              strerror(-status));
+  store_t *store = data;
+  compaction_t *compaction = &store->compaction;
+  compaction->in_flight = false;
+  if (status < 0) {
+    log_warn("store: cannot log the ack of %zu messages acked during compaction: %s; "
+             "retrying later",
+             compaction->ack_count, strerror(-status));
+    compaction->retry_at_ms = uv_now(store->loop) + COMPACTION_RETRY_MS;
+    compaction_continue_at(store, COMPACTION_RETRY_MS);
+    return;
+  }
+  compaction->ack_count = 0;
+  if (compaction->cursor >= store->segments.items[0].size) compaction_finish(store);
+}
+
+/* Appends the ACKs of rewrites whose message was acked meanwhile (in
+ * records[0..ack_count)). */
+static void compaction_append_acks(store_t *store) {
+  compaction_t *compaction = &store->compaction;
+  compaction->in_flight = true;
+  if (compaction->fail_acks_error) {
+    store_debug_fail_next_sync(store, compaction->fail_acks_error);
+    compaction->fail_acks_error = 0;
+  }
+  store_append(store, compaction->records, compaction->ack_count, compaction_acks_done, store);
 }
 
 static void compaction_step_done(void *data, int status, const uint64_t *positions) {
@@ -170,9 +200,10 @@ static void compaction_step_done(void *data, int status, const uint64_t *positio
                                entry->old_position, positions[i]);
     }
   }
-  if (acks > 0) store_append(store, compaction->records, acks, compaction_ack_done, NULL);
   compaction->entry_count = 0;
-  if (compaction->cursor >= store->segments.items[0].size) compaction_finish(store);
+  compaction->ack_count = acks;
+  if (acks > 0) compaction_append_acks(store);
+  else if (compaction->cursor >= store->segments.items[0].size) compaction_finish(store);
 }
 
 void compaction_note_release(store_t *store, uint64_t position) {
@@ -194,6 +225,10 @@ void compaction_run(store_t *store) {
   compaction_delete_dead(store);
   if (compaction->in_flight || !store->options.is_live || !store->options.relocated) return;
   if (uv_now(store->loop) < compaction->retry_at_ms) return;
+  if (compaction->ack_count) {
+    compaction_append_acks(store);
+    return;
+  }
   if (!compaction->active) {
     if (!compaction_wanted(store)) return;
     compaction->active = true;

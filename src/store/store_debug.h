@@ -11,5 +11,8 @@
  * e.g. EIO): its appends fail and the segment is cut back as after a real
  * failure. */
 void store_debug_fail_next_sync(store_t *store, int error);
+/* The next ACKs compaction appends for messages acked while their rewrite was
+ * in flight fail the same way. */
+void store_debug_fail_compaction_acks(store_t *store, int error);
 
 #endif

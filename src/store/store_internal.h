@@ -31,8 +31,10 @@ typedef struct {
   uint64_t step_start;   /* cursor before the in-flight step: a failed step rewinds here */
   uint64_t retry_at_ms;  /* after a failed step, wait until uv_now() reaches this */
   compaction_entry_t *entries;
-  store_record_t *records;
+  store_record_t *records;   /* the step's rewrites, then the ACKs it owes */
   size_t entry_count, entry_cap;
+  size_t ack_count;          /* ACKs in records not durable yet: the source stays */
+  int fail_acks_error;       /* store_debug_fail_compaction_acks */
   buf_t chunk; /* the bytes read from the source in this step */
 } compaction_t;
 

@@ -596,17 +596,19 @@ static void test_compaction_rewrites_live_messages(void **state) {
   close_store(f, store);
 }
 
-/* A message acked while its rewrite is in flight must not come back. */
-static void test_ack_during_relocation(void **state) {
-  fixture_t *f = *state;
+/* A message acked while its rewrite is in flight must not come back: the
+ * ACK compaction owes for the rewrite is durable before the source goes,
+ * even when its first append fails (fail_acks: an errno, or 0). */
+static void check_ack_during_relocation(fixture_t *f, int fail_acks) {
   store_t *store = open_store_with_segments(f, 8);
   model_t *m = f->model;
+  if (fail_acks) store_debug_fail_compaction_acks(store, fail_acks);
   /* One append acks all but seq 3; its completion acks seq 3 and then (same
    * loop iteration) runs the compaction check, which rewrites seq 3. */
   m->has_follow_up = true;
   m->follow_up_seq = 3;
   ack_many(m, 0, 80, 80, 3);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* a failed ACK is retried after a second */
   /* Compaction asked about seq 3 while its ACK was not durable yet; the
    * ACK's release came while the rewrite was in flight. */
   assert_true(m->is_live_calls >= 1);
@@ -623,6 +625,12 @@ static void test_ack_during_relocation(void **state) {
   assert_true(f->model->replayed_puts >= 1); /* the rewritten copy is on disk... */
   assert_int_equal(f->model->relocations, 0); /* ...and acked after it */
   close_store(f, store);
+}
+
+static void test_ack_during_relocation(void **state) { check_ack_during_relocation(*state, 0); }
+
+static void test_ack_during_relocation_first_ack_fails(void **state) {
+  check_ack_during_relocation(*state, EIO);
 }
 
 /* Appends ACKs for seq first..end-1, 128 to an append. */
@@ -750,6 +758,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dead_segments_are_deleted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compaction_rewrites_live_messages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ack_during_relocation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ack_during_relocation_first_ack_fails, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_compaction_restarted_after_crash, setup, teardown),
       cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
   };

@@ -168,8 +168,11 @@ static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *chang
     return change->not_before_ms <= now_ms;
   case CHANGE_MOVE:
     if (!change->dead_letter->deleted) {
-      queue_index_insert(&change->dead_letter->index, change->dead_letter_seq, position,
-                         change->body_len, change->timestamp_ms, 0, 0, now_ms, &old_position);
+      if (queue_index_insert(&change->dead_letter->index, change->dead_letter_seq, position,
+                             change->body_len, change->timestamp_ms, 0, 0, now_ms,
+                             &old_position) != INDEX_INSERTED)
+        log_error("engine: dead-letter sequence number %llu was already taken (a bug)",
+                  (unsigned long long)change->dead_letter_seq);
       engine_notify_ready(change->dead_letter);
     }
     engine_kill(queue, change->seq);

@@ -13,6 +13,7 @@
 
 #include "util/clock.h"
 #include "util/crypto.h"
+#include "util/log.h"
 
 
 typedef struct {
@@ -38,8 +39,11 @@ static void send_done(void *data, int status, const uint64_t *positions) {
     bool ready = false;
     for (size_t i = 0; i < op->count; i++) {
       const send_message_t *m = &op->messages[i];
-      queue_index_insert(&queue->index, op->first_seq + i, positions[i], m->body_len,
-                         m->timestamp_ms, 0, m->not_before_ms, now, &old_position);
+      if (queue_index_insert(&queue->index, op->first_seq + i, positions[i], m->body_len,
+                             m->timestamp_ms, 0, m->not_before_ms, now, &old_position) !=
+          INDEX_INSERTED)
+        log_error("engine: sequence number %llu was already taken (a bug)",
+                  (unsigned long long)(op->first_seq + i));
       ready |= m->not_before_ms <= now;
       if (m->not_before_ms > now) retention_schedule(queue->engine, m->not_before_ms);
     }

@@ -9,10 +9,13 @@
  * ../../shared/API.md.
  *
  * The server's output is kept (last 200 lines) so a failing test can show
- * what the server said; set WHARF_TEST_VERBOSE=1 to stream it instead.
+ * what the server said; set WHARF_TEST_VERBOSE=1 to stream it instead, or
+ * WHARF_TEST_KEEP_DATA=1 to keep the data dir and the whole log (DIR.log)
+ * for a post-mortem.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import Cloudflare from 'cloudflare';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+const KEEP_DATA = process.env.WHARF_TEST_KEEP_DATA === '1';
 
 export const WHARF_BIN = path.resolve(process.env.WHARF_BIN || path.join(HERE, '../../build/wharf'));
 export const WRANGLER_BIN = path.join(HERE, 'node_modules/.bin/wrangler');
@@ -113,6 +117,7 @@ export class WharfServer {
       for (const line of String(d).split('\n')) {
         if (!line) continue;
         if (process.env.WHARF_TEST_VERBOSE) process.stderr.write(`[wharf:${this.port}] ${line}\n`);
+        if (KEEP_DATA) appendFileSync(`${this.dataDir}.log`, `${line}\n`);
         this.lines.push(line);
         if (this.lines.length > 200) this.lines.shift();
       }
@@ -174,10 +179,11 @@ export class WharfServer {
     return this.start();
   }
 
-  /* Stops the server and removes its data dir. */
+  /* Stops the server and removes its data dir (kept with WHARF_TEST_KEEP_DATA). */
   async dispose() {
     await this.stop();
-    if (this.dataDir) await rm(this.dataDir, { recursive: true, force: true });
+    if (KEEP_DATA) process.stderr.write(`kept ${this.dataDir} and ${this.dataDir}.log\n`);
+    else if (this.dataDir) await rm(this.dataDir, { recursive: true, force: true });
   }
 
   log() {

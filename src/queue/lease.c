@@ -24,16 +24,29 @@ static int lease_key_read(int fd, uint8_t key[LEASE_KEY_BYTES]) {
   return 0;
 }
 
-static int lease_key_create(const char *path, uint8_t key[LEASE_KEY_BYTES]) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return -errno;
-  crypto_random_bytes(key, LEASE_KEY_BYTES);
-  int status = 0;
-  ssize_t n = write(fd, key, LEASE_KEY_BYTES);
-  if (n != LEASE_KEY_BYTES) status = n < 0 ? -errno : -EIO; /* errno is stale after a short write */
-  else if (fsync(fd) != 0) status = -errno;
-  close(fd);
-  if (status) unlink(path);
+/* Written to a temporary name and renamed, so that a crash leaves either no
+ * key or a whole one: a short key file would stop every later start. */
+static int lease_key_create(const char *data_dir, const char *path,
+                            uint8_t key[LEASE_KEY_BYTES]) {
+  buf_t temp = BUF_INIT;
+  buf_printf(&temp, "%s.tmp", path);
+  int fd = open(temp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int status = fd < 0 ? -errno : 0;
+  if (!status) {
+    crypto_random_bytes(key, LEASE_KEY_BYTES);
+    ssize_t n = write(fd, key, LEASE_KEY_BYTES);
+    if (n != LEASE_KEY_BYTES) status = n < 0 ? -errno : -EIO; /* errno is stale after a short write */
+    else if (fsync(fd) != 0) status = -errno;
+    close(fd);
+  }
+  if (!status && rename(temp.data, path) != 0) status = -errno;
+  if (status) unlink(temp.data);
+  int dir = status ? -1 : open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) { /* make the new name durable */
+    if (fsync(dir) != 0) status = -errno;
+    close(dir);
+  }
+  buf_free(&temp);
   return status;
 }
 
@@ -45,7 +58,7 @@ int lease_key_load(const char *data_dir, uint8_t key[LEASE_KEY_BYTES]) {
     status = lease_key_read(fd, key);
     close(fd);
   } else {
-    status = errno == ENOENT ? lease_key_create(path.data, key) : -errno;
+    status = errno == ENOENT ? lease_key_create(data_dir, path.data, key) : -errno;
   }
   buf_free(&path);
   return status;

@@ -98,8 +98,11 @@ void log_writer_append(log_writer_t *writer, const store_record_t *records, size
   pthread_mutex_unlock(&writer->mutex);
 }
 
+/* Synced too: a failed batch's records are valid, and a crash must not
+ * bring back what its callers were told failed. */
 static int writer_truncate_tail(log_writer_t *writer) {
-  if (ftruncate(writer->fd, (off_t)writer->size) != 0) return -errno;
+  if (ftruncate(writer->fd, (off_t)writer->size) != 0 || fdatasync(writer->fd) != 0)
+    return -errno;
   writer->tail_dirty = false;
   return 0;
 }

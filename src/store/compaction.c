@@ -43,6 +43,13 @@ static bool compaction_wanted(const store_t *store) {
          store->disk_bytes > 2 * store->live_bytes + store->options.segment_bytes;
 }
 
+/* Deletes the oldest segment; if it cannot, waits before trying again. */
+static bool compaction_drop_oldest(store_t *store) {
+  if (store_drop_oldest_segment(store)) return true;
+  store->compaction.retry_at_ms = uv_now(store->loop) + COMPACTION_RETRY_MS;
+  return false;
+}
+
 /* Deletes the oldest segments while they hold nothing live. */
 static void compaction_delete_dead(store_t *store) {
   compaction_t *compaction = &store->compaction;
@@ -51,7 +58,7 @@ static void compaction_delete_dead(store_t *store) {
       if (compaction->in_flight || compaction->ack_count) return;
       compaction->active = false;
     }
-    store_drop_oldest_segment(store);
+    if (!compaction_drop_oldest(store)) return;
   }
 }
 
@@ -59,7 +66,7 @@ static void compaction_finish(store_t *store) {
   compaction_t *compaction = &store->compaction;
   compaction->active = false;
   if (store->segments.count > 1 && store->segments.items[0].base == compaction->source_base)
-    store_drop_oldest_segment(store);
+    compaction_drop_oldest(store); /* else delete_dead retries */
 }
 
 /* Runs compaction again in delay_ms, keeping the loop alive until then. */
@@ -221,10 +228,9 @@ void compaction_note_release(store_t *store, uint64_t position) {
 
 void compaction_run(store_t *store) {
   compaction_t *compaction = &store->compaction;
-  if (store->closing) return;
+  if (store->closing || uv_now(store->loop) < compaction->retry_at_ms) return;
   compaction_delete_dead(store);
   if (compaction->in_flight || !store->options.is_live || !store->options.relocated) return;
-  if (uv_now(store->loop) < compaction->retry_at_ms) return;
   if (compaction->ack_count) {
     compaction_append_acks(store);
     return;

@@ -239,19 +239,20 @@ void store_release(store_t *store, uint64_t position, uint32_t body_len) {
   store_account_release(store, position, body_len);
 }
 
-void store_drop_oldest_segment(store_t *store) {
+bool store_drop_oldest_segment(store_t *store) {
   const segment_t *oldest = &store->segments.items[0];
   buf_t path = BUF_INIT;
   segment_path(store->log_dir, oldest->base, &path);
-  if (unlink(path.data) != 0)
-    log_error("store: cannot delete %s: %s", path.data, strerror(errno));
-  else
-    log_debug("store: deleted %s", path.data);
+  bool deleted = unlink(path.data) == 0;
+  if (deleted) log_debug("store: deleted %s", path.data);
+  else log_error("store: cannot delete %s: %s; trying again later", path.data, strerror(errno));
   buf_free(&path);
+  if (!deleted) return false;
   store->disk_bytes -= oldest->size;
   store->live_bytes -= oldest->live_bytes;
   segment_table_drop_oldest(&store->segments);
   log_writer_sync_dir(store->writer);
+  return true;
 }
 
 void store_get_stats(const store_t *store, store_stats_t *stats) {

@@ -68,8 +68,10 @@ int store_recover(store_t *store);
 
 /* store.c: live-PUT accounting only (compaction's own releases). */
 void store_account_release(store_t *store, uint64_t position, uint32_t body_len);
-/* store.c: unlinks the oldest segment and forgets it. */
-void store_drop_oldest_segment(store_t *store);
+/* store.c: unlinks the oldest segment and forgets it. A segment that cannot
+ * be unlinked stays in the table (replay would read it, so the later ACKs
+ * that kill its PUTs must stay too); false then. */
+bool store_drop_oldest_segment(store_t *store);
 
 /* compaction.c */
 void compaction_run(store_t *store);

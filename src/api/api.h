@@ -97,6 +97,9 @@ void api_reply_ok(api_call_t *call, json_t *result, json_t *result_info);
 /* The same envelope around result_json, JSON text the caller wrote (the hot
  * paths: send, pull, ack). Frees the call. */
 void api_reply_ok_raw(api_call_t *call, const char *result_json, size_t len);
+/* Answers 200 with text that is not JSON (GET /metrics); frees text and the
+ * call. */
+void api_reply_text(api_call_t *call, const char *content_type, buf_t *text);
 /* Answers {success:false, errors:[{code, message}], …, result:null}; adds
  * x-should-retry: false on 4xx. Frees the call. */
 void api_reply_error(api_call_t *call, int status, int code, const char *fmt, ...)
@@ -121,6 +124,8 @@ void api_messages_ack(api_call_t *call);
 void api_messages_peek(api_call_t *call);
 void api_messages_purge_refs(api_call_t *call);
 void api_queues_metrics(api_call_t *call);
+/* GET /metrics, in Prometheus' text format (prometheus.c). */
+void api_prometheus_metrics(api_call_t *call);
 
 void api_consumers_create(api_call_t *call);
 void api_consumers_list(api_call_t *call);

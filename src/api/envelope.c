@@ -52,6 +52,12 @@ void api_reply_ok_raw(api_call_t *call, const char *result_json, size_t len) {
   call_free(call);
 }
 
+void api_reply_text(api_call_t *call, const char *content_type, buf_t *text) {
+  http_exchange_respond(call->exchange, 200, content_type, text->data, text->len);
+  buf_free(text);
+  call_free(call);
+}
+
 static json_t *error_envelope(int code, const char *message) {
   return json_pack("{s:b, s:[{s:i, s:s}], s:[], s:n}", "success", 0, "errors", "code", code,
                    "message", message, "messages", "result");

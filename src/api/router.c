@@ -2,8 +2,8 @@
  * router.c — from an HTTP request to a handler: route table, authentication,
  * permission and account checks, path parameters, JSON body.
  *
- * Every route under /client/v4 requires a token (Authorization: Bearer, or
- * X-Auth-Key as Cloudflare's legacy alternative). Routes with {a} also
+ * Every route under /client/v4, and GET /metrics beside it, requires a token
+ * (Authorization: Bearer, or X-Auth-Key as Cloudflare's legacy alternative). Routes with {a} also
  * require the token to belong to that account (admin tokens cover all);
  * routes with {q} load the queue and answer 404 (code 11000) when it is not
  * one of the account's. Checks run in this order so a caller without rights
@@ -63,6 +63,10 @@ static const route_t routes[] = {
     {"POST", "/user/tokens", W, SCOPE_ADMIN, api_admin_tokens_create},
     {"GET", "/user/tokens", R, SCOPE_ADMIN, api_admin_tokens_list},
     {"DELETE", "/user/tokens/{p}", W, SCOPE_ADMIN, api_admin_tokens_revoke},
+};
+/* Outside /client/v4. */
+static const route_t root_routes[] = {
+    {"GET", "/metrics", R, SCOPE_ANY, api_prometheus_metrics},
 };
 #undef R
 #undef W
@@ -209,24 +213,26 @@ void api_handle_request(http_exchange_t *exchange, void *context) {
   call->request = request;
   call->started_ms = clock_now_ms();
   const char *path = request->path;
+  const route_t *table = root_routes;
+  size_t table_len = sizeof root_routes / sizeof root_routes[0];
   size_t prefix_len = strlen(API_PREFIX);
-  if (strncmp(path, API_PREFIX, prefix_len) != 0 || (path[prefix_len] != '/' && path[prefix_len])) {
-    api_reply_error(call, 404, API_ERR_NO_ROUTE, "Could not route to %s", path);
-    return;
+  if (strncmp(path, API_PREFIX, prefix_len) == 0 && (path[prefix_len] == '/' || !path[prefix_len])) {
+    path += prefix_len;
+    table = routes;
+    table_len = sizeof routes / sizeof routes[0];
   }
-  path += prefix_len;
   char queue_id[64];
   bool path_matched = false;
-  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+  for (size_t i = 0; i < table_len; i++) {
     queue_id[0] = '\0';
     call->param[0] = '\0';
-    if (!route_match(routes[i].pattern, path, call, queue_id)) continue;
+    if (!route_match(table[i].pattern, path, call, queue_id)) continue;
     path_matched = true;
-    if (strcmp(routes[i].method, request->method) != 0) continue;
-    if (!call_authenticate(call) || !call_authorize(call, &routes[i]) ||
-        !call_load_queue(call, queue_id) || (!route_owns_body(&routes[i]) && !api_call_parse_body(call)))
+    if (strcmp(table[i].method, request->method) != 0) continue;
+    if (!call_authenticate(call) || !call_authorize(call, &table[i]) ||
+        !call_load_queue(call, queue_id) || (!route_owns_body(&table[i]) && !api_call_parse_body(call)))
       return;
-    routes[i].handler(call);
+    table[i].handler(call);
     return;
   }
   if (path_matched)

@@ -334,6 +334,10 @@ void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics
           : 0;
 }
 
+void engine_store_stats(const engine_t *engine, store_stats_t *stats) {
+  store_get_stats(engine->store, stats);
+}
+
 size_t engine_queue_index_bytes(const engine_queue_t *queue) {
   return queue_index_bytes(&queue->index);
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "store/store.h"
 #include "util/buf.h"
 
 typedef struct engine engine_t;
@@ -93,6 +94,8 @@ void engine_queue_delete(engine_queue_t *queue, engine_done_fn done, void *data)
 void engine_queue_purge(engine_queue_t *queue, engine_done_fn done, void *data);
 
 void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics);
+/* The message log's own figures (disk use, segments, appends, fdatasyncs). */
+void engine_store_stats(const engine_t *engine, store_stats_t *stats);
 /* Heap bytes of the queue's in-memory index (the RAM a backlog costs). */
 size_t engine_queue_index_bytes(const engine_queue_t *queue);
 

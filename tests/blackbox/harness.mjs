@@ -190,8 +190,9 @@ export class WharfServer {
     return this.lines.slice(-60).join('\n');
   }
 
-  /* fetch under /client/v4. body: object (sent as JSON), string (sent as is)
-   * or undefined. opts.token: null for no Authorization header. */
+  /* fetch under /client/v4 (or under the root with opts.root: /metrics).
+   * body: object (sent as JSON), string (sent as is) or undefined.
+   * opts.token: null for no Authorization header. */
   async api(method, apiPath, body, opts = {}) {
     const token = opts.token === undefined ? this.token : opts.token;
     const headers = { ...(opts.headers || {}) };
@@ -203,7 +204,7 @@ export class WharfServer {
         headers['content-type'] = 'application/json';
       }
     }
-    const res = await fetch(this.baseURL + apiPath, {
+    const res = await fetch((opts.root ? this.url : this.baseURL) + apiPath, {
       method,
       headers,
       body: payload,

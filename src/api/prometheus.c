@@ -1,0 +1,131 @@
+/*
+ * prometheus.c — GET /metrics: the queues' backlog figures in Prometheus'
+ * text exposition format (version 0.0.4), for a scraper.
+ *
+ * Like every route it needs a token with queues_read: an account's token
+ * sees that account's queues, the admin token every queue plus the store's
+ * own figures (disk use, segments, appends and fdatasyncs), which say
+ * something about every tenant. Prometheus sends the token as a bearer
+ * token (`authorization` in its scrape config).
+ *
+ * Each metric family is written whole (HELP, TYPE, then one sample per
+ * queue), as the format asks, so the queues are listed once and walked once
+ * per family. Gauges only, read at scrape time from the engine's index: no
+ * state is kept for this.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "util/crypto.h"
+
+typedef struct {
+  control_queue_t queue;
+  engine_metrics_t metrics;
+  uint32_t concurrency;
+} prometheus_queue_t;
+
+typedef struct {
+  api_t *api;
+  const char *account_id; /* "" for every account */
+  prometheus_queue_t *queues;
+  size_t count, cap;
+} prometheus_scrape_t;
+
+static void prometheus_collect(void *arg, const control_queue_t *queue) {
+  prometheus_scrape_t *scrape = arg;
+  if (scrape->account_id[0] && strcmp(queue->account_id, scrape->account_id) != 0) return;
+  if (scrape->count == scrape->cap) {
+    scrape->cap = scrape->cap ? scrape->cap * 2 : 16;
+    scrape->queues = xrealloc(scrape->queues, scrape->cap * sizeof *scrape->queues);
+  }
+  prometheus_queue_t *item = &scrape->queues[scrape->count++];
+  memset(item, 0, sizeof *item);
+  item->queue = *queue;
+  uint8_t id[16];
+  crypto_hex_decode(queue->id, 16, id);
+  engine_queue_t *engine_queue = engine_queue_find(scrape->api->engine, id);
+  if (engine_queue) engine_queue_metrics(engine_queue, &item->metrics);
+  if (scrape->api->push) item->concurrency = push_queue_concurrency(scrape->api->push, queue->id);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void prometheus_label(buf_t *out, const char *value) {
+  for (const char *p = value; *p; p++) {
+    if (*p == '\\' || *p == '"') buf_append(out, "\\", 1);
+    if (*p == '\n') buf_append_str(out, "\\n");
+    else buf_append(out, p, 1);
+  }
+}
+
+static void prometheus_family(buf_t *out, const char *name, const char *type, const char *help) {
+  buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+typedef enum { FIGURE_COUNT, FIGURE_BYTES, FIGURE_OLDEST, FIGURE_CONCURRENCY, FIGURE_PAUSED } figure_t;
+
+static void prometheus_queue_samples(buf_t *out, const prometheus_scrape_t *scrape,
+                                     const char *name, figure_t figure) {
+  for (size_t i = 0; i < scrape->count; i++) {
+    const prometheus_queue_t *item = &scrape->queues[i];
+    buf_printf(out, "%s{account_id=\"%s\",queue_id=\"%s\",queue=\"", name, item->queue.account_id,
+               item->queue.id);
+    prometheus_label(out, item->queue.name);
+    buf_append_str(out, "\"} ");
+    switch (figure) {
+    case FIGURE_COUNT: buf_printf(out, "%llu\n", (unsigned long long)item->metrics.backlog_count); break;
+    case FIGURE_BYTES: buf_printf(out, "%llu\n", (unsigned long long)item->metrics.backlog_bytes); break;
+    case FIGURE_OLDEST:
+      buf_printf(out, "%.3f\n", (double)item->metrics.oldest_message_timestamp_ms / 1000.0);
+      break;
+    case FIGURE_CONCURRENCY: buf_printf(out, "%u\n", item->concurrency); break;
+    case FIGURE_PAUSED: buf_printf(out, "%d\n", item->queue.delivery_paused ? 1 : 0); break;
+    }
+  }
+}
+
+static void prometheus_store(buf_t *out, const engine_t *engine) {
+  store_stats_t stats;
+  engine_store_stats(engine, &stats);
+  prometheus_family(out, "wharf_store_disk_bytes", "gauge", "Bytes of the message log on disk.");
+  buf_printf(out, "wharf_store_disk_bytes %llu\n", (unsigned long long)stats.disk_bytes);
+  prometheus_family(out, "wharf_store_live_bytes", "gauge",
+                    "Bytes of the log's records that still hold a live message.");
+  buf_printf(out, "wharf_store_live_bytes %llu\n", (unsigned long long)stats.live_bytes);
+  prometheus_family(out, "wharf_store_segments", "gauge", "Segment files of the message log.");
+  buf_printf(out, "wharf_store_segments %u\n", stats.segments);
+  prometheus_family(out, "wharf_store_appends_total", "counter",
+                    "Appends to the message log since the server started.");
+  buf_printf(out, "wharf_store_appends_total %llu\n", (unsigned long long)stats.appends);
+  prometheus_family(out, "wharf_store_fsyncs_total", "counter",
+                    "fdatasyncs of the message log since the server started (group commit).");
+  buf_printf(out, "wharf_store_fsyncs_total %llu\n", (unsigned long long)stats.fsyncs);
+}
+
+void api_prometheus_metrics(api_call_t *call) {
+  prometheus_scrape_t scrape = {.api = call->api, .account_id = call->token.account_id};
+  control_queue_list_all(call->api->control, prometheus_collect, &scrape);
+  buf_t out = BUF_INIT;
+  static const struct {
+    const char *name;
+    figure_t figure;
+    const char *help;
+  } families[] = {
+      {"wharf_queue_backlog_messages", FIGURE_COUNT,
+       "Messages stored in the queue: ready, delayed or being delivered."},
+      {"wharf_queue_backlog_bytes", FIGURE_BYTES, "Bytes of the bodies stored in the queue."},
+      {"wharf_queue_oldest_message_timestamp_seconds", FIGURE_OLDEST,
+       "When the oldest stored message was sent (Unix time; 0 when the queue is empty)."},
+      {"wharf_queue_consumer_concurrency", FIGURE_CONCURRENCY,
+       "Push deliveries the queue runs at once (0 without a worker consumer)."},
+      {"wharf_queue_delivery_paused", FIGURE_PAUSED, "1 while the queue's delivery is paused."},
+  };
+  for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+    prometheus_family(&out, families[i].name, "gauge", families[i].help);
+    prometheus_queue_samples(&out, &scrape, families[i].name, families[i].figure);
+  }
+  if (!call->token.account_id[0]) prometheus_store(&out, call->api->engine);
+  free(scrape.queues);
+  api_reply_text(call, "text/plain; version=0.0.4; charset=utf-8", &out);
+}

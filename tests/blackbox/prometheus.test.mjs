@@ -1,0 +1,107 @@
+/*
+ * prometheus.test.mjs — GET /metrics (DESIGN.md §1): the queues' backlog in
+ * Prometheus' text format, for a scraper holding a token. An account's token
+ * sees its own queues only; the admin token every queue and the store's
+ * figures. No token, a wrong one, one without queues_read, or another
+ * method: the usual errors in the envelope.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { assertError, startServer } from './harness.mjs';
+
+let server;
+let queueId;
+
+before(async () => {
+  server = await startServer();
+  const created = await server.api('POST', server.acct('/queues'), { queue_name: 'scraped' });
+  assert.equal(created.status, 200, created.text);
+  queueId = created.json.result.queue_id;
+  for (const body of ['one', 'two', 'three']) {
+    const sent = await server.api('POST', server.acct(`/queues/${queueId}/messages`), { body });
+    assert.equal(sent.status, 200, sent.text);
+  }
+});
+
+after(async () => {
+  if (server) await server.dispose();
+});
+
+function scrape(token, method = 'GET') {
+  return server.api(method, '/metrics', undefined, { token, root: true });
+}
+
+/* Samples by name, then by the queue label (or '' for unlabelled ones);
+ * checks that every line is a comment or `name{labels} value`, and that
+ * each family's HELP and TYPE come before its samples. */
+function parse(text) {
+  const samples = {};
+  const typed = new Set();
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const comment = line.match(/^# (HELP|TYPE) (\w+) .+$/);
+    if (comment) {
+      if (comment[1] === 'TYPE') typed.add(comment[2]);
+      continue;
+    }
+    const m = line.match(/^(\w+)(?:\{(.*)\})? (-?[0-9.e+]+)$/);
+    assert.ok(m, `not a sample line: ${line}`);
+    assert.ok(typed.has(m[1]), `${m[1]} before its TYPE line`);
+    const queue = (m[2] || '').match(/queue="([^"]*)"/);
+    samples[m[1]] ??= {};
+    samples[m[1]][queue ? queue[1] : ''] = Number(m[3]);
+  }
+  return samples;
+}
+
+test('the admin token sees every queue and the store', async () => {
+  const res = await scrape(server.token);
+  assert.equal(res.status, 200, res.text);
+  assert.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  const s = parse(res.text);
+  assert.equal(s.wharf_queue_backlog_messages.scraped, 3);
+  assert.equal(s.wharf_queue_backlog_bytes.scraped, 5 + 5 + 7); // the JSON text: "one" is 5 bytes
+  const oldest = s.wharf_queue_oldest_message_timestamp_seconds.scraped;
+  assert.ok(Math.abs(oldest - Date.now() / 1000) < 600, `oldest ${oldest}`);
+  assert.equal(s.wharf_queue_delivery_paused.scraped, 0);
+  assert.equal(s.wharf_queue_consumer_concurrency.scraped, 0);
+  assert.ok(s.wharf_store_disk_bytes[''] > 0);
+  assert.ok(s.wharf_store_appends_total[''] >= 3);
+  assert.ok(s.wharf_store_fsyncs_total[''] >= 1);
+  assert.ok(s.wharf_store_segments[''] >= 1);
+});
+
+test('the figures follow the queue: pull and ack, pause', async () => {
+  const pulled = await server.api('POST', server.acct(`/queues/${queueId}/messages/pull`), { batch_size: 1 });
+  assert.equal(pulled.status, 200, pulled.text);
+  const acked = await server.api('POST', server.acct(`/queues/${queueId}/messages/ack`), {
+    acks: [{ lease_id: pulled.json.result.messages[0].lease_id }],
+  });
+  assert.equal(acked.json.result.ackCount, 1, acked.text);
+  const paused = await server.api('PATCH', server.acct(`/queues/${queueId}`), { settings: { delivery_paused: true } });
+  assert.equal(paused.status, 200, paused.text);
+  const s = parse((await scrape(server.token)).text);
+  assert.equal(s.wharf_queue_backlog_messages.scraped, 2);
+  assert.equal(s.wharf_queue_delivery_paused.scraped, 1);
+});
+
+test("an account's token sees only that account's queues, not the store", async () => {
+  const other = await server.createAccount('scraper-co');
+  const token = await server.createToken('queues_read', other);
+  const created = await server.api('POST', `/accounts/${other}/queues`, { queue_name: 'theirs' });
+  assert.equal(created.status, 200, created.text);
+  const res = await scrape(token);
+  assert.equal(res.status, 200, res.text);
+  const s = parse(res.text);
+  assert.deepEqual(Object.keys(s.wharf_queue_backlog_messages), ['theirs']);
+  assert.equal(s.wharf_store_disk_bytes, undefined);
+  assert.doesNotMatch(res.text, /scraped/);
+});
+
+test('no token, a wrong token, no queues_read, another method: errors in the envelope', async () => {
+  assertError(assert, await scrape(null), 401, 10000);
+  assertError(assert, await scrape('not-a-real-token'), 401, 10000);
+  const writeOnly = await server.createToken('queues_write');
+  assertError(assert, await scrape(writeOnly), 403, 9109);
+  assertError(assert, await scrape(server.token, 'POST'), 405);
+});

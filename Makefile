@@ -50,6 +50,9 @@ $(BUILD)/obj/%.o: %.c | deps
 	@echo "  CC    $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
+# dashboard.c embeds the page with .incbin, which -MMD does not see.
+$(BUILD)/obj/src/api/dashboard.o $(BUILD)/fuzz/obj/src/api/dashboard.o: src/api/dashboard.html
+
 $(BUILD)/wharf: $(OBJS)
 	@echo "  LINK  $@"
 	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

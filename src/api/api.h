@@ -124,6 +124,8 @@ void api_messages_ack(api_call_t *call);
 void api_messages_peek(api_call_t *call);
 void api_messages_purge_refs(api_call_t *call);
 void api_queues_metrics(api_call_t *call);
+/* GET /: the web dashboard page (dashboard.c). */
+void api_dashboard_reply(http_exchange_t *exchange);
 /* GET /metrics, in Prometheus' text format (prometheus.c). */
 void api_prometheus_metrics(api_call_t *call);
 

@@ -207,6 +207,10 @@ void api_handle_request(http_exchange_t *exchange, void *context) {
     reply_healthz(exchange, api);
     return;
   }
+  if (strcmp(request->path, "/") == 0 && strcmp(request->method, "GET") == 0) {
+    api_dashboard_reply(exchange);
+    return;
+  }
   api_call_t *call = xcalloc(1, sizeof *call);
   call->api = api;
   call->exchange = exchange;

@@ -137,7 +137,10 @@ static void engine_queue_forget(engine_queue_t *queue) {
 /* Sequence numbers only grow, one per message sent (failed appends leave
  * gaps of their size), so a PUT numbered billions past the queue's newest is
  * a record corrupt beyond what its CRC caught. The index is dense over its
- * range: taking such a record would size it by the gap and exhaust memory. */
+ * range: taking such a record would size it by the gap and exhaust memory.
+ * Known limit: a queue that sends over 2^32 messages while one old message
+ * stays live (moved forward by compaction, so it replays first) would have
+ * its newer PUTs refused at the next start. */
 #define ENGINE_MAX_SEQ_GAP (1ull << 32)
 
 static bool engine_seq_plausible(const queue_index_t *index, uint64_t seq) {

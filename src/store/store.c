@@ -243,7 +243,9 @@ bool store_drop_oldest_segment(store_t *store) {
   const segment_t *oldest = &store->segments.items[0];
   buf_t path = BUF_INIT;
   segment_path(store->log_dir, oldest->base, &path);
-  bool deleted = unlink(path.data) == 0;
+  if (store->fail_next_unlink) errno = store->fail_next_unlink;
+  bool deleted = !store->fail_next_unlink && unlink(path.data) == 0;
+  store->fail_next_unlink = 0;
   if (deleted) log_debug("store: deleted %s", path.data);
   else log_error("store: cannot delete %s: %s; trying again later", path.data, strerror(errno));
   buf_free(&path);
@@ -266,6 +268,8 @@ void store_get_stats(const store_t *store, store_stats_t *stats) {
 void store_debug_fail_next_sync(store_t *store, int error) {
   log_writer_fail_next_sync(store->writer, error);
 }
+
+void store_debug_fail_next_unlink(store_t *store, int error) { store->fail_next_unlink = error; }
 
 void store_close(store_t *store) {
   store->closing = true;

@@ -14,5 +14,7 @@ void store_debug_fail_next_sync(store_t *store, int error);
 /* The next ACKs compaction appends for messages acked while their rewrite was
  * in flight fail the same way. */
 void store_debug_fail_compaction_acks(store_t *store, int error);
+/* Deleting the next segment fails with error, as unlink(2) would. */
+void store_debug_fail_next_unlink(store_t *store, int error);
 
 #endif

@@ -60,6 +60,7 @@ struct store {
   uint64_t appends, fsyncs;
   uint64_t outstanding; /* appends whose callback has not run yet */
   bool closing;
+  int fail_next_unlink; /* store_debug_fail_next_unlink */
   compaction_t compaction;
 };
 

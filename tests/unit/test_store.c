@@ -27,6 +27,8 @@
 #include "store/store_debug.h"
 
 #define MAX_SEQ 4096
+/* Longer than compaction's wait after a failure (1 s) plus its period. */
+#define COMPACTION_RETRY_TEST_MS 2100
 
 /* A tiny stand-in for the queue engine: which seqs are live, where. */
 typedef struct {
@@ -502,6 +504,36 @@ static void test_dead_segments_are_deleted(void **state) {
   close_store(f, store);
 }
 
+static void timer_fired(uv_timer_t *timer) { uv_close((uv_handle_t *)timer, NULL); }
+
+/* Runs the loop for ms milliseconds (the store's own timer does not keep
+ * it alive). */
+static void run_for(fixture_t *f, uint64_t ms) {
+  uv_timer_t timer;
+  uv_timer_init(&f->loop, &timer);
+  uv_timer_start(&timer, timer_fired, ms, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+/* A segment that cannot be deleted stays (replay would read it, so the
+ * segments after it must stay too) and is deleted a second later. */
+static void test_failed_unlink_is_retried(void **state) {
+  fixture_t *f = *state;
+  store_t *store = open_store_with_segments(f, 6);
+  store_debug_fail_next_unlink(store, EIO);
+  for (uint64_t seq = 0; seq < 30; seq++) {
+    store_release(store, f->model->position[seq], f->model->body_len[seq]);
+    f->model->live[seq] = false;
+  }
+  append_puts(f, store, 100, 1, 10); /* any completion runs the check */
+  uint64_t bases[16];
+  assert_int_equal(list_segments(f, bases, 16), 6); /* the first failed: none went */
+  run_for(f, COMPACTION_RETRY_TEST_MS);
+  assert_int_equal(list_segments(f, bases, 16), 3);
+  assert_true(bases[0] == f->model->position[30]);
+  close_store(f, store);
+}
+
 typedef struct {
   model_t *model;
   store_record_t records[128];
@@ -756,6 +788,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_injected_sync_failure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dead_segments_are_deleted, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_unlink_is_retried, setup, teardown),
       cmocka_unit_test_setup_teardown(test_compaction_rewrites_live_messages, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ack_during_relocation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ack_during_relocation_first_ack_fails, setup,

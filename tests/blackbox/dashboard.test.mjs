@@ -27,6 +27,8 @@ test('GET / is the dashboard page, with no secret in it', async () => {
   assert.equal(res.headers.get('x-frame-options'), 'DENY');
   assert.ok(!res.text.includes(server.token), 'no token in the page');
   assert.ok(!res.text.includes(server.accountId), 'no account id in the page');
+  const script = res.text.slice(res.text.indexOf('<script>') + 8, res.text.indexOf('</script>'));
+  assert.doesNotThrow(() => new Function(script), 'the page script compiles'); // eslint-disable-line no-new-func
 });
 
 test('the API calls the page makes work as it makes them', async () => {

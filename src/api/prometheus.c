@@ -10,8 +10,9 @@
  *
  * Each metric family is written whole (HELP, TYPE, then one sample per
  * queue), as the format asks, so the queues are listed once and walked once
- * per family. Gauges only, read at scrape time from the engine's index: no
- * state is kept for this.
+ * per family. Gauges are read at scrape time from the engine's index;
+ * counters are the engine's per-queue tallies since the server started
+ * (Prometheus' rate() expects them to reset with the process).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 typedef struct {
   control_queue_t queue;
   engine_metrics_t metrics;
+  engine_counters_t counters;
   uint32_t concurrency;
 } prometheus_queue_t;
 
@@ -46,7 +48,10 @@ static void prometheus_collect(void *arg, const control_queue_t *queue) {
   uint8_t id[16];
   crypto_hex_decode(queue->id, 16, id);
   engine_queue_t *engine_queue = engine_queue_find(scrape->api->engine, id);
-  if (engine_queue) engine_queue_metrics(engine_queue, &item->metrics);
+  if (engine_queue) {
+    engine_queue_metrics(engine_queue, &item->metrics);
+    item->counters = *engine_queue_counters(engine_queue);
+  }
   if (scrape->api->push) item->concurrency = push_queue_concurrency(scrape->api->push, queue->id);
 }
 
@@ -63,7 +68,22 @@ static void prometheus_family(buf_t *out, const char *name, const char *type, co
   buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-typedef enum { FIGURE_COUNT, FIGURE_BYTES, FIGURE_OLDEST, FIGURE_CONCURRENCY, FIGURE_PAUSED } figure_t;
+typedef enum {
+  FIGURE_COUNT, FIGURE_BYTES, FIGURE_OLDEST, FIGURE_CONCURRENCY, FIGURE_PAUSED,
+  FIGURE_SENT, FIGURE_DELIVERED, FIGURE_ACKED, FIGURE_RETRIED, FIGURE_DEAD_LETTERED,
+  FIGURE_DELETED,
+} figure_t;
+
+static uint64_t prometheus_counter(const engine_counters_t *counters, figure_t figure) {
+  switch (figure) {
+  case FIGURE_SENT: return counters->sent;
+  case FIGURE_DELIVERED: return counters->delivered;
+  case FIGURE_ACKED: return counters->acked;
+  case FIGURE_RETRIED: return counters->retried;
+  case FIGURE_DEAD_LETTERED: return counters->dead_lettered;
+  default: return counters->deleted;
+  }
+}
 
 static void prometheus_queue_samples(buf_t *out, const prometheus_scrape_t *scrape,
                                      const char *name, figure_t figure) {
@@ -81,6 +101,8 @@ static void prometheus_queue_samples(buf_t *out, const prometheus_scrape_t *scra
       break;
     case FIGURE_CONCURRENCY: buf_printf(out, "%u\n", item->concurrency); break;
     case FIGURE_PAUSED: buf_printf(out, "%d\n", item->queue.delivery_paused ? 1 : 0); break;
+    default:
+      buf_printf(out, "%llu\n", (unsigned long long)prometheus_counter(&item->counters, figure));
     }
   }
 }
@@ -109,20 +131,34 @@ void api_prometheus_metrics(api_call_t *call) {
   buf_t out = BUF_INIT;
   static const struct {
     const char *name;
+    const char *type;
     figure_t figure;
     const char *help;
   } families[] = {
-      {"wharf_queue_backlog_messages", FIGURE_COUNT,
+      {"wharf_queue_backlog_messages", "gauge", FIGURE_COUNT,
        "Messages stored in the queue: ready, delayed or being delivered."},
-      {"wharf_queue_backlog_bytes", FIGURE_BYTES, "Bytes of the bodies stored in the queue."},
-      {"wharf_queue_oldest_message_timestamp_seconds", FIGURE_OLDEST,
+      {"wharf_queue_backlog_bytes", "gauge", FIGURE_BYTES, "Bytes of the bodies stored in the queue."},
+      {"wharf_queue_oldest_message_timestamp_seconds", "gauge", FIGURE_OLDEST,
        "When the oldest stored message was sent (Unix time; 0 when the queue is empty)."},
-      {"wharf_queue_consumer_concurrency", FIGURE_CONCURRENCY,
+      {"wharf_queue_consumer_concurrency", "gauge", FIGURE_CONCURRENCY,
        "Push deliveries the queue runs at once (0 without a worker consumer)."},
-      {"wharf_queue_delivery_paused", FIGURE_PAUSED, "1 while the queue's delivery is paused."},
+      {"wharf_queue_delivery_paused", "gauge", FIGURE_PAUSED,
+       "1 while the queue's delivery is paused."},
+      {"wharf_queue_messages_sent_total", "counter", FIGURE_SENT,
+       "Messages stored by sends since the server started."},
+      {"wharf_queue_messages_delivered_total", "counter", FIGURE_DELIVERED,
+       "Messages handed to a consumer (pull or push) since the server started."},
+      {"wharf_queue_messages_acked_total", "counter", FIGURE_ACKED,
+       "Messages a consumer acknowledged since the server started."},
+      {"wharf_queue_messages_retried_total", "counter", FIGURE_RETRIED,
+       "Failed deliveries (retries, expired leases) to be tried again, since the server started."},
+      {"wharf_queue_messages_dead_lettered_total", "counter", FIGURE_DEAD_LETTERED,
+       "Messages moved to the dead-letter queue since the server started."},
+      {"wharf_queue_messages_deleted_total", "counter", FIGURE_DELETED,
+       "Messages deleted otherwise (by ref, or out of retries without a dead-letter queue)."},
   };
   for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
-    prometheus_family(&out, families[i].name, "gauge", families[i].help);
+    prometheus_family(&out, families[i].name, families[i].type, families[i].help);
     prometheus_queue_samples(&out, &scrape, families[i].name, families[i].figure);
   }
   if (!call->token.account_id[0]) prometheus_store(&out, call->api->engine);

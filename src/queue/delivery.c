@@ -28,7 +28,7 @@
 #include "util/crypto.h"
 #include "util/log.h"
 
-enum { CHANGE_DELETE, CHANGE_RETRY, CHANGE_MOVE };
+enum { CHANGE_ACK, CHANGE_DELETE, CHANGE_RETRY, CHANGE_MOVE };
 
 typedef struct {
   uint8_t kind;
@@ -86,9 +86,10 @@ static store_record_t *delivery_add(delivery_op_t *op, uint8_t kind, uint64_t se
   return record;
 }
 
-static void delivery_add_delete(delivery_op_t *op, uint64_t seq) {
+/* kind: CHANGE_ACK (a consumer's) or CHANGE_DELETE (any other reason). */
+static void delivery_add_delete(delivery_op_t *op, uint64_t seq, uint8_t kind) {
   queue_index_set_pending(&op->queue->index, seq, INDEX_DELETING);
-  delivery_add(op, CHANGE_DELETE, seq, RECORD_ACK);
+  delivery_add(op, kind, seq, RECORD_ACK);
 }
 
 static engine_queue_t *delivery_dead_letter_queue(engine_queue_t *queue) {
@@ -141,7 +142,8 @@ static void delivery_add_failure(delivery_op_t *op, uint64_t seq, int64_t delay_
   uint32_t failed = entry->attempts + 1u;
   if (failed > queue->config.max_retries) {
     engine_queue_t *dead_letter = delivery_dead_letter_queue(queue);
-    if (!dead_letter || !delivery_add_move(op, seq, dead_letter)) delivery_add_delete(op, seq);
+    if (!dead_letter || !delivery_add_move(op, seq, dead_letter))
+      delivery_add_delete(op, seq, CHANGE_DELETE);
     return;
   }
   if (delay_s < 0) delay_s = queue->config.retry_delay_s;
@@ -161,12 +163,14 @@ static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *chang
   switch (change->kind) {
   case CHANGE_RETRY:
     if (!entry) return false;
+    queue->counters.retried++;
     entry->attempts = change->attempts;
     if (entry->state != INDEX_RETRYING) return false; /* an ack is on its way */
     queue_index_set_delayed(&queue->index, change->seq, change->not_before_ms, now_ms);
     if (change->not_before_ms > now_ms) retention_schedule(queue->engine, change->not_before_ms);
     return change->not_before_ms <= now_ms;
   case CHANGE_MOVE:
+    queue->counters.dead_lettered++;
     if (!change->dead_letter->deleted) {
       if (queue_index_insert(&change->dead_letter->index, change->dead_letter_seq, position,
                              change->body_len, change->timestamp_ms, 0, 0, now_ms,
@@ -178,6 +182,8 @@ static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *chang
     engine_kill(queue, change->seq);
     return false;
   default:
+    if (entry && change->kind == CHANGE_ACK) queue->counters.acked++;
+    else if (entry) queue->counters.deleted++;
     engine_kill(queue, change->seq);
     return false;
   }
@@ -268,6 +274,7 @@ int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_
     if (delivery_fill(queue, seq, attempts, &lease, &storage, &out[count])) count++;
   }
   buf_free(&storage);
+  queue->counters.delivered += (uint64_t)count;
   if (count) retention_schedule(queue->engine, expiry);
   return count;
 }
@@ -324,7 +331,7 @@ void engine_ack(engine_queue_t *queue, const char *const *acks, size_t ack_count
   lease_t lease;
   for (size_t i = 0; i < ack_count; i++) {
     if (!delivery_resolve(op, acks[i], LEASE_KIND_LEASE, &lease)) continue;
-    delivery_add_delete(op, lease.seq);
+    delivery_add_delete(op, lease.seq, CHANGE_ACK);
     op->result.ack_count++;
   }
   for (size_t i = 0; i < retry_count; i++) {
@@ -349,7 +356,7 @@ void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t co
   lease_t ref;
   for (size_t i = 0; i < count; i++) {
     if (!delivery_resolve(op, refs[i], LEASE_KIND_REF, &ref)) continue;
-    delivery_add_delete(op, ref.seq);
+    delivery_add_delete(op, ref.seq, CHANGE_DELETE);
     op->result.ack_count++;
   }
   delivery_op_submit(op);

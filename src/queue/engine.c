@@ -337,6 +337,10 @@ void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics
           : 0;
 }
 
+const engine_counters_t *engine_queue_counters(const engine_queue_t *queue) {
+  return &queue->counters;
+}
+
 void engine_store_stats(const engine_t *engine, store_stats_t *stats) {
   store_get_stats(engine->store, stats);
 }

@@ -61,6 +61,16 @@ typedef struct {
   uint64_t oldest_message_timestamp_ms; /* 0 when empty */
 } engine_metrics_t;
 
+/* What happened to a queue's messages since the server started. */
+typedef struct {
+  uint64_t sent;          /* stored by a send */
+  uint64_t delivered;     /* handed to a consumer (pull or push) */
+  uint64_t acked;         /* acknowledged by a consumer */
+  uint64_t retried;       /* failed deliveries (retry or expired lease) to be tried again */
+  uint64_t dead_lettered; /* moved to the dead-letter queue */
+  uint64_t deleted;       /* deleted otherwise: by ref, or out of retries without a DLQ */
+} engine_counters_t;
+
 typedef struct {
   /* Resolves (creating it if needed, and configuring it in the engine) the
    * dead-letter queue of queue `source`. False: there is none; the message is
@@ -94,6 +104,7 @@ void engine_queue_delete(engine_queue_t *queue, engine_done_fn done, void *data)
 void engine_queue_purge(engine_queue_t *queue, engine_done_fn done, void *data);
 
 void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics);
+const engine_counters_t *engine_queue_counters(const engine_queue_t *queue);
 /* The message log's own figures (disk use, segments, appends, fdatasyncs). */
 void engine_store_stats(const engine_t *engine, store_stats_t *stats);
 /* Heap bytes of the queue's in-memory index (the RAM a backlog costs). */

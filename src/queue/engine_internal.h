@@ -30,6 +30,7 @@ struct engine_queue {
   uint64_t rate_second;   /* the rate limit's current one-second window */
   uint32_t rate_count;
   bool retention_in_flight;
+  engine_counters_t counters;
   engine_ready_fn ready_hook;
   void *ready_context;
 };

@@ -35,6 +35,7 @@ static void send_done(void *data, int status, const uint64_t *positions) {
   engine_queue_t *queue = op->queue;
   queue->sending_bytes -= op->bytes;
   if (status == 0 && !queue->deleted) {
+    queue->counters.sent += op->count;
     uint64_t now = clock_now_ms(), old_position;
     bool ready = false;
     for (size_t i = 0; i < op->count; i++) {

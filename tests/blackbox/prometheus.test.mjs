@@ -83,6 +83,40 @@ test('the figures follow the queue: pull and ack, pause', async () => {
   const s = parse((await scrape(server.token)).text);
   assert.equal(s.wharf_queue_backlog_messages.scraped, 2);
   assert.equal(s.wharf_queue_delivery_paused.scraped, 1);
+  assert.equal(s.wharf_queue_messages_sent_total.scraped, 3);
+  assert.equal(s.wharf_queue_messages_delivered_total.scraped, 1);
+  assert.equal(s.wharf_queue_messages_acked_total.scraped, 1);
+  assert.equal(s.wharf_queue_messages_retried_total.scraped, 0);
+});
+
+test('counters: a retry, then a dead-letter move, then a delete by ref', async () => {
+  const q = (await server.api('POST', server.acct('/queues'), { queue_name: 'counted' })).json.result.queue_id;
+  const consumer = await server.api('POST', server.acct(`/queues/${q}/consumers`), {
+    type: 'http_pull',
+    dead_letter_queue: 'counted-dlq',
+    settings: { max_retries: 1, retry_delay: 0 },
+  });
+  assert.equal(consumer.status, 200, consumer.text);
+  await server.api('POST', server.acct(`/queues/${q}/messages/batch`), { messages: [{ body: 'a', content_type: 'text' }, { body: 'b', content_type: 'text' }] });
+  for (let round = 0; round < 2; round++) { // fails twice: retried once, then dead-lettered
+    const pulled = await server.api('POST', server.acct(`/queues/${q}/messages/pull`), { batch_size: 10 });
+    const first = pulled.json.result.messages.find((m) => m.body === 'a');
+    assert.ok(first, pulled.text);
+    const retried = await server.api('POST', server.acct(`/queues/${q}/messages/ack`), { retries: [{ lease_id: first.lease_id }] });
+    assert.equal(retried.json.result.retryCount, 1, retried.text);
+  }
+  const peeked = await server.api('POST', server.acct(`/queues/${q}/messages/peek`), {});
+  const b = peeked.json.result.messages.find((m) => m.body === 'b');
+  await server.api('POST', server.acct(`/queues/${q}/messages/purge`), { refs: [{ ref: b.ref }] });
+  const s = parse((await scrape(server.token)).text);
+  assert.equal(s.wharf_queue_messages_sent_total.counted, 2);
+  assert.equal(s.wharf_queue_messages_delivered_total.counted, 3); // a, b; then a
+  assert.equal(s.wharf_queue_messages_retried_total.counted, 1);
+  assert.equal(s.wharf_queue_messages_dead_lettered_total.counted, 1);
+  assert.equal(s.wharf_queue_messages_deleted_total.counted, 1);
+  assert.equal(s.wharf_queue_messages_acked_total.counted, 0);
+  assert.equal(s.wharf_queue_backlog_messages.counted, 0);
+  assert.equal(s.wharf_queue_backlog_messages['counted-dlq'], 1);
 });
 
 test("an account's token sees only that account's queues, not the store", async () => {

@@ -115,6 +115,10 @@ void api_admin_tokens_create(api_call_t *call) {
   if (!params_string(call, call->body, "name", &name) ||
       !params_string(call, call->body, "account_id", &account_id) || !read_permissions(call, &permissions))
     return;
+  if (name && strlen(name) > 100) { /* stored whole: never cut mid-character */
+    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "name must be at most 100 characters");
+    return;
+  }
   control_account_t account;
   if (account_id && *account_id &&
       control_account_get(call->api->control, account_id, &account) != CONTROL_OK) {

@@ -15,6 +15,7 @@
 #include "api/api.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/json_text.h"
 #include "util/log.h"
 
 static void call_free(api_call_t *call) {
@@ -22,8 +23,21 @@ static void call_free(api_call_t *call) {
   free(call);
 }
 
+/* What a reply that cannot be encoded becomes (it cannot happen with the
+ * messages api_reply_error repairs; a server must not crash if it does). */
+static const char unencodable_reply[] =
+    "{\"success\":false,\"errors\":[{\"code\":11099,\"message\":\"Internal error: the "
+    "reply could not be encoded\"}],\"messages\":[],\"result\":null}";
+
 static void reply_json(http_exchange_t *exchange, int status, json_t *envelope) {
-  char *text = json_dumps(envelope, JSON_COMPACT);
+  char *text = envelope ? json_dumps(envelope, JSON_COMPACT) : NULL;
+  if (!text) {
+    log_error("api: a %d reply could not be encoded", status);
+    http_exchange_respond(exchange, 500, "application/json", unencodable_reply,
+                          sizeof unencodable_reply - 1);
+    json_decref(envelope);
+    return;
+  }
   if (status >= 400 && status < 500) http_exchange_add_header(exchange, "x-should-retry", "false");
   http_exchange_respond(exchange, status, "application/json", text, strlen(text));
   free(text);
@@ -69,6 +83,7 @@ void api_reply_error(api_call_t *call, int status, int code, const char *fmt, ..
   va_start(ap, fmt);
   vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
+  json_text_repair_utf8(message); /* it may quote the client, or be cut mid-character */
   reply_json(call->exchange, status, error_envelope(code, message));
   call_free(call);
 }

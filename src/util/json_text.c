@@ -66,3 +66,33 @@ void json_text_append_uint(buf_t *out, uint64_t value) {
   char digits[24];
   buf_append(out, digits, (size_t)snprintf(digits, sizeof digits, "%" PRIu64, value));
 }
+
+/* The length of the valid UTF-8 sequence at s (n bytes there), or 0:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t json_text_utf8_length(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  if (c < 0x80) return 1;
+  size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  if (!len) return 0;
+  /* The second byte's range rules out overlong forms, surrogates and
+   * code points above U+10FFFF. */
+  unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+  unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+  if (n < len || s[1] < lo || s[1] > hi) return 0;
+  for (size_t i = 2; i < len; i++)
+    if (s[i] < 0x80 || s[i] > 0xBF) return 0;
+  return len;
+}
+
+void json_text_repair_utf8(char *text) {
+  unsigned char *p = (unsigned char *)text;
+  size_t n = strlen(text);
+  for (size_t i = 0; i < n;) {
+    size_t len = json_text_utf8_length(p + i, n - i);
+    if (!len) {
+      p[i] = '?';
+      len = 1;
+    }
+    i += len;
+  }
+}

@@ -23,4 +23,10 @@ void json_text_append_string(buf_t *out, const char *s, size_t len);
 void json_text_append_int(buf_t *out, int64_t value);
 void json_text_append_uint(buf_t *out, uint64_t value);
 
+/* Replaces, in place, every byte of the C string text that is not part of a
+ * valid UTF-8 sequence with '?', so that it can become a JSON string. For
+ * messages that quote what a client sent (a path, a name), or that a length
+ * limit cut in the middle of a character. */
+void json_text_repair_utf8(char *text);
+
 #endif

@@ -369,6 +369,7 @@ describe('fields, per endpoint', () => {
     ['POST', '/user/tokens', { name: 't', account_id: A, permissions: ['queues_fly'] }, 400, 11001],
     ['POST', '/user/tokens', { name: 't', account_id: A, permissions: 'queues_read' }, 400, 11001],
     ['POST', '/user/tokens', { name: 't', account_id: hex32(), permissions: ['queues_read'] }, 404, 11017],
+    ['POST', '/user/tokens', { name: `ab${'é'.repeat(100)}`, account_id: A, permissions: ['queues_read'] }, 400, 11001],
     ['DELETE', `/user/tokens/${hex32()}`, undefined, 404, 11017],
   ]));
 
@@ -437,6 +438,27 @@ describe('lease ids', () => {
     const late = await server.api('POST', server.acct(`/queues/${Q}/messages/ack`), { acks: [{ lease_id: stale.lease_id }] });
     assertEnvelope(assert, late, { success: true, status: 200 });
     assert.equal(late.json.result.ackCount + (late.json.result.warnings?.length ? 1 : 0), 1, late.text);
+  });
+});
+
+describe('text that is not UTF-8 in error messages', () => {
+  /* Error messages quote what the client sent (a path, a name) and are cut
+   * at a length: bytes that are not UTF-8, or a character cut in two, once
+   * crashed the server on any route, with no token needed. */
+  test('paths and names: the envelope with "?" in their place, and the server stays up', async () => {
+    const root = (method, path, token = null) => server.api(method, path, undefined, { token, root: true });
+    let err = assertError(assert, await root('GET', '/%C3'), 404, 7003);
+    assert.match(err.message, /Could not route to \/\?/);
+    assertError(assert, await root('PATCH', '/client/v4/accounts/%FF/queues'), 405);
+    assertError(assert, await root('GET', `/ab${'é'.repeat(300)}`), 404, 7003); // cut mid-character
+    err = assertError(assert, await root('GET', `/client/v4/accounts/${A}/queues/${Q}/consumers/%C3%A9%FF`, server.token), 404);
+    assert.doesNotMatch(err.message, /\uFFFD/);
+    const before = await snapshot();
+    await expectRejected('POST', `/accounts/${A}/queues`, JSON.stringify({ queue_name: `a${'é'.repeat(50)}` }), 400, 11001);
+    await expectRejected('POST', `/accounts/${A}/queues/${Q2}/consumers`, JSON.stringify({ type: `${'a'.repeat(39)}é` }), 400, 11001);
+    await expectRejected('POST', `/accounts/${A}/queues/${Q}/messages`, JSON.stringify({ body: 'x', content_type: `${'a'.repeat(39)}é` }), 400);
+    assert.deepEqual(await snapshot(), before);
+    assert.equal((await root('GET', '/healthz')).status, 200);
   });
 });
 

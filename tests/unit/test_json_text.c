@@ -1,12 +1,14 @@
 /*
  * test_json_text.c — json_text_append_string writes exactly what jansson's
  * json_dumps does, whatever the length and wherever the bytes to escape sit
- * (the fast path skips 8 plain bytes at a time).
+ * (the fast path skips 8 plain bytes at a time); json_text_repair_utf8
+ * leaves exactly valid UTF-8 (jansson's judgement).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +44,54 @@ static void test_matches_jansson(void **state) {
   }
 }
 
+static void assert_repaired(const char *in, const char *expected) {
+  char text[64];
+  snprintf(text, sizeof text, "%s", in);
+  json_text_repair_utf8(text);
+  assert_string_equal(text, expected);
+}
+
+static void test_repair_utf8_cases(void **state) {
+  (void)state;
+  assert_repaired("plain /path", "plain /path");
+  assert_repaired("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  assert_repaired("cut \xc3", "cut ?");                  /* a character cut by a limit */
+  assert_repaired("\xff/\xfe", "?/?");                   /* never UTF-8 */
+  assert_repaired("\xc0\xaf", "??");                     /* overlong '/' */
+  assert_repaired("\xe0\x80\xaf", "???");               /* overlong, 3 bytes */
+  assert_repaired("\xed\xa0\x80", "???");               /* a surrogate */
+  assert_repaired("\xf4\x90\x80\x80", "????");         /* above U+10FFFF */
+  assert_repaired("\x80" "a\xbf", "?a?");                   /* stray continuation bytes */
+  assert_repaired("\xe2\x82" "a", "??a");                   /* sequence broken off */
+}
+
+/* Random bytes: jansson accepts every repaired string, and valid strings
+ * come out as they went in. */
+static void test_repair_utf8_random(void **state) {
+  (void)state;
+  srand(11);
+  for (int round = 0; round < 20000; round++) {
+    char text[40];
+    size_t len = (size_t)(rand() % 39);
+    for (size_t i = 0; i < len; i++) text[i] = (char)(rand() % 4 ? 'a' + rand() % 26 : 1 + rand() % 255);
+    text[len] = '\0';
+    json_t *before = json_string(text);
+    char copy[40];
+    memcpy(copy, text, len + 1);
+    json_text_repair_utf8(text);
+    json_t *after = json_string(text);
+    assert_non_null(after);
+    if (before) assert_string_equal(text, copy);
+    json_decref(before);
+    json_decref(after);
+  }
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_matches_jansson)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_matches_jansson),
+      cmocka_unit_test(test_repair_utf8_cases),
+      cmocka_unit_test(test_repair_utf8_random),
+  };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

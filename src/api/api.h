@@ -136,6 +136,10 @@ void api_consumers_replace(api_call_t *call);
 void api_consumers_delete(api_call_t *call);
 
 /* Wharf's worker registry (workers.c, docs/workers.md). */
+/* Script names of workers and worker consumers: 1–63 letters, digits, '-'
+ * or '_' (Cloudflare's Worker names are a subset), so they are safe in
+ * paths and logs and stored whole. */
+bool api_script_name_valid(const char *name);
 void api_workers_register(api_call_t *call);
 void api_workers_list(api_call_t *call);
 void api_workers_remove(api_call_t *call);

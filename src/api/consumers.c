@@ -63,6 +63,11 @@ static bool read_consumer(api_call_t *call, control_consumer_t *consumer) {
       api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "A worker consumer needs script_name");
       return false;
     }
+    if (!api_script_name_valid(script)) {
+      api_reply_error(call, 400, API_ERR_INVALID_REQUEST,
+                      "Invalid script_name: 1-63 letters, digits, '-' or '_'");
+      return false;
+    }
     consumer->type = CONSUMER_WORKER;
     snprintf(consumer->script_name, sizeof consumer->script_name, "%s", script);
   } else if (strcmp(type, "http_pull") == 0) {

@@ -28,9 +28,7 @@ static json_t *worker_to_json(const control_worker_t *worker, bool with_secret) 
   return object;
 }
 
-/* Script names: 1–63 letters, digits, '-' or '_' (Cloudflare's Worker names
- * are a subset), so they are safe in paths and logs. */
-static bool script_name_valid(const char *name) {
+bool api_script_name_valid(const char *name) {
   size_t len = strlen(name);
   if (len == 0 || len > 63) return false;
   for (size_t i = 0; i < len; i++) {
@@ -55,7 +53,7 @@ void api_workers_register(api_call_t *call) {
       !params_uint(call, call->body, "timeout_ms", WORKER_TIMEOUT_MIN_MS, WORKER_TIMEOUT_MAX_MS,
                    &worker.timeout_ms))
     return;
-  if (!script || !script_name_valid(script)) {
+  if (!script || !api_script_name_valid(script)) {
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST,
                     "Invalid script_name: 1-63 letters, digits, '-' or '_'");
     return;

@@ -456,6 +456,7 @@ describe('text that is not UTF-8 in error messages', () => {
     const before = await snapshot();
     await expectRejected('POST', `/accounts/${A}/queues`, JSON.stringify({ queue_name: `a${'é'.repeat(50)}` }), 400, 11001);
     await expectRejected('POST', `/accounts/${A}/queues/${Q2}/consumers`, JSON.stringify({ type: `${'a'.repeat(39)}é` }), 400, 11001);
+    await expectRejected('POST', `/accounts/${A}/queues/${Q2}/consumers`, JSON.stringify({ type: 'worker', script_name: `w${'é'.repeat(80)}` }), 400, 11001);
     await expectRejected('POST', `/accounts/${A}/queues/${Q}/messages`, JSON.stringify({ body: 'x', content_type: `${'a'.repeat(39)}é` }), 400);
     assert.deepEqual(await snapshot(), before);
     assert.equal((await root('GET', '/healthz')).status, 200);

@@ -169,6 +169,13 @@ static void queues_update(api_call_t *call, bool replace) {
   const char *name = NULL;
   if (!params_string(call, call->body, "queue_name", &name)) return;
   if (name && !params_queue_name(call, name)) return;
+  control_consumer_t consumer;
+  if (name && control_consumer_of_queue(call->api->control, queue.id, &consumer) == CONTROL_OK &&
+      strcmp(consumer.dead_letter_queue, name) == 0) { /* failed messages would loop */
+    api_reply_error(call, 400, API_ERR_INVALID_REQUEST,
+                    "A queue cannot be its own dead letter queue");
+    return;
+  }
   if (!read_settings(call, call->body, &queue)) return;
   if (name) snprintf(queue.name, sizeof queue.name, "%s", name);
   int rc = control_queue_update(call->api->control, &queue);
@@ -206,6 +213,7 @@ void api_queues_delete(api_call_t *call) {
     return;
   }
   log_info("queue deleted: %s (%s)", call->queue.name, call->queue.id);
+  json_object_del(call->api->purges, call->queue.id);
   if (call->api->push) push_queue_changed(call->api->push, call->queue.id);
   engine_queue_delete(queue, delete_done, call);
 }

@@ -357,6 +357,14 @@ describe('fields, per endpoint', () => {
     ['DELETE', `${q()}/consumers/${hex32()}`, undefined, 404, 11005],
   ]));
 
+  test("renaming a queue to its consumer's dead-letter queue: 400, nothing changes", async () => {
+    const loopy = (await server.api('POST', server.acct('/queues'), { queue_name: 'loopy' })).json.result.queue_id;
+    const c = await server.api('POST', server.acct(`/queues/${loopy}/consumers`), { type: 'http_pull', dead_letter_queue: 'loopy-dlq' });
+    assert.equal(c.status, 200, c.text);
+    await expectRejected('PATCH', server.acct(`/queues/${loopy}`), { queue_name: 'loopy-dlq' }, 400, 11001);
+    await expectRejected('PUT', server.acct(`/queues/${loopy}`), { queue_name: 'loopy-dlq' }, 400, 11001);
+  });
+
   test('workers, accounts, tokens', bad(() => [
     ['POST', `/accounts/${A}/workers/queue-handlers`, {}, 400, 11001],
     ['POST', `/accounts/${A}/workers/queue-handlers`, { script_name: 'w3' }, 400, 11001],

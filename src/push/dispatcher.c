@@ -8,8 +8,12 @@
  * max_wait_time_ms since it was sent (a message that already waited, e.g.
  * one retried or sitting in the queue before the consumer was attached,
  * goes at once); an empty batch is never sent. The lease's visibility
- * timeout covers the wait plus the worker's time limit plus a margin, so a
- * message is not handed out twice while its invocation may still succeed.
+ * timeout covers the wait plus the worker's time limit plus a margin, and is
+ * renewed (worker's limit plus margin) when the batch is sent, so a message
+ * is not handed out twice while its invocation may still succeed; a message
+ * whose lease ran out while the batch waited (for a free concurrency slot)
+ * is left out. A batch that cannot be sent now (paused, no worker) gives its
+ * messages back rather than let their leases expire into failed deliveries.
  *
  * Readiness comes from the engine's ready hook (a send or retry became
  * durable, a delay or lease ran out, delivery resumed), so an idle queue
@@ -24,9 +28,9 @@
  *
  * Lifetimes. A push_queue_t is referenced by its own timer and by its
  * batches in flight; when its consumer goes away it is unlinked and freed
- * with its last reference. Messages in a forming batch when that happens,
- * or at shutdown, are simply dropped: their leases expire and they are
- * delivered again, as after a crash.
+ * with its last reference. Messages in a forming batch when the consumer
+ * goes are given back; at shutdown they are dropped and delivered again
+ * after the restart, as after a crash.
  *
  * Workers are read from the control plane at most once a second per queue
  * (PUSH_WORKER_TTL_MS), so registering, changing or removing a worker takes
@@ -113,6 +117,16 @@ static void queue_forming_drop(push_queue_t *queue) {
   queue->forming_count = 0;
 }
 
+/* Gives the forming batch's messages back to the queue, unsent and not
+ * counted as failed deliveries: a batch that cannot go now must not hold
+ * leases that would expire into failures (pause, no worker, removal). */
+static void queue_forming_return(push_queue_t *queue) {
+  engine_queue_t *engine_queue = engine_queue_find(queue->dispatcher->engine, queue->id);
+  for (uint32_t i = 0; engine_queue && i < queue->forming_count; i++)
+    engine_lease_return(engine_queue, &queue->forming[i]);
+  queue_forming_drop(queue);
+}
+
 static void queue_release(push_queue_t *queue) {
   if (--queue->references) return;
   push_dispatcher_t *dispatcher = queue->dispatcher;
@@ -135,7 +149,7 @@ static void queue_remove(push_queue_t *queue) {
   queue->removed = true;
   engine_queue_t *engine_queue = engine_queue_find(dispatcher->engine, queue->id);
   if (engine_queue) engine_queue_set_ready_hook(engine_queue, NULL, NULL);
-  queue_forming_drop(queue);
+  queue_forming_return(queue);
   uv_close((uv_handle_t *)&queue->timer, queue_on_timer_closed);
 }
 
@@ -238,7 +252,25 @@ static void batch_on_reply(void *data, int status, const char *reply, size_t rep
 
 /* ---- sending ---- */
 
-static void queue_send_forming(push_queue_t *queue, const control_worker_t *worker) {
+/* Renews the forming batch's leases for the request about to be made, and
+ * drops the messages whose lease ran out while the batch waited (a
+ * concurrency limit, a slow worker): they are someone else's now. */
+static void queue_renew_forming(push_queue_t *queue, engine_queue_t *engine_queue,
+                                const control_worker_t *worker) {
+  uint32_t visibility = worker->timeout_ms + PUSH_LEASE_MARGIN_MS, kept = 0;
+  for (uint32_t i = 0; i < queue->forming_count; i++) {
+    if (engine_lease_renew(engine_queue, &queue->forming[i], visibility))
+      queue->forming[kept++] = queue->forming[i];
+    else
+      engine_deliveries_free(&queue->forming[i], 1);
+  }
+  queue->forming_count = kept;
+}
+
+static void queue_send_forming(push_queue_t *queue, engine_queue_t *engine_queue,
+                               const control_worker_t *worker) {
+  queue_renew_forming(queue, engine_queue, worker);
+  if (!queue->forming_count) return;
   push_batch_t *batch = xmalloc(sizeof *batch);
   batch->queue = queue;
   batch->failed = false;
@@ -289,6 +321,7 @@ static void queue_pump_once(push_queue_t *queue) {
   const control_worker_t *worker = queue_worker(queue, now);
   engine_queue_t *engine_queue = engine_queue_find(dispatcher->engine, queue->id);
   if (!worker || !engine_queue) {
+    queue_forming_return(queue);
     uv_timer_start(&queue->timer, queue_on_timer, PUSH_WORKER_TTL_MS, 0);
     return;
   }
@@ -301,7 +334,7 @@ static void queue_pump_once(push_queue_t *queue) {
     bool full = queue->forming_count >= batch_size;
     bool due = now >= queue->forming_oldest_ms + queue->consumer.max_wait_time_ms;
     if (!full && !due) break;
-    queue_send_forming(queue, worker);
+    queue_send_forming(queue, engine_queue, worker);
   }
   uint64_t deadline = queue->forming_oldest_ms + queue->consumer.max_wait_time_ms;
   if (queue->forming_count && deadline > now)
@@ -358,10 +391,12 @@ static void queue_refresh(push_dispatcher_t *dispatcher, const control_queue_t *
   memcpy(queue->name, row->name, sizeof queue->name);
   queue->consumer = consumer;
   queue->paused = row->delivery_paused;
-  if (queue->paused)
-    uv_timer_stop(&queue->timer); /* a forming batch waits for resume */
-  else
+  if (queue->paused) {
+    uv_timer_stop(&queue->timer);
+    queue_forming_return(queue);
+  } else {
     queue_pump(queue);
+  }
 }
 
 void push_queue_changed(push_dispatcher_t *dispatcher, const char *queue_id) {

@@ -253,6 +253,8 @@ static bool delivery_fill(engine_queue_t *queue, uint64_t seq, uint32_t attempts
   out->body = (buf_t)BUF_INIT;
   buf_append(&out->body, record.body, record.body_len);
   lease_encode(queue->engine->lease_key, handle, out->handle);
+  out->seq = seq;
+  out->lease_generation = handle->generation;
   return true;
 }
 
@@ -277,6 +279,31 @@ int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_
   queue->counters.delivered += (uint64_t)count;
   if (count) retention_schedule(queue->engine, expiry);
   return count;
+}
+
+/* The entry of a pulled message whose lease is still delivery's, or NULL. */
+static index_entry_t *delivery_still_leased(engine_queue_t *queue,
+                                            const engine_delivery_t *delivery) {
+  index_entry_t *entry = queue_index_get(&queue->index, delivery->seq);
+  uint32_t generation;
+  if (!entry || entry->state != INDEX_LEASED || entry->timestamp_ms != delivery->timestamp_ms ||
+      !queue_index_lease(&queue->index, delivery->seq, &generation, NULL) ||
+      generation != delivery->lease_generation)
+    return NULL;
+  return entry;
+}
+
+bool engine_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery,
+                        uint32_t visibility_timeout_ms) {
+  if (!delivery_still_leased(queue, delivery)) return false;
+  uint64_t expiry = clock_now_ms() + visibility_timeout_ms;
+  queue_index_extend_lease(&queue->index, delivery->seq, expiry);
+  retention_schedule(queue->engine, expiry);
+  return true;
+}
+
+void engine_lease_return(engine_queue_t *queue, const engine_delivery_t *delivery) {
+  if (delivery_still_leased(queue, delivery)) queue_index_set_ready(&queue->index, delivery->seq);
 }
 
 int engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {

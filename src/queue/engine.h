@@ -135,12 +135,24 @@ typedef struct {
   uint8_t content_type;
   buf_t body;             /* raw bytes */
   char handle[96];        /* lease id (pull) or ref (peek) */
+  uint64_t seq;           /* pull: the lease, for engine_lease_renew/return */
+  uint32_t lease_generation;
 } engine_delivery_t;
 
 /* Leases up to batch_size ready messages. Returns their count or
  * ENGINE_ERR_PAUSED. The caller frees with engine_deliveries_free. */
 int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
                 engine_delivery_t *out);
+/* For a push consumer holding pulled messages until it sends them: true if
+ * the delivery's lease is still the message's, and it now ends
+ * visibility_timeout_ms from now; false if it expired meanwhile (the message
+ * was counted as a failed delivery and may be leased again). */
+bool engine_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery,
+                        uint32_t visibility_timeout_ms);
+/* Gives back a pulled message that will not be sent (pause, no worker, the
+ * consumer removed): ready again at once, not counted as a failed delivery.
+ * Nothing happens if its lease is no longer the message's. */
+void engine_lease_return(engine_queue_t *queue, const engine_delivery_t *delivery);
 /* Lists up to batch_size stored messages without changing anything; handle is a ref. */
 int engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
 void engine_deliveries_free(engine_delivery_t *deliveries, size_t count);

@@ -175,6 +175,12 @@ uint32_t queue_index_set_leased(queue_index_t *index, uint64_t seq, uint64_t exp
   return generation;
 }
 
+void queue_index_extend_lease(queue_index_t *index, uint64_t seq, uint64_t expiry_ms) {
+  uint32_t generation;
+  if (seq_heap_get(&index->leases, seq, NULL, &generation))
+    seq_heap_set(&index->leases, seq, expiry_ms, generation);
+}
+
 void queue_index_set_pending(queue_index_t *index, uint64_t seq, uint8_t state) {
   index_entry_t *entry = queue_index_get(index, seq);
   index_leave(index, seq, entry);

@@ -104,6 +104,8 @@ void queue_index_set_ready(queue_index_t *index, uint64_t seq);
 void queue_index_set_delayed(queue_index_t *index, uint64_t seq, uint64_t not_before_ms,
                              uint64_t now_ms);
 uint32_t queue_index_set_leased(queue_index_t *index, uint64_t seq, uint64_t expiry_ms);
+/* A LEASED message's lease now ends at expiry_ms; its generation stays. */
+void queue_index_extend_lease(queue_index_t *index, uint64_t seq, uint64_t expiry_ms);
 void queue_index_set_pending(queue_index_t *index, uint64_t seq, uint8_t state);
 /* Marks the entry DEAD; the caller releases its PUT record. */
 void queue_index_kill(queue_index_t *index, uint64_t seq);

@@ -326,6 +326,23 @@ describe('pause and restart', () => {
     await waitBacklog(queueId, 0);
   });
 
+  test('pausing gives a forming batch back: no lease runs out into a failed delivery', async () => {
+    const { worker, queueId } = await pushQueue('push-pause-forming', undefined, { consumer: { batch_size: 10, max_wait_time_ms: 2000 } });
+    await sendBatch(queueId, ['f0']);
+    const attempts = async () => {
+      const res = await server.api('POST', server.acct(`/queues/${queueId}/messages/peek`), {});
+      return res.json.result.messages[0].attempts; // failed deliveries, plus one while leased
+    };
+    await sleep(200);
+    assert.equal(await attempts(), 1, 'leased into the forming batch');
+    await server.api('PATCH', server.acct(`/queues/${queueId}`), { settings: { delivery_paused: true } });
+    assert.equal(await attempts(), 0, 'given back on pause, not failed');
+    await server.api('PATCH', server.acct(`/queues/${queueId}`), { settings: { delivery_paused: false } });
+    await worker.waitFor(() => worker.messages().length === 1, 5000, 'delivery after resume');
+    assert.equal(worker.messages()[0].attempts, 1);
+    await waitBacklog(queueId, 0);
+  });
+
   test('a batch in flight at shutdown is delivered again after the restart', async () => {
     let hang = true;
     const { worker, queueId } = await pushQueue('push-restart', () => (hang ? 'hang' : undefined), { consumer: { batch_size: 1, max_wait_time_ms: 50 } });

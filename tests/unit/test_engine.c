@@ -504,6 +504,31 @@ static void test_restart_keeps_state(void **state) {
   engine_deliveries_free(d, 3);
 }
 
+/* A push consumer's leases: renewed when its batch goes, given back when it
+ * cannot go; a lease that ran out can neither. */
+static void test_lease_renew_and_return(void **state) {
+  fixture_t *f = *state;
+  send_one(f, f->a, "held", -1);
+  engine_delivery_t d, again;
+  assert_int_equal(engine_pull(f->a, 1, 200, &d), 1);
+  assert_true(engine_lease_renew(f->a, &d, 60000));
+  run_for(f, 400); /* past the first expiry: the renewal holds */
+  assert_int_equal(engine_pull(f->a, 1, 0, &again), 0);
+  engine_lease_return(f->a, &d);
+  assert_int_equal(engine_pull(f->a, 1, 100, &again), 1);
+  assert_int_equal(again.attempts, 1); /* given back, not failed */
+  assert_false(engine_lease_renew(f->a, &d, 60000)); /* d's lease is gone */
+  run_for(f, 1300); /* again's lease expires: a failed delivery, ready again */
+  assert_false(engine_lease_renew(f->a, &again, 60000));
+  engine_lease_return(f->a, &again); /* nothing: not its lease any more */
+  engine_delivery_t third;
+  assert_int_equal(engine_pull(f->a, 1, 0, &third), 1);
+  assert_int_equal(third.attempts, 2);
+  engine_deliveries_free(&d, 1);
+  engine_deliveries_free(&again, 1);
+  engine_deliveries_free(&third, 1);
+}
+
 static void test_lease_survives_restart_for_ack(void **state) {
   fixture_t *f = *state;
   send_one(f, f->a, "held", -1);
@@ -775,6 +800,7 @@ int main(void) {
       T(test_lease_survives_restart_for_ack),
       T(test_compaction_keeps_live_messages),
       T(test_log_positions_past_one_tib),
+      T(test_lease_renew_and_return),
       T(test_failed_append_changes_nothing),
       T(test_limits_refuse_and_change_nothing),
       T(test_delete_queue),

@@ -159,7 +159,6 @@ static void delivery_add_failure(delivery_op_t *op, uint64_t seq, int64_t delay_
 static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *change,
                            uint64_t position, uint64_t now_ms) {
   index_entry_t *entry = queue_index_get(&queue->index, change->seq);
-  uint64_t old_position;
   switch (change->kind) {
   case CHANGE_RETRY:
     if (!entry) return false;
@@ -172,11 +171,8 @@ static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *chang
   case CHANGE_MOVE:
     queue->counters.dead_lettered++;
     if (!change->dead_letter->deleted) {
-      if (queue_index_insert(&change->dead_letter->index, change->dead_letter_seq, position,
-                             change->body_len, change->timestamp_ms, 0, 0, now_ms,
-                             &old_position) != INDEX_INSERTED)
-        log_error("engine: dead-letter sequence number %llu was already taken (a bug)",
-                  (unsigned long long)change->dead_letter_seq);
+      engine_index_add(change->dead_letter, change->dead_letter_seq, position, change->body_len,
+                       change->timestamp_ms, 0, now_ms);
       engine_notify_ready(change->dead_letter);
     }
     engine_kill(queue, change->seq);

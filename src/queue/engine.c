@@ -124,6 +124,14 @@ void engine_kill(engine_queue_t *queue, uint64_t seq) {
   queue_index_kill(&queue->index, seq);
 }
 
+void engine_index_add(engine_queue_t *queue, uint64_t seq, uint64_t position, uint32_t body_len,
+                      uint64_t timestamp_ms, uint64_t not_before_ms, uint64_t now_ms) {
+  uint64_t old_position;
+  if (queue_index_insert(&queue->index, seq, position, body_len, timestamp_ms, 0, not_before_ms,
+                         now_ms, &old_position) != INDEX_INSERTED)
+    log_error("engine: sequence number %llu was already taken (a bug)", (unsigned long long)seq);
+}
+
 /* Forgets a queue whose deletion is durable. */
 static void engine_queue_forget(engine_queue_t *queue) {
   queue_index_purge(&queue->index, UINT64_MAX, engine_release_entry, queue->engine);

@@ -58,6 +58,10 @@ void engine_queue_unref(engine_queue_t *queue);
 void engine_release(engine_t *engine, uint64_t position, uint32_t body_len);
 /* Kills a live message (no-op if gone) and releases its PUT record. */
 void engine_kill(engine_queue_t *queue, uint64_t seq);
+/* Adds a message just made durable by a send or a dead-letter move. Its seq
+ * is new to the queue: finding it taken would be a bug, and is logged. */
+void engine_index_add(engine_queue_t *queue, uint64_t seq, uint64_t position, uint32_t body_len,
+                      uint64_t timestamp_ms, uint64_t not_before_ms, uint64_t now_ms);
 void engine_notify_ready(engine_queue_t *queue);
 /* Calls fn(queue, context) for every queue in the map. */
 void engine_queue_each(engine_t *engine, void (*fn)(engine_queue_t *queue, void *context),

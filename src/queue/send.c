@@ -13,7 +13,6 @@
 
 #include "util/clock.h"
 #include "util/crypto.h"
-#include "util/log.h"
 
 
 typedef struct {
@@ -36,15 +35,12 @@ static void send_done(void *data, int status, const uint64_t *positions) {
   queue->sending_bytes -= op->bytes;
   if (status == 0 && !queue->deleted) {
     queue->counters.sent += op->count;
-    uint64_t now = clock_now_ms(), old_position;
+    uint64_t now = clock_now_ms();
     bool ready = false;
     for (size_t i = 0; i < op->count; i++) {
       const send_message_t *m = &op->messages[i];
-      if (queue_index_insert(&queue->index, op->first_seq + i, positions[i], m->body_len,
-                             m->timestamp_ms, 0, m->not_before_ms, now, &old_position) !=
-          INDEX_INSERTED)
-        log_error("engine: sequence number %llu was already taken (a bug)",
-                  (unsigned long long)(op->first_seq + i));
+      engine_index_add(queue, op->first_seq + i, positions[i], m->body_len, m->timestamp_ms,
+                       m->not_before_ms, now);
       ready |= m->not_before_ms <= now;
       if (m->not_before_ms > now) retention_schedule(queue->engine, m->not_before_ms);
     }

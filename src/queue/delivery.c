@@ -8,8 +8,9 @@
  * record, and all records of one request go into one append. Until it is
  * durable the messages sit in a pending state (RETRYING, DELETING) so that a
  * second request cannot process them twice; the index takes the change only
- * in the append's callback, and a failed append puts them back as ready
- * (delivered again: at least once).
+ * in the append's callback, and a failed append puts back the state they had
+ * (a lease stays leased until it expires): a request answered with an error
+ * changes nothing.
  *
  * A failed delivery (explicit retry or lease expiry) adds one to the
  * message's failed deliveries; once that exceeds max_retries ("after
@@ -39,6 +40,7 @@ typedef struct {
   uint64_t dead_letter_seq;
   uint32_t body_len;
   uint64_t timestamp_ms;
+  index_saved_t saved; /* the message's state before, restored if the write fails */
 } delivery_change_t;
 
 typedef struct {
@@ -88,8 +90,9 @@ static store_record_t *delivery_add(delivery_op_t *op, uint8_t kind, uint64_t se
 
 /* kind: CHANGE_ACK (a consumer's) or CHANGE_DELETE (any other reason). */
 static void delivery_add_delete(delivery_op_t *op, uint64_t seq, uint8_t kind) {
-  queue_index_set_pending(&op->queue->index, seq, INDEX_DELETING);
   delivery_add(op, kind, seq, RECORD_ACK);
+  queue_index_set_pending(&op->queue->index, seq, INDEX_DELETING,
+                          &op->changes[op->count - 1].saved);
 }
 
 static engine_queue_t *delivery_dead_letter_queue(engine_queue_t *queue) {
@@ -114,7 +117,6 @@ static bool delivery_add_move(delivery_op_t *op, uint64_t seq, engine_queue_t *d
     log_error("engine: cannot read a message to dead-letter it (%d); deleting it", status);
     return false;
   }
-  queue_index_set_pending(&op->queue->index, seq, INDEX_DELETING);
   store_record_t *put = delivery_add(op, CHANGE_MOVE, dead_letter->next_seq, RECORD_PUT);
   memcpy(put->queue, dead_letter->id, 16);
   memcpy(put->message_id, original.message_id, 16);
@@ -127,6 +129,7 @@ static bool delivery_add_move(delivery_op_t *op, uint64_t seq, engine_queue_t *d
   put->origin_seq = seq;
   delivery_change_t *change = &op->changes[op->count - 1];
   change->seq = seq;
+  queue_index_set_pending(&op->queue->index, seq, INDEX_DELETING, &change->saved);
   change->dead_letter = dead_letter;
   change->dead_letter_seq = dead_letter->next_seq++;
   change->body_len = original.body_len;
@@ -147,8 +150,8 @@ static void delivery_add_failure(delivery_op_t *op, uint64_t seq, int64_t delay_
     return;
   }
   if (delay_s < 0) delay_s = queue->config.retry_delay_s;
-  queue_index_set_pending(&queue->index, seq, INDEX_RETRYING);
   store_record_t *record = delivery_add(op, CHANGE_RETRY, seq, RECORD_RETRY);
+  queue_index_set_pending(&queue->index, seq, INDEX_RETRYING, &op->changes[op->count - 1].saved);
   record->attempts = failed > INDEX_MAX_ATTEMPTS ? INDEX_MAX_ATTEMPTS : failed;
   record->not_before_ms = now_ms + (uint64_t)delay_s * 1000;
   op->changes[op->count - 1].attempts = record->attempts;
@@ -198,6 +201,21 @@ static void delivery_op_free(delivery_op_t *op) {
   free(op);
 }
 
+/* The change could not be written: the message gets back the state it had
+ * (a lease stays until it expires), unless another request made it pending
+ * since (an ack of a message whose retry is in flight).
+ * True if it is ready now. */
+static bool delivery_undo(engine_queue_t *queue, const delivery_change_t *change,
+                          uint64_t now_ms) {
+  index_entry_t *entry = queue_index_get(&queue->index, change->seq);
+  uint8_t pending = change->kind == CHANGE_RETRY ? INDEX_RETRYING : INDEX_DELETING;
+  if (!entry || entry->state != pending) return false;
+  queue_index_restore(&queue->index, change->seq, &change->saved, now_ms);
+  if (change->saved.state == INDEX_LEASED || change->saved.state == INDEX_DELAYED)
+    retention_schedule(queue->engine, change->saved.due_ms);
+  return queue_index_get(&queue->index, change->seq)->state == INDEX_READY;
+}
+
 static void delivery_op_done(void *data, int status, const uint64_t *positions) {
   delivery_op_t *op = data;
   engine_queue_t *queue = op->queue;
@@ -208,11 +226,7 @@ static void delivery_op_done(void *data, int status, const uint64_t *positions) 
       ready |= delivery_apply(queue, &op->changes[i], positions[i], now);
       continue;
     }
-    index_entry_t *entry = queue_index_get(&queue->index, op->changes[i].seq);
-    if (entry && (entry->state == INDEX_RETRYING || entry->state == INDEX_DELETING)) {
-      queue_index_set_ready(&queue->index, op->changes[i].seq);
-      ready = true;
-    }
+    ready |= delivery_undo(queue, &op->changes[i], now);
   }
   queue_index_trim(&queue->index);
   if (ready) engine_notify_ready(queue);

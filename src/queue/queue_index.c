@@ -181,10 +181,32 @@ void queue_index_extend_lease(queue_index_t *index, uint64_t seq, uint64_t expir
     seq_heap_set(&index->leases, seq, expiry_ms, generation);
 }
 
-void queue_index_set_pending(queue_index_t *index, uint64_t seq, uint8_t state) {
+void queue_index_set_pending(queue_index_t *index, uint64_t seq, uint8_t state,
+                             index_saved_t *saved) {
   index_entry_t *entry = queue_index_get(index, seq);
+  if (saved) {
+    *saved = (index_saved_t){.state = (uint8_t)entry->state};
+    if (entry->state == INDEX_LEASED)
+      seq_heap_get(&index->leases, seq, &saved->due_ms, &saved->generation);
+    else if (entry->state == INDEX_DELAYED)
+      seq_heap_get(&index->delayed, seq, &saved->due_ms, NULL);
+  }
   index_leave(index, seq, entry);
   entry->state = state;
+}
+
+void queue_index_restore(queue_index_t *index, uint64_t seq, const index_saved_t *saved,
+                         uint64_t now_ms) {
+  index_entry_t *entry = queue_index_get(index, seq);
+  if (saved->state == INDEX_LEASED) {
+    index_leave(index, seq, entry);
+    entry->state = INDEX_LEASED;
+    seq_heap_set(&index->leases, seq, saved->due_ms, saved->generation);
+  } else if (saved->state == INDEX_DELAYED) {
+    queue_index_set_delayed(index, seq, saved->due_ms, now_ms);
+  } else {
+    queue_index_set_ready(index, seq);
+  }
 }
 
 void queue_index_kill(queue_index_t *index, uint64_t seq) {

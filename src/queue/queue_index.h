@@ -106,7 +106,22 @@ void queue_index_set_delayed(queue_index_t *index, uint64_t seq, uint64_t not_be
 uint32_t queue_index_set_leased(queue_index_t *index, uint64_t seq, uint64_t expiry_ms);
 /* A LEASED message's lease now ends at expiry_ms; its generation stays. */
 void queue_index_extend_lease(queue_index_t *index, uint64_t seq, uint64_t expiry_ms);
-void queue_index_set_pending(queue_index_t *index, uint64_t seq, uint8_t state);
+/* What a pending state replaced, so that a write that fails can put it back:
+ * a request answered with an error changes nothing (a lease keeps its
+ * generation and expiry, a delay its not-before time). */
+typedef struct {
+  uint8_t state;
+  uint32_t generation; /* LEASED */
+  uint64_t due_ms;     /* LEASED: expiry; DELAYED: not-before */
+} index_saved_t;
+
+/* RETRYING or DELETING; saved (may be NULL) receives what it replaced. */
+void queue_index_set_pending(queue_index_t *index, uint64_t seq, uint8_t state,
+                             index_saved_t *saved);
+/* Puts back the state set_pending replaced (READY if that was pending
+ * itself: the other request decides). */
+void queue_index_restore(queue_index_t *index, uint64_t seq, const index_saved_t *saved,
+                         uint64_t now_ms);
 /* Marks the entry DEAD; the caller releases its PUT record. */
 void queue_index_kill(queue_index_t *index, uint64_t seq);
 /* Every seq below `below` dies; calls dead(context, entry) for each live one. */

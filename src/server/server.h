@@ -18,6 +18,9 @@ typedef struct {
    * Many Requests" beyond it (Cloudflare's platform limit is 5,000); 0 means
    * unlimited, the default. */
   uint32_t max_queue_rate;
+  /* Size at which the message log rolls to a new segment file; 0 means the
+   * store's default (64 MiB). */
+  uint64_t segment_bytes;
 } server_config_t;
 
 /* Runs until SIGINT/SIGTERM; returns the process exit code. */

@@ -82,6 +82,7 @@ export class WharfServer {
     this.port = null;
     this.child = null;
     this.lines = [];
+    this.extraArgs = []; /* more `wharf serve` flags, e.g. --segment-bytes */
   }
 
   get url() {
@@ -99,7 +100,7 @@ export class WharfServer {
     if (!this.port) this.port = await freePort();
     const child = spawn(
       WHARF_BIN,
-      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`],
+      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, ...this.extraArgs],
       {
         env: { ...process.env, WHARF_ACCOUNT_ID: this.accountId, WHARF_API_TOKEN: this.token },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -175,7 +175,9 @@ bool api_call_parse_body(api_call_t *call) {
     return true;
   }
   json_error_t error;
-  call->body = json_loadb(request->body, request->body_len, JSON_DECODE_ANY, &error);
+  /* A repeated field is ambiguous (which one counts?): refused. */
+  call->body = json_loadb(request->body, request->body_len,
+                          JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
   if (!call->body) {
     api_reply_error(call, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body: %s (at byte %d)",
                     error.text, error.position);

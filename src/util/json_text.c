@@ -96,3 +96,13 @@ void json_text_repair_utf8(char *text) {
     i += len;
   }
 }
+
+bool json_text_utf8_valid(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < len;) {
+    size_t n = json_text_utf8_length(p + i, len - i);
+    if (!n) return false;
+    i += n;
+  }
+  return true;
+}

@@ -119,19 +119,10 @@ static void list_append(void *arg, const control_queue_t *queue) {
   json_array_append_new(context->array, api_queue_to_json(context->api, queue));
 }
 
-static uint32_t query_uint(const char *query, const char *key, uint32_t fallback, uint32_t max) {
-  char text[32];
-  if (!params_query_value(query, key, 0, text, sizeof text)) return fallback;
-  char *end;
-  unsigned long value = strtoul(text, &end, 10);
-  if (*end || value == 0) return fallback;
-  return value > max ? max : (uint32_t)value;
-}
-
 void api_queues_list(api_call_t *call) {
   const char *query = call->request->query;
-  uint32_t page = query_uint(query, "page", 1, UINT32_MAX);
-  uint32_t per_page = query_uint(query, "per_page", 20, 1000);
+  uint32_t page = params_query_uint(query, "page", 1, UINT32_MAX);
+  uint32_t per_page = params_query_uint(query, "per_page", 20, 1000);
   char names[16][64];
   const char *name_list[16];
   size_t name_count = 0;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/subscriptions.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -57,6 +58,11 @@ static const route_t routes[] = {
     {"POST", "/accounts/{a}/workers/queue-handlers", W, SCOPE_ACCOUNT, api_workers_register},
     {"GET", "/accounts/{a}/workers/queue-handlers", R, SCOPE_ACCOUNT, api_workers_list},
     {"DELETE", "/accounts/{a}/workers/queue-handlers/{p}", W, SCOPE_ACCOUNT, api_workers_remove},
+    {"POST", "/accounts/{a}/event_subscriptions/subscriptions", W, SCOPE_ACCOUNT, api_subscriptions_create},
+    {"GET", "/accounts/{a}/event_subscriptions/subscriptions", R, SCOPE_ACCOUNT, api_subscriptions_list},
+    {"GET", "/accounts/{a}/event_subscriptions/subscriptions/{p}", R, SCOPE_ACCOUNT, api_subscriptions_get},
+    {"PATCH", "/accounts/{a}/event_subscriptions/subscriptions/{p}", W, SCOPE_ACCOUNT, api_subscriptions_patch},
+    {"DELETE", "/accounts/{a}/event_subscriptions/subscriptions/{p}", W, SCOPE_ACCOUNT, api_subscriptions_delete},
     {"GET", "/memberships", R, SCOPE_ANY, api_admin_memberships},
     {"POST", "/accounts", W, SCOPE_ADMIN, api_admin_accounts_create},
     {"GET", "/accounts", R, SCOPE_ADMIN, api_admin_accounts_list},

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/events.h"
 #include "api/subscriptions.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -63,6 +64,7 @@ static const route_t routes[] = {
     {"GET", "/accounts/{a}/event_subscriptions/subscriptions/{p}", R, SCOPE_ACCOUNT, api_subscriptions_get},
     {"PATCH", "/accounts/{a}/event_subscriptions/subscriptions/{p}", W, SCOPE_ACCOUNT, api_subscriptions_patch},
     {"DELETE", "/accounts/{a}/event_subscriptions/subscriptions/{p}", W, SCOPE_ACCOUNT, api_subscriptions_delete},
+    {"POST", "/accounts/{a}/event_subscriptions/events", W, SCOPE_ACCOUNT, api_events_publish},
     {"GET", "/memberships", R, SCOPE_ANY, api_admin_memberships},
     {"POST", "/accounts", W, SCOPE_ADMIN, api_admin_accounts_create},
     {"GET", "/accounts", R, SCOPE_ADMIN, api_admin_accounts_list},

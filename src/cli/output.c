@@ -155,6 +155,18 @@ static void output_worker_registered(FILE *out, json_t *worker) {
   fprintf(out, "signing secret: %s\n", output_string(worker, "secret"));
 }
 
+static void output_event_published(FILE *out, json_t *result) {
+  json_t *deliveries = json_object_get(result, "deliveries");
+  size_t count = json_array_size(deliveries);
+  fprintf(out, "Published event %s to %zu subscription%s.\n", output_string(result, "type"), count,
+          count == 1 ? "" : "s");
+  size_t i;
+  json_t *delivery;
+  json_array_foreach(deliveries, i, delivery)
+      fprintf(out, "subscription %s -> queue %s\n", output_string(delivery, "subscription_id"),
+              output_string(delivery, "queue_id"));
+}
+
 static const output_column_t output_queue_columns[] = {
     {"id", "queue_id"},         {"name", "queue_name"},
     {"created_on", "created_on"}, {"modified_on", "modified_on"},
@@ -218,5 +230,6 @@ void cli_output_after(FILE *out, const cli_request_t *req, json_t *queue, json_t
   case CLI_WORKERS_REGISTER: output_worker_registered(out, result); break;
   case CLI_WORKERS_LIST: output_table(out, result, output_worker_columns); break;
   case CLI_WORKERS_REMOVE: fprintf(out, "Removed worker %s.\n", strrchr(req->path, '/') + 1); break;
+  case CLI_EVENTS_PUBLISH: output_event_published(out, result); break;
   }
 }

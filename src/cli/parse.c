@@ -27,6 +27,7 @@ typedef enum {
   OPT_SECONDS_MS, /* seconds (may be fractional), sent as integer milliseconds */
   OPT_STRING,
   OPT_LIST,       /* comma-separated, sent as an array of strings */
+  OPT_JSON,       /* a JSON value, sent as it is */
   OPT_SWITCH,     /* no value; sets the cli_request_t field named by target */
 } opt_type_t;
 
@@ -154,6 +155,18 @@ static const command_spec_t parse_commands[] = {
     {{"workers", "remove"}, CLI_WORKERS_REMOVE, "DELETE", CLI_SCOPE_ACCOUNT,
      "/workers/queue-handlers", {{"script-name", POS_PATH, NULL}}, {{0}}, NULL, NULL,
      "Remove a registered worker"},
+    {{"events", "publish"}, CLI_EVENTS_PUBLISH, "POST", CLI_SCOPE_ACCOUNT,
+     "/event_subscriptions/events", {{0}},
+     {{"type", OPT_STRING, "type", "TYPE"},
+      {"source", OPT_STRING, "source.type", "SOURCE"},
+      {"model-name", OPT_STRING, "source.modelName", "NAME"},
+      {"worker-name", OPT_STRING, "source.workerName", "NAME"},
+      {"workflow-name", OPT_STRING, "source.workflowName", "NAME"},
+      {"job-id", OPT_STRING, "source.jobId", "ID"},
+      {"payload", OPT_JSON, "payload", "JSON"}},
+     "{}", "type",
+     "Publish an event (e.g. cf.r2.bucket.created) to the subscriptions that want\n"
+     "      it, checked against its schema (docs/events.md)"},
 };
 
 #define PARSE_COMMAND_COUNT (sizeof(parse_commands) / sizeof(parse_commands[0]))
@@ -283,6 +296,10 @@ static int parse_apply_option(cli_request_t *req, const opt_spec_t *opt, const c
     break;
   case OPT_LIST:
     json = parse_list(value);
+    break;
+  case OPT_JSON:
+    json = json_loads(value, JSON_DECODE_ANY, NULL);
+    if (!json) return parse_fail(error, size, "--%s needs JSON, not \"%s\"", opt->flag, value);
     break;
   }
   if (opt->target[0] == '?') {

@@ -36,9 +36,17 @@ typedef struct {
 const events_source_t *events_source_find(const char *type);
 /* The schema of event name `event` of source `source`, or NULL. */
 const events_schema_t *events_schema_find(const char *source, const char *event);
+/* The schema of a full event type ("cf.r2.bucket.created"), or NULL. */
+const events_schema_t *events_schema_find_type(const char *type);
+
 /* "access, kv, …" and "bucket.created, bucket.deleted": for error messages
  * that name what is valid. */
 void events_sources_describe(buf_t *out);
 void events_names_describe(const char *source, buf_t *out);
+
+/* Checks event's source and payload against the schema. False with a
+ * one-line reason ("payload.name: must be a string"). */
+bool events_schema_check(const events_schema_t *schema, json_t *event, char *reason,
+                         size_t reason_size);
 
 #endif

@@ -1,6 +1,9 @@
 /*
  * subscriptions.test.mjs — event subscriptions (issue 15 §1): the SDK's
- * queues.subscriptions.* and wrangler's five `queues subscription` commands.
+ * queues.subscriptions.* and wrangler's five `queues subscription` commands;
+ * the publish endpoint and `wharf events publish` (Wharf extensions) for four
+ * Cloudflare sources, checked field by field against seed 004's "Events &
+ * schemas".
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -21,6 +24,20 @@ const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
 async function createQueue(name) {
   return cf.queues.create({ account_id: server.accountId, queue_name: name });
+}
+
+/* Every stored message of a queue, bodies parsed (events are json). */
+async function events(queueId, accountId = server.accountId) {
+  const res = await server.api('POST', `/accounts/${accountId}/queues/${queueId}/messages/peek`, { batch_size: 100 });
+  assert.equal(res.status, 200, res.text);
+  return res.json.result.messages.map((m) => {
+    assert.equal(m.metadata['CF-Content-Type'], 'json');
+    return JSON.parse(Buffer.from(m.body, 'base64').toString('utf8'));
+  });
+}
+
+async function publish(event, token) {
+  return server.api('POST', server.acct('/event_subscriptions/events'), event, { token });
 }
 
 function subscriptionShape(s) {
@@ -184,5 +201,136 @@ describe('wrangler queues subscription', () => {
     assert.equal(r.code, 0, r.output);
     assert.match(r.output, /Successfully deleted event subscription 'ai-events'/);
     assertError(assert, await server.api('GET', server.acct(`/event_subscriptions/subscriptions/${id}`)), 404, 11017);
+  });
+});
+
+describe('publishing events', () => {
+  /* One event per source, as seed 004's examples have them. */
+  const samples = [
+    {
+      source: { type: 'r2' }, sub: { type: 'r2' }, event: 'bucket.created',
+      message: { type: 'cf.r2.bucket.created', source: { type: 'r2' },
+        payload: { name: 'my-bucket', jurisdiction: 'default', location: 'WNAM', storageClass: 'Standard' } },
+    },
+    {
+      sub: { type: 'workersAi.model', model_name: '@cf/baai/bge-base-en-v1.5' }, event: 'batch.failed',
+      message: { type: 'cf.workersAi.model.batch.failed', source: { type: 'workersAi.model', modelName: '@cf/baai/bge-base-en-v1.5' },
+        payload: { requestId: 'req-1', message: 'Model execution failed', internalCode: 5001, httpCode: 500 } },
+    },
+    {
+      sub: { type: 'workflows.workflow', workflow_name: 'my-workflow' }, event: 'instance.completed',
+      message: { type: 'cf.workflows.workflow.instance.completed', source: { type: 'workflows.workflow', workflowName: 'my-workflow' },
+        payload: { versionId: 'v1', instanceId: 'inst-1' } },
+    },
+    {
+      sub: { type: 'superSlurper' }, event: 'job.object.migrated',
+      message: { type: 'cf.superSlurper.job.object.migrated', source: { type: 'superSlurper.job', jobId: 'job-1' },
+        payload: { key: 'migrations/file.txt' } },
+    },
+  ];
+
+  test('each event reaches every enabled matching subscription, in the common schema, durably', async () => {
+    const q = await createQueue('events-in');
+    const subs = [];
+    for (const s of samples) {
+      subs.push(await cf.queues.subscriptions.create({ account_id: server.accountId, name: s.event, source: s.sub,
+        events: [s.event], destination: { type: 'queues.queue', queue_id: q.queue_id } }));
+    }
+    const disabled = await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'off', enabled: false,
+      source: { type: 'r2' }, events: ['bucket.created'], destination: { type: 'queues.queue', queue_id: q.queue_id } });
+    await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'other model',
+      source: { type: 'workersAi.model', model_name: '@cf/other' }, events: ['batch.failed'],
+      destination: { type: 'queues.queue', queue_id: q.queue_id } });
+    /* A second queue wants bucket.created too; another event of r2, and
+     * another account's r2 subscription, must not count. */
+    const q2 = await createQueue('events-in-2');
+    const fan = await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'fan', source: { type: 'r2' },
+      events: ['bucket.deleted', 'bucket.created'], destination: { type: 'queues.queue', queue_id: q2.queue_id } });
+    await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'deletes only', source: { type: 'r2' },
+      events: ['bucket.deleted'], destination: { type: 'queues.queue', queue_id: q2.queue_id } });
+    const otherAccount = await server.createAccount('events-other');
+    const otherCf = server.sdk(await server.createToken('queues_read,queues_write', otherAccount));
+    const otherQ = await otherCf.queues.create({ account_id: otherAccount, queue_name: 'events-theirs' });
+    await otherCf.queues.subscriptions.create({ account_id: otherAccount, name: 'theirs', source: { type: 'r2' },
+      events: ['bucket.created'], destination: { type: 'queues.queue', queue_id: otherQ.queue_id } });
+    const before = Date.now();
+    for (let i = 0; i < samples.length; i++) {
+      const res = await publish(samples[i].message);
+      assert.equal(res.status, 200, res.text);
+      const expected = [{ subscription_id: subs[i].id, queue_id: q.queue_id }];
+      if (i === 0) expected.push({ subscription_id: fan.id, queue_id: q2.queue_id });
+      assert.deepEqual(res.json.result.deliveries, expected);
+    }
+    await server.restart({ crash: true }); /* answered means durable */
+    const [fanned, ...rest] = await events(q2.queue_id);
+    assert.deepEqual(rest, []);
+    assert.equal(fanned.metadata.eventSubscriptionId, fan.id);
+    assert.deepEqual(fanned.payload, samples[0].message.payload);
+    assert.deepEqual(await events(otherQ.queue_id, otherAccount), []);
+    const got = await events(q.queue_id);
+    assert.equal(got.length, samples.length);
+    for (let i = 0; i < samples.length; i++) {
+      const m = got[i];
+      assert.deepEqual(Object.keys(m).sort(), ['metadata', 'payload', 'source', 'type']);
+      assert.equal(m.type, samples[i].message.type);
+      assert.deepEqual(m.source, samples[i].message.source);
+      assert.deepEqual(m.payload, samples[i].message.payload);
+      assert.deepEqual(Object.keys(m.metadata).sort(), ['accountId', 'eventSchemaVersion', 'eventSubscriptionId', 'eventTimestamp']);
+      assert.equal(m.metadata.accountId, server.accountId);
+      assert.equal(m.metadata.eventSubscriptionId, subs[i].id);
+      assert.notEqual(m.metadata.eventSubscriptionId, disabled.id);
+      assert.equal(m.metadata.eventSchemaVersion, 1);
+      assert.match(m.metadata.eventTimestamp, ISO);
+      assert.ok(Date.parse(m.metadata.eventTimestamp) >= before - 1000);
+    }
+  });
+
+  test('events that do not match their schema are refused and delivered nowhere', async () => {
+    const q = await createQueue('events-bad');
+    await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'r2', source: { type: 'r2' },
+      events: ['bucket.deleted'], destination: { type: 'queues.queue', queue_id: q.queue_id } });
+    const ok = { type: 'cf.r2.bucket.deleted', source: { type: 'r2' }, payload: { name: 'b', jurisdiction: 'default' } };
+    const cases = [
+      [{ ...ok, type: 'cf.r2.bucket.exploded' }, /sources are: access, kv, r2/],
+      [{ ...ok, payload: { name: 'b' } }, /payload\.jurisdiction: missing/],
+      [{ ...ok, payload: { name: 7, jurisdiction: 'default' } }, /payload\.name: must be a string/],
+      [{ ...ok, payload: { ...ok.payload, extra: 1 } }, /payload\.extra: not a field/],
+      [{ ...ok, source: { type: 'kv' } }, /source\.type: must be "r2"/],
+      [{ type: 'wharf.queue.created', source: { type: 'wharf' }, payload: { queueId: 'x', queueName: 'y' } }, /Unknown event type/],
+    ];
+    for (const [event, reason] of cases) {
+      const err = assertError(assert, await publish(event), 400, 11001);
+      assert.match(err.message, reason);
+    }
+    const reader = await server.createToken('queues_read');
+    assertError(assert, await publish(ok, reader), 403, 9109);
+    assert.deepEqual(await events(q.queue_id), []);
+    assert.equal((await publish(ok)).status, 200);
+    assert.equal((await events(q.queue_id)).length, 1);
+  });
+
+  test('wharf events publish: the CLI verb, checked like the endpoint', async () => {
+    const q = await createQueue('events-cli');
+    const sub = await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'builds',
+      source: { type: 'workersBuilds.worker', worker_name: 'site' }, events: ['build.canceled'],
+      destination: { type: 'queues.queue', queue_id: q.queue_id } });
+    const payload = { buildUuid: 'b-1', status: 'stopped', buildOutcome: 'canceled', createdAt: '2025-05-01T02:48:57.132Z',
+      initializingAt: '2025-05-01T02:48:58.132Z', runningAt: '2025-05-01T02:48:59.132Z', stoppedAt: '2025-05-01T02:49:57.132Z',
+      buildTriggerMetadata: { buildTriggerSource: 'push_event', branch: 'main', commitHash: 'abc', commitMessage: 'm',
+        author: 'a@example.com', buildCommand: 'npm run build', deployCommand: 'wrangler deploy', rootDirectory: '/',
+        repoName: 'site', providerAccountName: 'me', providerType: 'github' } };
+    let r = await server.wharfCli(['events', 'publish', '--type', 'cf.workersBuilds.worker.build.canceled',
+      '--source', 'workersBuilds.worker', '--worker-name', 'site', '--payload', JSON.stringify(payload)]);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, new RegExp(`Published event cf.workersBuilds.worker.build.canceled to 1 subscription.\\nsubscription ${sub.id} -> queue ${q.queue_id}`));
+    const [m] = await events(q.queue_id);
+    assert.deepEqual({ type: m.type, source: m.source, payload: m.payload },
+      { type: 'cf.workersBuilds.worker.build.canceled', source: { type: 'workersBuilds.worker', workerName: 'site' }, payload });
+    assert.equal(m.metadata.eventSubscriptionId, sub.id);
+    r = await server.wharfCli(['events', 'publish', '--type', 'cf.workersBuilds.worker.build.canceled',
+      '--source', 'workersBuilds.worker', '--worker-name', 'site', '--payload', JSON.stringify({ ...payload, status: 1 })]);
+    assert.notEqual(r.code, 0, r.output);
+    assert.match(r.output, /payload\.status: must be a string \[code: 11001\]/);
+    assert.equal((await events(q.queue_id)).length, 1);
   });
 });

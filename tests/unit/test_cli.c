@@ -438,6 +438,34 @@ static void test_workers_commands(void **state) {
   free(text);
 }
 
+static void test_events_publish(void **state) {
+  (void)state;
+  cli_request_t req;
+  assert_int_equal(PARSE(&req, "events", "publish", "--type", "cf.workersAi.model.batch.queued",
+                         "--source", "workersAi.model", "--model-name", "@cf/m",
+                         "--payload", "{\"requestId\":\"r1\"}"),
+                   CLI_PARSE_OK);
+  assert_int_equal(req.command, CLI_EVENTS_PUBLISH);
+  assert_int_equal(req.scope, CLI_SCOPE_ACCOUNT);
+  assert_string_equal(req.method, "POST");
+  assert_string_equal(req.path, "/event_subscriptions/events");
+  assert_body(&req, "{\"type\":\"cf.workersAi.model.batch.queued\",\"source\":{\"type\":"
+                    "\"workersAi.model\",\"modelName\":\"@cf/m\"},\"payload\":{\"requestId\":\"r1\"}}");
+  char *text = render(&req, NULL,
+                      "{\"type\":\"cf.workersAi.model.batch.queued\",\"deliveries\":"
+                      "[{\"subscription_id\":\"s1\",\"queue_id\":\"q1\"}]}");
+  assert_string_equal(text, "Published event cf.workersAi.model.batch.queued to 1 subscription.\n"
+                            "subscription s1 -> queue q1\n");
+  free(text);
+
+  assert_int_equal(PARSE(&req, "events", "publish", "--type", "cf.kv.namespace.created",
+                         "--payload", "{oops"),
+                   CLI_PARSE_USAGE);
+  assert_string_equal(error, "--payload needs JSON, not \"{oops\"");
+  assert_int_equal(PARSE(&req, "events", "publish", "--payload", "{}"), CLI_PARSE_USAGE);
+  assert_string_equal(error, "--type is required");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_queues_create_flags_become_settings),
@@ -448,6 +476,7 @@ int main(void) {
       cmocka_unit_test(test_http_consumer_add_and_removes),
       cmocka_unit_test(test_admin_commands),
       cmocka_unit_test(test_workers_commands),
+      cmocka_unit_test(test_events_publish),
       cmocka_unit_test(test_usage_errors_and_help),
       cmocka_unit_test(test_request_path_per_scope),
       cmocka_unit_test(test_consumer_find_matches_type_and_script),

@@ -1,6 +1,6 @@
 /*
  * events.c — events into queues: the publish endpoint (a Wharf extension,
- * POST /accounts/{a}/event_subscriptions/events).
+ * POST /accounts/{a}/event_subscriptions/events) and Wharf's own source.
  *
  * Wharf hosts none of the products whose events Cloudflare lists, so a
  * user's own systems (or their tests) publish those events here; each is
@@ -26,6 +26,7 @@
 #include "store/record.h"
 #include "util/clock.h"
 #include "util/crypto.h"
+#include "util/log.h"
 
 #define EVENT_SCHEMA_VERSION 1
 
@@ -41,8 +42,9 @@ typedef struct {
 } events_op_t;
 
 typedef struct {
-  const char *event; /* the subscription-level event name */
-  json_t *matches;   /* [{subscription_id, queue_id}] */
+  const char *event;            /* the subscription-level event name */
+  const char *exclude_queue_id; /* never deliver into this queue, or NULL */
+  json_t *matches;              /* [{subscription_id, queue_id}] */
 } events_match_t;
 
 static bool subscription_wants(const control_subscription_t *subscription, const char *event) {
@@ -58,6 +60,8 @@ static bool subscription_wants(const control_subscription_t *subscription, const
 static void match_collect(void *arg, const control_subscription_t *subscription) {
   events_match_t *match = arg;
   if (!subscription_wants(subscription, match->event)) return;
+  if (match->exclude_queue_id && strcmp(subscription->queue_id, match->exclude_queue_id) == 0)
+    return;
   json_array_append_new(match->matches, json_pack("{s:s, s:s}", "subscription_id", subscription->id,
                                                   "queue_id", subscription->queue_id));
 }
@@ -123,13 +127,14 @@ static void events_send_one(api_t *api, events_op_t *op, const char *account_id,
  * subscription; done runs once all are durable, perhaps before this
  * returns. */
 static void events_deliver(api_t *api, const char *account_id, const events_schema_t *schema,
-                           json_t *event, events_done_fn done, void *data) {
+                           json_t *event, const char *exclude_queue_id, events_done_fn done,
+                           void *data) {
   const events_source_t *source = events_source_find(schema->source);
   const char *resource = source->event_resource_field
                              ? json_string_value(json_object_get(
                                    json_object_get(event, "source"), source->event_resource_field))
                              : "";
-  events_match_t match = {schema->event, json_array()};
+  events_match_t match = {schema->event, exclude_queue_id, json_array()};
   events_op_t *op = xcalloc(1, sizeof *op);
   *op = (events_op_t){.pending = 1, .deliveries = json_array(), .done = done, .data = data};
   if (control_subscription_matching(api->control, account_id, source->type, resource,
@@ -179,7 +184,7 @@ static void publish_done(void *data, int status, json_t *deliveries) {
 void api_events_publish(api_call_t *call) {
   const char *type = json_string_value(json_object_get(call->body, "type"));
   const events_schema_t *schema = type ? events_schema_find_type(type) : NULL;
-  if (!schema) {
+  if (!schema || strcmp(schema->source, EVENTS_WHARF_SOURCE) == 0) {
     reply_unknown_type(call, type);
     return;
   }
@@ -189,5 +194,65 @@ void api_events_publish(api_call_t *call) {
                     schema->type, reason);
     return;
   }
-  events_deliver(call->api, call->account_id, schema, call->body, publish_done, call);
+  events_deliver(call->api, call->account_id, schema, call->body, NULL, publish_done, call);
+}
+
+/* ---- Wharf's own source ---- */
+
+static void wharf_event_done(void *data, int status, json_t *deliveries) {
+  (void)deliveries;
+  if (status != 0) log_warn("event %s: not stored in every subscribed queue (%d)", (char *)data, status);
+  free(data);
+}
+
+/* Sends wharf.<event> with payload (stolen) into the account's subscribed
+ * queues, never into exclude_queue_id. */
+static void wharf_emit(api_t *api, const char *account_id, const char *event, json_t *payload,
+                       const char *exclude_queue_id) {
+  const events_schema_t *schema = events_schema_find(EVENTS_WHARF_SOURCE, event);
+  json_t *body = json_pack("{s:s, s:{s:s}, s:o}", "type", schema->type, "source", "type",
+                           EVENTS_WHARF_SOURCE, "payload", payload);
+  char reason[256];
+  /* The table is the one statement of these payloads (docs/events.md). */
+  if (events_schema_check(schema, body, reason, sizeof reason))
+    events_deliver(api, account_id, schema, body, exclude_queue_id, wharf_event_done,
+                   strdup(schema->type));
+  else
+    log_error("event %s does not match its own schema: %s", schema->type, reason);
+  json_decref(body);
+}
+
+void api_events_queue(api_t *api, const char *event, const control_queue_t *queue) {
+  wharf_emit(api, queue->account_id, event,
+             json_pack("{s:s, s:s}", "queueId", queue->id, "queueName", queue->name), NULL);
+}
+
+void api_events_consumer(api_t *api, const char *event, const control_queue_t *queue,
+                         const control_consumer_t *consumer) {
+  bool worker = consumer->type == CONSUMER_WORKER;
+  wharf_emit(api, queue->account_id, event,
+             json_pack("{s:s, s:s, s:s, s:s, s:o}", "queueId", queue->id, "queueName", queue->name,
+                       "consumerId", consumer->id, "consumerType", worker ? "worker" : "http_pull",
+                       "scriptName", worker ? json_string(consumer->script_name) : json_null()),
+             NULL);
+}
+
+/* Not into the queue whose messages were dead-lettered: a subscription
+ * there whose consumer keeps failing would dead-letter each event in turn,
+ * for ever. */
+void api_events_dead_lettered(void *context, const uint8_t source[16],
+                              const uint8_t dead_letter[16], uint32_t count) {
+  api_t *api = context;
+  char source_id[33], dead_letter_id[33];
+  crypto_hex_encode(source, 16, source_id);
+  crypto_hex_encode(dead_letter, 16, dead_letter_id);
+  control_queue_t queue, dead_letter_queue;
+  if (control_queue_get(api->control, NULL, source_id, &queue) != CONTROL_OK ||
+      control_queue_get(api->control, NULL, dead_letter_id, &dead_letter_queue) != CONTROL_OK)
+    return;
+  wharf_emit(api, queue.account_id, "messages.deadLettered",
+             json_pack("{s:s, s:s, s:s, s:s, s:i}", "queueId", queue.id, "queueName", queue.name,
+                       "deadLetterQueueId", dead_letter_queue.id, "deadLetterQueueName",
+                       dead_letter_queue.name, "messageCount", (int)count),
+             queue.id);
 }

@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "api/consumers.h"
+#include "api/events.h"
 #include "api/params.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -106,6 +107,7 @@ void api_queues_create(api_call_t *call) {
   }
   api_queue_sync_engine(call->api, &created);
   log_info("queue created: %s (%s) in account %s", created.name, created.id, created.account_id);
+  api_events_queue(call->api, "queue.created", &created);
   reply_queue(call, &created);
 }
 
@@ -175,6 +177,7 @@ static void queues_update(api_call_t *call, bool replace) {
     return;
   }
   api_queue_sync_engine(call->api, &queue);
+  api_events_queue(call->api, "queue.updated", &queue);
   reply_queue(call, &queue);
 }
 
@@ -204,6 +207,7 @@ void api_queues_delete(api_call_t *call) {
     return;
   }
   log_info("queue deleted: %s (%s)", call->queue.name, call->queue.id);
+  api_events_queue(call->api, "queue.deleted", &call->queue);
   json_object_del(call->api->purges, call->queue.id);
   if (call->api->push) push_queue_changed(call->api->push, call->queue.id);
   engine_queue_delete(queue, delete_done, call);
@@ -216,6 +220,7 @@ static void purge_done(void *data, int status, const engine_metrics_t *metrics) 
     api_reply_error(call, 500, API_ERR_STORAGE_FAILURE, "Purge failed: storage error");
     return;
   }
+  api_events_queue(call->api, "queue.purged", &call->queue);
   api_reply_ok(call, api_queue_to_json(call->api, &call->queue), NULL);
 }
 

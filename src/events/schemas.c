@@ -21,10 +21,28 @@ static const events_source_t sources[] = {
     {"workersAi.model", "model_name", "modelName"},
     {"workersBuilds.worker", "worker_name", "workerName"},
     {"workflows.workflow", "workflow_name", "workflowName"},
+    {EVENTS_WHARF_SOURCE, NULL, NULL},
 };
+
+#define WHARF_QUEUE_SHAPE "{\"source\":{\"type\":\"string\"},\"payload\":{\"queueId\":\"string\",\"queueName\":\"string\"}}"
+#define WHARF_CONSUMER_SHAPE                                                                     \
+  "{\"source\":{\"type\":\"string\"},\"payload\":{\"queueId\":\"string\",\"queueName\":"        \
+  "\"string\",\"consumerId\":\"string\",\"consumerType\":\"string\",\"scriptName\":\"string|null\"}}"
+#define WHARF_DEAD_LETTER_SHAPE                                                                  \
+  "{\"source\":{\"type\":\"string\"},\"payload\":{\"queueId\":\"string\",\"queueName\":"        \
+  "\"string\",\"deadLetterQueueId\":\"string\",\"deadLetterQueueName\":\"string\","              \
+  "\"messageCount\":\"number\"}}"
 
 static const events_schema_t schemas[] = {
 #include "events/schemas_table.inc"
+    {"wharf", "queue.created", "wharf.queue.created", "wharf", WHARF_QUEUE_SHAPE},
+    {"wharf", "queue.updated", "wharf.queue.updated", "wharf", WHARF_QUEUE_SHAPE},
+    {"wharf", "queue.deleted", "wharf.queue.deleted", "wharf", WHARF_QUEUE_SHAPE},
+    {"wharf", "queue.purged", "wharf.queue.purged", "wharf", WHARF_QUEUE_SHAPE},
+    {"wharf", "consumer.attached", "wharf.consumer.attached", "wharf", WHARF_CONSUMER_SHAPE},
+    {"wharf", "consumer.removed", "wharf.consumer.removed", "wharf", WHARF_CONSUMER_SHAPE},
+    {"wharf", "messages.deadLettered", "wharf.messages.deadLettered", "wharf",
+     WHARF_DEAD_LETTER_SHAPE},
 };
 
 #define SOURCE_COUNT (sizeof sources / sizeof sources[0])

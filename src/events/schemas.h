@@ -6,7 +6,9 @@
  * workersAi.model, workersBuilds.worker, workflows.workflow) come from the
  * seed's examples, transcribed by tools/event_schemas_from_seed.py into
  * schemas_table.inc: every field an example has is required, with the
- * example's JSON type, and no other field is allowed.
+ * example's JSON type, and no other field is allowed. Wharf's own source,
+ * `wharf` (event types `wharf.<event>`, never `cf.…`), is what Wharf itself
+ * does: only Wharf emits it (api/events.c); the publish endpoint refuses it.
  *
  * Pure tables and checks: no state, any thread.
  */
@@ -18,6 +20,8 @@
 #include <stddef.h>
 
 #include "util/buf.h"
+
+#define EVENTS_WHARF_SOURCE "wharf"
 
 typedef struct {
   const char *type;                 /* a subscription's source.type */

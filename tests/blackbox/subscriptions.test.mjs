@@ -1,9 +1,9 @@
 /*
  * subscriptions.test.mjs — event subscriptions (issue 15 §1): the SDK's
  * queues.subscriptions.* and wrangler's five `queues subscription` commands;
- * the publish endpoint and `wharf events publish` (Wharf extensions) for four
+ * the publish endpoint and `wharf events publish` (Wharf extensions) for five
  * Cloudflare sources, checked field by field against seed 004's "Events &
- * schemas".
+ * schemas"; Wharf's own `wharf` source.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -120,7 +120,7 @@ describe('subscriptions through the SDK', () => {
       destination: { type: 'queues.queue', queue_id: q.queue_id }, ...over });
     const path = server.acct('/event_subscriptions/subscriptions');
     let err = assertError(assert, await server.api('POST', path, body({ source: { type: 'images' } })), 400, 11001);
-    for (const s of ['kv', 'r2', 'superSlurper', 'vectorize', 'workersAi.model', 'workersBuilds.worker', 'workflows.workflow'])
+    for (const s of ['kv', 'r2', 'superSlurper', 'vectorize', 'workersAi.model', 'workersBuilds.worker', 'workflows.workflow', 'wharf'])
       assert.ok(err.message.includes(s), err.message);
     err = assertError(assert, await server.api('POST', path, body({ events: ['bucket.renamed'] })), 400, 11001);
     assert.match(err.message, /bucket\.created, bucket\.deleted/);
@@ -332,5 +332,44 @@ describe('publishing events', () => {
     assert.notEqual(r.code, 0, r.output);
     assert.match(r.output, /payload\.status: must be a string \[code: 11001\]/);
     assert.equal((await events(q.queue_id)).length, 1);
+  });
+});
+
+describe("Wharf's own source", () => {
+  test('queue and consumer lifecycle, purge and dead-lettering become wharf.* events', async () => {
+    const sink = await createQueue('wharf-events');
+    const all = ['queue.created', 'queue.updated', 'queue.deleted', 'queue.purged', 'consumer.attached',
+      'consumer.removed', 'messages.deadLettered'];
+    const sub = await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'ops', source: { type: 'wharf' },
+      events: all, destination: { type: 'queues.queue', queue_id: sink.queue_id } });
+    const account_id = server.accountId;
+    const q = await createQueue('wharf-watched');
+    await cf.queues.update(q.queue_id, { account_id, queue_name: 'wharf-watched', settings: { delivery_delay: 0 } });
+    const consumer = await cf.queues.consumers.create(q.queue_id, { account_id, type: 'http_pull',
+      dead_letter_queue: 'wharf-watched-dlq', settings: { max_retries: 0 } });
+    await cf.queues.messages.push(q.queue_id, { account_id, body: 'doomed', content_type: 'text' });
+    const pulled = await cf.queues.messages.pull(q.queue_id, { account_id, batch_size: 1 });
+    await cf.queues.messages.ack(q.queue_id, { account_id, retries: [{ lease_id: pulled.messages[0].lease_id }] });
+    await cf.queues.purge.start(q.queue_id, { account_id, delete_messages_permanently: true });
+    await cf.queues.consumers.delete(consumer.consumer_id, { account_id, queue_id: q.queue_id });
+    await cf.queues.delete(q.queue_id, { account_id });
+    let got = [];
+    for (let i = 0; i < 50 && got.length < 7; i++) got = (await events(sink.queue_id)).filter((e) => e.payload.queueName === 'wharf-watched');
+    assert.deepEqual(got.map((e) => e.type), ['wharf.queue.created', 'wharf.queue.updated', 'wharf.consumer.attached',
+      'wharf.messages.deadLettered', 'wharf.queue.purged', 'wharf.consumer.removed', 'wharf.queue.deleted']);
+    for (const e of got) {
+      assert.deepEqual(e.source, { type: 'wharf' });
+      assert.equal(e.payload.queueId, q.queue_id);
+      assert.equal(e.metadata.eventSubscriptionId, sub.id);
+      assert.equal(e.metadata.accountId, server.accountId);
+    }
+    assert.deepEqual(got[2].payload, { queueId: q.queue_id, queueName: 'wharf-watched', consumerId: consumer.consumer_id,
+      consumerType: 'http_pull', scriptName: null });
+    const dlq = (await cf.queues.list({ account_id })).result.find((x) => x.queue_name === 'wharf-watched-dlq');
+    assert.deepEqual(got[3].payload, { queueId: q.queue_id, queueName: 'wharf-watched', deadLetterQueueId: dlq.queue_id,
+      deadLetterQueueName: 'wharf-watched-dlq', messageCount: 1 });
+    /* The dead-letter queue, created when the consumer first named it. */
+    const dlqCreated = (await events(sink.queue_id)).filter((e) => e.payload.queueName === 'wharf-watched-dlq');
+    assert.deepEqual(dlqCreated.map((e) => [e.type, e.payload]), [['wharf.queue.created', { queueId: dlq.queue_id, queueName: 'wharf-watched-dlq' }]]);
   });
 });

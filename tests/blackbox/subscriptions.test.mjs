@@ -373,3 +373,67 @@ describe("Wharf's own source", () => {
     assert.deepEqual(dlqCreated.map((e) => [e.type, e.payload]), [['wharf.queue.created', { queueId: dlq.queue_id, queueName: 'wharf-watched-dlq' }]]);
   });
 });
+
+describe('wharf queues subscription', () => {
+  test("mirrors wrangler's five commands, and knows the wharf source", async () => {
+    const q = await createQueue('subs-cli');
+    const other = await createQueue('subs-cli-other');
+    let r = await server.wharfCli(['queues', 'subscription', 'create', 'subs-cli', '--source', 'workersAi.model',
+      '--model-name', '@cf/m', '--events', 'batch.queued,batch.failed']);
+    assert.equal(r.code, 0, r.output);
+    const id = r.output.match(/Successfully created event subscription 'subs-cli workersAi.model' with id '([0-9a-f]{32})'/)?.[1];
+    assert.ok(id, r.output);
+    const created = await cf.queues.subscriptions.get(id, { account_id: server.accountId });
+    assert.deepEqual({ source: created.source, events: created.events, enabled: created.enabled, destination: created.destination },
+      { source: { type: 'workersAi.model', model_name: '@cf/m' }, events: ['batch.queued', 'batch.failed'], enabled: true,
+        destination: { type: 'queues.queue', queue_id: q.queue_id } });
+    r = await server.wharfCli(['queues', 'subscription', 'create', 'subs-cli', '--source', 'wharf', '--events', 'queue.purged',
+      '--name', 'ops', '--enabled', 'false']);
+    assert.equal(r.code, 0, r.output);
+    const opsId = r.output.match(/with id '([0-9a-f]{32})'/)[1];
+    await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'elsewhere', source: { type: 'kv' },
+      events: ['namespace.created'], destination: { type: 'queues.queue', queue_id: other.queue_id } });
+
+    r = await server.wharfCli(['queues', 'subscription', 'list', 'subs-cli']);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /Event subscriptions for queue 'subs-cli':/);
+    assert.match(r.output, new RegExp(`${id}\\s+subs-cli workersAi.model\\s+workersAi.model\\s+batch.queued, batch.failed\\s+@cf/m\\s+Yes`));
+    assert.match(r.output, new RegExp(`${opsId}\\s+ops\\s+wharf\\s+queue.purged\\s+-\\s+No`));
+    assert.doesNotMatch(r.output, /elsewhere/);
+    r = await server.wharfCli(['queues', 'subscription', 'list', 'subs-cli', '--per-page', '1', '--page', '2', '--json']);
+    assert.deepEqual(JSON.parse(r.stdout).map((s) => s.id), [opsId]);
+
+    r = await server.wharfCli(['queues', 'subscription', 'get', 'subs-cli', '--id', id]);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, new RegExp(`ID: ${id}\\nName: subs-cli workersAi.model\\nSource: workersAi.model\\nResource: @cf/m\\nQueue ID: ${q.queue_id}\\nEvents: batch.queued,batch.failed\\nEnabled: Yes\\n`));
+    r = await server.wharfCli(['queues', 'subscription', 'get', 'subs-cli', '--id', id, '--json']);
+    assert.deepEqual(JSON.parse(r.stdout), created);
+    r = await server.wharfCli(['queues', 'subscription', 'get', 'subs-cli-other', '--id', id]);
+    assert.notEqual(r.code, 0, r.output);
+    assert.match(r.output, /does not belong to queue 'subs-cli-other'/);
+
+    r = await server.wharfCli(['queues', 'subscription', 'update', 'subs-cli', '--id', opsId, '--enabled', 'true',
+      '--events', 'queue.purged,queue.deleted', '--name', 'ops2']);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, new RegExp(`Successfully updated event subscription 'ops2' with id '${opsId}'`));
+    const ops = await cf.queues.subscriptions.get(opsId, { account_id: server.accountId });
+    assert.deepEqual([ops.name, ops.enabled, ops.events], ['ops2', true, ['queue.purged', 'queue.deleted']]);
+    r = await server.wharfCli(['queues', 'subscription', 'update', 'subs-cli-other', '--id', opsId, '--enabled', 'false']);
+    assert.notEqual(r.code, 0, r.output);
+    assert.equal((await cf.queues.subscriptions.get(opsId, { account_id: server.accountId })).enabled, true);
+    r = await server.wharfCli(['queues', 'subscription', 'update', 'subs-cli', '--id', opsId, '--enabled', 'maybe']);
+    assert.equal(r.code, 2, r.output);
+
+    r = await server.wharfCli(['queues', 'subscription', 'delete', 'subs-cli', '--id', id], {}, { input: 'n\n' });
+    assert.notEqual(r.code, 0, r.output);
+    assert.match(r.output, /Are you sure you want to delete the event subscription 'subs-cli workersAi.model'/);
+    assert.equal((await cf.queues.subscriptions.get(id, { account_id: server.accountId })).id, id);
+    r = await server.wharfCli(['queues', 'subscription', 'delete', 'subs-cli', '--id', id], {}, { input: 'y\n' });
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, new RegExp(`Successfully deleted event subscription 'subs-cli workersAi.model' with id '${id}'`));
+    r = await server.wharfCli(['queues', 'subscription', 'delete', 'subs-cli', '--id', opsId, '--force']);
+    assert.equal(r.code, 0, r.output);
+    r = await server.wharfCli(['queues', 'subscription', 'list', 'subs-cli']);
+    assert.match(r.output, /No event subscriptions found for queue 'subs-cli'\./);
+  });
+});

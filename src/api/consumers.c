@@ -29,9 +29,8 @@ json_t *api_consumer_to_json(const control_consumer_t *consumer, const control_q
                                (int)consumer->retry_delay_s);
   if (worker) {
     json_object_set_new(settings, "max_wait_time_ms", json_integer(consumer->max_wait_time_ms));
-    json_object_set_new(settings, "max_concurrency", consumer->max_concurrency
-                                                         ? json_integer(consumer->max_concurrency)
-                                                         : json_null());
+    if (consumer->max_concurrency) /* absent, not null, when it autoscales (the schema's number) */
+      json_object_set_new(settings, "max_concurrency", json_integer(consumer->max_concurrency));
   } else {
     json_object_set_new(settings, "visibility_timeout_ms",
                         json_integer(consumer->visibility_timeout_ms));
@@ -40,9 +39,8 @@ json_t *api_consumer_to_json(const control_consumer_t *consumer, const control_q
                              "created_on", created, "queue_id", queue->id, "queue_name",
                              queue->name, "type", worker ? "worker" : "http_pull", "settings",
                              settings);
-  json_object_set_new(object, "dead_letter_queue",
-                      consumer->dead_letter_queue[0] ? json_string(consumer->dead_letter_queue)
-                                                     : json_null());
+  /* "" when none: the schema's "empty string if not configured" */
+  json_object_set_new(object, "dead_letter_queue", json_string(consumer->dead_letter_queue));
   if (worker) {
     json_object_set_new(object, "script", json_string(consumer->script_name));
     json_object_set_new(object, "script_name", json_string(consumer->script_name));

@@ -237,11 +237,12 @@ void api_queues_purge_start(api_call_t *call) {
 }
 
 /* A purge is durable before POST …/purge answers, so any purge the caller
- * can ask about is complete. */
+ * can ask about is complete: `completed` is the schema's string, `complete`
+ * the boolean wrangler reads. */
 void api_queues_purge_status(api_call_t *call) {
   json_t *started = json_object_get(call->api->purges, call->queue.id);
-  json_t *result = json_pack("{s:o, s:b, s:b}", "started_at",
-                             started ? iso_time((uint64_t)json_integer_value(started)) : json_null(),
-                             "completed", 1, "complete", 1);
+  json_t *result = json_pack("{s:o*, s:s, s:b}", "started_at", /* absent before any purge */
+                             started ? iso_time((uint64_t)json_integer_value(started)) : NULL,
+                             "completed", "true", "complete", 1);
   api_reply_ok(call, result, NULL);
 }

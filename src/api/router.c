@@ -51,6 +51,8 @@ static const route_t routes[] = {
     {"POST", "/accounts/{a}/queues/{q}/messages/ack", R | W, SCOPE_ACCOUNT, api_messages_ack},
     {"POST", "/accounts/{a}/queues/{q}/messages/peek", R, SCOPE_ACCOUNT, api_messages_peek},
     {"POST", "/accounts/{a}/queues/{q}/messages/purge", W, SCOPE_ACCOUNT, api_messages_purge_refs},
+    {"POST", "/accounts/{a}/queues/{q}/messages/preview", R, SCOPE_ACCOUNT, api_messages_preview},
+    {"POST", "/accounts/{a}/queues/{q}/messages/preview/ack", W, SCOPE_ACCOUNT, api_messages_preview_ack},
     {"POST", "/accounts/{a}/queues/{q}/consumers", W, SCOPE_ACCOUNT, api_consumers_create},
     {"GET", "/accounts/{a}/queues/{q}/consumers", R, SCOPE_ACCOUNT, api_consumers_list},
     {"GET", "/accounts/{a}/queues/{q}/consumers/{p}", R, SCOPE_ACCOUNT, api_consumers_get},

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "control/control.h"
+#include "control/metrics_history.h"
 #include "http/http_server.h"
 #include "push/push.h"
 #include "queue/engine.h"
@@ -38,6 +39,7 @@ typedef struct {
   uint32_t max_queue_rate; /* messages/s per queue, 0 = unlimited */
   bool ready;     /* /healthz answers 200 once startup finished */
   json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
+  metrics_history_t *history; /* per-minute metrics for GraphQL */
 } api_t;
 
 typedef struct {
@@ -128,6 +130,8 @@ void api_queues_metrics(api_call_t *call);
 void api_dashboard_reply(http_exchange_t *exchange);
 /* GET /metrics, in Prometheus' text format (prometheus.c). */
 void api_prometheus_metrics(api_call_t *call);
+/* PUT /wharf/test-clock, the test clock (test_clock.c). */
+void api_test_clock_set(api_call_t *call);
 
 void api_consumers_create(api_call_t *call);
 void api_consumers_list(api_call_t *call);

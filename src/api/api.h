@@ -130,6 +130,8 @@ void api_queues_metrics(api_call_t *call);
 void api_dashboard_reply(http_exchange_t *exchange);
 /* GET /metrics, in Prometheus' text format (prometheus.c). */
 void api_prometheus_metrics(api_call_t *call);
+/* POST /graphql, the GraphQL Analytics API (graphql.c). */
+void api_graphql_query(api_call_t *call);
 /* PUT /wharf/test-clock, the test clock (test_clock.c). */
 void api_test_clock_set(api_call_t *call);
 

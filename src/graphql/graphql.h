@@ -1,7 +1,9 @@
 /*
  * graphql.h — a strict parser for GraphQL executable documents (the October
- * 2021 spec's grammar: operations and fragments; no type-system
- * definitions), for the GraphQL Analytics API (api/graphql.c).
+ * 2021 spec's grammar: operations and fragments, no type-system
+ * definitions; plus the current draft's descriptions on operations,
+ * fragments and variables, which graphql-js 16.15 accepts), for the GraphQL
+ * Analytics API (api/graphql.c).
  *
  * gql_parse either returns a whole document or refuses the input with one
  * error (message, line, column); nothing half-parsed is ever returned. The
@@ -75,6 +77,8 @@ struct gql_type {
 
 typedef struct gql_variable gql_variable_t;
 struct gql_variable {
+  const char *description; /* NULL without one */
+  size_t description_len;
   const char *name;
   gql_type_t *type;
   gql_value_t *default_value; /* NULL without one */
@@ -87,6 +91,8 @@ typedef enum { GQL_DEFINITION_OPERATION, GQL_DEFINITION_FRAGMENT } gql_definitio
 typedef struct gql_definition gql_definition_t;
 struct gql_definition {
   gql_definition_kind_t kind;
+  const char *description;    /* NULL without one */
+  size_t description_len;
   const char *operation;      /* "query", "mutation", "subscription" */
   const char *name;           /* NULL for an anonymous operation */
   const char *type_condition; /* fragment */

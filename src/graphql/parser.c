@@ -216,6 +216,15 @@ static bool parse_selection_set(parser_t *p, gql_selection_t **out) {
   return parser_advance(p);
 }
 
+/* Description: a string before an operation (not a shorthand one), a
+ * fragment or a variable definition. */
+static bool parse_description(parser_t *p, const char **out, size_t *len) {
+  if (p->token.kind != GQL_TOKEN_STRING) return true;
+  *out = p->token.text;
+  *len = p->token.text_len;
+  return parser_advance(p);
+}
+
 /* Name | [ Type ], then an optional "!". */
 static bool parse_type(parser_t *p, gql_type_t **out) {
   gql_type_t *type = *out = node(p, sizeof *type);
@@ -241,7 +250,8 @@ static bool parse_variables(parser_t *p, gql_variable_t **out) {
   do {
     gql_variable_t *variable = *tail = node(p, sizeof *variable);
     bool has_default;
-    if (!expect_punct(p, "$") || !parse_name(p, &variable->name) || !expect_punct(p, ":") ||
+    if (!parse_description(p, &variable->description, &variable->description_len) ||
+        !expect_punct(p, "$") || !parse_name(p, &variable->name) || !expect_punct(p, ":") ||
         !parse_type(p, &variable->type) || !skip_punct(p, "=", &has_default))
       return false;
     if (has_default && !parse_value(p, true, &variable->default_value)) return false;
@@ -278,7 +288,9 @@ static bool parse_fragment(parser_t *p, gql_definition_t *definition) {
 
 static bool parse_definition(parser_t *p, gql_definition_t **out) {
   gql_definition_t *definition = *out = node(p, sizeof *definition);
-  if (peek_punct(p, "{") || peek_keyword(p, "query") || peek_keyword(p, "mutation") ||
+  if (peek_punct(p, "{")) return parse_operation(p, definition);
+  if (!parse_description(p, &definition->description, &definition->description_len)) return false;
+  if (peek_keyword(p, "query") || peek_keyword(p, "mutation") ||
       peek_keyword(p, "subscription"))
     return parse_operation(p, definition);
   if (peek_keyword(p, "fragment")) return parse_fragment(p, definition);

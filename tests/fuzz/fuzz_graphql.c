@@ -17,14 +17,14 @@
 
 static void print_value(buf_t *out, const gql_value_t *value);
 
-static void print_string(buf_t *out, const gql_value_t *value) {
+static void print_string(buf_t *out, const char *text, size_t len) {
   buf_append(out, "\"", 1);
-  for (size_t i = 0; i < value->text_len; i++) {
-    unsigned char c = (unsigned char)value->text[i];
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)text[i];
     if (c < 0x20 || c == '"' || c == '\\') buf_printf(out, "\\u%04X", c);
-    else buf_append(out, &value->text[i], 1);
+    else buf_append(out, &text[i], 1);
   }
-  buf_append(out, "\"", 1);
+  buf_append(out, "\" ", 2);
 }
 
 static void print_values(buf_t *out, const gql_value_t *value, const char *open, const char *close) {
@@ -40,7 +40,7 @@ static void print_values(buf_t *out, const gql_value_t *value, const char *open,
 static void print_value(buf_t *out, const gql_value_t *value) {
   switch (value->kind) {
   case GQL_VALUE_VARIABLE: buf_printf(out, "$%s", value->text); break;
-  case GQL_VALUE_STRING: print_string(out, value); break;
+  case GQL_VALUE_STRING: print_string(out, value->text, value->text_len); break;
   case GQL_VALUE_LIST: print_values(out, value->children, "[", "]"); break;
   case GQL_VALUE_OBJECT: print_values(out, value->children, "{", "}"); break;
   default: buf_append_str(out, value->text); break;
@@ -81,6 +81,7 @@ static void print_type(buf_t *out, const gql_type_t *type) {
 }
 
 static void print_definition(buf_t *out, const gql_definition_t *definition) {
+  if (definition->description) print_string(out, definition->description, definition->description_len);
   if (definition->kind == GQL_DEFINITION_FRAGMENT) {
     buf_printf(out, "fragment %s on %s", definition->name, definition->type_condition);
   } else {
@@ -88,6 +89,7 @@ static void print_definition(buf_t *out, const gql_definition_t *definition) {
   }
   if (definition->variables) buf_append(out, "(", 1);
   for (const gql_variable_t *variable = definition->variables; variable; variable = variable->next) {
+    if (variable->description) print_string(out, variable->description, variable->description_len);
     buf_printf(out, "$%s:", variable->name);
     print_type(out, variable->type);
     if (variable->default_value) buf_append(out, "=", 1), print_value(out, variable->default_value);

@@ -142,11 +142,15 @@ static void consumer_save(api_call_t *call, control_consumer_t *consumer, bool c
                ? dead_letter_queue_ensure(call->api, call->account_id, consumer->dead_letter_queue,
                                           &dead_letter)
                : CONTROL_OK;
-  control_consumer_t saved = *consumer;
+  control_consumer_t saved = *consumer, before;
+  json_t *old_value = !create && control_consumer_get(control, call->queue.id, consumer->id, &before) == CONTROL_OK
+                          ? api_consumer_to_json(&before, &call->queue)
+                          : NULL;
   if (rc == CONTROL_OK)
     rc = create ? control_consumer_create(control, consumer, &saved)
                 : control_consumer_update(control, consumer);
   if (rc != CONTROL_OK) {
+    json_decref(old_value);
     control_transaction_rollback(control);
     if (rc == CONTROL_ERR_EXISTS) reply_consumer_exists(call);
     else api_reply_control_error(call, rc, "consumer");
@@ -155,6 +159,8 @@ static void consumer_save(api_call_t *call, control_consumer_t *consumer, bool c
   control_transaction_commit(control);
   if (consumer->dead_letter_queue[0]) api_queue_sync_engine(call->api, &dead_letter);
   api_queue_sync_engine(call->api, &call->queue);
+  api_audit_record(call, call->account_id, create ? "AttachConsumer" : "UpdateConsumerSettings", "consumer",
+                   saved.id, old_value, api_consumer_to_json(&saved, &call->queue));
   api_reply_ok(call, api_consumer_to_json(&saved, &call->queue), NULL);
 }
 
@@ -214,6 +220,8 @@ void api_consumers_delete(api_call_t *call) {
     return;
   }
   api_queue_sync_engine(call->api, &call->queue);
+  api_audit_record(call, call->account_id, "RemoveConsumer", "consumer", consumer.id,
+                   api_consumer_to_json(&consumer, &call->queue), NULL);
   api_reply_ok(call, NULL, NULL);
 }
 

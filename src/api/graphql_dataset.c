@@ -18,12 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <uv.h>
 
 #include "api/graphql_exec.h"
 #include "util/buf.h"
+#include "util/clock.h"
 
 #define DATASET_MAX_LIMIT 10000
 #define DATASET_DEFAULT_LIMIT 10000
@@ -208,35 +208,6 @@ static bool select_field(graphql_exec_t *exec, const gql_selection_t *field, voi
 
 /* --- filter ---------------------------------------------------------------- */
 
-/* ISO 8601 "YYYY-MM-DD[THH:MM:SS[.fff](Z|±HH:MM)]" to ms since the epoch. */
-static bool parse_time(const char *text, uint64_t *out) {
-  int year, month, day, hour = 0, minute = 0, second = 0, consumed = 0;
-  if (sscanf(text, "%4d-%2d-%2d%n", &year, &month, &day, &consumed) != 3 || consumed != 10) return false;
-  const char *p = text + consumed;
-  long offset_s = 0, millis = 0;
-  if (*p == 'T') {
-    if (sscanf(p, "T%2d:%2d:%2d%n", &hour, &minute, &second, &consumed) != 3 || consumed != 9) return false;
-    p += consumed;
-    if (*p == '.') {
-      long scale = 100;
-      for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10) millis += scale * (*p - '0');
-    }
-    int oh, om;
-    if (*p == 'Z') p++;
-    else if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &oh, &om, &consumed) == 2 && consumed == 5)
-      offset_s = (*p == '+' ? 1 : -1) * (oh * 3600L + om * 60L), p += 6;
-    else return false;
-  }
-  if (*p || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60 || year < 1970)
-    return false;
-  struct tm tm = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day, .tm_hour = hour,
-                  .tm_min = minute, .tm_sec = second};
-  time_t seconds = timegm(&tm) - offset_s;
-  if (seconds < 0) return false;
-  *out = (uint64_t)seconds * 1000 + (uint64_t)(millis < 0 ? 0 : millis);
-  return true;
-}
-
 static const struct {
   const char *suffix, *sql;
 } comparisons[] = {{"_geq", ">="}, {"_leq", "<="}, {"_gt", ">"}, {"_lt", "<"}, {"_neq", "!="},
@@ -250,7 +221,7 @@ static bool filter_bind(graphql_exec_t *exec, query_t *query, const filter_def_t
     return true;
   }
   uint64_t ms;
-  if (!json_is_string(value) || !parse_time(json_string_value(value), &ms))
+  if (!json_is_string(value) || !clock_parse_iso8601(json_string_value(value), &ms))
     return graphql_fail(exec, "filter %s: expected a time (ISO 8601, e.g. 2026-01-01T00:00:00Z)", key);
   json_array_append_new(query->params, json_integer((json_int_t)ms));
   return true;

@@ -59,6 +59,7 @@ static const route_t routes[] = {
     {"DELETE", "/accounts/{a}/workers/queue-handlers/{p}", W, SCOPE_ACCOUNT, api_workers_remove},
     {"GET", "/memberships", R, SCOPE_ANY, api_admin_memberships},
     {"POST", "/graphql", R, SCOPE_ANY, api_graphql_query},
+    {"GET", "/accounts/{a}/audit_logs", R, SCOPE_ACCOUNT, api_audit_logs_list},
     {"PUT", "/wharf/test-clock", W, SCOPE_ADMIN, api_test_clock_set},
     {"POST", "/accounts", W, SCOPE_ADMIN, api_admin_accounts_create},
     {"GET", "/accounts", R, SCOPE_ADMIN, api_admin_accounts_list},

@@ -64,6 +64,7 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   metrics_history_options_t history = {server->loop, server->api.engine, server->api.control,
                                        server_queue_concurrency, &server->api,
                                        config->metrics_retention_days};
+  if (audit_log_open(config->data_dir, &server->api.audit) != 0) return -1;
   return metrics_history_open(config->data_dir, &history, &server->api.history);
 }
 
@@ -76,6 +77,8 @@ static void on_push_stopped(void *arg) {
   server_t *server = arg;
   metrics_history_close(server->api.history);
   server->api.history = NULL;
+  audit_log_close(server->api.audit);
+  server->api.audit = NULL;
   engine_close(server->api.engine);
   control_close(server->api.control);
   server->api.engine = NULL;

@@ -16,5 +16,8 @@ void clock_fix(uint64_t ms);
 bool clock_is_fixed(void);
 /* "2026-11-25T09:31:08.123456Z", the format Cloudflare's API returns. */
 void clock_format_iso8601(uint64_t ms, char out[32]);
+/* "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)" (RFC 3339) to ms since
+ * the epoch; false for anything else or a time before 1970. */
+bool clock_parse_iso8601(const char *text, uint64_t *out);
 
 #endif

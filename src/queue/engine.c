@@ -118,9 +118,9 @@ static void engine_release_entry(void *context, const index_entry_t *entry) {
 }
 
 void engine_kill(engine_queue_t *queue, uint64_t seq) {
-  index_entry_t *entry = queue_index_get(&queue->index, seq);
-  if (!entry) return;
-  engine_release(queue->engine, entry->position, entry->body_len);
+  index_entry_t entry;
+  if (!queue_index_get(&queue->index, seq, &entry)) return;
+  engine_release(queue->engine, entry.position, entry.body_len);
   queue_index_kill(&queue->index, seq);
 }
 
@@ -194,7 +194,7 @@ static void engine_replay_purge(engine_t *engine, const store_record_t *record) 
 static void engine_replay(void *context, const store_record_t *record, uint64_t position) {
   engine_t *engine = context;
   engine_queue_t *queue;
-  index_entry_t *entry;
+  index_entry_t entry;
   switch (record->type) {
   case RECORD_PUT: engine_replay_put(engine, record, position); break;
   case RECORD_ACK:
@@ -202,8 +202,8 @@ static void engine_replay(void *context, const store_record_t *record, uint64_t 
     break;
   case RECORD_RETRY:
     queue = engine_queue_find(engine, record->queue);
-    if (!queue || !(entry = queue_index_get(&queue->index, record->seq))) break;
-    entry->attempts = record->attempts > INDEX_MAX_ATTEMPTS ? INDEX_MAX_ATTEMPTS : record->attempts;
+    if (!queue || !queue_index_get(&queue->index, record->seq, &entry)) break;
+    queue_index_set_attempts(&queue->index, record->seq, record->attempts);
     queue_index_set_delayed(&queue->index, record->seq, record->not_before_ms,
                             engine->replay_now_ms);
     break;
@@ -220,9 +220,11 @@ static void engine_replay(void *context, const store_record_t *record, uint64_t 
 static bool engine_is_live(void *context, const store_record_t *put, uint64_t position,
                            store_record_t *current) {
   engine_queue_t *queue = engine_queue_find(context, put->queue);
-  index_entry_t *entry = queue ? queue_index_get(&queue->index, put->seq) : NULL;
-  if (!entry || entry->position != store_position_short(position)) return false;
-  current->attempts = entry->attempts;
+  index_entry_t entry;
+  if (!queue || !queue_index_get(&queue->index, put->seq, &entry) ||
+      entry.position != store_position_short(position))
+    return false;
+  current->attempts = entry.attempts;
   current->not_before_ms = queue_index_not_before(&queue->index, put->seq);
   return true;
 }
@@ -230,9 +232,10 @@ static bool engine_is_live(void *context, const store_record_t *put, uint64_t po
 static void engine_relocated(void *context, const uint8_t queue_id[16], uint64_t seq,
                              uint64_t old_position, uint64_t new_position) {
   engine_queue_t *queue = engine_queue_find(context, queue_id);
-  index_entry_t *entry = queue ? queue_index_get(&queue->index, seq) : NULL;
-  if (entry && entry->position == store_position_short(old_position))
-    entry->position = store_position_short(new_position);
+  index_entry_t entry;
+  if (queue && queue_index_get(&queue->index, seq, &entry) &&
+      entry.position == store_position_short(old_position))
+    queue_index_set_position(&queue->index, seq, new_position);
 }
 
 static void engine_end_replay(engine_queue_t *queue, void *context) {
@@ -337,13 +340,13 @@ void engine_notify_ready(engine_queue_t *queue) {
 
 void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics) {
   uint64_t seq;
+  index_entry_t oldest = {0};
+  if (queue_index_next_live(&queue->index, queue->index.base_seq, &seq))
+    queue_index_get(&queue->index, seq, &oldest);
   metrics->backlog_count = queue->index.live_count;
   metrics->backlog_bytes = queue->index.live_bytes;
   metrics->delayed_count = queue->index.delayed.count;
-  metrics->oldest_message_timestamp_ms =
-      queue_index_next_live(&queue->index, queue->index.base_seq, &seq)
-          ? queue_index_get(&queue->index, seq)->timestamp_ms
-          : 0;
+  metrics->oldest_message_timestamp_ms = oldest.timestamp_ms;
 }
 
 const engine_counters_t *engine_queue_counters(const engine_queue_t *queue) {

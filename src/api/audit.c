@@ -5,8 +5,9 @@
  * audit-log listing (v1 shape: id, action{type,result}, actor{id,email,ip,
  * type,name}, interface, owner{id}, resource{id,type}, oldValue, newValue
  * (JSON text), when) with its filters (id, action.type, actor.ip, since,
- * before, direction) and page/per_page; Wharf adds resource.id (a queue's
- * entries). Loop thread. The actor is the token: its id and name, never its
+ * before, direction) and page/per_page; Wharf adds resource.id and queue
+ * (a queue name: the entries about that queue and its consumers, also
+ * shown as metadata.queue_name). Loop thread. The actor is the token: its id and name, never its
  * secret.
  */
 #include <stdlib.h>
@@ -42,6 +43,10 @@ void api_audit_record(api_call_t *call, const char *account_id, const char *acti
   snprintf(entry.actor_id, sizeof entry.actor_id, "%s", call->token.id);
   snprintf(entry.actor_name, sizeof entry.actor_name, "%s", call->token.name);
   audit_peer_ip(http_exchange_peer(call->exchange), entry.actor_ip, sizeof entry.actor_ip);
+  /* Queue and consumer objects both name their queue. */
+  const char *queue_name = json_string_value(json_object_get(new_value ? new_value : old_value, "queue_name"));
+  if (queue_name && (strcmp(resource_type, "queue") == 0 || strcmp(resource_type, "consumer") == 0))
+    snprintf(entry.queue_name, sizeof entry.queue_name, "%s", queue_name);
   char *old_text = audit_text(old_value), *new_text = audit_text(new_value);
   entry.old_value = old_text;
   entry.new_value = new_text;
@@ -59,6 +64,8 @@ static void audit_append(void *arg, const audit_entry_t *entry) {
       entry->actor_name, "email", "", "ip", entry->actor_ip, "type", "user", "interface", "API", "owner",
       "id", entry->account_id, "resource", "id", entry->resource_id, "type", entry->resource_type, "when",
       when, "metadata");
+  if (entry->queue_name[0])
+    json_object_set_new(json_object_get(item, "metadata"), "queue_name", json_string(entry->queue_name));
   if (entry->old_value) json_object_set_new(item, "oldValue", json_string(entry->old_value));
   if (entry->new_value) json_object_set_new(item, "newValue", json_string(entry->new_value));
   json_array_append_new(arg, item);
@@ -86,17 +93,18 @@ static bool audit_query_uint(api_call_t *call, const char *key, uint32_t max, ui
 }
 
 /* The filter from the query string; false once an error is answered. */
-static bool audit_filter_read(api_call_t *call, audit_filter_t *filter, char strings[5][64]) {
+static bool audit_filter_read(api_call_t *call, audit_filter_t *filter, char strings[6][64]) {
   const char *query = call->request->query;
-  const char *keys[] = {"id", "action.type", "actor.ip", "resource.id", "direction"};
-  const char **targets[] = {&filter->id, &filter->action, &filter->actor_ip, &filter->resource_id, NULL};
-  for (int i = 0; i < 5; i++)
+  const char *keys[] = {"id", "action.type", "actor.ip", "resource.id", "queue", "direction"};
+  const char **targets[] = {&filter->id,          &filter->action,     &filter->actor_ip,
+                            &filter->resource_id, &filter->queue_name, NULL};
+  for (int i = 0; i < 6; i++)
     if (params_query_value(query, keys[i], 0, strings[i], 64) && targets[i]) *targets[i] = strings[i];
-  if (strings[4][0] && strcmp(strings[4], "asc") != 0 && strcmp(strings[4], "desc") != 0) {
+  if (strings[5][0] && strcmp(strings[5], "asc") != 0 && strcmp(strings[5], "desc") != 0) {
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "direction must be asc or desc");
     return false;
   }
-  filter->ascending = strcmp(strings[4], "asc") == 0;
+  filter->ascending = strcmp(strings[5], "asc") == 0;
   filter->page = 1;
   filter->per_page = AUDIT_DEFAULT_PER_PAGE;
   return audit_query_time(call, "since", &filter->since_ms) && audit_query_time(call, "before", &filter->before_ms) &&
@@ -106,7 +114,7 @@ static bool audit_filter_read(api_call_t *call, audit_filter_t *filter, char str
 
 void api_audit_logs_list(api_call_t *call) {
   audit_filter_t filter = {0};
-  char strings[5][64] = {{0}};
+  char strings[6][64] = {{0}};
   if (!audit_filter_read(call, &filter, strings)) return;
   json_t *list = json_array();
   uint64_t total = 0;

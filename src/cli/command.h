@@ -36,6 +36,7 @@ typedef enum {
   CLI_WORKERS_REGISTER,
   CLI_WORKERS_LIST,
   CLI_WORKERS_REMOVE,
+  CLI_AUDIT_LIST,
 } cli_command_t;
 
 /* What the request path is relative to; the runner resolves the ids. */

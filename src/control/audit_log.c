@@ -23,16 +23,16 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS audit_log ("
     "  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, account_id TEXT NOT NULL,"
     "  when_ms INTEGER NOT NULL, action TEXT NOT NULL, resource_type TEXT NOT NULL,"
-    "  resource_id TEXT NOT NULL, actor_id TEXT NOT NULL, actor_name TEXT NOT NULL,"
+    "  resource_id TEXT NOT NULL, queue_name TEXT NOT NULL, actor_id TEXT NOT NULL, actor_name TEXT NOT NULL,"
     "  actor_ip TEXT NOT NULL, old_value TEXT, new_value TEXT);"
     "CREATE INDEX IF NOT EXISTS audit_log_account ON audit_log(account_id, seq);";
 
 #define AUDIT_WHERE                                                                           \
   " WHERE account_id = ?1 AND (?2 = 0 OR when_ms >= ?2) AND (?3 = 0 OR when_ms < ?3)"        \
   " AND (?4 IS NULL OR action = ?4) AND (?5 IS NULL OR resource_id = ?5) AND (?6 IS NULL OR id = ?6)"    \
-  " AND (?9 IS NULL OR actor_ip = ?9)"
+  " AND (?9 IS NULL OR actor_ip = ?9) AND (?10 IS NULL OR queue_name = ?10)"
 #define AUDIT_COLUMNS \
-  "SELECT id, account_id, when_ms, action, resource_type, resource_id, actor_id, actor_name, actor_ip, old_value, new_value FROM audit_log"
+  "SELECT id, account_id, when_ms, action, resource_type, resource_id, queue_name, actor_id, actor_name, actor_ip, old_value, new_value FROM audit_log"
 
 int audit_log_open(const char *data_dir, audit_log_t **out) {
   audit_log_t *log = xcalloc(1, sizeof *log);
@@ -67,15 +67,16 @@ static void bind_text_or_null(sqlite3_stmt *statement, int index, const char *te
 int audit_log_add(audit_log_t *log, audit_entry_t *entry) {
   crypto_random_hex(entry->id, 16);
   sqlite3_stmt *statement;
-  int rc = sqlite3_prepare_v2(log->db, "INSERT INTO audit_log VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)", -1,
+  int rc = sqlite3_prepare_v2(log->db, "INSERT INTO audit_log VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
                               &statement, NULL);
   if (rc == SQLITE_OK) {
     const char *texts[] = {entry->id, entry->account_id};
     for (int i = 0; i < 2; i++) sqlite3_bind_text(statement, 1 + i, texts[i], -1, SQLITE_STATIC);
     sqlite3_bind_int64(statement, 3, (sqlite3_int64)entry->when_ms);
-    const char *more[] = {entry->action,   entry->resource_type, entry->resource_id, entry->actor_id,
-                          entry->actor_name, entry->actor_ip,    entry->old_value,   entry->new_value};
-    for (int i = 0; i < 8; i++) bind_text_or_null(statement, 4 + i, more[i]);
+    const char *more[] = {entry->action,   entry->resource_type, entry->resource_id, entry->queue_name,
+                          entry->actor_id, entry->actor_name,    entry->actor_ip,    entry->old_value,
+                          entry->new_value};
+    for (int i = 0; i < 9; i++) bind_text_or_null(statement, 4 + i, more[i]);
     rc = sqlite3_step(statement);
     sqlite3_finalize(statement);
   }
@@ -93,6 +94,7 @@ static void bind_filter(sqlite3_stmt *statement, const char *account_id, const a
   bind_text_or_null(statement, 5, filter->resource_id);
   bind_text_or_null(statement, 6, filter->id);
   bind_text_or_null(statement, 9, filter->actor_ip);
+  bind_text_or_null(statement, 10, filter->queue_name);
 }
 
 static void copy_column(sqlite3_stmt *statement, int col, char *out, size_t size) {
@@ -107,11 +109,12 @@ static void entry_from_row(sqlite3_stmt *statement, audit_entry_t *entry) {
   entry->action = (const char *)sqlite3_column_text(statement, 3);
   entry->resource_type = (const char *)sqlite3_column_text(statement, 4);
   copy_column(statement, 5, entry->resource_id, sizeof entry->resource_id);
-  copy_column(statement, 6, entry->actor_id, sizeof entry->actor_id);
-  copy_column(statement, 7, entry->actor_name, sizeof entry->actor_name);
-  copy_column(statement, 8, entry->actor_ip, sizeof entry->actor_ip);
-  entry->old_value = (const char *)sqlite3_column_text(statement, 9);
-  entry->new_value = (const char *)sqlite3_column_text(statement, 10);
+  copy_column(statement, 6, entry->queue_name, sizeof entry->queue_name);
+  copy_column(statement, 7, entry->actor_id, sizeof entry->actor_id);
+  copy_column(statement, 8, entry->actor_name, sizeof entry->actor_name);
+  copy_column(statement, 9, entry->actor_ip, sizeof entry->actor_ip);
+  entry->old_value = (const char *)sqlite3_column_text(statement, 10);
+  entry->new_value = (const char *)sqlite3_column_text(statement, 11);
 }
 
 static int audit_log_count(audit_log_t *log, const char *account_id, const audit_filter_t *filter,

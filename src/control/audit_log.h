@@ -24,6 +24,7 @@ typedef struct {
   const char *action;        /* "CreateQueue", "AttachConsumer", … */
   const char *resource_type; /* "queue", "consumer", "token", "account" */
   char resource_id[33];
+  char queue_name[64];       /* the queue a queue or consumer entry is about, else "" */
   char actor_id[33];         /* the token's id, never its secret */
   char actor_name[128];
   char actor_ip[64];
@@ -37,6 +38,7 @@ typedef struct {
   const char *resource_id;      /* NULL: any */
   const char *id;               /* NULL: any */
   const char *actor_ip;         /* NULL: any */
+  const char *queue_name;       /* NULL: any */
   bool ascending;               /* default newest first */
   uint32_t page, per_page;      /* page from 1 */
 } audit_filter_t;

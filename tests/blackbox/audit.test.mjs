@@ -5,7 +5,7 @@
  * token changes, with the acting token (id and name, never its secret), the
  * source address, the settings before and after; read with Cloudflare's
  * GET /accounts/{a}/audit_logs filters and pages and through the cloudflare
- * SDK; another account sees none of it.
+ * SDK and `wharf audit list`; another account sees none of it.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -105,6 +105,25 @@ test('filters, direction and pages as Cloudflare has them', async () => {
     assert.equal(res.json.success, false);
     assert.equal(res.json.errors[0].code, 11001);
   }
+});
+
+test("a queue's entries by its name: the queue's own and its consumers'", async () => {
+  const { result } = await audit('?queue=jobs&direction=asc');
+  assert.deepEqual(result.map((e) => e.action.type), ACTIONS.slice(1));
+  assert.ok(result.every((e) => e.metadata.queue_name === 'jobs'));
+  assert.equal((await audit('?queue=nope')).result.length, 0);
+});
+
+test('wharf audit list [--since] [--queue]', async () => {
+  const all = await server.wharfCli(['audit', 'list', '--queue', 'jobs']);
+  assert.equal(all.code, 0, all.output);
+  const lines = all.stdout.trim().split('\n');
+  assert.match(lines[0], /^when\s+action\s+resource\s+queue\s+actor\s+ip$/);
+  assert.deepEqual(lines.slice(1).map((l) => l.split(/\s+/)[1]), [...ACTIONS.slice(1)].reverse());
+  assert.ok(lines.slice(1).every((l) => l.includes(`(${writerId})`) && l.endsWith('127.0.0.1')), all.stdout);
+  const none = await server.wharfCli(['audit', 'list', '--since', '2100-01-01T00:00:00+01:00']);
+  assert.equal(none.code, 0, none.output);
+  assert.equal(none.stdout.trim().split('\n').length, 1);
 });
 
 test('the cloudflare SDK lists them', async () => {

@@ -42,6 +42,7 @@ typedef struct {
   json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
   metrics_history_t *history; /* per-minute metrics for GraphQL */
   audit_log_t *audit;
+  struct pull_hold *holds; /* messages.c: long-poll pulls waiting */
 } api_t;
 
 typedef struct {

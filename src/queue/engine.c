@@ -137,6 +137,7 @@ static void engine_queue_forget(engine_queue_t *queue) {
   queue_index_purge(&queue->index, UINT64_MAX, engine_release_entry, queue->engine);
   engine_map_remove(queue);
   queue->deleted = true;
+  engine_waits_end(queue, ENGINE_ERR_DELETED);
   engine_queue_unref(queue);
 }
 
@@ -294,6 +295,7 @@ int engine_open(uv_loop_t *loop, const char *data_dir, const engine_options_t *o
 }
 
 void engine_close(engine_t *engine) {
+  engine_waits_close(engine);
   store_close(engine->store);
   retention_stop(engine);
   engine_free(engine);
@@ -306,11 +308,13 @@ engine_queue_t *engine_queue_configure(engine_t *engine, const uint8_t id[16],
   engine_queue_t *queue = engine_queue_find(engine, id);
   if (!queue) queue = engine_queue_create(engine, id);
   bool resumed = queue->config.delivery_paused && !config->delivery_paused;
+  bool paused = !queue->config.delivery_paused && config->delivery_paused;
   bool shorter = config->message_retention_s < queue->config.message_retention_s;
   queue->config = *config;
   queue->configured = true;
   if (shorter) retention_schedule(engine, clock_now_ms());
   if (resumed) engine_notify_ready(queue);
+  if (paused) engine_waits_end(queue, ENGINE_ERR_PAUSED);
   return queue;
 }
 
@@ -332,8 +336,9 @@ void engine_queue_set_ready_hook(engine_queue_t *queue, engine_ready_fn hook, vo
 }
 
 void engine_notify_ready(engine_queue_t *queue) {
-  if (queue->ready_hook && !queue->config.delivery_paused && !queue->deleted)
-    queue->ready_hook(queue->ready_context, queue);
+  if (queue->config.delivery_paused || queue->deleted) return;
+  engine_waits_serve(queue);
+  if (queue->ready_hook) queue->ready_hook(queue->ready_context, queue);
 }
 
 /* --- metrics -------------------------------------------------------------- */

@@ -20,7 +20,7 @@ FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := $(filter-out -O2 -O3,$(CFLAGS)) -O1 -fno-omit-frame-pointer $(FUZZ_SAN)
 FUZZ_DIR     := $(BUILD)/fuzz
-FUZZ_TARGETS := http api lease segment
+FUZZ_TARGETS := http api lease segment graphql
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_LIB_OBJS:= $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(filter-out src/server/main.c,$(SRCS))) \
                 $(LLHTTP_NAMES:%=$(FUZZ_DIR)/obj/llhttp/%.o)

@@ -849,6 +849,8 @@ const http_request_t *http_exchange_request(const http_exchange_t *exchange) {
   return &exchange->request;
 }
 
+const char *http_exchange_peer(const http_exchange_t *exchange) { return exchange->peer; }
+
 const char *http_exchange_header(const http_exchange_t *exchange, const char *name) {
   return exchange_header_nth(exchange, name, 0);
 }

@@ -72,6 +72,8 @@ void http_server_stop(http_server_t *server, void (*on_closed)(void *arg), void 
 const http_request_t *http_exchange_request(const http_exchange_t *exchange);
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_exchange_header(const http_exchange_t *exchange, const char *name);
+/* "IP:port" or "[IPv6]:port" of the client. */
+const char *http_exchange_peer(const http_exchange_t *exchange);
 /* Adds a response header; call before respond. A name or value that could
  * split the response (CR, LF, or ':' in the name) is dropped. */
 void http_exchange_add_header(http_exchange_t *exchange, const char *name, const char *value);

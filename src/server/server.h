@@ -18,6 +18,7 @@ typedef struct {
    * Many Requests" beyond it (Cloudflare's platform limit is 5,000); 0 means
    * unlimited, the default. */
   uint32_t max_queue_rate;
+  uint32_t metrics_retention_days; /* metrics history; 0 = 31 */
 } server_config_t;
 
 /* Runs until SIGINT/SIGTERM; returns the process exit code. */

@@ -75,7 +75,9 @@ export function run(cmd, args, { env = {}, cwd, timeoutMs = 60_000, input } = {}
 }
 
 export class WharfServer {
-  constructor({ accountId = hex32(), token = 'wharf-test-' + hex32() } = {}) {
+  /* env: extra environment of the server process (e.g. WHARF_TEST_CLOCK_MS). */
+  constructor({ accountId = hex32(), token = 'wharf-test-' + hex32(), env = {} } = {}) {
+    this.env = env;
     this.accountId = accountId;
     this.token = token;
     this.dataDir = null;
@@ -101,7 +103,7 @@ export class WharfServer {
       WHARF_BIN,
       ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`],
       {
-        env: { ...process.env, WHARF_ACCOUNT_ID: this.accountId, WHARF_API_TOKEN: this.token },
+        env: { ...process.env, WHARF_ACCOUNT_ID: this.accountId, WHARF_API_TOKEN: this.token, ...this.env },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

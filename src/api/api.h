@@ -38,6 +38,7 @@ typedef struct {
   uint32_t max_queue_rate; /* messages/s per queue, 0 = unlimited */
   bool ready;     /* /healthz answers 200 once startup finished */
   json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
+  struct pull_hold *holds; /* messages.c: long-poll pulls waiting */
 } api_t;
 
 typedef struct {

@@ -99,6 +99,9 @@ struct http_exchange {
   unsigned batch_count;        /* exchanges written by write_request */
   uint64_t started_ns;
   char peer[HTTP_PEER_BYTES];
+  uint64_t connection_id;
+  http_abandon_fn on_abandon; /* http_exchange_on_abandon */
+  void *abandon_data;
 };
 
 struct http_connection {
@@ -127,6 +130,7 @@ struct http_connection {
   bool lingering;    /* our side is shut down; input is read and discarded */
   bool closing;
   char peer[HTTP_PEER_BYTES];
+  uint64_t id;
 };
 
 struct http_server {
@@ -136,6 +140,7 @@ struct http_server {
   http_connection_t *connections;
   bool stopping;
   bool listener_closed;
+  uint64_t connection_count; /* accepted so far: the next connection's id */
   void (*on_closed)(void *arg);
   void *on_closed_arg;
   int port;
@@ -205,6 +210,8 @@ static http_exchange_t *exchange_acquire(http_connection_t *connection) {
   exchange->quiet = connection->server->options.quiet;
   exchange->started_ns = uv_hrtime();
   memcpy(exchange->peer, connection->peer, sizeof exchange->peer);
+  exchange->connection_id = connection->id;
+  exchange->on_abandon = NULL;
   if (connection->tail) connection->tail->next = exchange;
   else connection->head = exchange;
   connection->tail = exchange;
@@ -515,6 +522,25 @@ static void connection_resume(http_connection_t *connection) {
   else connection_start_reading(connection);
 }
 
+/* Tells the handlers that asked (http_exchange_on_abandon) that their
+ * client is gone. Collected first: each callback answers its exchange,
+ * which may change the FIFO. */
+static void connection_abandon(http_connection_t *connection) {
+  struct {
+    http_abandon_fn fn;
+    void *data;
+  } calls[HTTP_MAX_PENDING + 1];
+  size_t count = 0;
+  for (http_exchange_t *exchange = connection->head; exchange && count <= HTTP_MAX_PENDING;
+       exchange = exchange->next)
+    if (exchange->state == EXCHANGE_HANDLING && exchange->on_abandon) {
+      calls[count].fn = exchange->on_abandon;
+      calls[count++].data = exchange->abandon_data;
+      exchange->on_abandon = NULL;
+    }
+  for (size_t i = 0; i < count; i++) calls[i].fn(calls[i].data);
+}
+
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   http_connection_t *connection = handle->data;
@@ -533,6 +559,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   } else if (nread == UV_EOF) {
     connection->peer_eof = true;
     uv_read_stop(stream);
+    connection_abandon(connection);
     connection_end_input(connection);
   } else if (nread < 0) {
     connection_close(connection);
@@ -683,6 +710,8 @@ static void on_connection_closed(uv_handle_t *handle) {
  * (after libuv has cancelled their writes). */
 static void connection_close(http_connection_t *connection) {
   if (connection->closing) return;
+  connection_abandon(connection);
+  if (connection->closing) return;
   connection->closing = true;
   http_exchange_t **link = &connection->head;
   while (*link) {
@@ -743,6 +772,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   }
   http_connection_t *connection = xcalloc(1, sizeof *connection);
   connection->server = server;
+  connection->id = ++server->connection_count;
   connection->open_handles = 2;
   uv_tcp_init(server->loop, &connection->tcp);
   uv_timer_init(server->loop, &connection->timer);
@@ -856,6 +886,15 @@ static void exchange_build_response(http_exchange_t *exchange, int status,
   buf_append(head, exchange->extra_headers.data, exchange->extra_headers.len);
   buf_reset(&exchange->response_body);
   if (!exchange->is_head) buf_append(&exchange->response_body, body, body_len);
+}
+
+void http_exchange_on_abandon(http_exchange_t *exchange, http_abandon_fn fn, void *data) {
+  exchange->on_abandon = fn;
+  exchange->abandon_data = data;
+}
+
+uint64_t http_exchange_connection_id(const http_exchange_t *exchange) {
+  return exchange->connection_id;
 }
 
 void http_exchange_respond(http_exchange_t *exchange, int status, const char *content_type,

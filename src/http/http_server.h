@@ -76,6 +76,15 @@ const char *http_exchange_header(const http_exchange_t *exchange, const char *na
 /* Adds a response header; call before respond. A name or value that could
  * split the response (CR, LF, or ':' in the name) is dropped. */
 void http_exchange_add_header(http_exchange_t *exchange, const char *name, const char *value);
+/* For a request held open on purpose (a long-poll pull): fn(data) runs
+ * once if the client goes away first — it closes the connection or ends
+ * its side of it (EOF) before the response. The exchange must still be
+ * answered (the answer is then discarded or, after EOF, still written). */
+typedef void (*http_abandon_fn)(void *data);
+void http_exchange_on_abandon(http_exchange_t *exchange, http_abandon_fn fn, void *data);
+/* Which connection the request came on: unique for the server's life. */
+uint64_t http_exchange_connection_id(const http_exchange_t *exchange);
+
 /* Sends the response (the body is copied) and releases the exchange. */
 void http_exchange_respond(http_exchange_t *exchange, int status, const char *content_type,
                            const char *body, size_t body_len);

@@ -38,6 +38,7 @@ enum {
   ENGINE_ERR_STORAGE_LIMIT = -1001, /* backlog would exceed 25 GB */
   ENGINE_ERR_RATE_LIMIT = -1002,    /* over the queue's messages/s limit */
   ENGINE_ERR_PAUSED = -1003,        /* delivery paused: pull refused */
+  ENGINE_ERR_DELETED = -1004,       /* the queue was deleted while a pull waited */
   /* Otherwise a negative errno from the log (-EIO, -ENOSPC) in callbacks. */
 };
 
@@ -143,6 +144,25 @@ typedef struct {
  * ENGINE_ERR_PAUSED. The caller frees with engine_deliveries_free. */
 int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
                 engine_delivery_t *out);
+/* Long-poll (pull_wait.c): holds a pull that found nothing until the queue
+ * has ready messages, then pulls into out and calls done(data, count) —
+ * also with 0 when wait_ms pass or the server shuts down, ENGINE_ERR_PAUSED
+ * when delivery is paused, ENGINE_ERR_DELETED when the queue is deleted.
+ * Waits are served in the order they began. NULL (nothing held) once the
+ * server is shutting down or the queue is deleted. out must hold
+ * batch_size deliveries until done. */
+typedef struct engine_wait engine_wait_t;
+typedef void (*engine_pull_fn)(void *data, int count);
+engine_wait_t *engine_pull_wait(engine_queue_t *queue, uint32_t batch_size,
+                                uint32_t visibility_timeout_ms, uint32_t wait_ms,
+                                engine_delivery_t *out, engine_pull_fn done, void *data);
+/* Ends a wait without calling done (the client went away). */
+void engine_wait_cancel(engine_wait_t *wait);
+/* Pulls waiting now, in every queue. */
+size_t engine_wait_count(const engine_t *engine);
+/* Shutdown: every wait ends with nothing, and none starts any more. */
+void engine_waits_close(engine_t *engine);
+
 /* For a push consumer holding pulled messages until it sends them: true if
  * the delivery's lease is still the message's, and it now ends
  * visibility_timeout_ms from now; false if it expired meanwhile (the message

@@ -33,6 +33,7 @@ struct engine_queue {
   engine_counters_t counters;
   engine_ready_fn ready_hook;
   void *ready_context;
+  engine_wait_t *waits_head, *waits_tail; /* pull_wait.c, oldest first */
 };
 
 struct engine {
@@ -48,6 +49,8 @@ struct engine {
   size_t id_pool_used;   /* bytes of id_pool handed out; refilled when all are */
   bool replaying;        /* store_open is replaying the log */
   uint64_t replay_now_ms;
+  size_t wait_count;     /* pull_wait.c: pulls waiting in all queues */
+  bool waits_closed;     /* shutting down: no pull waits any more */
 };
 
 /* engine.c */
@@ -69,6 +72,11 @@ void engine_queue_each(engine_t *engine, void (*fn)(engine_queue_t *queue, void 
 
 /* Writes PURGE(below) for the queue; done may be NULL. */
 void engine_purge_below(engine_queue_t *queue, uint64_t below, engine_done_fn done, void *data);
+
+/* pull_wait.c: the queue's waiting pulls take what is ready; every one
+ * ends with status (0, ENGINE_ERR_PAUSED, ENGINE_ERR_DELETED). */
+void engine_waits_serve(engine_queue_t *queue);
+void engine_waits_end(engine_queue_t *queue, int status);
 
 /* retention.c */
 void retention_start(engine_t *engine);

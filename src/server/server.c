@@ -84,6 +84,7 @@ static void on_signal(uv_signal_t *handle, int signum) {
   if (server->stopping) return;
   server->stopping = true;
   log_info("received %s: finishing requests in flight, then stopping", strsignal(signum));
+  engine_waits_close(server->api.engine); /* held pulls answer now, not at their deadline */
   http_server_stop(server->http, on_http_closed, server);
 }
 

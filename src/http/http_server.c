@@ -33,10 +33,10 @@
  * max_header_bytes, as Node does.
  *
  * Protocol errors (400, 408, 413, 431, 501) become an exchange answered
- * through options.on_error; after one, nothing more is parsed. Whether a response says
- * "Connection: close" is decided when it is written: it does when it is the
- * last response the connection will ever send, and the connection is closed
- * once that write completes.
+ * through options.on_error; after one, nothing more is parsed. Whether a
+ * response says "Connection: close" is decided when it is written: it does
+ * when it is the last response the connection will ever send, and the
+ * connection is closed once that write completes.
  */
 #include "http/http_server.h"
 

@@ -33,10 +33,10 @@
  * max_header_bytes, as Node does.
  *
  * Protocol errors (400, 408, 413, 431, 501) become an exchange answered
- * through options.on_error; after one, nothing more is parsed. Whether a response says
- * "Connection: close" is decided when it is written: it does when it is the
- * last response the connection will ever send, and the connection is closed
- * once that write completes.
+ * through options.on_error; after one, nothing more is parsed. Whether a
+ * response says "Connection: close" is decided when it is written: it does
+ * when it is the last response the connection will ever send, and the
+ * connection is closed once that write completes.
  */
 #include "http/http_server.h"
 
@@ -120,6 +120,7 @@ struct http_connection {
   buf_t unparsed;    /* input kept while the parser is paused */
   int error_status;  /* set by a parser callback that rejects the request */
   const char *error_message;
+  char error_text[128]; /* "malformed request: " and llhttp's reason */
   int open_handles;
   bool parsing;      /* inside llhttp_execute: responses wait for the flush after */
   bool paused;       /* HTTP_MAX_PENDING reached */
@@ -445,7 +446,9 @@ static int parser_error_status(http_connection_t *connection, const char **messa
     *message = connection->error_message;
     return connection->error_status;
   }
-  *message = "malformed request";
+  snprintf(connection->error_text, sizeof connection->error_text, "malformed request: %s",
+           llhttp_get_error_reason(&connection->parser));
+  *message = connection->error_text;
   return 400;
 }
 
@@ -467,12 +470,13 @@ static void connection_parse(http_connection_t *connection, const char *data, si
   connection->parsing = true;
   http_input_begin(&connection->input, data);
   llhttp_errno_t error = llhttp_execute(&connection->parser, data, len);
-  size_t parsed = error == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&connection->parser) - data);
+  bool paused = error == HPE_PAUSED || error == HPE_PAUSED_UPGRADE;
+  /* Paused, the parser stopped right after a request's last byte. */
+  size_t parsed = paused ? (size_t)(llhttp_get_error_pos(&connection->parser) - data) : len;
   http_input_end(&connection->input, data, parsed);
   connection->parsing = false;
   if (connection->closing) return;
   connection_flush(connection);
-  bool paused = error == HPE_PAUSED || error == HPE_PAUSED_UPGRADE;
   if (paused && connection->paused && !connection->input_done) {
     uv_read_stop((uv_stream_t *)&connection->tcp);
     connection_keep_unparsed(connection, data + parsed, len - parsed, from_unparsed);

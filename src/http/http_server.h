@@ -41,7 +41,8 @@ typedef struct {
 
 typedef void (*http_handler_fn)(http_exchange_t *exchange, void *context);
 /* Renders a protocol error (400, 408, 413, 431, 501…) as a full response body and
- * content type; the server sends it and closes the connection. */
+ * content type; the server sends it and closes the connection. message
+ * ("malformed request: Expected CRLF after chunk") is valid during the call. */
 typedef void (*http_error_fn)(http_exchange_t *exchange, int status, const char *message,
                               void *context);
 

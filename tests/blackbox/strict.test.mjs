@@ -63,22 +63,23 @@ describe('RFC 9112 framing (issue 19 §1)', () => {
   const auth = () => `Authorization: Bearer ${server.token}\r\n`;
   const body = '{"body":"ab"}'; // 13 bytes: "d" in hex
   const cases = [
-    ['whitespace before the colon of Transfer-Encoding', 400,
+    ['whitespace before the colon of Transfer-Encoding', 400, 'malformed request: Invalid header field char',
       () => `${target()}${auth()}Transfer-Encoding : chunked\r\n\r\nd\r\n${body}\r\n0\r\n\r\n`],
-    ['a transfer coding other than chunked', 501,
+    ['a transfer coding other than chunked', 501, 'transfer coding not implemented',
       () => `${target()}${auth()}Transfer-Encoding: gzip, chunked\r\n\r\nd\r\n${body}\r\n0\r\n\r\n`],
-    ['chunk data not followed by CRLF', 400,
+    ['chunk data not followed by CRLF', 400, 'malformed request: Expected CRLF after chunk',
       () => `${target()}${auth()}Transfer-Encoding: chunked\r\n\r\nd\r\n${body}XX0\r\n\r\n`],
-    ['a folded header line (the token on the continuation line)', 400,
+    ['a folded header line (the token on the continuation line)', 400, 'folded header line (obs-fold)',
       () => `${target()}Authorization: Bearer\r\n ${server.token}\r\nContent-Length: 13\r\n\r\n${body}`],
   ];
-  for (const [name, status, request] of cases) {
+  for (const [name, status, message, request] of cases) {
     test(`${name}: ${status} in the envelope, closed, nothing stored`, async () => {
       const reply = await rawExchange(request());
       assert.equal(reply.status, status, reply.head);
       assert.match(reply.head, /\r\nConnection: close/i);
       assert.equal(reply.json?.success, false, reply.head);
       assert.equal(reply.json.errors[0].code, 11001);
+      assert.equal(reply.json.errors[0].message, message);
       assert.deepEqual(reply.json.messages, []);
       assert.equal(reply.json.result, null);
       assert.equal(await backlog(), 0);

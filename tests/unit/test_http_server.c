@@ -602,7 +602,7 @@ static void test_plain_error_without_on_error(void **state) {
   assert_int_equal(r.status, 400);
   assert_non_null(strstr(r.head, "HTTP/1.1 400 Bad Request\r\n"));
   assert_non_null(strstr(r.head, "\r\nContent-Type: text/plain; charset=utf-8\r\n"));
-  assert_string_equal(r.body, "malformed request");
+  assert_string_equal(r.body, "malformed request: Invalid method encountered");
   client_close(c);
 }
 

@@ -38,6 +38,7 @@ typedef struct {
   uint32_t max_queue_rate; /* messages/s per queue, 0 = unlimited */
   bool ready;     /* /healthz answers 200 once startup finished */
   json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
+  json_t *request_windows; /* request_limit.h; NULL = no API rate limit */
 } api_t;
 
 typedef struct {
@@ -59,6 +60,7 @@ typedef enum {
   API_ERR_METHOD_NOT_ALLOWED = 7001,
   API_ERR_FORBIDDEN = 9109,
   API_ERR_AUTHENTICATION = 10000,
+  API_ERR_API_RATE_LIMIT = 10100, /* request_limit.h: Cloudflare's API rate limit */
   API_ERR_QUEUE_NOT_FOUND = 11000,
   API_ERR_INVALID_REQUEST = 11001,
   API_ERR_QUEUE_LIMIT = 11002,

@@ -75,9 +75,11 @@ export function run(cmd, args, { env = {}, cwd, timeoutMs = 60_000, input } = {}
 }
 
 export class WharfServer {
-  constructor({ accountId = hex32(), token = 'wharf-test-' + hex32() } = {}) {
+  /* args: more `wharf serve` flags, e.g. ['--cloudflare-limits']. */
+  constructor({ accountId = hex32(), token = 'wharf-test-' + hex32(), args = [] } = {}) {
     this.accountId = accountId;
     this.token = token;
+    this.args = args;
     this.dataDir = null;
     this.port = null;
     this.child = null;
@@ -99,7 +101,7 @@ export class WharfServer {
     if (!this.port) this.port = await freePort();
     const child = spawn(
       WHARF_BIN,
-      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`],
+      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, ...this.args],
       {
         env: { ...process.env, WHARF_ACCOUNT_ID: this.accountId, WHARF_API_TOKEN: this.token },
         stdio: ['ignore', 'pipe', 'pipe'],

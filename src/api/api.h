@@ -20,6 +20,8 @@
 #include <uv.h>
 
 #include "control/control.h"
+#include "control/audit_log.h"
+#include "control/metrics_history.h"
 #include "http/http_server.h"
 #include "push/push.h"
 #include "queue/engine.h"
@@ -38,6 +40,9 @@ typedef struct {
   uint32_t max_queue_rate; /* messages/s per queue, 0 = unlimited */
   bool ready;     /* /healthz answers 200 once startup finished */
   json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
+  metrics_history_t *history; /* per-minute metrics for GraphQL */
+  audit_log_t *audit;
+  struct pull_hold *holds; /* messages.c: long-poll pulls waiting */
   json_t *request_windows; /* request_limit.h; NULL = no API rate limit */
 } api_t;
 
@@ -132,6 +137,17 @@ void api_queues_metrics(api_call_t *call);
 void api_dashboard_reply(http_exchange_t *exchange);
 /* GET /metrics, in Prometheus' text format (prometheus.c). */
 void api_prometheus_metrics(api_call_t *call);
+/* POST /graphql, the GraphQL Analytics API (graphql.c). */
+void api_graphql_query(api_call_t *call);
+/* GET /accounts/{a}/audit_logs (audit.c). */
+void api_audit_logs_list(api_call_t *call);
+/* Records a committed change in the account's audit log; takes the JSON
+ * values (either may be NULL). */
+void api_audit_record(api_call_t *call, const char *account_id, const char *action,
+                      const char *resource_type, const char *resource_id, json_t *old_value,
+                      json_t *new_value);
+/* PUT /wharf/test-clock, the test clock (test_clock.c). */
+void api_test_clock_set(api_call_t *call);
 
 void api_consumers_create(api_call_t *call);
 void api_consumers_list(api_call_t *call);

@@ -144,11 +144,15 @@ static void consumer_save(api_call_t *call, control_consumer_t *consumer, bool c
                ? dead_letter_queue_ensure(call->api, call->account_id, consumer->dead_letter_queue,
                                           &dead_letter, &dead_letter_created)
                : CONTROL_OK;
-  control_consumer_t saved = *consumer;
+  control_consumer_t saved = *consumer, before;
+  json_t *old_value = !create && control_consumer_get(control, call->queue.id, consumer->id, &before) == CONTROL_OK
+                          ? api_consumer_to_json(&before, &call->queue)
+                          : NULL;
   if (rc == CONTROL_OK)
     rc = create ? control_consumer_create(control, consumer, &saved)
                 : control_consumer_update(control, consumer);
   if (rc != CONTROL_OK) {
+    json_decref(old_value);
     control_transaction_rollback(control);
     if (rc == CONTROL_ERR_EXISTS) reply_consumer_exists(call);
     else api_reply_control_error(call, rc, "consumer");
@@ -159,6 +163,8 @@ static void consumer_save(api_call_t *call, control_consumer_t *consumer, bool c
   api_queue_sync_engine(call->api, &call->queue);
   if (dead_letter_created) api_events_queue(call->api, "queue.created", &dead_letter);
   if (create) api_events_consumer(call->api, "consumer.attached", &call->queue, &saved);
+  api_audit_record(call, call->account_id, create ? "AttachConsumer" : "UpdateConsumerSettings", "consumer",
+                   saved.id, old_value, api_consumer_to_json(&saved, &call->queue));
   api_reply_ok(call, api_consumer_to_json(&saved, &call->queue), NULL);
 }
 
@@ -219,6 +225,8 @@ void api_consumers_delete(api_call_t *call) {
   }
   api_queue_sync_engine(call->api, &call->queue);
   api_events_consumer(call->api, "consumer.removed", &call->queue, &consumer);
+  api_audit_record(call, call->account_id, "RemoveConsumer", "consumer", consumer.id,
+                   api_consumer_to_json(&consumer, &call->queue), NULL);
   api_reply_ok(call, NULL, NULL);
 }
 

@@ -26,6 +26,13 @@
 #define PULL_DEFAULT_BATCH 5
 #define PULL_MAX_BATCH 100
 #define MAX_VISIBILITY_MS 43200000u
+/* Long-poll (the Wharf extension `wharf_wait_ms`, docs/api.md): the longest
+ * wait, and how many pulls may wait at once — per connection and in all —
+ * so idle clients cannot pile up held requests; past a cap a pull is
+ * answered at once, as without the field. */
+#define PULL_MAX_WAIT_MS 20000u
+#define PULL_MAX_WAITING_PER_CONNECTION 8u
+#define PULL_MAX_WAITING 4096u
 
 /* {backlog_count, backlog_bytes, oldest_message_timestamp_ms}, left open
  * for callers that add a field. */
@@ -153,15 +160,13 @@ static void deliveries_write(buf_t *out, engine_delivery_t *deliveries, int coun
   engine_deliveries_free(deliveries, (size_t)count);
 }
 
-void api_messages_pull(api_call_t *call) {
-  engine_queue_t *queue = api_call_engine_queue(call);
-  uint32_t batch_size = PULL_DEFAULT_BATCH, visibility_ms = 0;
-  if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size) ||
-      !params_uint(call, call->body, "visibility_timeout", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
-      !params_uint(call, call->body, "visibility_timeout_ms", 1, MAX_VISIBILITY_MS, &visibility_ms))
+/* Answers a pull: count deliveries (freed here), or an engine error. */
+static void pull_reply(api_call_t *call, engine_queue_t *queue, engine_delivery_t *deliveries,
+                       int count) {
+  if (count == ENGINE_ERR_DELETED) {
+    api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue was deleted while the pull waited");
     return;
-  engine_delivery_t deliveries[PULL_MAX_BATCH];
-  int count = engine_pull(queue, batch_size, visibility_ms, deliveries);
+  }
   if (count == ENGINE_ERR_PAUSED) {
     api_reply_error(call, 409, API_ERR_DELIVERY_PAUSED,
                     "queue_delivery_paused: delivery is paused on queue \"%s\"", call->queue.name);
@@ -182,6 +187,80 @@ void api_messages_pull(api_call_t *call) {
   metrics_write_open(&result, &metrics);
   buf_append_str(&result, "}}}");
   reply_ok_text(call, &result);
+}
+
+/* A pull waiting for messages (engine_pull_wait), on the api's list. */
+typedef struct pull_hold {
+  api_call_t *call;
+  engine_queue_t *queue;
+  engine_wait_t *wait;
+  struct pull_hold *prev, *next;
+  engine_delivery_t deliveries[];
+} pull_hold_t;
+
+static void pull_hold_unlink(pull_hold_t *hold) {
+  if (hold->prev) hold->prev->next = hold->next;
+  else hold->call->api->holds = hold->next;
+  if (hold->next) hold->next->prev = hold->prev;
+}
+
+static void pull_hold_done(void *data, int count) {
+  pull_hold_t *hold = data;
+  pull_hold_unlink(hold);
+  pull_reply(hold->call, hold->queue, hold->deliveries, count);
+  free(hold);
+}
+
+/* The client went away: nothing is leased for it; the answer is discarded. */
+static void pull_hold_abandon(void *data) {
+  pull_hold_t *hold = data;
+  engine_wait_cancel(hold->wait);
+  pull_hold_done(hold, 0);
+}
+
+static bool pull_hold_allowed(const api_call_t *call) {
+  if (engine_wait_count(call->api->engine) >= PULL_MAX_WAITING) return false;
+  uint64_t connection = http_exchange_connection_id(call->exchange);
+  unsigned waiting = 0;
+  for (const pull_hold_t *hold = call->api->holds; hold; hold = hold->next)
+    waiting += http_exchange_connection_id(hold->call->exchange) == connection;
+  return waiting < PULL_MAX_WAITING_PER_CONNECTION;
+}
+
+/* Holds a pull that found nothing; false (nothing held) past a cap or
+ * when the engine holds no more (shutdown). */
+static bool pull_hold_start(api_call_t *call, engine_queue_t *queue, uint32_t batch_size,
+                            uint32_t visibility_ms, uint32_t wait_ms) {
+  if (!pull_hold_allowed(call)) return false;
+  pull_hold_t *hold = xcalloc(1, sizeof *hold + batch_size * sizeof hold->deliveries[0]);
+  hold->call = call;
+  hold->queue = queue;
+  hold->wait = engine_pull_wait(queue, batch_size, visibility_ms, wait_ms, hold->deliveries,
+                                pull_hold_done, hold);
+  if (!hold->wait) {
+    free(hold);
+    return false;
+  }
+  hold->next = call->api->holds;
+  if (hold->next) hold->next->prev = hold;
+  call->api->holds = hold;
+  http_exchange_on_abandon(call->exchange, pull_hold_abandon, hold);
+  return true;
+}
+
+void api_messages_pull(api_call_t *call) {
+  engine_queue_t *queue = api_call_engine_queue(call);
+  uint32_t batch_size = PULL_DEFAULT_BATCH, visibility_ms = 0, wait_ms = 0;
+  if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size) ||
+      !params_uint(call, call->body, "visibility_timeout", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
+      !params_uint(call, call->body, "visibility_timeout_ms", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
+      !params_uint(call, call->body, "wharf_wait_ms", 0, PULL_MAX_WAIT_MS, &wait_ms))
+    return;
+  engine_delivery_t deliveries[PULL_MAX_BATCH];
+  int count = engine_pull(queue, batch_size, visibility_ms, deliveries);
+  if (count == 0 && wait_ms && pull_hold_start(call, queue, batch_size, visibility_ms, wait_ms))
+    return;
+  pull_reply(call, queue, deliveries, count);
 }
 
 /* peek and preview: the same look, handles named as each API names them. */

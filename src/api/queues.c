@@ -108,6 +108,8 @@ void api_queues_create(api_call_t *call) {
   api_queue_sync_engine(call->api, &created);
   log_info("queue created: %s (%s) in account %s", created.name, created.id, created.account_id);
   api_events_queue(call->api, "queue.created", &created);
+  api_audit_record(call, created.account_id, "CreateQueue", "queue", created.id, NULL,
+                   api_queue_to_json(call->api, &created));
   reply_queue(call, &created);
 }
 
@@ -178,6 +180,8 @@ static void queues_update(api_call_t *call, bool replace) {
   }
   api_queue_sync_engine(call->api, &queue);
   api_events_queue(call->api, "queue.updated", &queue);
+  api_audit_record(call, queue.account_id, "UpdateQueue", "queue", queue.id,
+                   api_queue_to_json(call->api, &call->queue), api_queue_to_json(call->api, &queue));
   reply_queue(call, &queue);
 }
 
@@ -208,6 +212,8 @@ void api_queues_delete(api_call_t *call) {
   }
   log_info("queue deleted: %s (%s)", call->queue.name, call->queue.id);
   api_events_queue(call->api, "queue.deleted", &call->queue);
+  api_audit_record(call, call->account_id, "DeleteQueue", "queue", call->queue.id,
+                   api_queue_to_json(call->api, &call->queue), NULL);
   json_object_del(call->api->purges, call->queue.id);
   if (call->api->push) push_queue_changed(call->api->push, call->queue.id);
   engine_queue_delete(queue, delete_done, call);

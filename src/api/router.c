@@ -69,6 +69,9 @@ static const route_t routes[] = {
     {"DELETE", "/accounts/{a}/event_subscriptions/subscriptions/{p}", W, SCOPE_ACCOUNT, api_subscriptions_delete},
     {"POST", "/accounts/{a}/event_subscriptions/events", W, SCOPE_ACCOUNT, api_events_publish},
     {"GET", "/memberships", R, SCOPE_ANY, api_admin_memberships},
+    {"POST", "/graphql", R, SCOPE_ANY, api_graphql_query},
+    {"GET", "/accounts/{a}/audit_logs", R, SCOPE_ACCOUNT, api_audit_logs_list},
+    {"PUT", "/wharf/test-clock", W, SCOPE_ADMIN, api_test_clock_set},
     {"POST", "/accounts", W, SCOPE_ADMIN, api_admin_accounts_create},
     {"GET", "/accounts", R, SCOPE_ADMIN, api_admin_accounts_list},
     {"POST", "/user/tokens", W, SCOPE_ADMIN, api_admin_tokens_create},
@@ -189,7 +192,9 @@ bool api_call_parse_body(api_call_t *call) {
     return true;
   }
   json_error_t error;
-  call->body = json_loadb(request->body, request->body_len, JSON_DECODE_ANY, &error);
+  /* A repeated field is ambiguous (which one counts?): refused. */
+  call->body = json_loadb(request->body, request->body_len,
+                          JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
   if (!call->body) {
     api_reply_error(call, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body: %s (at byte %d)",
                     error.text, error.position);

@@ -46,6 +46,7 @@ typedef enum {
   CLI_SUBSCRIPTION_GET,
   CLI_SUBSCRIPTION_UPDATE,
   CLI_SUBSCRIPTION_DELETE,
+  CLI_AUDIT_LIST,
 } cli_command_t;
 
 /* What the request path is relative to; the runner resolves the ids. */

@@ -270,6 +270,29 @@ static const output_column_t output_worker_columns[] = {
     {"script_name", "script_name"}, {"url", "url"}, {"timeout_ms", "timeout_ms"},
     {"created_on", "created_on"}, {NULL, NULL}};
 
+static const output_column_t output_audit_columns[] = {
+    {"when", "when"},   {"action", "action"}, {"resource", "resource"}, {"queue", "queue"},
+    {"actor", "actor"}, {"ip", "ip"},         {NULL, NULL}};
+
+/* Cloudflare's nested audit entries as flat table rows. */
+static void output_audit(FILE *out, json_t *entries) {
+  json_t *rows = json_array(), *entry;
+  size_t i;
+  json_array_foreach(entries, i, entry) {
+    json_t *resource = json_object_get(entry, "resource"), *actor = json_object_get(entry, "actor");
+    char what[96], who[200];
+    snprintf(what, sizeof what, "%s %s", output_string(resource, "type"), output_string(resource, "id"));
+    snprintf(who, sizeof who, "%s (%s)", output_string(actor, "name"), output_string(actor, "id"));
+    json_array_append_new(
+        rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "when", output_string(entry, "when"), "action",
+                        output_string(json_object_get(entry, "action"), "type"), "resource", what, "queue",
+                        output_string(json_object_get(entry, "metadata"), "queue_name"), "actor", who, "ip",
+                        output_string(actor, "ip")));
+  }
+  output_table(out, rows, output_audit_columns);
+  json_decref(rows);
+}
+
 void cli_output_before(FILE *out, const cli_request_t *req) {
   const char *q = req->queue_name;
   switch (req->command) {
@@ -325,5 +348,6 @@ void cli_output_after(FILE *out, const cli_request_t *req, json_t *queue, json_t
   case CLI_SUBSCRIPTION_GET:
   case CLI_SUBSCRIPTION_UPDATE:
   case CLI_SUBSCRIPTION_DELETE: output_subscription_after(out, req, result); break;
+  case CLI_AUDIT_LIST: output_audit(out, result); break;
   }
 }

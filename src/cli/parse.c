@@ -201,6 +201,10 @@ static const command_spec_t parse_commands[] = {
      "{}", "type",
      "Publish an event (e.g. cf.r2.bucket.created) to the subscriptions that want\n"
      "      it, checked against its schema (docs/events.md)"},
+    {{"audit", "list"}, CLI_AUDIT_LIST, "GET", CLI_SCOPE_ACCOUNT, "/audit_logs", {{0}},
+     {{"since", OPT_STRING, "?since", "DATE"}, {"queue", OPT_STRING, "?queue", "NAME"},
+      {"page", OPT_INT, "?page", "N"}},
+     NULL, NULL, "List the account's audit log, newest first (--since 2026-01-31 or an RFC 3339 time)"},
 };
 
 #define PARSE_COMMAND_COUNT (sizeof(parse_commands) / sizeof(parse_commands[0]))
@@ -321,6 +325,14 @@ static int parse_append_id(cli_request_t *req, const char *what, const char *val
   return CLI_PARSE_OK;
 }
 
+/* Percent-encodes all but RFC 3986's unreserved characters. */
+static void parse_query_escape(buf_t *query, const char *value) {
+  for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+    if (isalnum(*c) || strchr("-._~", *c)) buf_append(query, (const char *)c, 1);
+    else buf_printf(query, "%%%02X", *c);
+  }
+}
+
 /* Applies one flag's value to the request. */
 static int parse_apply_option(cli_request_t *req, const opt_spec_t *opt, const char *value,
                               buf_t *query, char *error, size_t size) {
@@ -370,8 +382,8 @@ static int parse_apply_option(cli_request_t *req, const opt_spec_t *opt, const c
     return parse_append_id(req, what, value, error, size);
   }
   if (opt->target[0] == '?') {
-    /* Query targets are numbers, already checked: no escaping needed. */
-    buf_printf(query, "%c%s=%s", query->len ? '&' : '?', opt->target + 1, value);
+    buf_printf(query, "%c%s=", query->len ? '&' : '?', opt->target + 1);
+    parse_query_escape(query, value);
     json_decref(json);
     return CLI_PARSE_OK;
   }

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <uv.h>
@@ -24,6 +25,7 @@
 #include "api/api.h"
 #include "api/events.h"
 #include "http/http_server.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 typedef struct {
@@ -36,6 +38,11 @@ typedef struct {
 
 static void configure_queue(void *arg, const control_queue_t *queue) {
   api_queue_sync_engine(arg, queue);
+}
+
+static uint32_t server_queue_concurrency(void *context, const char *queue_id) {
+  api_t *api = context;
+  return api->push ? push_queue_concurrency(api->push, queue_id) : 0;
 }
 
 static int server_open_stores(server_t *server, const server_config_t *config) {
@@ -56,7 +63,11 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   control_queue_list_all(server->api.control, configure_queue, &server->api);
   engine_forget_unconfigured(server->api.engine);
   server->api.push = push_start(server->loop, server->api.control, server->api.engine);
-  return 0;
+  metrics_history_options_t history = {server->loop, server->api.engine, server->api.control,
+                                       server_queue_concurrency, &server->api,
+                                       config->metrics_retention_days};
+  if (audit_log_open(config->data_dir, &server->api.audit) != 0) return -1;
+  return metrics_history_open(config->data_dir, &history, &server->api.history);
 }
 
 static void close_handle(uv_handle_t *handle, void *arg) {
@@ -66,6 +77,10 @@ static void close_handle(uv_handle_t *handle, void *arg) {
 
 static void on_push_stopped(void *arg) {
   server_t *server = arg;
+  metrics_history_close(server->api.history);
+  server->api.history = NULL;
+  audit_log_close(server->api.audit);
+  server->api.audit = NULL;
   engine_close(server->api.engine);
   control_close(server->api.control);
   server->api.engine = NULL;
@@ -86,6 +101,7 @@ static void on_signal(uv_signal_t *handle, int signum) {
   if (server->stopping) return;
   server->stopping = true;
   log_info("received %s: finishing requests in flight, then stopping", strsignal(signum));
+  engine_waits_close(server->api.engine); /* held pulls answer now, not at their deadline */
   http_server_stop(server->http, on_http_closed, server);
 }
 
@@ -98,8 +114,24 @@ static void watch_signals(server_t *server) {
   uv_signal_start(&server->sigterm, on_signal, SIGTERM);
 }
 
+/* The test clock (docs/test-clock.md): WHARF_TEST_CLOCK_MS fixes the clock. */
+static int server_fix_clock(void) {
+  const char *text = getenv("WHARF_TEST_CLOCK_MS");
+  if (!text) return 0;
+  char *end;
+  unsigned long long ms = strtoull(text, &end, 10);
+  if (!*text || *end || !ms) {
+    log_error("WHARF_TEST_CLOCK_MS must be ms since the epoch, not \"%s\"", text);
+    return -1;
+  }
+  clock_fix(ms);
+  log_info("test clock fixed at %llu ms: time moves only by PUT /client/v4/wharf/test-clock", ms);
+  return 0;
+}
+
 int server_run(const server_config_t *config) {
   log_init_from_env();
+  if (server_fix_clock() != 0) return 1;
   server_t server = {.loop = uv_default_loop()};
   server.api.loop = server.loop;
   server.api.max_queue_rate = config->max_queue_rate;

@@ -19,6 +19,7 @@ typedef struct {
    * Many Requests" beyond it (Cloudflare's platform limit is 5,000); 0 means
    * unlimited, the default. */
   uint32_t max_queue_rate;
+  uint32_t metrics_retention_days; /* metrics history; 0 = 31 */
   bool cloudflare_limits; /* --cloudflare-limits: the API rate limit (api/request_limit.h) */
 } server_config_t;
 

@@ -321,6 +321,23 @@ static void test_output_messages_like_wrangler(void **state) {
   free(text);
 }
 
+static void test_audit_list(void **state) {
+  (void)state;
+  cli_request_t req;
+  assert_int_equal(PARSE(&req, "audit", "list", "--since", "2026-01-31T10:00:00+01:00", "--queue", "jobs"),
+                   CLI_PARSE_OK);
+  assert_int_equal(req.scope, CLI_SCOPE_ACCOUNT);
+  assert_string_equal(req.method, "GET");
+  assert_string_equal(req.path, "/audit_logs?since=2026-01-31T10%3A00%3A00%2B01%3A00&queue=jobs");
+  char *text = render(&req, NULL,
+                      "[{\"when\":\"2026-01-31T09:00:00.000Z\",\"action\":{\"type\":\"CreateQueue\"},"
+                      "\"resource\":{\"type\":\"queue\",\"id\":\"q1\"},\"metadata\":{\"queue_name\":\"jobs\"},"
+                      "\"actor\":{\"id\":\"t1\",\"name\":\"ci\",\"ip\":\"127.0.0.1\"}}]");
+  assert_string_equal(text, "when                      action       resource  queue  actor    ip\n"
+                            "2026-01-31T09:00:00.000Z  CreateQueue  queue q1  jobs   ci (t1)  127.0.0.1\n");
+  free(text);
+}
+
 static void test_output_queue_list_table(void **state) {
   (void)state;
   cli_request_t req;
@@ -542,6 +559,7 @@ int main(void) {
       cmocka_unit_test(test_request_path_per_scope),
       cmocka_unit_test(test_consumer_find_matches_type_and_script),
       cmocka_unit_test(test_output_messages_like_wrangler),
+      cmocka_unit_test(test_audit_list),
       cmocka_unit_test(test_output_queue_list_table),
       cmocka_unit_test(test_output_queue_info_with_backlog),
       cmocka_unit_test(test_output_admin_lines_scripts_rely_on),

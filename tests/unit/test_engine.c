@@ -51,7 +51,7 @@ static bool resolve_dead_letter(void *context, const uint8_t source[16], uint8_t
 }
 
 static void engine_start(fixture_t *f) {
-  engine_options_t options = {resolve_dead_letter, f, 0};
+  engine_options_t options = {.resolve_dead_letter_queue = resolve_dead_letter, .context = f};
   assert_int_equal(engine_open(&f->loop, f->dir, &options, &f->engine), 0);
   engine_queue_config_t config = config_default();
   f->a = engine_queue_configure(f->engine, QUEUE_A, &config);
@@ -557,7 +557,8 @@ static void reopen_small_segments(fixture_t *f, uint64_t first_base) {
   int fd = open(path, O_CREAT | O_WRONLY, 0644);
   assert_true(fd >= 0);
   close(fd);
-  engine_options_t options = {resolve_dead_letter, f, 16384};
+  engine_options_t options = {
+      .resolve_dead_letter_queue = resolve_dead_letter, .context = f, .segment_bytes = 16384};
   assert_int_equal(engine_open(&f->loop, f->dir, &options, &f->engine), 0);
   engine_queue_config_t config = config_default();
   f->a = engine_queue_configure(f->engine, QUEUE_A, &config);
@@ -648,15 +649,35 @@ static void test_failed_append_changes_nothing(void **state) {
   engine_delivery_t d;
   assert_int_equal(engine_pull(f->a, 1, 0, &d), 0);
   send_one(f, f->a, "kept", -1);
-  assert_int_equal(engine_pull(f->a, 1, 0, &d), 1);
-  /* A failed ack leaves the message to be delivered again. */
-  store_debug_fail_next_sync(f->engine->store, EIO);
+  assert_int_equal(engine_pull(f->a, 1, 400, &d), 1);
+  /* A failed ack or retry leaves the lease as it was: no second delivery
+   * before it expires, and the same lease id still works. */
   const char *lease = d.handle;
+  store_debug_fail_next_sync(f->engine->store, ENOSPC);
+  w = ack(f, f->a, &lease, 1, NULL, 0);
+  assert_int_equal(w.status, -ENOSPC);
+  store_debug_fail_next_sync(f->engine->store, ENOSPC);
+  w = retry_one(f, f->a, lease, 0);
+  assert_int_equal(w.status, -ENOSPC);
+  assert_int_equal(backlog(f->a), 1);
+  engine_delivery_t again;
+  assert_int_equal(engine_pull(f->a, 1, 0, &again), 0);
+  w = retry_one(f, f->a, lease, 0);
+  assert_int_equal(w.result.retry_count, 1);
+  assert_int_equal(w.result.warning_count, 0);
+  engine_deliveries_free(&d, 1);
+  assert_int_equal(engine_pull(f->a, 1, 200, &d), 1);
+  assert_int_equal(d.attempts, 2);
+  /* Its expiry too is kept: the failed ack does not restart the clock. */
+  store_debug_fail_next_sync(f->engine->store, EIO);
+  lease = d.handle;
   w = ack(f, f->a, &lease, 1, NULL, 0);
   assert_int_equal(w.status, -EIO);
-  assert_int_equal(backlog(f->a), 1);
-  engine_deliveries_free(&d, 1);
-  assert_int_equal(engine_pull(f->a, 1, 0, &d), 1);
+  assert_int_equal(engine_pull(f->a, 1, 0, &again), 0);
+  run_for(f, 400);
+  assert_int_equal(engine_pull(f->a, 1, 0, &again), 1);
+  assert_int_equal(again.attempts, 3);
+  engine_deliveries_free(&again, 1);
   engine_deliveries_free(&d, 1);
 }
 

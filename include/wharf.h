@@ -262,6 +262,15 @@ typedef struct {
  */
 int wharf_pull(wharf_queue_t *queue, int batch_size, int visibility_timeout_ms,
                wharf_batch_t **out, wharf_error_t *err);
+/*
+ * wharf_pull() that waits: when nothing is ready, the server holds the
+ * request up to wait_ms (1..20000; Wharf's long-poll extension,
+ * `wharf_wait_ms`) and answers as soon as a message becomes ready, so a
+ * consumer loop needs no sleep between empty pulls. The batch is empty if
+ * the wait ends with nothing. wait_ms 0 is wharf_pull().
+ */
+int wharf_pull_wait(wharf_queue_t *queue, int batch_size, int visibility_timeout_ms, int wait_ms,
+                    wharf_batch_t **out, wharf_error_t *err);
 
 /* The number of messages in the batch, and message i (0 <= i < count). */
 size_t wharf_batch_count(const wharf_batch_t *batch);

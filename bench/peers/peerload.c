@@ -40,9 +40,8 @@
  * Latency: one producer thread sends single messages at --rate, each body
  * starting with the CLOCK_MONOTONIC nanoseconds at which its send began; one
  * consumer thread receives (blocking where the peer can block: beanstalkd
- * reserve-with-timeout, XREADGROUP BLOCK, JetStream Fetch; Wharf's pull does
- * not wait, so its consumer polls, sleeping 1 ms after an empty pull) and
- * records now − stamp, so
+ * reserve-with-timeout, XREADGROUP BLOCK, JetStream Fetch, Wharf's pull with
+ * wharf_wait_ms) and records now − stamp, so
  * the figure includes the durable write of the produce, as a user sees it.
  *
  * Output: one "RESULT key=value ..." line, the format of loadgen's, read by
@@ -570,16 +569,14 @@ static int wharf_produce(void *conn, int count, const char *body, size_t len) {
   return wharf_send_batch(w->queue, messages, (size_t)count, WHARF_DELAY_DEFAULT, &err) == WHARF_OK ? count : -1;
 }
 
-/* A pull never waits on the server; a waiting caller gets the poll interval
- * of a client that sleeps 1 ms after an empty pull (back-to-back polls would
- * keep the server's loop busy answering them). */
+/* A waiting caller's pull is held by the server (long-poll) until a message
+ * is ready or wait_ms pass. */
 static int wharf_consume(void *conn, int batch, int wait_ms, body_fn on_body, void *arg) {
   wharf_conn_t *w = conn;
   wharf_error_t err;
   wharf_batch_t *b = NULL;
-  if (wharf_pull(w->queue, batch, 60000, &b, &err) != WHARF_OK) return -1;
+  if (wharf_pull_wait(w->queue, batch, 60000, wait_ms, &b, &err) != WHARF_OK) return -1;
   int count = (int)wharf_batch_count(b);
-  if (count == 0 && wait_ms > 0) usleep(1000);
   for (int i = 0; on_body && i < count; i++) {
     wharf_received_message_t *m = wharf_batch_message(b, (size_t)i);
     on_body(m->body, m->body_len, arg);

@@ -1,7 +1,8 @@
 /*
  * messages.c — the message endpoints: send and send batch (producers), pull
- * and ack (pull consumers), peek and purge by ref (the dashboard's tools),
- * and the backlog metrics.
+ * and ack (pull consumers), peek and purge by ref (the dashboard's tools,
+ * also under the 2026 schema's names preview and preview/ack), and the
+ * backlog metrics.
  *
  * Bodies travel as the seeds say: on send, `json` bodies are any JSON value,
  * `text` a string, `bytes`/`v8` base64; they are stored as raw bytes (the
@@ -25,6 +26,13 @@
 #define PULL_DEFAULT_BATCH 5
 #define PULL_MAX_BATCH 100
 #define MAX_VISIBILITY_MS 43200000u
+/* Long-poll (the Wharf extension `wharf_wait_ms`, docs/api.md): the longest
+ * wait, and how many pulls may wait at once — per connection and in all —
+ * so idle clients cannot pile up held requests; past a cap a pull is
+ * answered at once, as without the field. */
+#define PULL_MAX_WAIT_MS 20000u
+#define PULL_MAX_WAITING_PER_CONNECTION 8u
+#define PULL_MAX_WAITING 4096u
 
 /* {backlog_count, backlog_bytes, oldest_message_timestamp_ms}, left open
  * for callers that add a field. */
@@ -66,14 +74,16 @@ static void send_done(void *data, int status, const engine_metrics_t *metrics) {
 
 static void send_parsed(api_call_t *call, const message_set_t *set) {
   int rc = engine_send(api_call_engine_queue(call), set->messages, set->count, send_done, call);
-  if (rc == ENGINE_ERR_STORAGE_LIMIT)
+  if (rc == ENGINE_ERR_STORAGE_LIMIT) {
     api_reply_error(call, 413, API_ERR_STORAGE_LIMIT,
                     "Storage Limit Exceeded: the queue's backlog would exceed 25 GB");
-  else if (rc == ENGINE_ERR_RATE_LIMIT)
+  } else if (rc == ENGINE_ERR_RATE_LIMIT) {
+    http_exchange_add_header(call->exchange, "Retry-After", "1"); /* a per-second limit */
     api_reply_error(call, 429, API_ERR_TOO_MANY_REQUESTS,
                     "Too Many Requests: the queue's message rate limit was exceeded");
-  else if (rc != ENGINE_OK)
+  } else if (rc != ENGINE_OK) {
     reply_storage_failure(call, rc);
+  }
 }
 
 /* Send and send batch parse their own bodies (message_parser.h): the router
@@ -150,15 +160,13 @@ static void deliveries_write(buf_t *out, engine_delivery_t *deliveries, int coun
   engine_deliveries_free(deliveries, (size_t)count);
 }
 
-void api_messages_pull(api_call_t *call) {
-  engine_queue_t *queue = api_call_engine_queue(call);
-  uint32_t batch_size = PULL_DEFAULT_BATCH, visibility_ms = 0;
-  if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size) ||
-      !params_uint(call, call->body, "visibility_timeout", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
-      !params_uint(call, call->body, "visibility_timeout_ms", 1, MAX_VISIBILITY_MS, &visibility_ms))
+/* Answers a pull: count deliveries (freed here), or an engine error. */
+static void pull_reply(api_call_t *call, engine_queue_t *queue, engine_delivery_t *deliveries,
+                       int count) {
+  if (count == ENGINE_ERR_DELETED) {
+    api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue was deleted while the pull waited");
     return;
-  engine_delivery_t deliveries[PULL_MAX_BATCH];
-  int count = engine_pull(queue, batch_size, visibility_ms, deliveries);
+  }
   if (count == ENGINE_ERR_PAUSED) {
     api_reply_error(call, 409, API_ERR_DELIVERY_PAUSED,
                     "queue_delivery_paused: delivery is paused on queue \"%s\"", call->queue.name);
@@ -181,7 +189,82 @@ void api_messages_pull(api_call_t *call) {
   reply_ok_text(call, &result);
 }
 
-void api_messages_peek(api_call_t *call) {
+/* A pull waiting for messages (engine_pull_wait), on the api's list. */
+typedef struct pull_hold {
+  api_call_t *call;
+  engine_queue_t *queue;
+  engine_wait_t *wait;
+  struct pull_hold *prev, *next;
+  engine_delivery_t deliveries[];
+} pull_hold_t;
+
+static void pull_hold_unlink(pull_hold_t *hold) {
+  if (hold->prev) hold->prev->next = hold->next;
+  else hold->call->api->holds = hold->next;
+  if (hold->next) hold->next->prev = hold->prev;
+}
+
+static void pull_hold_done(void *data, int count) {
+  pull_hold_t *hold = data;
+  pull_hold_unlink(hold);
+  pull_reply(hold->call, hold->queue, hold->deliveries, count);
+  free(hold);
+}
+
+/* The client went away: nothing is leased for it; the answer is discarded. */
+static void pull_hold_abandon(void *data) {
+  pull_hold_t *hold = data;
+  engine_wait_cancel(hold->wait);
+  pull_hold_done(hold, 0);
+}
+
+static bool pull_hold_allowed(const api_call_t *call) {
+  if (engine_wait_count(call->api->engine) >= PULL_MAX_WAITING) return false;
+  uint64_t connection = http_exchange_connection_id(call->exchange);
+  unsigned waiting = 0;
+  for (const pull_hold_t *hold = call->api->holds; hold; hold = hold->next)
+    waiting += http_exchange_connection_id(hold->call->exchange) == connection;
+  return waiting < PULL_MAX_WAITING_PER_CONNECTION;
+}
+
+/* Holds a pull that found nothing; false (nothing held) past a cap or
+ * when the engine holds no more (shutdown). */
+static bool pull_hold_start(api_call_t *call, engine_queue_t *queue, uint32_t batch_size,
+                            uint32_t visibility_ms, uint32_t wait_ms) {
+  if (!pull_hold_allowed(call)) return false;
+  pull_hold_t *hold = xcalloc(1, sizeof *hold + batch_size * sizeof hold->deliveries[0]);
+  hold->call = call;
+  hold->queue = queue;
+  hold->wait = engine_pull_wait(queue, batch_size, visibility_ms, wait_ms, hold->deliveries,
+                                pull_hold_done, hold);
+  if (!hold->wait) {
+    free(hold);
+    return false;
+  }
+  hold->next = call->api->holds;
+  if (hold->next) hold->next->prev = hold;
+  call->api->holds = hold;
+  http_exchange_on_abandon(call->exchange, pull_hold_abandon, hold);
+  return true;
+}
+
+void api_messages_pull(api_call_t *call) {
+  engine_queue_t *queue = api_call_engine_queue(call);
+  uint32_t batch_size = PULL_DEFAULT_BATCH, visibility_ms = 0, wait_ms = 0;
+  if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size) ||
+      !params_uint(call, call->body, "visibility_timeout", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
+      !params_uint(call, call->body, "visibility_timeout_ms", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
+      !params_uint(call, call->body, "wharf_wait_ms", 0, PULL_MAX_WAIT_MS, &wait_ms))
+    return;
+  engine_delivery_t deliveries[PULL_MAX_BATCH];
+  int count = engine_pull(queue, batch_size, visibility_ms, deliveries);
+  if (count == 0 && wait_ms && pull_hold_start(call, queue, batch_size, visibility_ms, wait_ms))
+    return;
+  pull_reply(call, queue, deliveries, count);
+}
+
+/* peek and preview: the same look, handles named as each API names them. */
+static void messages_look(api_call_t *call, const char *handle_key) {
   uint32_t batch_size = PULL_DEFAULT_BATCH;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size)) return;
   engine_delivery_t deliveries[PULL_MAX_BATCH];
@@ -192,10 +275,14 @@ void api_messages_peek(api_call_t *call) {
   }
   buf_t result = BUF_INIT;
   buf_append_str(&result, "{\"messages\":");
-  deliveries_write(&result, deliveries, count, "ref");
+  deliveries_write(&result, deliveries, count, handle_key);
   buf_append(&result, "}", 1);
   reply_ok_text(call, &result);
 }
+
+void api_messages_peek(api_call_t *call) { messages_look(call, "ref"); }
+
+void api_messages_preview(api_call_t *call) { messages_look(call, "lease_id"); }
 
 /* Collects the string `key` of each object in body[list_key] (objects or
  * plain strings). False after replying 400. */
@@ -229,6 +316,24 @@ static bool read_handles(api_call_t *call, const char *list_key, const char *key
   return true;
 }
 
+/* {handle: reason}, as the schema has warnings: the engine's warnings read
+ * "reason: handle". A handle named twice is one key. */
+static void warnings_write(buf_t *out, const engine_ack_result_t *result) {
+  json_t *warnings = json_object();
+  for (size_t i = 0; i < result->warning_count; i++) {
+    const char *text = result->warnings[i], *split = strstr(text, ": ");
+    char reason[128];
+    snprintf(reason, sizeof reason, "%.*s", split ? (int)(split - text) : 0, text);
+    /* a handle cut inside a UTF-8 sequence cannot be a key */
+    if (json_object_set_new(warnings, split ? split + 2 : text, json_string(reason)) != 0)
+      json_object_set_new(warnings, "(not UTF-8)", json_string(reason));
+  }
+  char *text = json_dumps(warnings, JSON_COMPACT);
+  buf_append_str(out, text);
+  free(text);
+  json_decref(warnings);
+}
+
 static void ack_done(void *data, int status, const engine_ack_result_t *result) {
   api_call_t *call = data;
   if (status != 0) {
@@ -240,12 +345,9 @@ static void ack_done(void *data, int status, const engine_ack_result_t *result) 
   json_text_append_int(&reply, (int)result->ack_count);
   buf_append_str(&reply, ",\"retryCount\":");
   json_text_append_int(&reply, (int)result->retry_count);
-  buf_append_str(&reply, ",\"warnings\":[");
-  for (size_t i = 0; i < result->warning_count; i++) {
-    if (i) buf_append(&reply, ",", 1);
-    json_text_append_string(&reply, result->warnings[i], strlen(result->warnings[i]));
-  }
-  buf_append_str(&reply, "]}");
+  buf_append_str(&reply, ",\"warnings\":");
+  warnings_write(&reply, result);
+  buf_append(&reply, "}", 1);
   reply_ok_text(call, &reply);
 }
 
@@ -275,9 +377,17 @@ void api_messages_ack(api_call_t *call) {
   free(set);
 }
 
-void api_messages_purge_refs(api_call_t *call) {
+/* Deletes peeked (or previewed) messages by their handles, body[list_key]
+ * of {key}. */
+static void messages_purge_handles(api_call_t *call, const char *list_key, const char *key) {
   const char *refs[1000];
   size_t count;
-  if (!read_handles(call, "refs", "ref", refs, NULL, &count)) return;
+  if (!read_handles(call, list_key, key, refs, NULL, &count)) return;
   engine_purge_refs(api_call_engine_queue(call), refs, count, ack_done, call);
+}
+
+void api_messages_purge_refs(api_call_t *call) { messages_purge_handles(call, "refs", "ref"); }
+
+void api_messages_preview_ack(api_call_t *call) {
+  messages_purge_handles(call, "acks", "lease_id");
 }

@@ -107,7 +107,7 @@ static void prometheus_queue_samples(buf_t *out, const prometheus_scrape_t *scra
   }
 }
 
-static void prometheus_store(buf_t *out, const engine_t *engine) {
+static void prometheus_server_wide(buf_t *out, const engine_t *engine) {
   store_stats_t stats;
   engine_store_stats(engine, &stats);
   prometheus_family(out, "wharf_store_disk_bytes", "gauge", "Bytes of the message log on disk.");
@@ -123,6 +123,9 @@ static void prometheus_store(buf_t *out, const engine_t *engine) {
   prometheus_family(out, "wharf_store_fsyncs_total", "counter",
                     "fdatasyncs of the message log since the server started (group commit).");
   buf_printf(out, "wharf_store_fsyncs_total %llu\n", (unsigned long long)stats.fsyncs);
+  prometheus_family(out, "wharf_pulls_waiting", "gauge",
+                    "Long-poll pulls (wharf_wait_ms) held open, waiting for messages.");
+  buf_printf(out, "wharf_pulls_waiting %zu\n", engine_wait_count(engine));
 }
 
 void api_prometheus_metrics(api_call_t *call) {
@@ -161,7 +164,7 @@ void api_prometheus_metrics(api_call_t *call) {
     prometheus_family(&out, families[i].name, families[i].type, families[i].help);
     prometheus_queue_samples(&out, &scrape, families[i].name, families[i].figure);
   }
-  if (!call->token.account_id[0]) prometheus_store(&out, call->api->engine);
+  if (!call->token.account_id[0]) prometheus_server_wide(&out, call->api->engine);
   free(scrape.queues);
   api_reply_text(call, "text/plain; version=0.0.4; charset=utf-8", &out);
 }

@@ -64,11 +64,17 @@ int consumer_batch_from_json(wharf_queue_t *queue, json_t *result, wharf_batch_t
 
 int wharf_pull(wharf_queue_t *queue, int batch_size, int visibility_timeout_ms,
                wharf_batch_t **out, wharf_error_t *err) {
+  return wharf_pull_wait(queue, batch_size, visibility_timeout_ms, 0, out, err);
+}
+
+int wharf_pull_wait(wharf_queue_t *queue, int batch_size, int visibility_timeout_ms, int wait_ms,
+                    wharf_batch_t **out, wharf_error_t *err) {
   *out = NULL;
   json_t *request = json_object();
   if (batch_size > 0) json_object_set_new(request, "batch_size", json_integer(batch_size));
   if (visibility_timeout_ms > 0)
     json_object_set_new(request, "visibility_timeout_ms", json_integer(visibility_timeout_ms));
+  if (wait_ms > 0) json_object_set_new(request, "wharf_wait_ms", json_integer(wait_ms));
   buf_t path = BUF_INIT;
   buf_printf(&path, "%s/messages/pull", queue->path);
   json_t *result = NULL;

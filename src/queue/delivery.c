@@ -29,7 +29,8 @@
 #include "util/crypto.h"
 #include "util/log.h"
 
-enum { CHANGE_ACK, CHANGE_DELETE, CHANGE_RETRY, CHANGE_MOVE };
+/* ACK: a consumer's; DELETE: by ref; DROP: out of retries, no dead-letter queue. */
+enum { CHANGE_ACK, CHANGE_DELETE, CHANGE_DROP, CHANGE_RETRY, CHANGE_MOVE };
 
 typedef struct {
   uint8_t kind;
@@ -88,7 +89,7 @@ static store_record_t *delivery_add(delivery_op_t *op, uint8_t kind, uint64_t se
   return record;
 }
 
-/* kind: CHANGE_ACK (a consumer's) or CHANGE_DELETE (any other reason). */
+/* kind: CHANGE_ACK, CHANGE_DELETE or CHANGE_DROP. */
 static void delivery_add_delete(delivery_op_t *op, uint64_t seq, uint8_t kind) {
   delivery_add(op, kind, seq, RECORD_ACK);
   queue_index_set_pending(&op->queue->index, seq, INDEX_DELETING,
@@ -107,12 +108,13 @@ static engine_queue_t *delivery_dead_letter_queue(engine_queue_t *queue) {
 /* The PUT into the dead-letter queue keeps the message's id, body, content
  * type and timestamp; it starts there with no failed deliveries. */
 static bool delivery_add_move(delivery_op_t *op, uint64_t seq, engine_queue_t *dead_letter) {
-  index_entry_t *entry = queue_index_get(&op->queue->index, seq);
+  index_entry_t entry;
+  queue_index_get(&op->queue->index, seq, &entry);
   op->bodies = xrealloc(op->bodies, (op->body_count + 1) * sizeof *op->bodies);
   buf_t *storage = &op->bodies[op->body_count++];
   *storage = (buf_t)BUF_INIT;
   store_record_t original;
-  int status = store_read(op->queue->engine->store, entry->position, &original, storage);
+  int status = store_read(op->queue->engine->store, entry.position, &original, storage);
   if (status) {
     log_error("engine: cannot read a message to dead-letter it (%d); deleting it", status);
     return false;
@@ -141,12 +143,13 @@ static bool delivery_add_move(delivery_op_t *op, uint64_t seq, engine_queue_t *d
 static void delivery_add_failure(delivery_op_t *op, uint64_t seq, int64_t delay_s,
                                  uint64_t now_ms) {
   engine_queue_t *queue = op->queue;
-  index_entry_t *entry = queue_index_get(&queue->index, seq);
-  uint32_t failed = entry->attempts + 1u;
+  index_entry_t entry;
+  queue_index_get(&queue->index, seq, &entry);
+  uint32_t failed = entry.attempts + 1u;
   if (failed > queue->config.max_retries) {
     engine_queue_t *dead_letter = delivery_dead_letter_queue(queue);
     if (!dead_letter || !delivery_add_move(op, seq, dead_letter))
-      delivery_add_delete(op, seq, CHANGE_DELETE);
+      delivery_add_delete(op, seq, CHANGE_DROP);
     return;
   }
   if (delay_s < 0) delay_s = queue->config.retry_delay_s;
@@ -161,18 +164,22 @@ static void delivery_add_failure(delivery_op_t *op, uint64_t seq, int64_t delay_
 /* Applies one durable change to the index; true if a message became ready. */
 static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *change,
                            uint64_t position, uint64_t now_ms) {
-  index_entry_t *entry = queue_index_get(&queue->index, change->seq);
+  index_entry_t entry;
+  bool live = queue_index_get(&queue->index, change->seq, &entry);
   switch (change->kind) {
   case CHANGE_RETRY:
-    if (!entry) return false;
+    if (!live) return false;
     queue->counters.retried++;
-    entry->attempts = change->attempts;
-    if (entry->state != INDEX_RETRYING) return false; /* an ack is on its way */
+    queue_index_set_attempts(&queue->index, change->seq, change->attempts);
+    if (entry.state != INDEX_RETRYING) return false; /* an ack is on its way */
     queue_index_set_delayed(&queue->index, change->seq, change->not_before_ms, now_ms);
     if (change->not_before_ms > now_ms) retention_schedule(queue->engine, change->not_before_ms);
     return change->not_before_ms <= now_ms;
   case CHANGE_MOVE:
     queue->counters.dead_lettered++;
+    engine_count_operation(queue, ENGINE_OP_DELETE_DLQ, change->body_len, change->timestamp_ms, now_ms,
+                           live ? entry.attempts : 0);
+    engine_count_operation(change->dead_letter, ENGINE_OP_WRITE, change->body_len, now_ms, now_ms, 0);
     if (!change->dead_letter->deleted) {
       engine_index_add(change->dead_letter, change->dead_letter_seq, position, change->body_len,
                        change->timestamp_ms, 0, now_ms);
@@ -181,8 +188,11 @@ static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *chang
     engine_kill(queue, change->seq);
     return false;
   default:
-    if (entry && change->kind == CHANGE_ACK) queue->counters.acked++;
-    else if (entry) queue->counters.deleted++;
+    if (live && change->kind == CHANGE_ACK) queue->counters.acked++;
+    else if (live) queue->counters.deleted++;
+    if (live)
+      engine_count_operation(queue, change->kind == CHANGE_DROP ? ENGINE_OP_DELETE_FAIL : ENGINE_OP_DELETE_SUCCESS,
+                             entry.body_len, entry.timestamp_ms, now_ms, entry.attempts);
     engine_kill(queue, change->seq);
     return false;
   }
@@ -207,13 +217,26 @@ static void delivery_op_free(delivery_op_t *op) {
  * True if it is ready now. */
 static bool delivery_undo(engine_queue_t *queue, const delivery_change_t *change,
                           uint64_t now_ms) {
-  index_entry_t *entry = queue_index_get(&queue->index, change->seq);
+  index_entry_t entry;
   uint8_t pending = change->kind == CHANGE_RETRY ? INDEX_RETRYING : INDEX_DELETING;
-  if (!entry || entry->state != pending) return false;
+  if (!queue_index_get(&queue->index, change->seq, &entry) || entry.state != pending) return false;
   queue_index_restore(&queue->index, change->seq, &change->saved, now_ms);
   if (change->saved.state == INDEX_LEASED || change->saved.state == INDEX_DELAYED)
     retention_schedule(queue->engine, change->saved.due_ms);
-  return queue_index_get(&queue->index, change->seq)->state == INDEX_READY;
+  queue_index_get(&queue->index, change->seq, &entry);
+  return entry.state == INDEX_READY;
+}
+
+/* Tells the engine's owner how many of the op's messages were moved to the
+ * dead-letter queue (all moves of one op go to the queue's one DLQ). */
+static void delivery_report_moves(const delivery_op_t *op) {
+  const engine_options_t *options = &op->queue->engine->options;
+  uint32_t moved = 0;
+  const engine_queue_t *dead_letter = NULL;
+  for (size_t i = 0; i < op->count; i++)
+    if (op->changes[i].kind == CHANGE_MOVE) moved++, dead_letter = op->changes[i].dead_letter;
+  if (moved && options->messages_dead_lettered)
+    options->messages_dead_lettered(options->context, op->queue->id, dead_letter->id, moved);
 }
 
 static void delivery_op_done(void *data, int status, const uint64_t *positions) {
@@ -230,6 +253,7 @@ static void delivery_op_done(void *data, int status, const uint64_t *positions) 
   }
   queue_index_trim(&queue->index);
   if (ready) engine_notify_ready(queue);
+  if (status == 0) delivery_report_moves(op);
   if (op->done) op->done(op->data, status, &op->result);
   delivery_op_free(op);
 }
@@ -249,9 +273,10 @@ static void delivery_op_submit(delivery_op_t *op) {
 static bool delivery_fill(engine_queue_t *queue, uint64_t seq, uint32_t attempts,
                           const lease_t *handle, buf_t *storage, engine_delivery_t *out) {
   store_record_t record;
-  index_entry_t *entry = queue_index_get(&queue->index, seq);
+  index_entry_t entry;
+  queue_index_get(&queue->index, seq, &entry);
   buf_reset(storage);
-  int status = store_read(queue->engine->store, entry->position, &record, storage);
+  int status = store_read(queue->engine->store, entry.position, &record, storage);
   if (status) {
     log_error("engine: cannot read a stored message (%d)", status);
     return false;
@@ -278,12 +303,14 @@ int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_
   int count = 0;
   /* A message that cannot be read stays leased: it expires and is retried. */
   while ((uint32_t)count < batch_size && queue_index_next_ready(&queue->index, now, &seq)) {
-    const index_entry_t *entry = queue_index_get(&queue->index, seq);
-    uint32_t attempts = entry->attempts + 1u;
+    index_entry_t entry;
+    queue_index_get(&queue->index, seq, &entry);
     lease_t lease = {LEASE_KIND_LEASE, {0}, seq, queue_index_set_leased(&queue->index, seq, expiry),
-                     entry->timestamp_ms, entry->body_len};
+                     entry.timestamp_ms, entry.body_len};
     memcpy(lease.queue, queue->id, 16);
-    if (delivery_fill(queue, seq, attempts, &lease, &storage, &out[count])) count++;
+    if (!delivery_fill(queue, seq, entry.attempts + 1u, &lease, &storage, &out[count])) continue;
+    engine_count_operation(queue, ENGINE_OP_READ, lease.body_len, lease.timestamp_ms, now, entry.attempts);
+    count++;
   }
   buf_free(&storage);
   queue->counters.delivered += (uint64_t)count;
@@ -291,16 +318,14 @@ int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_
   return count;
 }
 
-/* The entry of a pulled message whose lease is still delivery's, or NULL. */
-static index_entry_t *delivery_still_leased(engine_queue_t *queue,
-                                            const engine_delivery_t *delivery) {
-  index_entry_t *entry = queue_index_get(&queue->index, delivery->seq);
+/* True if a pulled message's lease is still delivery's. */
+static bool delivery_still_leased(engine_queue_t *queue, const engine_delivery_t *delivery) {
+  index_entry_t entry;
   uint32_t generation;
-  if (!entry || entry->state != INDEX_LEASED || entry->timestamp_ms != delivery->timestamp_ms ||
-      !queue_index_lease(&queue->index, delivery->seq, &generation, NULL) ||
-      generation != delivery->lease_generation)
-    return NULL;
-  return entry;
+  return queue_index_get(&queue->index, delivery->seq, &entry) && entry.state == INDEX_LEASED &&
+         entry.timestamp_ms == delivery->timestamp_ms &&
+         queue_index_lease(&queue->index, delivery->seq, &generation, NULL) &&
+         generation == delivery->lease_generation;
 }
 
 bool engine_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery,
@@ -321,10 +346,11 @@ int engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *o
   int count = 0;
   uint64_t seq = queue->index.base_seq;
   while ((uint32_t)count < batch_size && queue_index_next_live(&queue->index, seq, &seq)) {
-    const index_entry_t *entry = queue_index_get(&queue->index, seq);
+    index_entry_t entry;
+    queue_index_get(&queue->index, seq, &entry);
     /* Deliveries so far: the failed ones, plus the one in flight. */
-    uint32_t attempts = entry->attempts + (entry->state == INDEX_LEASED);
-    lease_t ref = {LEASE_KIND_REF, {0}, seq, 0, entry->timestamp_ms, entry->body_len};
+    uint32_t attempts = entry.attempts + (entry.state == INDEX_LEASED);
+    lease_t ref = {LEASE_KIND_REF, {0}, seq, 0, entry.timestamp_ms, entry.body_len};
     memcpy(ref.queue, queue->id, 16);
     if (delivery_fill(queue, seq, attempts, &ref, &storage, &out[count])) count++;
     seq++;
@@ -339,25 +365,25 @@ void engine_deliveries_free(engine_delivery_t *deliveries, size_t count) {
 
 /* --- writes: ack, retry, purge by ref, expiry ----------------------------- */
 
-/* The live message a handle names, or NULL after adding a warning. */
-static index_entry_t *delivery_resolve(delivery_op_t *op, const char *handle, uint8_t kind,
-                                       lease_t *lease) {
+/* True if a handle names a live message (copied to *entry); false after
+ * adding a warning. */
+static bool delivery_resolve(delivery_op_t *op, const char *handle, uint8_t kind, lease_t *lease,
+                             index_entry_t *entry) {
   engine_queue_t *queue = op->queue;
   if (!lease_decode(queue->engine->lease_key, handle, lease) || lease->kind != kind) {
     delivery_warn(op, kind == LEASE_KIND_LEASE ? "invalid lease id" : "invalid ref", handle);
-    return NULL;
+    return false;
   }
   if (memcmp(lease->queue, queue->id, 16) != 0) {
     delivery_warn(op, "belongs to another queue", handle);
-    return NULL;
+    return false;
   }
-  index_entry_t *entry = queue_index_get(&queue->index, lease->seq);
-  if (!entry || entry->state == INDEX_DELETING || entry->timestamp_ms != lease->timestamp_ms ||
-      entry->body_len != lease->body_len) {
+  if (!queue_index_get(&queue->index, lease->seq, entry) || entry->state == INDEX_DELETING ||
+      entry->timestamp_ms != lease->timestamp_ms || entry->body_len != lease->body_len) {
     delivery_warn(op, "message already acknowledged or deleted", handle);
-    return NULL;
+    return false;
   }
-  return entry;
+  return true;
 }
 
 void engine_ack(engine_queue_t *queue, const char *const *acks, size_t ack_count,
@@ -366,16 +392,16 @@ void engine_ack(engine_queue_t *queue, const char *const *acks, size_t ack_count
   delivery_op_t *op = delivery_op_new(queue, done, data);
   uint64_t now = clock_now_ms();
   lease_t lease;
+  index_entry_t entry;
   for (size_t i = 0; i < ack_count; i++) {
-    if (!delivery_resolve(op, acks[i], LEASE_KIND_LEASE, &lease)) continue;
+    if (!delivery_resolve(op, acks[i], LEASE_KIND_LEASE, &lease, &entry)) continue;
     delivery_add_delete(op, lease.seq, CHANGE_ACK);
     op->result.ack_count++;
   }
   for (size_t i = 0; i < retry_count; i++) {
-    index_entry_t *entry = delivery_resolve(op, retries[i].lease_id, LEASE_KIND_LEASE, &lease);
-    if (!entry) continue;
+    if (!delivery_resolve(op, retries[i].lease_id, LEASE_KIND_LEASE, &lease, &entry)) continue;
     uint32_t generation;
-    if (entry->state != INDEX_LEASED ||
+    if (entry.state != INDEX_LEASED ||
         !queue_index_lease(&queue->index, lease.seq, &generation, NULL) ||
         generation != lease.generation) {
       delivery_warn(op, "lease expired", retries[i].lease_id);
@@ -391,8 +417,9 @@ void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t co
                        engine_ack_fn done, void *data) {
   delivery_op_t *op = delivery_op_new(queue, done, data);
   lease_t ref;
+  index_entry_t entry;
   for (size_t i = 0; i < count; i++) {
-    if (!delivery_resolve(op, refs[i], LEASE_KIND_REF, &ref)) continue;
+    if (!delivery_resolve(op, refs[i], LEASE_KIND_REF, &ref, &entry)) continue;
     delivery_add_delete(op, ref.seq, CHANGE_DELETE);
     op->result.ack_count++;
   }

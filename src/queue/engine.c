@@ -118,9 +118,9 @@ static void engine_release_entry(void *context, const index_entry_t *entry) {
 }
 
 void engine_kill(engine_queue_t *queue, uint64_t seq) {
-  index_entry_t *entry = queue_index_get(&queue->index, seq);
-  if (!entry) return;
-  engine_release(queue->engine, entry->position, entry->body_len);
+  index_entry_t entry;
+  if (!queue_index_get(&queue->index, seq, &entry)) return;
+  engine_release(queue->engine, entry.position, entry.body_len);
   queue_index_kill(&queue->index, seq);
 }
 
@@ -137,6 +137,7 @@ static void engine_queue_forget(engine_queue_t *queue) {
   queue_index_purge(&queue->index, UINT64_MAX, engine_release_entry, queue->engine);
   engine_map_remove(queue);
   queue->deleted = true;
+  engine_waits_end(queue, ENGINE_ERR_DELETED);
   engine_queue_unref(queue);
 }
 
@@ -194,7 +195,7 @@ static void engine_replay_purge(engine_t *engine, const store_record_t *record) 
 static void engine_replay(void *context, const store_record_t *record, uint64_t position) {
   engine_t *engine = context;
   engine_queue_t *queue;
-  index_entry_t *entry;
+  index_entry_t entry;
   switch (record->type) {
   case RECORD_PUT: engine_replay_put(engine, record, position); break;
   case RECORD_ACK:
@@ -202,8 +203,8 @@ static void engine_replay(void *context, const store_record_t *record, uint64_t 
     break;
   case RECORD_RETRY:
     queue = engine_queue_find(engine, record->queue);
-    if (!queue || !(entry = queue_index_get(&queue->index, record->seq))) break;
-    entry->attempts = record->attempts > INDEX_MAX_ATTEMPTS ? INDEX_MAX_ATTEMPTS : record->attempts;
+    if (!queue || !queue_index_get(&queue->index, record->seq, &entry)) break;
+    queue_index_set_attempts(&queue->index, record->seq, record->attempts);
     queue_index_set_delayed(&queue->index, record->seq, record->not_before_ms,
                             engine->replay_now_ms);
     break;
@@ -220,9 +221,11 @@ static void engine_replay(void *context, const store_record_t *record, uint64_t 
 static bool engine_is_live(void *context, const store_record_t *put, uint64_t position,
                            store_record_t *current) {
   engine_queue_t *queue = engine_queue_find(context, put->queue);
-  index_entry_t *entry = queue ? queue_index_get(&queue->index, put->seq) : NULL;
-  if (!entry || entry->position != store_position_short(position)) return false;
-  current->attempts = entry->attempts;
+  index_entry_t entry;
+  if (!queue || !queue_index_get(&queue->index, put->seq, &entry) ||
+      entry.position != store_position_short(position))
+    return false;
+  current->attempts = entry.attempts;
   current->not_before_ms = queue_index_not_before(&queue->index, put->seq);
   return true;
 }
@@ -230,9 +233,10 @@ static bool engine_is_live(void *context, const store_record_t *put, uint64_t po
 static void engine_relocated(void *context, const uint8_t queue_id[16], uint64_t seq,
                              uint64_t old_position, uint64_t new_position) {
   engine_queue_t *queue = engine_queue_find(context, queue_id);
-  index_entry_t *entry = queue ? queue_index_get(&queue->index, seq) : NULL;
-  if (entry && entry->position == store_position_short(old_position))
-    entry->position = store_position_short(new_position);
+  index_entry_t entry;
+  if (queue && queue_index_get(&queue->index, seq, &entry) &&
+      entry.position == store_position_short(old_position))
+    queue_index_set_position(&queue->index, seq, new_position);
 }
 
 static void engine_end_replay(engine_queue_t *queue, void *context) {
@@ -291,6 +295,7 @@ int engine_open(uv_loop_t *loop, const char *data_dir, const engine_options_t *o
 }
 
 void engine_close(engine_t *engine) {
+  engine_waits_close(engine);
   store_close(engine->store);
   retention_stop(engine);
   engine_free(engine);
@@ -303,11 +308,13 @@ engine_queue_t *engine_queue_configure(engine_t *engine, const uint8_t id[16],
   engine_queue_t *queue = engine_queue_find(engine, id);
   if (!queue) queue = engine_queue_create(engine, id);
   bool resumed = queue->config.delivery_paused && !config->delivery_paused;
+  bool paused = !queue->config.delivery_paused && config->delivery_paused;
   bool shorter = config->message_retention_s < queue->config.message_retention_s;
   queue->config = *config;
   queue->configured = true;
   if (shorter) retention_schedule(engine, clock_now_ms());
   if (resumed) engine_notify_ready(queue);
+  if (paused) engine_waits_end(queue, ENGINE_ERR_PAUSED);
   return queue;
 }
 
@@ -329,24 +336,49 @@ void engine_queue_set_ready_hook(engine_queue_t *queue, engine_ready_fn hook, vo
 }
 
 void engine_notify_ready(engine_queue_t *queue) {
-  if (queue->ready_hook && !queue->config.delivery_paused && !queue->deleted)
-    queue->ready_hook(queue->ready_context, queue);
+  if (queue->config.delivery_paused || queue->deleted) return;
+  engine_waits_serve(queue);
+  if (queue->ready_hook) queue->ready_hook(queue->ready_context, queue);
 }
 
 /* --- metrics -------------------------------------------------------------- */
 
 void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics) {
   uint64_t seq;
+  index_entry_t oldest = {0};
+  if (queue_index_next_live(&queue->index, queue->index.base_seq, &seq))
+    queue_index_get(&queue->index, seq, &oldest);
   metrics->backlog_count = queue->index.live_count;
   metrics->backlog_bytes = queue->index.live_bytes;
-  metrics->oldest_message_timestamp_ms =
-      queue_index_next_live(&queue->index, queue->index.base_seq, &seq)
-          ? queue_index_get(&queue->index, seq)->timestamp_ms
-          : 0;
+  metrics->delayed_count = queue->index.delayed.count;
+  metrics->oldest_message_timestamp_ms = oldest.timestamp_ms;
 }
 
 const engine_counters_t *engine_queue_counters(const engine_queue_t *queue) {
   return &queue->counters;
+}
+
+void engine_queue_take_counters(engine_queue_t *queue, engine_counters_t *out) {
+  *out = queue->counters;
+  for (int op = 0; op < ENGINE_OP_COUNT; op++) queue->counters.operations[op].max_size = 0;
+}
+
+const uint8_t *engine_queue_id(const engine_queue_t *queue) { return queue->id; }
+
+/* Billing counts 64 KB (64,000 bytes) chunks of body plus about 100 bytes of
+ * metadata (seed 004, "Pricing"). */
+#define ENGINE_BILLABLE_CHUNK 64000u
+#define ENGINE_MESSAGE_METADATA_BYTES 100u
+
+void engine_count_operation(engine_queue_t *queue, engine_op_t op, uint32_t body_len,
+                            uint64_t timestamp_ms, uint64_t now_ms, uint32_t retries) {
+  engine_op_totals_t *totals = &queue->counters.operations[op];
+  totals->count++;
+  totals->bytes += body_len;
+  totals->billable += (body_len + ENGINE_MESSAGE_METADATA_BYTES + ENGINE_BILLABLE_CHUNK - 1) / ENGINE_BILLABLE_CHUNK;
+  totals->lag_ms += now_ms > timestamp_ms ? now_ms - timestamp_ms : 0;
+  totals->retries += retries;
+  if (body_len > totals->max_size) totals->max_size = body_len;
 }
 
 void engine_store_stats(const engine_t *engine, store_stats_t *stats) {

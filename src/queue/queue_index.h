@@ -2,14 +2,28 @@
  * queue_index.h — one queue's in-memory index (DESIGN.md §4).
  *
  * Sequence-based: a queue's backlog is a run of sequence numbers, so the
- * index is a deque of fixed 15-byte entries addressed by seq (in blocks of
- * 4096, so memory follows the backlog closely and whole blocks are freed as
- * the front is acked). An entry holds what delivery needs without touching
- * disk: where the PUT record is, the body length, the timestamp, the failed
- * deliveries so far and a state. The rare exceptions live out of line: a
- * heap of delayed messages by not-before time, a heap of leases by expiry
- * (with the lease generation), and a deque of messages that became ready
- * again behind the delivery cursor.
+ * index is a deque of entries addressed by seq, in blocks of 4096 (memory
+ * follows the backlog closely and whole blocks are freed as the front is
+ * acked). An entry holds what delivery needs without touching disk: where
+ * the PUT record is, the body length, the timestamp, the failed deliveries
+ * so far and a state. The rare exceptions live out of line: a heap of
+ * delayed messages by not-before time, a heap of leases by expiry (with the
+ * lease generation), and a deque of messages that became ready again behind
+ * the delivery cursor.
+ *
+ * A block is stored in one of two forms. Most backlogs are runs: messages
+ * sent one after another, whose PUT records sit close together in the log
+ * and whose timestamps are close. A *narrow* block keeps, per group of 256
+ * seqs, a base position and timestamp and, per entry, 8 bytes of deltas from
+ * them (queue_index.c). An entry that does not fit (a record relocated far
+ * away by compaction, a timestamp more than 32 s after its group's base or
+ * before it, more than 3 failed deliveries) turns its block *wide*: 15 bytes
+ * per entry holding every field in full, as all blocks were before. A block
+ * never turns narrow again; it is freed when its messages are gone. So the
+ * index costs about 8 bytes per backlog message for runs and 15 at worst.
+ *
+ * Entries are read and written by value (queue_index_get and the setters),
+ * never through a pointer: the stored form is not the entry's form.
  *
  * Delivery walks a cursor forward over the run, so a pull costs O(batch)
  * however many messages are leased before the cursor. An entry never sees
@@ -43,7 +57,8 @@ enum {
 #define INDEX_BLOCK_SHIFT 12u
 #define INDEX_BLOCK_ENTRIES (1u << INDEX_BLOCK_SHIFT)
 
-/* 15 bytes, packed: the index is most of a backlog's RAM. */
+/* An entry in full: the value the index hands out, and the form a wide
+ * block stores (15 bytes, packed: the index is most of a backlog's RAM). */
 typedef struct __attribute__((packed)) {
   uint64_t position : STORE_POSITION_BITS; /* of the PUT record (its low bits, store.h) */
   uint64_t body_len : 17;     /* up to RECORD_MAX_BODY_BYTES */
@@ -54,8 +69,12 @@ typedef struct __attribute__((packed)) {
 _Static_assert(sizeof(index_entry_t) == 15, "index entries are 15 bytes");
 _Static_assert(RECORD_MAX_BODY_BYTES < (1u << 17), "a body length fits an index entry");
 
+typedef struct index_narrow_block index_narrow_block_t; /* queue_index.c */
+
+/* At most one of narrow and wide is set; neither while no entry is live. */
 typedef struct {
-  index_entry_t *entries;
+  index_narrow_block_t *narrow;
+  index_entry_t *wide;
   uint32_t live; /* entries neither EMPTY nor DEAD */
 } index_block_t;
 
@@ -84,8 +103,9 @@ typedef struct {
 void queue_index_init(queue_index_t *index);
 void queue_index_free(queue_index_t *index);
 
-/* The entry of a live message (neither EMPTY nor DEAD), else NULL. */
-index_entry_t *queue_index_get(const queue_index_t *index, uint64_t seq);
+/* Copies out the entry of a live message (neither EMPTY nor DEAD); false
+ * if seq is not live. */
+bool queue_index_get(const queue_index_t *index, uint64_t seq, index_entry_t *entry);
 
 typedef enum {
   INDEX_INSERTED,
@@ -122,9 +142,13 @@ void queue_index_set_pending(queue_index_t *index, uint64_t seq, uint8_t state,
  * itself: the other request decides). */
 void queue_index_restore(queue_index_t *index, uint64_t seq, const index_saved_t *saved,
                          uint64_t now_ms);
+/* Field changes of a live entry. */
+void queue_index_set_attempts(queue_index_t *index, uint64_t seq, uint32_t attempts);
+void queue_index_set_position(queue_index_t *index, uint64_t seq, uint64_t position);
 /* Marks the entry DEAD; the caller releases its PUT record. */
 void queue_index_kill(queue_index_t *index, uint64_t seq);
-/* Every seq below `below` dies; calls dead(context, entry) for each live one. */
+/* Every seq below `below` dies; calls dead(context, entry) for each live one
+ * (entry is a copy, valid during the call). */
 void queue_index_purge(queue_index_t *index, uint64_t below,
                        void (*dead)(void *context, const index_entry_t *entry), void *context);
 /* Drops dead entries and freed blocks at the front (not during replay,

@@ -34,9 +34,10 @@ static void retention_expire(engine_queue_t *queue, uint64_t now_ms) {
   uint64_t cutoff = now_ms - period_ms, seq = queue->index.base_seq, below = queue->index.end_seq;
   size_t expired = 0;
   for (; queue_index_next_live(&queue->index, seq, &seq); seq++, expired++) {
-    const index_entry_t *entry = queue_index_get(&queue->index, seq);
-    if (entry->timestamp_ms >= cutoff || entry->state == INDEX_RETRYING ||
-        entry->state == INDEX_DELETING) {
+    index_entry_t entry;
+    queue_index_get(&queue->index, seq, &entry);
+    if (entry.timestamp_ms >= cutoff || entry.state == INDEX_RETRYING ||
+        entry.state == INDEX_DELETING) {
       below = seq;
       break;
     }

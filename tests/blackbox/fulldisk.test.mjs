@@ -159,9 +159,8 @@ for (const { what, args } of [
 
     test('fill, restart, control writes fail cleanly, acking everything frees the space', async () => {
       mountPoint = await mountTmpfs();
-      server = new WharfServer();
+      server = new WharfServer({ args });
       server.dataDir = mountPoint;
-      server.extraArgs = args;
       await server.start();
       const queueId = await createPullQueue(server, 'full');
       const answered = await fill(server, queueId, 'a');

@@ -145,7 +145,9 @@ static void test_index_replay_relocation(void **state) {
   /* The relocated copy of a live message replaces it; of a dead one, not. */
   assert_int_equal(queue_index_insert(&index, 5000, 777, 10, 1, 2, 0, 1, &old), INDEX_REPLACED);
   assert_int_equal(old, 500000);
-  assert_int_equal(queue_index_get(&index, 5000)->position, 777);
+  index_entry_t entry;
+  assert_true(queue_index_get(&index, 5000, &entry));
+  assert_int_equal(entry.position, 777);
   assert_int_equal(queue_index_insert(&index, 5001, 778, 10, 1, 0, 0, 1, &old), INDEX_REFUSED);
   /* An old message moved to the head of the log arrives below the front. */
   insert(&index, 3, 0, 1);
@@ -157,7 +159,8 @@ static void test_index_replay_relocation(void **state) {
   assert_int_equal(seq, 3);
   assert_true(queue_index_next_ready(&index, 1, &seq));
   assert_int_equal(seq, 5000);
-  assert_int_equal(queue_index_get(&index, 5000)->attempts, 2);
+  assert_true(queue_index_get(&index, 5000, &entry));
+  assert_int_equal(entry.attempts, 2);
   queue_index_free(&index);
 }
 
@@ -204,6 +207,114 @@ static void test_lease_key_file(void **state) {
   rmdir(dir);
 }
 
+/* Two blocks of a run, read back in full: what insert() stored. */
+static void assert_run_intact(const queue_index_t *index, uint64_t skip) {
+  for (uint64_t seq = 0; seq < 2 * INDEX_BLOCK_ENTRIES; seq++) {
+    if (seq == skip) continue;
+    index_entry_t entry;
+    assert_true(queue_index_get(index, seq, &entry));
+    assert_int_equal(entry.position, seq * 100);
+    assert_int_equal(entry.body_len, 10);
+    assert_int_equal(entry.timestamp_ms, 1000 + seq);
+    assert_int_equal(entry.attempts, 0);
+  }
+}
+
+static queue_index_t *narrow_run_new(void) {
+  queue_index_t *index = malloc(sizeof *index);
+  queue_index_init(index);
+  for (uint64_t seq = 0; seq < 2 * INDEX_BLOCK_ENTRIES; seq++) insert(index, seq, 0, 1);
+  assert_non_null(index->blocks[0].narrow);
+  assert_non_null(index->blocks[1].narrow);
+  return index;
+}
+
+static void narrow_run_free(queue_index_t *index) {
+  queue_index_free(index);
+  free(index);
+}
+
+/* Each write that does not fit its group's base turns that block (only
+ * that one) wide, and every value survives the conversion. */
+static void test_index_narrow_widens_keeping_values(void **state) {
+  (void)state;
+  const uint64_t seq = INDEX_BLOCK_ENTRIES + 300;
+  index_entry_t entry;
+
+  queue_index_t *index = narrow_run_new(); /* relocated far away */
+  queue_index_set_position(index, seq, 1ull << 35);
+  assert_null(index->blocks[1].narrow);
+  assert_non_null(index->blocks[1].wide);
+  assert_non_null(index->blocks[0].narrow);
+  assert_true(queue_index_get(index, seq, &entry));
+  assert_int_equal(entry.position, 1ull << 35);
+  assert_run_intact(index, seq);
+  narrow_run_free(index);
+
+  index = narrow_run_new(); /* relocated before its group's base */
+  queue_index_set_position(index, seq, 5);
+  assert_non_null(index->blocks[1].wide);
+  assert_true(queue_index_get(index, seq, &entry));
+  assert_int_equal(entry.position, 5);
+  assert_run_intact(index, seq);
+  narrow_run_free(index);
+
+  index = narrow_run_new(); /* four failed deliveries */
+  for (uint32_t attempts = 1; attempts <= 3; attempts++) queue_index_set_attempts(index, seq, attempts);
+  assert_non_null(index->blocks[1].narrow);
+  queue_index_set_attempts(index, seq, 4);
+  assert_non_null(index->blocks[1].wide);
+  queue_index_set_attempts(index, seq, 1000);
+  assert_true(queue_index_get(index, seq, &entry));
+  assert_int_equal(entry.attempts, INDEX_MAX_ATTEMPTS);
+  queue_index_set_attempts(index, seq, 0);
+  assert_run_intact(index, INDEX_BLOCK_ENTRIES * 2);
+  narrow_run_free(index);
+
+  index = narrow_run_new(); /* states change in place, narrow stays narrow */
+  queue_index_set_delayed(index, seq, 50000, 1);
+  assert_int_equal(queue_index_set_leased(index, seq - 1, 30000), 1);
+  assert_non_null(index->blocks[1].narrow);
+  assert_true(queue_index_get(index, seq, &entry));
+  assert_int_equal(entry.state, INDEX_DELAYED);
+  assert_true(queue_index_get(index, seq - 1, &entry));
+  assert_int_equal(entry.state, INDEX_LEASED);
+  assert_run_intact(index, INDEX_BLOCK_ENTRIES * 2);
+  narrow_run_free(index);
+}
+
+/* Timestamps: a message more than 32 s after its group's first, or
+ * earlier than it (a clock step back), widens the block at insert. */
+static void test_index_narrow_widens_on_timestamps(void **state) {
+  (void)state;
+  queue_index_t index;
+  queue_index_init(&index);
+  uint64_t old;
+  index_entry_t entry;
+  assert_int_equal(queue_index_insert(&index, 0, 0, 1, 100000, 0, 0, 1, &old), INDEX_INSERTED);
+  assert_int_equal(queue_index_insert(&index, 1, 10, 1, 100000 + 32000, 0, 0, 1, &old), INDEX_INSERTED);
+  assert_non_null(index.blocks[0].narrow);
+  assert_int_equal(queue_index_insert(&index, 2, 20, 1, 100000 + 40000, 0, 0, 1, &old), INDEX_INSERTED);
+  assert_non_null(index.blocks[0].wide);
+  assert_true(queue_index_get(&index, 2, &entry));
+  assert_int_equal(entry.timestamp_ms, 140000);
+  assert_true(queue_index_get(&index, 1, &entry));
+  assert_int_equal(entry.timestamp_ms, 132000);
+  /* A new block starts narrow again; a step back widens it. */
+  assert_int_equal(queue_index_insert(&index, INDEX_BLOCK_ENTRIES, 30, 1, 200000, 0, 0, 1, &old),
+                   INDEX_INSERTED);
+  assert_non_null(index.blocks[1].narrow);
+  assert_int_equal(queue_index_insert(&index, INDEX_BLOCK_ENTRIES + 1, 40, 1, 199000, 0, 0, 1, &old),
+                   INDEX_INSERTED);
+  assert_non_null(index.blocks[1].wide);
+  assert_true(queue_index_get(&index, INDEX_BLOCK_ENTRIES, &entry));
+  assert_int_equal(entry.timestamp_ms, 200000);
+  assert_int_equal(entry.position, 30);
+  assert_true(queue_index_get(&index, INDEX_BLOCK_ENTRIES + 1, &entry));
+  assert_int_equal(entry.timestamp_ms, 199000);
+  queue_index_free(&index);
+}
+
 /* Measurement: RAM of the index per backlog message, 1,000,000 messages of
  * which 1% are delayed and 1% leased (the exceptions cost more). */
 static void test_measure_bytes_per_message(void **state) {
@@ -217,10 +328,18 @@ static void test_measure_bytes_per_message(void **state) {
     assert_true(queue_index_next_ready(&index, 1, &seq));
     queue_index_set_leased(&index, seq, 30000);
   }
-  double plain = (double)queue_index_bytes(&index) / (double)n;
+  double mixed = (double)queue_index_bytes(&index) / (double)n;
   printf("MEASUREMENT index bytes per backlog message (1,000,000 messages, 1%% delayed, 1%% leased): %.2f\n",
-         plain);
-  assert_true(plain <= 32.0);
+         mixed);
+  assert_true(mixed <= 32.0);
+  queue_index_free(&index);
+
+  /* A run (the common backlog): the narrow form's 8 bytes and a little. */
+  queue_index_init(&index);
+  for (uint64_t s = 0; s < n; s++) insert(&index, s, 0, 1);
+  double run = (double)queue_index_bytes(&index) / (double)n;
+  printf("MEASUREMENT index bytes per backlog message (1,000,000 messages sent in a run): %.2f\n", run);
+  assert_true(run <= 8.2);
   queue_index_free(&index);
 }
 
@@ -234,6 +353,8 @@ int main(void) {
       cmocka_unit_test(test_index_replay_relocation),
       cmocka_unit_test(test_lease_roundtrip_and_forgery),
       cmocka_unit_test(test_lease_key_file),
+      cmocka_unit_test(test_index_narrow_widens_keeping_values),
+      cmocka_unit_test(test_index_narrow_widens_on_timestamps),
       cmocka_unit_test(test_measure_bytes_per_message),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,7 +10,9 @@
  * answers 507/11012 and changes nothing (once a ballast file took the space
  * the log leaves free: less than a segment's reserve); acking everything (and, for one
  * segment, a purge) gives the space back and sends succeed again without a
- * restart; every message answered 200 is delivered.
+ * restart; every message answered 200 is delivered. And with the reserve
+ * used up by retries (1 MiB segments, so a 64 KiB reserve), failed acks and
+ * retries keep their leases, which still ack once space is back.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -35,13 +37,13 @@ async function mountTmpfs() {
   return mountPoint;
 }
 
-async function createPullQueue(server, name) {
+async function createPullQueue(server, name, settings = {}) {
   const res = await server.api('POST', server.acct('/queues'), { queue_name: name });
   assertEnvelope(assert, res, { success: true, status: 200 });
   const id = res.json.result.queue_id;
   const consumer = await server.api('POST', server.acct(`/queues/${id}/consumers`), {
     type: 'http_pull',
-    settings: { batch_size: 100, visibility_timeout_ms: 60_000 },
+    settings: { batch_size: 100, visibility_timeout_ms: 60_000, ...settings },
   });
   assertEnvelope(assert, consumer, { success: true, status: 200 });
   return id;
@@ -191,3 +193,60 @@ for (const { what, args } of [
     });
   });
 }
+
+/* Retries only move messages: they fill the reserve without freeing
+ * anything. Once it is used up, acks and retries fail (507) and change
+ * nothing: the leases stay held until the space comes back. */
+describe('full disk, the reserve used up', () => {
+  let server;
+  let mountPoint;
+
+  after(async () => {
+    if (server) await server.stop();
+    if (mountPoint) {
+      execFileSync('umount', [mountPoint]);
+      await rm(mountPoint, { recursive: true, force: true });
+    }
+  });
+
+  test('failed acks and retries keep their leases; acks work once space is back', async () => {
+    mountPoint = await mountTmpfs();
+    server = new WharfServer({ args: ['--segment-bytes', String(1 << 20)] });
+    server.dataDir = mountPoint;
+    await server.start();
+    const queueId = await createPullQueue(server, 'reserve', { max_retries: 100 }); /* no drops */
+    const answered = await fill(server, queueId, 'r');
+    fillTheRest(mountPoint);
+    const pull = async () => {
+      const res = await server.api('POST', server.acct(`/queues/${queueId}/messages/pull`), {
+        batch_size: 100,
+        visibility_timeout_ms: 60_000,
+      });
+      assertEnvelope(assert, res, { success: true, status: 200 });
+      return res.json.result.messages;
+    };
+    const decide = (body) => server.api('POST', server.acct(`/queues/${queueId}/messages/ack`), body);
+    let held = null;
+    for (let round = 0; round < 200 && !held; round++) {
+      const messages = await pull();
+      assert.ok(messages.length > 0, 'messages to retry');
+      const res = await decide({ retries: messages.map((m) => ({ lease_id: m.lease_id, delay_seconds: 0 })) });
+      if (res.status === 200) continue;
+      assertError(assert, res, 507, 11012);
+      held = messages;
+    }
+    assert.ok(held, 'retries used up the reserve');
+    const ack = await decide({ acks: held.map((m) => ({ lease_id: m.lease_id })) });
+    assertError(assert, ack, 507, 11012);
+    const heldIds = new Set(held.map((m) => m.id));
+    for (let i = 0; i < 3; i++)
+      for (const m of await pull()) assert.ok(!heldIds.has(m.id), 'a failed ack or retry released a lease');
+
+    await rm(path.join(mountPoint, 'ballast'));
+    const acked = await decide({ acks: held.map((m) => ({ lease_id: m.lease_id })) });
+    assertEnvelope(assert, acked, { success: true, status: 200 });
+    assert.equal(acked.json.result.ackCount, held.length, 'the held leases are still valid');
+    const metrics = await server.api('GET', server.acct(`/queues/${queueId}/metrics`));
+    assert.equal(metrics.json.result.backlog_count, answered.length - held.length);
+  });
+});

@@ -128,6 +128,8 @@ void api_messages_pull(api_call_t *call);
 void api_messages_ack(api_call_t *call);
 void api_messages_peek(api_call_t *call);
 void api_messages_purge_refs(api_call_t *call);
+void api_messages_preview(api_call_t *call);     /* peek, by the 2026 schema's name */
+void api_messages_preview_ack(api_call_t *call); /* purge by ref, likewise */
 void api_queues_metrics(api_call_t *call);
 /* GET /: the web dashboard page (dashboard.c). */
 void api_dashboard_reply(http_exchange_t *exchange);

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/events.h"
+#include "api/subscriptions.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -49,6 +51,8 @@ static const route_t routes[] = {
     {"POST", "/accounts/{a}/queues/{q}/messages/ack", R | W, SCOPE_ACCOUNT, api_messages_ack},
     {"POST", "/accounts/{a}/queues/{q}/messages/peek", R, SCOPE_ACCOUNT, api_messages_peek},
     {"POST", "/accounts/{a}/queues/{q}/messages/purge", W, SCOPE_ACCOUNT, api_messages_purge_refs},
+    {"POST", "/accounts/{a}/queues/{q}/messages/preview", R, SCOPE_ACCOUNT, api_messages_preview},
+    {"POST", "/accounts/{a}/queues/{q}/messages/preview/ack", W, SCOPE_ACCOUNT, api_messages_preview_ack},
     {"POST", "/accounts/{a}/queues/{q}/consumers", W, SCOPE_ACCOUNT, api_consumers_create},
     {"GET", "/accounts/{a}/queues/{q}/consumers", R, SCOPE_ACCOUNT, api_consumers_list},
     {"GET", "/accounts/{a}/queues/{q}/consumers/{p}", R, SCOPE_ACCOUNT, api_consumers_get},
@@ -57,6 +61,12 @@ static const route_t routes[] = {
     {"POST", "/accounts/{a}/workers/queue-handlers", W, SCOPE_ACCOUNT, api_workers_register},
     {"GET", "/accounts/{a}/workers/queue-handlers", R, SCOPE_ACCOUNT, api_workers_list},
     {"DELETE", "/accounts/{a}/workers/queue-handlers/{p}", W, SCOPE_ACCOUNT, api_workers_remove},
+    {"POST", "/accounts/{a}/event_subscriptions/subscriptions", W, SCOPE_ACCOUNT, api_subscriptions_create},
+    {"GET", "/accounts/{a}/event_subscriptions/subscriptions", R, SCOPE_ACCOUNT, api_subscriptions_list},
+    {"GET", "/accounts/{a}/event_subscriptions/subscriptions/{p}", R, SCOPE_ACCOUNT, api_subscriptions_get},
+    {"PATCH", "/accounts/{a}/event_subscriptions/subscriptions/{p}", W, SCOPE_ACCOUNT, api_subscriptions_patch},
+    {"DELETE", "/accounts/{a}/event_subscriptions/subscriptions/{p}", W, SCOPE_ACCOUNT, api_subscriptions_delete},
+    {"POST", "/accounts/{a}/event_subscriptions/events", W, SCOPE_ACCOUNT, api_events_publish},
     {"GET", "/memberships", R, SCOPE_ANY, api_admin_memberships},
     {"POST", "/graphql", R, SCOPE_ANY, api_graphql_query},
     {"GET", "/accounts/{a}/audit_logs", R, SCOPE_ACCOUNT, api_audit_logs_list},
@@ -178,7 +188,9 @@ bool api_call_parse_body(api_call_t *call) {
     return true;
   }
   json_error_t error;
-  call->body = json_loadb(request->body, request->body_len, JSON_DECODE_ANY, &error);
+  /* A repeated field is ambiguous (which one counts?): refused. */
+  call->body = json_loadb(request->body, request->body_len,
+                          JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
   if (!call->body) {
     api_reply_error(call, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body: %s (at byte %d)",
                     error.text, error.position);

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "control/control_internal.h"
+#include "control/subscriptions.h"
 #include "control/workers.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -167,6 +168,7 @@ int control_open(const char *data_dir, control_t **out) {
     rc = control_configure(control);
     if (rc == CONTROL_OK) rc = control_migrate(control);
     if (rc == CONTROL_OK) rc = control_workers_init(control); /* workers.c owns its table */
+    if (rc == CONTROL_OK) rc = control_subscriptions_init(control); /* so does subscriptions.c */
   }
   buf_free(&path);
   if (rc != CONTROL_OK) {

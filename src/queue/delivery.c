@@ -227,6 +227,18 @@ static bool delivery_undo(engine_queue_t *queue, const delivery_change_t *change
   return entry.state == INDEX_READY;
 }
 
+/* Tells the engine's owner how many of the op's messages were moved to the
+ * dead-letter queue (all moves of one op go to the queue's one DLQ). */
+static void delivery_report_moves(const delivery_op_t *op) {
+  const engine_options_t *options = &op->queue->engine->options;
+  uint32_t moved = 0;
+  const engine_queue_t *dead_letter = NULL;
+  for (size_t i = 0; i < op->count; i++)
+    if (op->changes[i].kind == CHANGE_MOVE) moved++, dead_letter = op->changes[i].dead_letter;
+  if (moved && options->messages_dead_lettered)
+    options->messages_dead_lettered(options->context, op->queue->id, dead_letter->id, moved);
+}
+
 static void delivery_op_done(void *data, int status, const uint64_t *positions) {
   delivery_op_t *op = data;
   engine_queue_t *queue = op->queue;
@@ -241,6 +253,7 @@ static void delivery_op_done(void *data, int status, const uint64_t *positions) 
   }
   queue_index_trim(&queue->index);
   if (ready) engine_notify_ready(queue);
+  if (status == 0) delivery_report_moves(op);
   if (op->done) op->done(op->data, status, &op->result);
   delivery_op_free(op);
 }

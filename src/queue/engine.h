@@ -104,6 +104,10 @@ typedef struct {
    * deleted instead. */
   bool (*resolve_dead_letter_queue)(void *context, const uint8_t source[16],
                                     uint8_t dead_letter_out[16]);
+  /* Told (may be NULL) once `count` messages of `source` are durably in its
+   * dead-letter queue: Wharf's event source (api/events.h). */
+  void (*messages_dead_lettered)(void *context, const uint8_t source[16],
+                                 const uint8_t dead_letter[16], uint32_t count);
   void *context;
   uint64_t segment_bytes; /* 0 = store default */
 } engine_options_t;

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/events.h"
 #include "http/http_server.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -52,6 +53,7 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   if (control_open(config->data_dir, &server->api.control) != CONTROL_OK) return -1;
   if (control_bootstrap(server->api.control, config->data_dir) != CONTROL_OK) return -1;
   engine_options_t options = {.resolve_dead_letter_queue = api_resolve_dead_letter_queue,
+                              .messages_dead_lettered = api_events_dead_lettered,
                               .context = &server->api};
   int rc = engine_open(server->loop, config->data_dir, &options, &server->api.engine);
   if (rc != 0) {

@@ -193,7 +193,7 @@ export class WharfServer {
   }
 
   /* fetch under /client/v4 (or under the root with opts.root: /metrics).
-   * body: object (sent as JSON), string (sent as is) or undefined.
+   * body: object (sent as JSON), string or Buffer (sent as is) or undefined.
    * opts.token: null for no Authorization header. */
   async api(method, apiPath, body, opts = {}) {
     const token = opts.token === undefined ? this.token : opts.token;
@@ -201,7 +201,7 @@ export class WharfServer {
     if (token !== null) headers.authorization = `Bearer ${token}`;
     let payload;
     if (body !== undefined) {
-      payload = typeof body === 'string' ? body : JSON.stringify(body);
+      payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
       if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
         headers['content-type'] = 'application/json';
       }

@@ -12,7 +12,10 @@
  * queue), as the format asks, so the queues are listed once and walked once
  * per family. Gauges are read at scrape time from the engine's index;
  * counters are the engine's per-queue tallies since the server started
- * (Prometheus' rate() expects them to reset with the process).
+ * (Prometheus' rate() expects them to reset with the process), among them
+ * the message operations by action and outcome that the metrics history
+ * and GraphQL's queueMessageOperationsAdaptiveGroups count.
+ * deploy/grafana/wharf-queues.json charts them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,12 +67,20 @@ static void prometheus_label(buf_t *out, const char *value) {
   }
 }
 
+/* `name{account_id=…,queue_id=…,queue=…` with the brace left open. */
+static void prometheus_queue_labels(buf_t *out, const char *name, const prometheus_queue_t *item) {
+  buf_printf(out, "%s{account_id=\"%s\",queue_id=\"%s\",queue=\"", name, item->queue.account_id,
+             item->queue.id);
+  prometheus_label(out, item->queue.name);
+  buf_append(out, "\"", 1);
+}
+
 static void prometheus_family(buf_t *out, const char *name, const char *type, const char *help) {
   buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 typedef enum {
-  FIGURE_COUNT, FIGURE_BYTES, FIGURE_OLDEST, FIGURE_CONCURRENCY, FIGURE_PAUSED,
+  FIGURE_COUNT, FIGURE_BYTES, FIGURE_OLDEST, FIGURE_DELAYED, FIGURE_CONCURRENCY, FIGURE_PAUSED,
   FIGURE_SENT, FIGURE_DELIVERED, FIGURE_ACKED, FIGURE_RETRIED, FIGURE_DEAD_LETTERED,
   FIGURE_DELETED,
 } figure_t;
@@ -89,21 +100,67 @@ static void prometheus_queue_samples(buf_t *out, const prometheus_scrape_t *scra
                                      const char *name, figure_t figure) {
   for (size_t i = 0; i < scrape->count; i++) {
     const prometheus_queue_t *item = &scrape->queues[i];
-    buf_printf(out, "%s{account_id=\"%s\",queue_id=\"%s\",queue=\"", name, item->queue.account_id,
-               item->queue.id);
-    prometheus_label(out, item->queue.name);
-    buf_append_str(out, "\"} ");
+    prometheus_queue_labels(out, name, item);
+    buf_append_str(out, "} ");
     switch (figure) {
     case FIGURE_COUNT: buf_printf(out, "%llu\n", (unsigned long long)item->metrics.backlog_count); break;
     case FIGURE_BYTES: buf_printf(out, "%llu\n", (unsigned long long)item->metrics.backlog_bytes); break;
     case FIGURE_OLDEST:
       buf_printf(out, "%.3f\n", (double)item->metrics.oldest_message_timestamp_ms / 1000.0);
       break;
+    case FIGURE_DELAYED: buf_printf(out, "%llu\n", (unsigned long long)item->metrics.delayed_count); break;
     case FIGURE_CONCURRENCY: buf_printf(out, "%u\n", item->concurrency); break;
     case FIGURE_PAUSED: buf_printf(out, "%d\n", item->queue.delivery_paused ? 1 : 0); break;
     default:
       buf_printf(out, "%llu\n", (unsigned long long)prometheus_counter(&item->counters, figure));
     }
+  }
+}
+
+/* Message operations as the GraphQL dataset queueMessageOperationsAdaptiveGroups
+ * counts them, one sample per queue, action and outcome. */
+typedef enum { OPS_COUNT, OPS_BYTES, OPS_BILLABLE, OPS_LAG, OPS_RETRIES } ops_figure_t;
+
+static void prometheus_operation_samples(buf_t *out, const prometheus_scrape_t *scrape,
+                                         const char *name, ops_figure_t figure) {
+  static const char *const actions[ENGINE_OP_COUNT] = {"WriteMessage", "ReadMessage", "DeleteMessage",
+                                                       "DeleteMessage", "DeleteMessage"};
+  static const char *const outcomes[ENGINE_OP_COUNT] = {"", "", "success", "dlq", "fail"};
+  for (size_t i = 0; i < scrape->count; i++) {
+    for (int op = 0; op < ENGINE_OP_COUNT; op++) {
+      const engine_op_totals_t *totals = &scrape->queues[i].counters.operations[op];
+      prometheus_queue_labels(out, name, &scrape->queues[i]);
+      buf_printf(out, ",action=\"%s\",outcome=\"%s\"} ", actions[op], outcomes[op]);
+      switch (figure) {
+      case OPS_COUNT: buf_printf(out, "%llu\n", (unsigned long long)totals->count); break;
+      case OPS_BYTES: buf_printf(out, "%llu\n", (unsigned long long)totals->bytes); break;
+      case OPS_BILLABLE: buf_printf(out, "%llu\n", (unsigned long long)totals->billable); break;
+      case OPS_LAG: buf_printf(out, "%.3f\n", (double)totals->lag_ms / 1000.0); break;
+      case OPS_RETRIES: buf_printf(out, "%llu\n", (unsigned long long)totals->retries); break;
+      }
+    }
+  }
+}
+
+static void prometheus_operations(buf_t *out, const prometheus_scrape_t *scrape) {
+  static const struct {
+    const char *name;
+    ops_figure_t figure;
+    const char *help;
+  } families[] = {
+      {"wharf_queue_operations_total", OPS_COUNT,
+       "Message operations since the server started: writes, reads, deletes by outcome."},
+      {"wharf_queue_operation_bytes_total", OPS_BYTES, "Bytes of the bodies those operations moved."},
+      {"wharf_queue_operation_billable_total", OPS_BILLABLE,
+       "Billable operations (one per 64 KB started, metadata included), as Cloudflare counts them."},
+      {"wharf_queue_operation_lag_seconds_total", OPS_LAG,
+       "Sum of the time from each message's write to the operation (rate over operations_total: mean lag)."},
+      {"wharf_queue_operation_retries_total", OPS_RETRIES,
+       "Sum of the failed deliveries each message had before the operation."},
+  };
+  for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+    prometheus_family(out, families[i].name, "counter", families[i].help);
+    prometheus_operation_samples(out, scrape, families[i].name, families[i].figure);
   }
 }
 
@@ -143,6 +200,8 @@ void api_prometheus_metrics(api_call_t *call) {
       {"wharf_queue_backlog_bytes", "gauge", FIGURE_BYTES, "Bytes of the bodies stored in the queue."},
       {"wharf_queue_oldest_message_timestamp_seconds", "gauge", FIGURE_OLDEST,
        "When the oldest stored message was sent (Unix time; 0 when the queue is empty)."},
+      {"wharf_queue_delayed_messages", "gauge", FIGURE_DELAYED,
+       "Stored messages not deliverable before their delay runs out."},
       {"wharf_queue_consumer_concurrency", "gauge", FIGURE_CONCURRENCY,
        "Push deliveries the queue runs at once (0 without a worker consumer)."},
       {"wharf_queue_delivery_paused", "gauge", FIGURE_PAUSED,
@@ -164,6 +223,7 @@ void api_prometheus_metrics(api_call_t *call) {
     prometheus_family(&out, families[i].name, families[i].type, families[i].help);
     prometheus_queue_samples(&out, &scrape, families[i].name, families[i].figure);
   }
+  prometheus_operations(&out, &scrape);
   if (!call->token.account_id[0]) prometheus_server_wide(&out, call->api->engine);
   free(scrape.queues);
   api_reply_text(call, "text/plain; version=0.0.4; charset=utf-8", &out);

@@ -2,10 +2,14 @@
  * prometheus.test.mjs — GET /metrics (DESIGN.md §1): the queues' backlog in
  * Prometheus' text format, for a scraper holding a token. An account's token
  * sees its own queues only; the admin token every queue and the store's
- * figures. No token, a wrong one, one without queues_read, or another
+ * figures. Issue 16: delayed messages, and message operations by action
+ * and outcome (count, bytes, billable, lag, retries) as the GraphQL dataset
+ * counts them; the Grafana dashboard under deploy/grafana queries only what
+ * is exported. No token, a wrong one, one without queues_read, or another
  * method: the usual errors in the envelope.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { assertError, startServer } from './harness.mjs';
 
@@ -47,9 +51,11 @@ function parse(text) {
     const m = line.match(/^(\w+)(?:\{(.*)\})? (-?[0-9.e+]+)$/);
     assert.ok(m, `not a sample line: ${line}`);
     assert.ok(typed.has(m[1]), `${m[1]} before its TYPE line`);
-    const queue = (m[2] || '').match(/queue="([^"]*)"/);
+    const labels = Object.fromEntries([...(m[2] || '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    /* By queue; samples with more labels (operations) by queue|action|outcome. */
+    const key = [labels.queue ?? '', ...(labels.action !== undefined ? [labels.action, labels.outcome] : [])].join('|');
     samples[m[1]] ??= {};
-    samples[m[1]][queue ? queue[1] : ''] = Number(m[3]);
+    samples[m[1]][key] = Number(m[3]);
   }
   return samples;
 }
@@ -117,6 +123,29 @@ test('counters: a retry, then a dead-letter move, then a delete by ref', async (
   assert.equal(s.wharf_queue_messages_acked_total.counted, 0);
   assert.equal(s.wharf_queue_backlog_messages.counted, 0);
   assert.equal(s.wharf_queue_backlog_messages['counted-dlq'], 1);
+  /* The same, as the GraphQL dataset counts operations: writes, reads, deletes by outcome. */
+  const ops = s.wharf_queue_operations_total;
+  assert.equal(ops['counted|WriteMessage|'], 2);
+  assert.equal(ops['counted|ReadMessage|'], 3);
+  assert.equal(ops['counted|DeleteMessage|success'], 1); // b, by ref
+  assert.equal(ops['counted|DeleteMessage|dlq'], 1);
+  assert.equal(ops['counted|DeleteMessage|fail'], 0);
+  assert.equal(ops['counted-dlq|WriteMessage|'], 1);
+  assert.equal(s.wharf_queue_operation_bytes_total['counted|WriteMessage|'], 2);
+  assert.equal(s.wharf_queue_operation_billable_total['counted|WriteMessage|'], 2);
+  assert.equal(s.wharf_queue_operation_retries_total['counted|DeleteMessage|dlq'], 1); // the retry before the failing delivery that moved it
+  assert.ok(s.wharf_queue_operation_lag_seconds_total['counted|DeleteMessage|dlq'] >= 0);
+});
+
+test('delayed messages are a gauge of their own', async () => {
+  const q = (await server.api('POST', server.acct('/queues'), { queue_name: 'later' })).json.result.queue_id;
+  const sent = await server.api('POST', server.acct(`/queues/${q}/messages`), { body: 'x', delay_seconds: 600 });
+  assert.equal(sent.status, 200, sent.text);
+  await server.api('POST', server.acct(`/queues/${q}/messages`), { body: 'now' });
+  const s = parse((await scrape(server.token)).text);
+  assert.equal(s.wharf_queue_delayed_messages.later, 1);
+  assert.equal(s.wharf_queue_backlog_messages.later, 2);
+  assert.equal(s.wharf_queue_delayed_messages.scraped, 0);
 });
 
 test("an account's token sees only that account's queues, not the store", async () => {
@@ -138,4 +167,15 @@ test('no token, a wrong token, no queues_read, another method: errors in the env
   const writeOnly = await server.createToken('queues_write');
   assertError(assert, await scrape(writeOnly), 403, 9109);
   assertError(assert, await scrape(server.token, 'POST'), 405);
+});
+
+test('the Grafana dashboard (deploy/grafana) queries only metrics the server exports', async () => {
+  const dashboard = JSON.parse(readFileSync(new URL('../../deploy/grafana/wharf-queues.json', import.meta.url), 'utf8'));
+  const exported = new Set(Object.keys(parse((await scrape(server.token)).text)));
+  const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+  assert.ok(exprs.length >= 8);
+  const used = new Set(exprs.flatMap((e) => e.match(/wharf_\w+/g)));
+  for (const name of used) assert.ok(exported.has(name), `${name} is not in GET /metrics`);
+  for (const wanted of ['wharf_queue_backlog_messages', 'wharf_queue_operations_total', 'wharf_queue_consumer_concurrency'])
+    assert.ok(used.has(wanted), `the dashboard charts ${wanted}`);
 });

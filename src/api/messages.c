@@ -248,8 +248,20 @@ static bool pull_hold_start(api_call_t *call, engine_queue_t *queue, uint32_t ba
   return true;
 }
 
+/* Pull and ack need the queue's consumer to be an http_pull one; false
+ * after replying. */
+static bool messages_http_pull_enabled(api_call_t *call, engine_queue_t *queue) {
+  if (engine_queue_http_pull(queue)) return true;
+  api_reply_error(call, 400, API_ERR_CONSUMER_NOT_FOUND,
+                  "Queue \"%s\" has no HTTP pull consumer: pulls and acks need one "
+                  "(wrangler queues consumer http add %s)",
+                  call->queue.name, call->queue.name);
+  return false;
+}
+
 void api_messages_pull(api_call_t *call) {
   engine_queue_t *queue = api_call_engine_queue(call);
+  if (!messages_http_pull_enabled(call, queue)) return;
   uint32_t batch_size = PULL_DEFAULT_BATCH, visibility_ms = 0, wait_ms = 0;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size) ||
       !params_uint(call, call->body, "visibility_timeout", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
@@ -367,6 +379,7 @@ static void messages_ack_general(api_call_t *call) {
 }
 
 void api_messages_ack(api_call_t *call) {
+  if (!messages_http_pull_enabled(call, api_call_engine_queue(call))) return;
   ack_set_t *set = xcalloc(1, sizeof *set);
   if (ack_parse(call->request->body, call->request->body_len, set))
     engine_ack(api_call_engine_queue(call), set->acks, set->ack_count, set->retries,

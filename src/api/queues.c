@@ -54,6 +54,7 @@ engine_queue_t *api_queue_sync_engine(api_t *api, const control_queue_t *queue) 
     config.retry_delay_s = consumer.retry_delay_s;
     config.visibility_timeout_ms = consumer.visibility_timeout_ms;
     config.has_dead_letter_queue = consumer.dead_letter_queue[0] != '\0';
+    config.http_pull = consumer.type == CONSUMER_HTTP_PULL;
   }
   uint8_t id[16];
   crypto_hex_decode(queue->id, 16, id);

@@ -326,6 +326,8 @@ static void engine_forget_if_unconfigured(engine_queue_t *queue, void *context) 
   }
 }
 
+bool engine_queue_http_pull(const engine_queue_t *queue) { return queue->config.http_pull; }
+
 void engine_forget_unconfigured(engine_t *engine) {
   engine_queue_each(engine, engine_forget_if_unconfigured, NULL);
 }

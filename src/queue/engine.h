@@ -54,6 +54,7 @@ typedef struct {
   uint32_t retry_delay_s;             /* default delay of a retry */
   uint32_t visibility_timeout_ms;     /* pull default, 30000 */
   bool has_dead_letter_queue;
+  bool http_pull;                     /* the consumer is an HTTP pull one */
 } engine_queue_config_t;
 
 typedef struct {
@@ -123,6 +124,10 @@ void engine_close(engine_t *engine);
 engine_queue_t *engine_queue_configure(engine_t *engine, const uint8_t id[16],
                                        const engine_queue_config_t *config);
 engine_queue_t *engine_queue_find(engine_t *engine, const uint8_t id[16]);
+/* Whether HTTP clients may pull and ack: the queue's consumer is an
+ * http_pull one (seed 004: a queue has one type of consumer), so an HTTP
+ * client cannot take messages away from a push worker. */
+bool engine_queue_http_pull(const engine_queue_t *queue);
 /* After startup has configured every known queue: forgets (durably) messages
  * of queues the control plane no longer has. */
 void engine_forget_unconfigured(engine_t *engine);

@@ -615,6 +615,28 @@ describe('delays', () => {
   });
 });
 
+describe('pulls and acks need an http_pull consumer', () => {
+  test('without one, or with a worker consumer, a pull leases nothing and an ack acks nothing', async () => {
+    const q = await createQueue('no-pull-consumer');
+    await server.api('POST', server.acct(`/queues/${q}/messages`), { body: 'kept' });
+    const refused = await server.api('POST', server.acct(`/queues/${q}/messages/pull`), { batch_size: 5 });
+    assertError(assert, refused, 400, 11005);
+    assert.match(refused.json.errors[0].message, /no HTTP pull consumer/);
+    const registered = await server.api('POST', server.acct('/workers/queue-handlers'), { script_name: 'pusher', url: 'http://127.0.0.1:9/' });
+    assert.equal(registered.status, 200, registered.text);
+    const worker = await server.api('POST', server.acct(`/queues/${q}/consumers`), { type: 'worker', script_name: 'pusher' });
+    assert.equal(worker.status, 200, worker.text);
+    assertError(assert, await server.api('POST', server.acct(`/queues/${q}/messages/pull`), {}), 400, 11005);
+    assertError(assert, await server.api('POST', server.acct(`/queues/${q}/messages/ack`), { acks: [{ lease_id: 'x' }] }), 400, 11005);
+    const removed = await server.api('DELETE', server.acct(`/queues/${q}/consumers/${worker.json.result.consumer_id}`));
+    assert.equal(removed.status, 200, removed.text);
+    await createPullConsumer(q);
+    const pulled = await server.api('POST', server.acct(`/queues/${q}/messages/pull`), { batch_size: 5 });
+    assert.equal(pulled.json.result.messages.length, 1, 'the message was never leased before');
+    assert.equal(pulled.json.result.messages[0].attempts, 1);
+  });
+});
+
 describe('pause, resume and purge', () => {
   test('a paused queue stores but delivers nothing: pull is a 409 queue_delivery_paused', async () => {
     const q = await pullQueue('pausing');

@@ -21,6 +21,8 @@ before(async () => {
   const created = await server.api('POST', server.acct('/queues'), { queue_name: 'scraped' });
   assert.equal(created.status, 200, created.text);
   queueId = created.json.result.queue_id;
+  const consumer = await server.api('POST', server.acct(`/queues/${queueId}/consumers`), { type: 'http_pull' });
+  assert.equal(consumer.status, 200, consumer.text);
   for (const body of ['one', 'two', 'three']) {
     const sent = await server.api('POST', server.acct(`/queues/${queueId}/messages`), { body });
     assert.equal(sent.status, 200, sent.text);

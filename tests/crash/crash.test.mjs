@@ -22,10 +22,14 @@ const PRODUCERS = 16;
 const server = new WharfServer();
 after(() => server.dispose());
 
+/* A queue with an http_pull consumer (pulls and acks need one). */
 async function createQueue(name) {
   const res = await server.api('POST', `/accounts/${server.accountId}/queues`, { queue_name: name });
   assert.equal(res.status, 200, JSON.stringify(res.json));
-  return res.json.result.queue_id;
+  const queueId = res.json.result.queue_id;
+  const consumer = await server.api('POST', `/accounts/${server.accountId}/queues/${queueId}/consumers`, { type: 'http_pull' });
+  assert.equal(consumer.status, 200, JSON.stringify(consumer.json));
+  return queueId;
 }
 
 /* Sends bodies until stopped; records each body whose send was answered 200. */

@@ -43,6 +43,7 @@ typedef struct {
   metrics_history_t *history; /* per-minute metrics for GraphQL */
   audit_log_t *audit;
   struct pull_hold *holds; /* messages.c: long-poll pulls waiting */
+  json_t *request_windows; /* request_limit.h; NULL = no API rate limit */
 } api_t;
 
 typedef struct {
@@ -64,6 +65,7 @@ typedef enum {
   API_ERR_METHOD_NOT_ALLOWED = 7001,
   API_ERR_FORBIDDEN = 9109,
   API_ERR_AUTHENTICATION = 10000,
+  API_ERR_API_RATE_LIMIT = 10100, /* request_limit.h: Cloudflare's API rate limit */
   API_ERR_QUEUE_NOT_FOUND = 11000,
   API_ERR_INVALID_REQUEST = 11001,
   API_ERR_QUEUE_LIMIT = 11002,

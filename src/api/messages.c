@@ -74,14 +74,16 @@ static void send_done(void *data, int status, const engine_metrics_t *metrics) {
 
 static void send_parsed(api_call_t *call, const message_set_t *set) {
   int rc = engine_send(api_call_engine_queue(call), set->messages, set->count, send_done, call);
-  if (rc == ENGINE_ERR_STORAGE_LIMIT)
+  if (rc == ENGINE_ERR_STORAGE_LIMIT) {
     api_reply_error(call, 413, API_ERR_STORAGE_LIMIT,
                     "Storage Limit Exceeded: the queue's backlog would exceed 25 GB");
-  else if (rc == ENGINE_ERR_RATE_LIMIT)
+  } else if (rc == ENGINE_ERR_RATE_LIMIT) {
+    http_exchange_add_header(call->exchange, "Retry-After", "1"); /* a per-second limit */
     api_reply_error(call, 429, API_ERR_TOO_MANY_REQUESTS,
                     "Too Many Requests: the queue's message rate limit was exceeded");
-  else if (rc != ENGINE_OK)
+  } else if (rc != ENGINE_OK) {
     reply_storage_failure(call, rc);
+  }
 }
 
 /* Send and send batch parse their own bodies (message_parser.h): the router

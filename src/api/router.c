@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "api/events.h"
+#include "api/request_limit.h"
 #include "api/subscriptions.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -140,10 +141,13 @@ static bool call_authenticate(api_call_t *call) {
 
 static bool call_authorize(api_call_t *call, const route_t *route) {
   bool admin = call->token.account_id[0] == '\0';
-  if ((call->token.permissions & route->permissions) != route->permissions) {
+  unsigned missing = route->permissions & ~call->token.permissions;
+  if (missing) { /* names what is missing: pull and ack need both */
     api_reply_error(call, 403, API_ERR_FORBIDDEN,
                     "Unauthorized to access requested resource: the token lacks %s",
-                    route->permissions & PERMISSION_WRITE ? "queues_write" : "queues_read");
+                    missing == (PERMISSION_READ | PERMISSION_WRITE) ? "queues_read and queues_write"
+                    : missing & PERMISSION_WRITE                    ? "queues_write"
+                                                                    : "queues_read");
     return false;
   }
   if (route->scope == SCOPE_ADMIN && !admin) {
@@ -210,6 +214,11 @@ static bool route_owns_body(const route_t *route) {
          route->handler == api_messages_ack;
 }
 
+/* Pulls and acks are not subject to the API rate limit (seed 004, "Limits"). */
+static bool route_is_pull_consumer(const route_t *route) {
+  return route->handler == api_messages_pull || route->handler == api_messages_ack;
+}
+
 static void reply_healthz(http_exchange_t *exchange, api_t *api) {
   const char *body = api->ready ? "{\"status\":\"ok\"}" : "{\"status\":\"starting\"}";
   http_exchange_respond(exchange, api->ready ? 200 : 503, "application/json", body, strlen(body));
@@ -249,6 +258,7 @@ void api_handle_request(http_exchange_t *exchange, void *context) {
     path_matched = true;
     if (strcmp(table[i].method, request->method) != 0) continue;
     if (!call_authenticate(call) || !call_authorize(call, &table[i]) ||
+        (!route_is_pull_consumer(&table[i]) && !api_request_limit_admit(call)) ||
         !call_load_queue(call, queue_id) || (!route_owns_body(&table[i]) && !api_call_parse_body(call)))
       return;
     table[i].handler(call);

@@ -136,6 +136,7 @@ int server_run(const server_config_t *config) {
   server.api.loop = server.loop;
   server.api.max_queue_rate = config->max_queue_rate;
   server.api.purges = json_object();
+  if (config->cloudflare_limits) server.api.request_windows = json_object();
   if (server_open_stores(&server, config) != 0) return 1;
   http_server_options_t options = {.on_request = api_handle_request,
                                    .on_error = api_handle_protocol_error,
@@ -154,5 +155,6 @@ int server_run(const server_config_t *config) {
   uv_run(server.loop, UV_RUN_DEFAULT);
   uv_loop_close(server.loop);
   json_decref(server.api.purges);
+  json_decref(server.api.request_windows);
   return 0;
 }

@@ -75,11 +75,13 @@ export function run(cmd, args, { env = {}, cwd, timeoutMs = 60_000, input } = {}
 }
 
 export class WharfServer {
-  /* env: extra environment of the server process (e.g. WHARF_TEST_CLOCK_MS). */
-  constructor({ accountId = hex32(), token = 'wharf-test-' + hex32(), env = {} } = {}) {
+  /* env: extra environment of the server process (e.g. WHARF_TEST_CLOCK_MS);
+     args: more `wharf serve` flags, e.g. ['--cloudflare-limits']. */
+  constructor({ accountId = hex32(), token = 'wharf-test-' + hex32(), env = {}, args = [] } = {}) {
     this.env = env;
     this.accountId = accountId;
     this.token = token;
+    this.args = args;
     this.dataDir = null;
     this.port = null;
     this.child = null;
@@ -101,7 +103,7 @@ export class WharfServer {
     if (!this.port) this.port = await freePort();
     const child = spawn(
       WHARF_BIN,
-      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`],
+      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, ...this.args],
       {
         env: { ...process.env, WHARF_ACCOUNT_ID: this.accountId, WHARF_API_TOKEN: this.token, ...this.env },
         stdio: ['ignore', 'pipe', 'pipe'],

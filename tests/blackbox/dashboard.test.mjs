@@ -161,6 +161,58 @@ test('settings: delay, retention, pause/resume, purge and delete with the name t
   await page.close();
 });
 
+test('consumers: add, edit and remove worker and HTTP pull consumers with every setting', async () => {
+  const { json } = await server.api('POST', server.acct('/queues'), { queue_name: 'consumers-q' });
+  const id = json.result.queue_id;
+  await server.api('POST', server.acct('/queues'), { queue_name: 'consumers-dlq' });
+  const consumers = async () => (await server.api('GET', server.acct(`/queues/${id}/consumers`))).json.result;
+  const page = await signIn();
+  await openQueue(page, 'consumers-q');
+  await page.click('#tab-consumers');
+  await page.fill('#c-script', 'my-worker');
+  await page.fill('#c-batch', '20');
+  await page.fill('#c-retries', '5');
+  await page.fill('#c-retry-delay', '30');
+  await page.fill('#c-wait', '2000');
+  await page.fill('#c-concurrency', '7');
+  await page.fill('#c-dlq', 'consumers-dlq');
+  await page.click('#c-save');
+  await page.locator('#consumers tr', { hasText: 'my-worker' }).waitFor();
+  let [c] = await consumers();
+  assert.equal(c.type, 'worker');
+  assert.equal(c.script_name, 'my-worker');
+  assert.equal(c.dead_letter_queue, 'consumers-dlq');
+  assert.deepEqual(c.settings, { batch_size: 20, max_retries: 5, retry_delay: 30, max_wait_time_ms: 2000, max_concurrency: 7 });
+
+  await page.click('button[aria-label="Edit worker consumer my-worker"]');
+  await page.fill('#c-concurrency', ''); // autoscale
+  await page.fill('#c-batch', '50');
+  await page.click('#c-save');
+  await page.locator('#consumers tr', { hasText: 'batch_size 50' }).waitFor();
+  [c] = await consumers();
+  assert.deepEqual(c.settings, { batch_size: 50, max_retries: 5, retry_delay: 30, max_wait_time_ms: 2000 });
+  await screenshot(page, 'queue-consumers');
+  await page.click('button[aria-label="Remove worker consumer my-worker"]');
+  await page.locator('#consumers tr').waitFor({ state: 'detached' });
+  assert.deepEqual(await consumers(), []);
+
+  await page.selectOption('#c-type', 'http_pull');
+  await page.fill('#c-visibility', '60000');
+  await page.fill('#c-batch', '25');
+  await page.click('#c-save');
+  await page.locator('#consumers tr', { hasText: 'http_pull' }).waitFor();
+  [c] = await consumers();
+  assert.equal(c.type, 'http_pull');
+  assert.equal(c.settings.visibility_timeout_ms, 60000);
+  assert.equal(c.settings.batch_size, 25);
+  await page.click('button[aria-label="Edit http_pull consumer"]');
+  await page.fill('#c-visibility', '90000');
+  await page.click('#c-save');
+  await page.locator('#consumers tr', { hasText: 'visibility_timeout_ms 90000' }).waitFor();
+  assert.equal((await consumers())[0].settings.visibility_timeout_ms, 90000);
+  await page.close();
+});
+
 test('errors: a wrong token, a 403 and a server that went away are shown as clear messages', async () => {
   let page = await signIn('not-a-token');
   await errorText(page).filter({ hasText: /^401: / }).waitFor();

@@ -213,6 +213,41 @@ test('consumers: add, edit and remove worker and HTTP pull consumers with every 
   await page.close();
 });
 
+test('subscriptions: create, disable and enable, delete', async () => {
+  const { json } = await server.api('POST', server.acct('/queues'), { queue_name: 'subs-q' });
+  const id = json.result.queue_id;
+  const subs = async () => (await server.api('GET', server.acct(`/event_subscriptions/subscriptions?queue_id=${id}`))).json.result;
+  const page = await signIn();
+  await openQueue(page, 'subs-q');
+  await page.click('#tab-subscriptions');
+  await page.fill('#s-name', 'buckets');
+  await page.selectOption('#s-source', 'r2');
+  await page.fill('#s-events', 'bucket.created, bucket.deleted');
+  await page.click('#subscription button');
+  await page.locator('#subscriptions tr', { hasText: 'buckets' }).waitFor();
+  await page.fill('#s-name', 'models');
+  await page.selectOption('#s-source', { label: 'workersAi.model' });
+  await page.fill('#s-resource', '@cf/x');
+  await page.fill('#s-events', 'batch.queued');
+  await page.click('#subscription button');
+  await page.locator('#subscriptions tr', { hasText: 'models' }).waitFor();
+  let list = await subs();
+  const byName = (n) => list.find((x) => x.name === n);
+  assert.deepEqual([byName('buckets').source, byName('buckets').events, byName('buckets').enabled], [{ type: 'r2' }, ['bucket.created', 'bucket.deleted'], true]);
+  assert.deepEqual(byName('models').source, { type: 'workersAi.model', model_name: '@cf/x' });
+  assert.deepEqual(byName('models').destination, { type: 'queues.queue', queue_id: id });
+
+  await page.uncheck('input[aria-label="enabled buckets"]');
+  await assertEventually(async () => { list = await subs(); return byName('buckets').enabled === false; });
+  await page.check('input[aria-label="enabled buckets"]');
+  await assertEventually(async () => { list = await subs(); return byName('buckets').enabled === true; });
+  await screenshot(page, 'queue-subscriptions');
+  await page.click('button[aria-label="Delete subscription models"]');
+  await page.locator('#subscriptions tr', { hasText: 'models' }).waitFor({ state: 'detached' });
+  assert.deepEqual((await subs()).map((x) => x.name), ['buckets']);
+  await page.close();
+});
+
 test('errors: a wrong token, a 403 and a server that went away are shown as clear messages', async () => {
   let page = await signIn('not-a-token');
   await errorText(page).filter({ hasText: /^401: / }).waitFor();

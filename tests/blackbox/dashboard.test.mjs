@@ -87,6 +87,7 @@ test('messages: send text, JSON and a file with a delay; preview changes nothing
   const id = json.result.queue_id;
   const page = await signIn();
   await openQueue(page, 'messages-q');
+  await page.click('#tab-messages');
   await page.fill('#send-body', '{"order": 7, "name": "wörld"}');
   await page.click('#send button');
   await page.locator('#queues tr', { hasText: 'messages-q' }).locator('td.n').first().filter({ hasText: '1' }).waitFor();
@@ -246,6 +247,36 @@ test('subscriptions: create, disable and enable, delete', async () => {
   await page.locator('#subscriptions tr', { hasText: 'models' }).waitFor({ state: 'detached' });
   assert.deepEqual((await subs()).map((x) => x.name), ['buckets']);
   await page.close();
+});
+
+test('overview: backlog, operations and concurrency charts from the GraphQL Analytics API', async () => {
+  const minute = Math.floor(Date.now() / 60000) * 60000 - 120000; // a fixed clock two minutes ago
+  const clocked = await startServer({ env: { WHARF_TEST_CLOCK_MS: String(minute) } });
+  try {
+    const { json } = await clocked.api('POST', clocked.acct('/queues'), { queue_name: 'charts-q' });
+    const id = json.result.queue_id;
+    for (let i = 0; i < 3; i++) await clocked.api('POST', clocked.acct(`/queues/${id}/messages`), { body: i });
+    const moved = await clocked.api('PUT', '/wharf/test-clock', { now_ms: minute + 60000 }); // the minute is written
+    assert.equal(moved.status, 200, moved.text);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(clocked.url + '/');
+    await page.fill('#token', clocked.token);
+    await page.press('#token', 'Enter');
+    await page.click('button[aria-label="Open charts-q"]');
+    await page.locator('#chart-backlog polyline').waitFor({ state: 'attached', timeout: 10000 }).catch(async (e) => { throw new Error(`${e.message}; the page says: ${await page.locator('#error').textContent()}`); });
+    const points = async (chart) => JSON.parse((await page.locator(chart).getAttribute('data-points')) || '[]');
+    assert.deepEqual(await points('#chart-backlog'), [[minute, 3]]);
+    assert.deepEqual(await points('#chart-operations'), [[minute, 3]], 'three writes');
+    assert.deepEqual(await points('#chart-concurrency'), [[minute, 0]], 'no consumer');
+    await page.selectOption('#range', 'week');
+    await page.locator('#chart-backlog text', { hasText: 'max 3' }).waitFor();
+    assert.deepEqual(await points('#chart-backlog'), [[minute - (minute % 3600000), 3]]);
+    await screenshot(page, 'queue-overview');
+    await context.close();
+  } finally {
+    await clocked.dispose();
+  }
 });
 
 test('errors: a wrong token, a 403 and a server that went away are shown as clear messages', async () => {

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "api/graphql_exec.h"
+#include "control/metrics_history.h"
 #include "util/buf.h"
 #include "util/clock.h"
 
@@ -104,24 +105,24 @@ static const block_def_t operations_blocks[] = {
 
 static const field_def_t minute_dimensions[] = {TIME_DIMENSIONS, {NULL, NULL, 0}};
 static const field_def_t operation_dimensions[] = {TIME_DIMENSIONS,
-                                                   {"actionType", "action_type", KIND_TEXT},
+                                                   {"actionType", METRICS_HISTORY_ACTION_TYPE_SQL, KIND_TEXT},
                                                    {"consumerType", "consumer_type", KIND_TEXT},
-                                                   {"outcome", "outcome", KIND_TEXT},
+                                                   {"outcome", METRICS_HISTORY_OUTCOME_SQL, KIND_TEXT},
                                                    {NULL, NULL, 0}};
 static const filter_def_t minute_filters[] = {TIME_FILTERS, {NULL, NULL, 0}};
 static const filter_def_t operation_filters[] = {TIME_FILTERS,
-                                                 {"actionType", "action_type", FILTER_TEXT},
+                                                 {"actionType", METRICS_HISTORY_ACTION_TYPE_SQL, FILTER_TEXT},
                                                  {"consumerType", "consumer_type", FILTER_TEXT},
-                                                 {"outcome", "outcome", FILTER_TEXT},
+                                                 {"outcome", METRICS_HISTORY_OUTCOME_SQL, FILTER_TEXT},
                                                  {NULL, NULL, 0}};
 
 static const dataset_t datasets[] = {
     {{"queueBacklogAdaptiveGroups", "queuesBacklogAdaptiveGroups"}, "QueueBacklogAdaptiveGroups",
-     "queue_minutes", "COUNT(*)", backlog_blocks, minute_dimensions, minute_filters},
+     "queue_minutes JOIN queues USING (key)", "COUNT(*)", backlog_blocks, minute_dimensions, minute_filters},
     {{"queueConsumerMetricsAdaptiveGroups", NULL}, "QueueConsumerMetricsAdaptiveGroups",
-     "queue_minutes", "COUNT(*)", concurrency_blocks, minute_dimensions, minute_filters},
+     "queue_minutes JOIN queues USING (key)", "COUNT(*)", concurrency_blocks, minute_dimensions, minute_filters},
     {{"queueMessageOperationsAdaptiveGroups", NULL}, "QueueMessageOperationsAdaptiveGroups",
-     "queue_operation_minutes", "SUM(count)", operations_blocks, operation_dimensions,
+     "queue_operation_minutes JOIN queues USING (key)", "SUM(count)", operations_blocks, operation_dimensions,
      operation_filters},
 };
 

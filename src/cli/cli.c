@@ -24,7 +24,7 @@ void cli_usage(FILE *out) {
           "Usage: wharf <command> [arguments] [flags]\n"
           "\n"
           "  wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]\n"
-          "              [--cloudflare-limits]\n"
+          "              [--metrics-retention-days N] [--cloudflare-limits]\n"
           "      Run the server\n");
   cli_parse_usage(out);
   fprintf(out,

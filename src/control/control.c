@@ -202,6 +202,8 @@ int control_error(control_t *control, int sqlite_rc, const char *doing) {
     return CONTROL_ERR_EXISTS;
   if (sqlite_rc == SQLITE_CONSTRAINT_FOREIGNKEY) return CONTROL_ERR_NOT_FOUND;
   log_error("control: %s: %s", doing, sqlite3_errmsg(control->db));
+  if ((sqlite_rc & 0xff) == SQLITE_FULL || sqlite3_system_errno(control->db) == ENOSPC)
+    return CONTROL_ERR_FULL;
   return CONTROL_ERR_DATABASE;
 }
 

@@ -43,7 +43,8 @@ typedef struct {
 
 typedef struct {
   char account_id[33], queue_id[33];
-  const char *action_type, *consumer_type, *outcome;
+  engine_op_t op;
+  const char *consumer_type;
   engine_op_totals_t totals;
 } operation_row_t;
 
@@ -82,33 +83,52 @@ struct metrics_history {
 
 /* --- storage --------------------------------------------------------------- */
 
+/* A queue's ids once, as a small integer key; minute rows carry the key
+ * (about 40 bytes a backlog row instead of 110 with two hex ids and an
+ * index by age). Retention cuts each queue's key range. */
 static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS queues ("
+    "  key INTEGER PRIMARY KEY, queue_id TEXT NOT NULL UNIQUE, account_id TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS queues_account ON queues(account_id);"
     "CREATE TABLE IF NOT EXISTS queue_minutes ("
-    "  account_id TEXT NOT NULL, queue_id TEXT NOT NULL, minute_ms INTEGER NOT NULL,"
+    "  key INTEGER NOT NULL, minute_ms INTEGER NOT NULL,"
     "  observed_ms INTEGER NOT NULL, messages_ms INTEGER NOT NULL, bytes_ms INTEGER NOT NULL,"
     "  delayed_ms INTEGER NOT NULL, concurrency_ms INTEGER NOT NULL,"
-    "  PRIMARY KEY (account_id, queue_id, minute_ms)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS queue_minutes_age ON queue_minutes(minute_ms);"
+    "  PRIMARY KEY (key, minute_ms)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS queue_operation_minutes ("
-    "  account_id TEXT NOT NULL, queue_id TEXT NOT NULL, minute_ms INTEGER NOT NULL,"
-    "  action_type TEXT NOT NULL, consumer_type TEXT NOT NULL, outcome TEXT NOT NULL,"
+    "  key INTEGER NOT NULL, minute_ms INTEGER NOT NULL, op INTEGER NOT NULL,"
+    "  consumer_type TEXT NOT NULL,"
     "  count INTEGER NOT NULL, bytes INTEGER NOT NULL, billable INTEGER NOT NULL,"
     "  lag_ms INTEGER NOT NULL, retries INTEGER NOT NULL, max_size INTEGER NOT NULL,"
-    "  PRIMARY KEY (account_id, queue_id, minute_ms, action_type, consumer_type, outcome))"
-    "  WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS queue_operation_minutes_age ON queue_operation_minutes(minute_ms);";
+    "  PRIMARY KEY (key, minute_ms, op)) WITHOUT ROWID;";
+
+_Static_assert(ENGINE_OP_WRITE == 0 && ENGINE_OP_READ == 1 && ENGINE_OP_DELETE_SUCCESS == 2 &&
+                   ENGINE_OP_DELETE_DLQ == 3 && ENGINE_OP_DELETE_FAIL == 4,
+               "queue_operation_minutes.op stores engine_op_t: METRICS_HISTORY_*_SQL decode it");
+
+static const char key_insert[] = "INSERT INTO queues(queue_id, account_id) VALUES (?2, ?1) ON CONFLICT DO NOTHING";
+
+#define KEY_OF_QUEUE "(SELECT key FROM queues WHERE queue_id = ?2)"
 
 static const char backlog_upsert[] =
-    "INSERT INTO queue_minutes VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET"
+    "INSERT INTO queue_minutes VALUES (" KEY_OF_QUEUE ",?3,?4,?5,?6,?7,?8) ON CONFLICT DO UPDATE SET"
     " observed_ms = observed_ms + excluded.observed_ms, messages_ms = messages_ms + excluded.messages_ms,"
     " bytes_ms = bytes_ms + excluded.bytes_ms, delayed_ms = delayed_ms + excluded.delayed_ms,"
     " concurrency_ms = concurrency_ms + excluded.concurrency_ms";
 
 static const char operation_upsert[] =
-    "INSERT INTO queue_operation_minutes VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET"
+    "INSERT INTO queue_operation_minutes VALUES (" KEY_OF_QUEUE ",?3,?4,?5,?6,?7,?8,?9,?10,?11)"
+    " ON CONFLICT DO UPDATE SET consumer_type = excluded.consumer_type,"
     " count = count + excluded.count, bytes = bytes + excluded.bytes,"
     " billable = billable + excluded.billable, lag_ms = lag_ms + excluded.lag_ms,"
     " retries = retries + excluded.retries, max_size = max(max_size, excluded.max_size)";
+
+/* ?1: the cut-off minute. Queues whose rows are all gone are forgotten. */
+static const char expire_sql[] =
+    "DELETE FROM queue_minutes WHERE key IN (SELECT key FROM queues) AND minute_ms < ?1;"
+    "DELETE FROM queue_operation_minutes WHERE key IN (SELECT key FROM queues) AND minute_ms < ?1;"
+    "DELETE FROM queues WHERE NOT EXISTS (SELECT 1 FROM queue_minutes m WHERE m.key = queues.key)"
+    " AND NOT EXISTS (SELECT 1 FROM queue_operation_minutes o WHERE o.key = queues.key)";
 
 static int history_open_db(const char *path, int flags, sqlite3 **out) {
   int rc = sqlite3_open_v2(path, out, flags | SQLITE_OPEN_NOMUTEX, NULL);
@@ -124,11 +144,22 @@ static void history_bind_ids(sqlite3_stmt *statement, const char *account_id, co
   sqlite3_bind_int64(statement, 3, (sqlite3_int64)minute_ms);
 }
 
-static int history_write_backlog(sqlite3_stmt *statement, const batch_t *batch) {
+/* The row's queue gets its key (once) and the statement its ids. */
+static int history_bind_key(sqlite3_stmt *key, sqlite3_stmt *statement, const char *account_id,
+                            const char *queue_id, uint64_t minute_ms) {
+  history_bind_ids(key, account_id, queue_id, minute_ms);
+  int rc = sqlite3_step(key);
+  sqlite3_reset(key);
+  history_bind_ids(statement, account_id, queue_id, minute_ms);
+  return rc;
+}
+
+static int history_write_backlog(sqlite3_stmt *key, sqlite3_stmt *statement, const batch_t *batch) {
   int rc = SQLITE_DONE;
   for (size_t i = 0; i < batch->backlog_count && rc == SQLITE_DONE; i++) {
     const backlog_row_t *row = &batch->backlog[i];
-    history_bind_ids(statement, row->account_id, row->queue_id, batch->minute_ms);
+    if ((rc = history_bind_key(key, statement, row->account_id, row->queue_id, batch->minute_ms)) != SQLITE_DONE)
+      break;
     const uint64_t values[] = {row->observed_ms, row->messages_ms, row->bytes_ms, row->delayed_ms,
                                row->concurrency_ms};
     for (int v = 0; v < 5; v++) sqlite3_bind_int64(statement, 4 + v, (sqlite3_int64)values[v]);
@@ -138,17 +169,17 @@ static int history_write_backlog(sqlite3_stmt *statement, const batch_t *batch) 
   return rc;
 }
 
-static int history_write_operations(sqlite3_stmt *statement, const batch_t *batch) {
+static int history_write_operations(sqlite3_stmt *key, sqlite3_stmt *statement, const batch_t *batch) {
   int rc = SQLITE_DONE;
   for (size_t i = 0; i < batch->operation_count && rc == SQLITE_DONE; i++) {
     const operation_row_t *row = &batch->operations[i];
-    history_bind_ids(statement, row->account_id, row->queue_id, batch->minute_ms);
-    sqlite3_bind_text(statement, 4, row->action_type, -1, SQLITE_STATIC);
+    if ((rc = history_bind_key(key, statement, row->account_id, row->queue_id, batch->minute_ms)) != SQLITE_DONE)
+      break;
+    sqlite3_bind_int(statement, 4, (int)row->op);
     sqlite3_bind_text(statement, 5, row->consumer_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(statement, 6, row->outcome, -1, SQLITE_STATIC);
     const engine_op_totals_t *t = &row->totals;
     const uint64_t values[] = {t->count, t->bytes, t->billable, t->lag_ms, t->retries, t->max_size};
-    for (int v = 0; v < 6; v++) sqlite3_bind_int64(statement, 7 + v, (sqlite3_int64)values[v]);
+    for (int v = 0; v < 6; v++) sqlite3_bind_int64(statement, 6 + v, (sqlite3_int64)values[v]);
     rc = sqlite3_step(statement);
     sqlite3_reset(statement);
   }
@@ -156,27 +187,36 @@ static int history_write_operations(sqlite3_stmt *statement, const batch_t *batc
 }
 
 /* Writer thread: one transaction per minute, then the retention cut. */
+/* The retention cut: each statement of expire_sql with ?1 bound. */
+static int history_expire(sqlite3 *db, uint64_t before_ms) {
+  int rc = SQLITE_DONE;
+  for (const char *sql = expire_sql; rc == SQLITE_DONE && *sql;) {
+    sqlite3_stmt *statement;
+    if ((rc = sqlite3_prepare_v2(db, sql, -1, &statement, &sql)) != SQLITE_OK) break;
+    sqlite3_bind_int64(statement, 1, (sqlite3_int64)before_ms);
+    rc = sqlite3_step(statement);
+    sqlite3_finalize(statement);
+  }
+  return rc;
+}
+
 static void history_write(metrics_history_t *history, const batch_t *batch) {
-  sqlite3_stmt *backlog = NULL, *operations = NULL;
+  sqlite3_stmt *key = NULL, *backlog = NULL, *operations = NULL;
   uint64_t keep_ms = (uint64_t)history->options.retention_days * 86400000u;
-  char expire_sql[160];
-  snprintf(expire_sql, sizeof expire_sql,
-           "DELETE FROM queue_minutes WHERE minute_ms < %lld;"
-           "DELETE FROM queue_operation_minutes WHERE minute_ms < %lld",
-           (long long)(batch->minute_ms - keep_ms), (long long)(batch->minute_ms - keep_ms));
   int rc = sqlite3_exec(history->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(history->writer, key_insert, -1, &key, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(history->writer, backlog_upsert, -1, &backlog, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(history->writer, operation_upsert, -1, &operations, NULL);
-  if (rc == SQLITE_OK) rc = history_write_backlog(backlog, batch);
-  if (rc == SQLITE_DONE) rc = history_write_operations(operations, batch);
-  if (rc == SQLITE_DONE && batch->minute_ms > keep_ms)
-    rc = sqlite3_exec(history->writer, expire_sql, NULL, NULL, NULL) == SQLITE_OK ? SQLITE_DONE : SQLITE_ERROR;
+  if (rc == SQLITE_OK) rc = history_write_backlog(key, backlog, batch);
+  if (rc == SQLITE_DONE) rc = history_write_operations(key, operations, batch);
+  if (rc == SQLITE_DONE && batch->minute_ms > keep_ms) rc = history_expire(history->writer, batch->minute_ms - keep_ms);
   if (rc == SQLITE_DONE) rc = sqlite3_exec(history->writer, "COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     log_error("metrics history: writing the minute %llu failed: %s; it is lost",
               (unsigned long long)batch->minute_ms, sqlite3_errmsg(history->writer));
     sqlite3_exec(history->writer, "ROLLBACK", NULL, NULL, NULL);
   }
+  sqlite3_finalize(key);
   sqlite3_finalize(backlog);
   sqlite3_finalize(operations);
 }
@@ -305,16 +345,6 @@ static void history_integrate(metrics_history_t *history, uint64_t until_ms) {
   history->last_sample_ms = until_ms;
 }
 
-static const struct {
-  const char *action_type, *outcome;
-} operation_names[ENGINE_OP_COUNT] = {
-    [ENGINE_OP_WRITE] = {"WriteMessage", ""},
-    [ENGINE_OP_READ] = {"ReadMessage", ""},
-    [ENGINE_OP_DELETE_SUCCESS] = {"DeleteMessage", "success"},
-    [ENGINE_OP_DELETE_DLQ] = {"DeleteMessage", "dlq"},
-    [ENGINE_OP_DELETE_FAIL] = {"DeleteMessage", "fail"},
-};
-
 static void batch_add_operations(batch_t *batch, history_queue_t *queue, const engine_counters_t *now) {
   for (int op = 0; op < ENGINE_OP_COUNT; op++) {
     const engine_op_totals_t *total = &now->operations[op], *before = &queue->previous[op];
@@ -326,8 +356,7 @@ static void batch_add_operations(batch_t *batch, history_queue_t *queue, const e
     operation_row_t *row = &batch->operations[batch->operation_count++];
     memcpy(row->account_id, queue->account_id, sizeof row->account_id);
     memcpy(row->queue_id, queue->id_hex, sizeof row->queue_id);
-    row->action_type = operation_names[op].action_type;
-    row->outcome = operation_names[op].outcome;
+    row->op = (engine_op_t)op;
     row->consumer_type = op == ENGINE_OP_WRITE ? "" : queue->consumer_type;
     row->totals = (engine_op_totals_t){total->count - before->count, total->bytes - before->bytes,
                                        total->billable - before->billable, total->lag_ms - before->lag_ms,

@@ -19,6 +19,10 @@
  * deleted as minutes are written. Queries run on the loop thread on a second,
  * read-only connection (WAL: readers never wait for the writer).
  *
+ * Cost (measured, VACUUMed SQLite file): a queue takes about 32 KB a day
+ * idle (1 MB for the default 31 days), 233 KB a day with writes, reads and
+ * acks every minute (7 MB), 360 KB with all five operation kinds (11 MB).
+ *
  * metrics_history_tick runs a sample at once (the test clock calls it after
  * moving time). A failed write is logged and its minute lost; the server
  * keeps serving.
@@ -59,10 +63,14 @@ void metrics_history_close(metrics_history_t *history);
 void metrics_history_tick(metrics_history_t *history, void (*done)(void *data), void *data);
 
 /* The read connection, for the GraphQL datasets (loop thread only). Tables:
- * queue_minutes(account_id, queue_id, minute_ms, observed_ms, messages_ms,
- * bytes_ms, delayed_ms, concurrency_ms) and queue_operation_minutes(
- * account_id, queue_id, minute_ms, action_type, consumer_type, outcome,
- * count, bytes, billable, lag_ms, retries, max_size); ids are 32-hex text. */
+ * queues(key, queue_id, account_id) (ids 32-hex text); queue_minutes(key,
+ * minute_ms, observed_ms, messages_ms, bytes_ms, delayed_ms,
+ * concurrency_ms); queue_operation_minutes(key, minute_ms, op,
+ * consumer_type, count, bytes, billable, lag_ms, retries, max_size), op an
+ * engine_op_t, which these expressions name as Cloudflare does. */
+#define METRICS_HISTORY_ACTION_TYPE_SQL \
+  "CASE op WHEN 0 THEN 'WriteMessage' WHEN 1 THEN 'ReadMessage' ELSE 'DeleteMessage' END"
+#define METRICS_HISTORY_OUTCOME_SQL "CASE op WHEN 2 THEN 'success' WHEN 3 THEN 'dlq' WHEN 4 THEN 'fail' ELSE '' END"
 sqlite3 *metrics_history_reader(metrics_history_t *history);
 
 #endif

@@ -11,7 +11,7 @@
 
 static int serve_usage(void) {
   fprintf(stderr, "usage: wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]"
-                  " [--metrics-retention-days N] [--cloudflare-limits]\n");
+                  " [--metrics-retention-days N] [--cloudflare-limits] [--segment-bytes N]\n");
   return 2;
 }
 
@@ -29,7 +29,7 @@ static int parse_listen(const char *text, char *host, size_t host_size, int *por
 
 static int serve_main(int argc, char **argv) {
   static char host[256] = SERVER_DEFAULT_HOST;
-  server_config_t config = {SERVER_DEFAULT_DATA_DIR, host, SERVER_DEFAULT_PORT, 0, 0, false};
+  server_config_t config = {SERVER_DEFAULT_DATA_DIR, host, SERVER_DEFAULT_PORT, 0, 0, false, 0};
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
       config.data_dir = argv[++i];
@@ -40,6 +40,11 @@ static int serve_main(int argc, char **argv) {
       unsigned long rate = strtoul(argv[++i], &end, 10);
       if (*end || rate > UINT32_MAX) return serve_usage();
       config.max_queue_rate = (uint32_t)rate;
+    } else if (strcmp(argv[i], "--segment-bytes") == 0 && i + 1 < argc) {
+      char *end;
+      unsigned long long bytes = strtoull(argv[++i], &end, 10);
+      if (*end || bytes < 4096) return serve_usage();
+      config.segment_bytes = bytes;
     } else if (strcmp(argv[i], "--metrics-retention-days") == 0 && i + 1 < argc) {
       char *end;
       unsigned long days = strtoul(argv[++i], &end, 10);

@@ -54,7 +54,8 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   if (control_bootstrap(server->api.control, config->data_dir) != CONTROL_OK) return -1;
   engine_options_t options = {.resolve_dead_letter_queue = api_resolve_dead_letter_queue,
                               .messages_dead_lettered = api_events_dead_lettered,
-                              .context = &server->api};
+                              .context = &server->api,
+                              .segment_bytes = config->segment_bytes};
   int rc = engine_open(server->loop, config->data_dir, &options, &server->api.engine);
   if (rc != 0) {
     log_error("cannot open the message log in %s: %s", config->data_dir, uv_strerror(rc));

@@ -76,7 +76,7 @@ export function run(cmd, args, { env = {}, cwd, timeoutMs = 60_000, input } = {}
 
 export class WharfServer {
   /* env: extra environment of the server process (e.g. WHARF_TEST_CLOCK_MS);
-     args: more `wharf serve` flags, e.g. ['--cloudflare-limits']. */
+   * args: more `wharf serve` flags, e.g. ['--cloudflare-limits']. */
   constructor({ accountId = hex32(), token = 'wharf-test-' + hex32(), env = {}, args = [] } = {}) {
     this.env = env;
     this.accountId = accountId;

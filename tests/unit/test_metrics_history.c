@@ -161,18 +161,18 @@ static int64_t scalar(fixture_t *f, const char *sql) {
 
 static int64_t backlog(fixture_t *f, uint64_t minute, const char *column) {
   char sql[256];
-  snprintf(sql, sizeof sql, "SELECT %s FROM queue_minutes WHERE queue_id = '%s' AND minute_ms = %llu", column,
-           f->queue_id, (unsigned long long)minute);
+  snprintf(sql, sizeof sql,
+           "SELECT %s FROM queue_minutes JOIN queues USING (key) WHERE queue_id = '%s' AND minute_ms = %llu",
+           column, f->queue_id, (unsigned long long)minute);
   return scalar(f, sql);
 }
 
-static int64_t operations(fixture_t *f, uint64_t minute, const char *action, const char *outcome,
-                          const char *column) {
+static int64_t operations(fixture_t *f, uint64_t minute, engine_op_t op, const char *column) {
   char sql[320];
   snprintf(sql, sizeof sql,
-           "SELECT %s FROM queue_operation_minutes WHERE queue_id = '%s' AND minute_ms = %llu"
-           " AND action_type = '%s' AND outcome = '%s'",
-           column, f->queue_id, (unsigned long long)minute, action, outcome);
+           "SELECT %s FROM queue_operation_minutes JOIN queues USING (key)"
+           " WHERE queue_id = '%s' AND minute_ms = %llu AND op = %d",
+           column, f->queue_id, (unsigned long long)minute, (int)op);
   return scalar(f, sql);
 }
 
@@ -193,18 +193,18 @@ static void test_minute_rollup(void **state) {
   assert_int_equal(backlog(f, T0, "bytes_ms"), 70100 * 30000ll + 70000 * 30000ll);
   assert_int_equal(backlog(f, T0, "delayed_ms"), 0);
   assert_int_equal(backlog(f, T0, "concurrency_ms"), 3 * 60000);
-  assert_int_equal(scalar(f, "SELECT account_id != '' FROM queue_minutes"), 1);
+  assert_int_equal(scalar(f, "SELECT account_id != '' FROM queues"), 1);
 
-  assert_int_equal(operations(f, T0, "WriteMessage", "", "count"), 2);
-  assert_int_equal(operations(f, T0, "WriteMessage", "", "bytes"), 70100);
+  assert_int_equal(operations(f, T0, ENGINE_OP_WRITE, "count"), 2);
+  assert_int_equal(operations(f, T0, ENGINE_OP_WRITE, "bytes"), 70100);
   /* 100 + ~100 bytes of metadata: one 64 KB operation; 70,000 + 100: two. */
-  assert_int_equal(operations(f, T0, "WriteMessage", "", "billable"), 3);
-  assert_int_equal(operations(f, T0, "WriteMessage", "", "max_size"), 70000);
-  assert_int_equal(operations(f, T0, "ReadMessage", "", "count"), 2);
-  assert_int_equal(operations(f, T0, "ReadMessage", "", "lag_ms"), 2 * 30000);
-  assert_int_equal(operations(f, T0, "DeleteMessage", "success", "count"), 1);
-  assert_int_equal(operations(f, T0, "DeleteMessage", "success", "retries"), 0);
-  assert_int_equal(operations(f, T0, "DeleteMessage", "fail", "count"), -1);
+  assert_int_equal(operations(f, T0, ENGINE_OP_WRITE, "billable"), 3);
+  assert_int_equal(operations(f, T0, ENGINE_OP_WRITE, "max_size"), 70000);
+  assert_int_equal(operations(f, T0, ENGINE_OP_READ, "count"), 2);
+  assert_int_equal(operations(f, T0, ENGINE_OP_READ, "lag_ms"), 2 * 30000);
+  assert_int_equal(operations(f, T0, ENGINE_OP_DELETE_SUCCESS, "count"), 1);
+  assert_int_equal(operations(f, T0, ENGINE_OP_DELETE_SUCCESS, "retries"), 0);
+  assert_int_equal(operations(f, T0, ENGINE_OP_DELETE_FAIL, "count"), -1);
   /* No consumer: the consumer type is unknown (""), not made up. */
   assert_int_equal(scalar(f, "SELECT COUNT(*) FROM queue_operation_minutes WHERE consumer_type != ''"), 0);
 
@@ -214,9 +214,9 @@ static void test_minute_rollup(void **state) {
   send_body(f, 10);
   pull_ack_first(f, 2);
   clock_to(f, T0 + 2 * MINUTE);
-  assert_int_equal(operations(f, T0 + MINUTE, "WriteMessage", "", "max_size"), 10);
-  assert_int_equal(operations(f, T0 + MINUTE, "ReadMessage", "", "count"), 2);
-  assert_int_equal(operations(f, T0 + MINUTE, "ReadMessage", "", "retries"), 1);
+  assert_int_equal(operations(f, T0 + MINUTE, ENGINE_OP_WRITE, "max_size"), 10);
+  assert_int_equal(operations(f, T0 + MINUTE, ENGINE_OP_READ, "count"), 2);
+  assert_int_equal(operations(f, T0 + MINUTE, ENGINE_OP_READ, "retries"), 1);
   assert_int_equal(backlog(f, T0 + MINUTE, "messages_ms"), 60000);
 }
 
@@ -228,15 +228,15 @@ static void test_restart_keeps_history(void **state) {
   send_body(f, 20);
   clock_fix(T0 + MINUTE + 20000);
   history_restart(f);
-  assert_int_equal(operations(f, T0, "WriteMessage", "", "count"), 1);
-  assert_int_equal(operations(f, T0 + MINUTE, "WriteMessage", "", "count"), 1);
+  assert_int_equal(operations(f, T0, ENGINE_OP_WRITE, "count"), 1);
+  assert_int_equal(operations(f, T0 + MINUTE, ENGINE_OP_WRITE, "count"), 1);
   assert_int_equal(backlog(f, T0 + MINUTE, "observed_ms"), 20000);
   /* ... and a restart in the same minute adds to it. */
   send_body(f, 30);
   clock_to(f, T0 + 2 * MINUTE);
-  assert_int_equal(operations(f, T0 + MINUTE, "WriteMessage", "", "count"), 2);
-  assert_int_equal(operations(f, T0 + MINUTE, "WriteMessage", "", "bytes"), 50);
-  assert_int_equal(operations(f, T0 + MINUTE, "WriteMessage", "", "max_size"), 30);
+  assert_int_equal(operations(f, T0 + MINUTE, ENGINE_OP_WRITE, "count"), 2);
+  assert_int_equal(operations(f, T0 + MINUTE, ENGINE_OP_WRITE, "bytes"), 50);
+  assert_int_equal(operations(f, T0 + MINUTE, ENGINE_OP_WRITE, "max_size"), 30);
   assert_int_equal(backlog(f, T0 + MINUTE, "observed_ms"), 60000);
   assert_int_equal(backlog(f, T0 + MINUTE, "messages_ms"), 2 * 20000 + 3 * 40000);
 }
@@ -247,15 +247,17 @@ static void test_retention(void **state) {
   history_restart(f);
   send_body(f, 10);
   clock_to(f, T0 + MINUTE);
-  assert_int_equal(operations(f, T0, "WriteMessage", "", "count"), 1);
+  assert_int_equal(operations(f, T0, ENGINE_OP_WRITE, "count"), 1);
   /* A day and two minutes later, the next minute written cuts the 10:00
    * and 10:01 minutes off (the jump filled in the hour after 10:01). */
   clock_to(f, T0 + 86400000ull + 2 * MINUTE);
   clock_to(f, T0 + 86400000ull + 3 * MINUTE);
-  assert_int_equal(operations(f, T0, "WriteMessage", "", "count"), -1);
+  assert_int_equal(operations(f, T0, ENGINE_OP_WRITE, "count"), -1);
   assert_int_equal(backlog(f, T0, "observed_ms"), -1);
   char sql[128];
   snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM queue_minutes WHERE minute_ms < %llu", T0 + 2 * MINUTE);
+  assert_int_equal(scalar(f, sql), 0);
+  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM queue_operation_minutes WHERE minute_ms < %llu", T0 + 2 * MINUTE);
   assert_int_equal(scalar(f, sql), 0);
   assert_int_equal(backlog(f, T0 + 86400000ull + 2 * MINUTE, "observed_ms"), 60000);
 }

@@ -33,7 +33,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
-                libssl-dev node-llhttp libcmocka-dev zlib1g-dev pkg-config libyajl-dev
+                libssl-dev node-llhttp libcmocka-dev zlib1g-dev pkg-config libyajl-dev \
+                chromium
 
 .PHONY: all run test unit unit-bins sanitize-build blackbox bench bench-peers soak crash-long deps npm-deps clean
 

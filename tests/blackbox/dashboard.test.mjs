@@ -2,21 +2,49 @@
  * dashboard.test.mjs — GET / serves the web dashboard: one static page that
  * holds no data and no secret (it asks for a token and calls the REST API),
  * with headers that keep it from being framed or loading anything foreign.
- * The API calls the page makes are checked to exist with the same bodies.
+ * Then a person's tasks in headless Chromium (browser.mjs) against this
+ * real server, each action's effect checked through the REST API, a
+ * screenshot of each page in build/test-output/dashboard/.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { launchBrowser, screenshot } from './browser.mjs';
 import { assertError, startServer } from './harness.mjs';
 
 let server;
+let browser;
 
 before(async () => {
   server = await startServer();
+  browser = await launchBrowser();
 });
 
 after(async () => {
+  if (browser) await browser.close();
   if (server) await server.dispose();
 });
+
+/* A fresh tab signed in with token; errors in the page's script fail. */
+async function signIn(token = server.token, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const scriptErrors = [];
+  page.on('pageerror', (e) => scriptErrors.push(e.message));
+  page.on('close', () => assert.deepEqual(scriptErrors, [], 'no script errors'));
+  await page.goto(server.url + '/');
+  await page.fill('#token', token);
+  await page.press('#token', 'Enter'); // the keyboard signs in
+  return page;
+}
+
+const queueByName = async (name) =>
+  (await server.api('GET', server.acct('/queues?per_page=100'))).json.result.find((q) => q.queue_name === name);
+const errorText = (page) => page.locator('#error');
+
+async function openQueue(page, name) {
+  await page.click(`button[aria-label="Open ${name}"]`);
+  await page.locator('#detail-title', { hasText: name }).waitFor();
+}
 
 test('GET / is the dashboard page, with no secret in it', async () => {
   const res = await server.api('GET', '/', undefined, { token: null, root: true });
@@ -31,28 +59,257 @@ test('GET / is the dashboard page, with no secret in it', async () => {
   assert.doesNotThrow(() => new Function(script), 'the page script compiles'); // eslint-disable-line no-new-func
 });
 
-test('the API calls the page makes work as it makes them', async () => {
-  const page = (await server.api('GET', '/', undefined, { token: null, root: true })).text;
-  for (const path of ['/memberships', '/queues?per_page=100', '/metrics', '/messages/peek', '/messages/purge', '/purge']) {
-    assert.ok(page.includes(path), `the page calls ${path}`);
-  }
-  const members = await server.api('GET', '/memberships');
-  assert.ok(members.json.result.some((m) => m.account.id === server.accountId && typeof m.account.name === 'string'));
-  const created = await server.api('POST', server.acct('/queues'), { queue_name: 'from-dashboard' });
-  const q = created.json.result.queue_id;
-  await server.api('POST', server.acct(`/queues/${q}/messages`), { body: { hello: 'wörld' } });
-  const listed = await server.api('GET', server.acct('/queues?per_page=100'));
-  assert.ok(Array.isArray(listed.json.result[0].consumers));
-  const peeked = await server.api('POST', server.acct(`/queues/${q}/messages/peek`), { batch_size: 100 });
-  const m = peeked.json.result.messages[0];
-  assert.equal(m.metadata['CF-Content-Type'], 'json');
-  assert.deepEqual(JSON.parse(Buffer.from(m.body, 'base64').toString('utf8')), { hello: 'wörld' }); // as bodyText() decodes it
-  const purged = await server.api('POST', server.acct(`/queues/${q}/messages/purge`), { refs: [{ ref: m.ref }] });
-  assert.equal(purged.status, 200, purged.text);
-  const metrics = await server.api('GET', server.acct(`/queues/${q}/metrics`));
-  assert.equal(metrics.json.result.backlog_count, 0);
-});
-
 test('only GET: other methods on / get the envelope', async () => {
   assertError(assert, await server.api('POST', '/', '{}', { root: true }), 404);
 });
+
+test('queues: list with backlog, search, create with settings', async () => {
+  await server.api('POST', server.acct('/queues'), { queue_name: 'orders-list' });
+  const page = await signIn();
+  await page.locator('#queues tr', { hasText: 'orders-list' }).waitFor();
+  await page.fill('#new-name', 'created-in-browser');
+  await page.fill('#new-delay', '30');
+  await page.fill('#new-retention', '7200');
+  await page.click('#create button');
+  await page.locator('#queues tr', { hasText: 'created-in-browser' }).waitFor();
+  const q = await queueByName('created-in-browser');
+  assert.equal(q.settings.delivery_delay, 30);
+  assert.equal(q.settings.message_retention_period, 7200);
+  await page.fill('#search', 'created');
+  await page.locator('#queues tr', { hasText: 'orders-list' }).waitFor({ state: 'detached' });
+  assert.equal(await page.locator('#queues tr').count(), 1);
+  await screenshot(page, 'queues');
+  await page.close();
+});
+
+test('messages: send text, JSON and a file with a delay; preview changes nothing; select and acknowledge', async () => {
+  const { json } = await server.api('POST', server.acct('/queues'), { queue_name: 'messages-q' });
+  const id = json.result.queue_id;
+  const page = await signIn();
+  await openQueue(page, 'messages-q');
+  await page.click('#tab-messages');
+  await page.fill('#send-body', '{"order": 7, "name": "wörld"}');
+  await page.click('#send button');
+  await page.locator('#queues tr', { hasText: 'messages-q' }).locator('td.n').first().filter({ hasText: '1' }).waitFor();
+  await page.selectOption('#send-type', 'text');
+  await page.fill('#send-body', 'plain words');
+  await page.click('#send button');
+  await page.locator('#queues tr', { hasText: 'messages-q' }).locator('td.n').first().filter({ hasText: '2' }).waitFor();
+  await page.setInputFiles('#send-file', { name: 'blob.bin', mimeType: 'application/octet-stream', buffer: Buffer.from([0, 1, 255]) });
+  await page.fill('#send-delay', '600');
+  await page.click('#send button');
+  await page.locator('#queues tr', { hasText: 'messages-q' }).locator('td.n').first().filter({ hasText: '3' }).waitFor();
+
+  const peek = async () => (await server.api('POST', server.acct(`/queues/${id}/messages/peek`), { batch_size: 100 })).json.result.messages;
+  const before = await peek();
+  assert.equal(before.length, 3);
+  await page.click('#peek');
+  await page.locator('#messages tr').nth(2).waitFor();
+  const bodies = await page.locator('#messages pre').allTextContents();
+  assert.deepEqual(bodies, [JSON.stringify({ order: 7, name: 'wörld' }, null, 2), 'plain words', '3 bytes: 00 01 ff']);
+  assert.deepEqual((await page.locator('#messages tr td:nth-child(5)').allTextContents()), ['json', 'text', 'bytes']);
+  const after = await peek();
+  assert.deepEqual(after.map((m) => [m.id, m.attempts]), before.map((m) => [m.id, m.attempts]), 'preview has no side effect');
+  await screenshot(page, 'queue-messages');
+
+  await page.check(`#messages input[aria-label="select ${before[0].id}"]`);
+  await page.click('#ack-selected');
+  await page.locator('#messages tr').nth(2).waitFor({ state: 'detached' });
+  const left = await peek();
+  assert.deepEqual(left.map((m) => m.id), [before[1].id, before[2].id], 'the selected message is acknowledged');
+  const pulled = (await server.api('POST', server.acct(`/queues/${id}/messages/pull`), { batch_size: 10 })).json.result;
+  assert.deepEqual(pulled.messages.map((m) => m.id), [before[1].id], 'the file waits out its 600 s delay');
+  await page.close();
+});
+
+test('settings: delay, retention, pause/resume, purge and delete with the name typed', async () => {
+  const { json } = await server.api('POST', server.acct('/queues'), { queue_name: 'settings-q' });
+  const id = json.result.queue_id;
+  await server.api('POST', server.acct(`/queues/${id}/messages`), { body: 'x', content_type: 'text' });
+  const page = await signIn();
+  await openQueue(page, 'settings-q');
+  await page.click('#tab-settings');
+  await page.fill('#set-delay', '45');
+  await page.fill('#set-retention', '3600');
+  await page.click('#settings button');
+  const settings = async () => (await server.api('GET', server.acct(`/queues/${id}`))).json.result.settings;
+  await assertEventually(async () => (await settings()).delivery_delay === 45);
+  assert.equal((await settings()).message_retention_period, 3600);
+
+  await page.click('#toggle-pause');
+  await page.locator('#paused-state', { hasText: 'paused' }).waitFor();
+  assert.equal((await settings()).delivery_paused, true);
+  await screenshot(page, 'queue-settings');
+  await page.click('#toggle-pause');
+  await page.locator('#paused-state', { hasText: 'running' }).waitFor();
+  assert.equal((await settings()).delivery_paused, false);
+
+  await page.click('#purge-all');
+  await errorText(page).filter({ hasText: "type the queue's name (settings-q) to confirm" }).waitFor();
+  const backlog = async () => (await server.api('GET', server.acct(`/queues/${id}/metrics`))).json.result.backlog_count;
+  assert.equal(await backlog(), 1, 'nothing purged unconfirmed');
+  await page.fill('#confirm-name', 'settings-q');
+  await page.click('#purge-all');
+  await assertEventually(async () => (await backlog()) === 0);
+
+  await page.click('#delete-queue');
+  await errorText(page).filter({ hasText: 'to confirm' }).waitFor();
+  assert.ok(await queueByName('settings-q'), 'not deleted unconfirmed');
+  await page.fill('#confirm-name', 'settings-q');
+  await page.click('#delete-queue');
+  await page.locator('#detail').waitFor({ state: 'hidden' });
+  assert.equal(await queueByName('settings-q'), undefined);
+  await page.close();
+});
+
+test('consumers: add, edit and remove worker and HTTP pull consumers with every setting', async () => {
+  const { json } = await server.api('POST', server.acct('/queues'), { queue_name: 'consumers-q' });
+  const id = json.result.queue_id;
+  await server.api('POST', server.acct('/queues'), { queue_name: 'consumers-dlq' });
+  const consumers = async () => (await server.api('GET', server.acct(`/queues/${id}/consumers`))).json.result;
+  const page = await signIn();
+  await openQueue(page, 'consumers-q');
+  await page.click('#tab-consumers');
+  await page.fill('#c-script', 'my-worker');
+  await page.fill('#c-batch', '20');
+  await page.fill('#c-retries', '5');
+  await page.fill('#c-retry-delay', '30');
+  await page.fill('#c-wait', '2000');
+  await page.fill('#c-concurrency', '7');
+  await page.fill('#c-dlq', 'consumers-dlq');
+  await page.click('#c-save');
+  await page.locator('#consumers tr', { hasText: 'my-worker' }).waitFor();
+  let [c] = await consumers();
+  assert.equal(c.type, 'worker');
+  assert.equal(c.script_name, 'my-worker');
+  assert.equal(c.dead_letter_queue, 'consumers-dlq');
+  assert.deepEqual(c.settings, { batch_size: 20, max_retries: 5, retry_delay: 30, max_wait_time_ms: 2000, max_concurrency: 7 });
+
+  await page.click('button[aria-label="Edit worker consumer my-worker"]');
+  await page.fill('#c-concurrency', ''); // autoscale
+  await page.fill('#c-batch', '50');
+  await page.click('#c-save');
+  await page.locator('#consumers tr', { hasText: 'batch_size 50' }).waitFor();
+  [c] = await consumers();
+  assert.deepEqual(c.settings, { batch_size: 50, max_retries: 5, retry_delay: 30, max_wait_time_ms: 2000 });
+  await screenshot(page, 'queue-consumers');
+  await page.click('button[aria-label="Remove worker consumer my-worker"]');
+  await page.locator('#consumers tr').waitFor({ state: 'detached' });
+  assert.deepEqual(await consumers(), []);
+
+  await page.selectOption('#c-type', 'http_pull');
+  await page.fill('#c-visibility', '60000');
+  await page.fill('#c-batch', '25');
+  await page.click('#c-save');
+  await page.locator('#consumers tr', { hasText: 'http_pull' }).waitFor();
+  [c] = await consumers();
+  assert.equal(c.type, 'http_pull');
+  assert.equal(c.settings.visibility_timeout_ms, 60000);
+  assert.equal(c.settings.batch_size, 25);
+  await page.click('button[aria-label="Edit http_pull consumer"]');
+  await page.fill('#c-visibility', '90000');
+  await page.click('#c-save');
+  await page.locator('#consumers tr', { hasText: 'visibility_timeout_ms 90000' }).waitFor();
+  assert.equal((await consumers())[0].settings.visibility_timeout_ms, 90000);
+  await page.close();
+});
+
+test('subscriptions: create, disable and enable, delete', async () => {
+  const { json } = await server.api('POST', server.acct('/queues'), { queue_name: 'subs-q' });
+  const id = json.result.queue_id;
+  const subs = async () => (await server.api('GET', server.acct(`/event_subscriptions/subscriptions?queue_id=${id}`))).json.result;
+  const page = await signIn();
+  await openQueue(page, 'subs-q');
+  await page.click('#tab-subscriptions');
+  await page.fill('#s-name', 'buckets');
+  await page.selectOption('#s-source', 'r2');
+  await page.fill('#s-events', 'bucket.created, bucket.deleted');
+  await page.click('#subscription button');
+  await page.locator('#subscriptions tr', { hasText: 'buckets' }).waitFor();
+  await page.fill('#s-name', 'models');
+  await page.selectOption('#s-source', { label: 'workersAi.model' });
+  await page.fill('#s-resource', '@cf/x');
+  await page.fill('#s-events', 'batch.queued');
+  await page.click('#subscription button');
+  await page.locator('#subscriptions tr', { hasText: 'models' }).waitFor();
+  let list = await subs();
+  const byName = (n) => list.find((x) => x.name === n);
+  assert.deepEqual([byName('buckets').source, byName('buckets').events, byName('buckets').enabled], [{ type: 'r2' }, ['bucket.created', 'bucket.deleted'], true]);
+  assert.deepEqual(byName('models').source, { type: 'workersAi.model', model_name: '@cf/x' });
+  assert.deepEqual(byName('models').destination, { type: 'queues.queue', queue_id: id });
+
+  await page.uncheck('input[aria-label="enabled buckets"]');
+  await assertEventually(async () => { list = await subs(); return byName('buckets').enabled === false; });
+  await page.check('input[aria-label="enabled buckets"]');
+  await assertEventually(async () => { list = await subs(); return byName('buckets').enabled === true; });
+  await screenshot(page, 'queue-subscriptions');
+  await page.click('button[aria-label="Delete subscription models"]');
+  await page.locator('#subscriptions tr', { hasText: 'models' }).waitFor({ state: 'detached' });
+  assert.deepEqual((await subs()).map((x) => x.name), ['buckets']);
+  await page.close();
+});
+
+test('overview: backlog, operations and concurrency charts from the GraphQL Analytics API', async () => {
+  const minute = Math.floor(Date.now() / 60000) * 60000 - 120000; // a fixed clock two minutes ago
+  const clocked = await startServer({ env: { WHARF_TEST_CLOCK_MS: String(minute) } });
+  try {
+    const { json } = await clocked.api('POST', clocked.acct('/queues'), { queue_name: 'charts-q' });
+    const id = json.result.queue_id;
+    for (let i = 0; i < 3; i++) await clocked.api('POST', clocked.acct(`/queues/${id}/messages`), { body: i });
+    const moved = await clocked.api('PUT', '/wharf/test-clock', { now_ms: minute + 60000 }); // the minute is written
+    assert.equal(moved.status, 200, moved.text);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(clocked.url + '/');
+    await page.fill('#token', clocked.token);
+    await page.press('#token', 'Enter');
+    await page.click('button[aria-label="Open charts-q"]');
+    await page.locator('#pane-overview[data-loaded="hour"]').waitFor().catch(async (e) => {
+      throw new Error(`no charts (${e.message.split('\n')[0]}); the page says: ${await page.locator('#error').textContent()}`);
+    });
+    const points = async (chart) => JSON.parse((await page.locator(chart).getAttribute('data-points')) || '[]');
+    assert.deepEqual(await points('#chart-backlog'), [[minute, 3]]);
+    assert.deepEqual(await points('#chart-operations'), [[minute, 3]], 'three writes');
+    assert.deepEqual(await points('#chart-concurrency'), [[minute, 0]], 'no consumer');
+    await page.selectOption('#range', 'week');
+    await page.locator('#pane-overview[data-loaded="week"]').waitFor();
+    assert.deepEqual(await points('#chart-backlog'), [[minute - (minute % 3600000), 3]]);
+    await screenshot(page, 'queue-overview');
+    await context.close();
+  } finally {
+    await clocked.dispose();
+  }
+});
+
+test('errors: a wrong token, a 403 and a server that went away are shown as clear messages', async () => {
+  let page = await signIn('not-a-token');
+  await errorText(page).filter({ hasText: /^401: / }).waitFor();
+  assert.equal(await page.locator('#main').isHidden(), true);
+  await screenshot(page, 'wrong-token');
+  await page.close();
+
+  const reader = await server.createToken('queues_read');
+  page = await signIn(reader);
+  await page.locator('#queues tr').first().waitFor();
+  await page.fill('#new-name', 'not-allowed');
+  await page.click('#create button');
+  await errorText(page).filter({ hasText: /^403: .*\(code \d+\)$/ }).waitFor();
+  assert.equal(await queueByName('not-allowed'), undefined);
+  await page.close();
+
+  page = await signIn(server.token, { width: 390, height: 844 }); // phone width
+  await page.locator('#queues tr').first().waitFor();
+  await screenshot(page, 'phone');
+  await server.stop();
+  await page.click('#refresh');
+  await errorText(page).filter({ hasText: 'The Wharf server cannot be reached' }).waitFor();
+  await page.close();
+});
+
+async function assertEventually(check, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) assert.fail('the change never showed through the REST API');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -24,7 +24,9 @@ void cli_usage(FILE *out) {
           "Usage: wharf <command> [arguments] [flags]\n"
           "\n"
           "  wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]\n"
-          "      Run the server\n");
+          "      Run the server\n"
+          "  wharf dev [--config wrangler.toml] [--url WHARF_URL] [--port N]\n"
+          "      Run a Worker in workerd with its queues on Wharf (wharf dev --help)\n");
   cli_parse_usage(out);
   fprintf(out,
           "\n"

@@ -9,23 +9,31 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Iinclude -MMD -MP
-LDLIBS  += -luv -lcurl -ljansson -lyajl -lsqlite3 -lssl -lcrypto -lhttp_parser -lz -lpthread -lm
+LDLIBS  += -luv -lcurl -ljansson -lyajl -lsqlite3 -lssl -lcrypto -lz -lpthread -lm
 
 # SANITIZE=1: AddressSanitizer (leaks included) and UBSan, any report fatal.
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
 
+# llhttp, the HTTP/1.1 parser: Debian's node-llhttp ships its C sources, not
+# a library, so they are compiled here — strict (RFC 9112's "must reject"
+# cases are refused) and without our warning flags (generated code).
+LLHTTP_DIR    := /usr/share/llhttp
+LLHTTP_NAMES  := api http llhttp
+LLHTTP_CFLAGS := -w -DLLHTTP_STRICT_MODE=1
+CFLAGS  += -I/usr/share/include/llhttp
+
 BUILD   ?= build
 SRCS    := $(wildcard src/*/*.c)
-OBJS    := $(SRCS:%.c=$(BUILD)/obj/%.o)
+OBJS    := $(SRCS:%.c=$(BUILD)/obj/%.o) $(LLHTTP_NAMES:%=$(BUILD)/obj/llhttp/%.o)
 MAIN_OBJ:= $(BUILD)/obj/src/server/main.o
 LIB_OBJS:= $(filter-out $(MAIN_OBJ),$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
-                libssl-dev libhttp-parser-dev libcmocka-dev zlib1g-dev pkg-config libyajl-dev
+                libssl-dev node-llhttp libcmocka-dev zlib1g-dev pkg-config libyajl-dev
 
 .PHONY: all run test unit unit-bins sanitize-build blackbox bench bench-peers soak crash-long deps npm-deps clean
 
@@ -49,6 +57,11 @@ $(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC    $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
+
+$(LLHTTP_NAMES:%=$(BUILD)/obj/llhttp/%.o): $(BUILD)/obj/llhttp/%.o: | deps
+	@mkdir -p $(dir $@)
+	@echo "  CC    $(LLHTTP_DIR)/$*.c"
+	@$(CC) $(CFLAGS) $(LLHTTP_CFLAGS) -c $(LLHTTP_DIR)/$*.c -o $@
 
 # dashboard.c embeds the page with .incbin, which -MMD does not see.
 $(BUILD)/obj/src/api/dashboard.o $(BUILD)/fuzz/obj/src/api/dashboard.o: src/api/dashboard.html

@@ -13,17 +13,18 @@
 #              tests/blackbox/examples.test.mjs runs them (and `deps` also
 #              installs the sqlite3 shell, which that test uses)
 #
-# The library is src/client plus the two util files it uses, compiled once
-# more with -fPIC. Both the archive and the shared object are made from one
+# The library is src/client plus the util and http files it uses and llhttp,
+# compiled once more with -fPIC. Both the archive and the shared object are made from one
 # relocatable object in which every symbol but wharf_* is made local, so the
 # library's helpers (buf_append, xmalloc, crypto_*) can never collide with a
 # program's own functions of the same name, statically or dynamically.
 
 LIBWHARF_VERSION := 0.1.0
 LIBWHARF_SONAME  := libwharf.so.0
-LIBWHARF_SRCS    := $(wildcard src/client/*.c) src/util/buf.c src/util/crypto.c
-LIBWHARF_OBJS    := $(LIBWHARF_SRCS:%.c=$(BUILD)/pic/%.o)
-LIBWHARF_LIBS    := -luv -lhttp_parser -lcurl -ljansson -lcrypto -lpthread
+LIBWHARF_SRCS    := $(wildcard src/client/*.c) src/util/buf.c src/util/crypto.c \
+                    src/http/http_syntax.c
+LIBWHARF_OBJS    := $(LIBWHARF_SRCS:%.c=$(BUILD)/pic/%.o) $(LLHTTP_NAMES:%=$(BUILD)/pic/llhttp/%.o)
+LIBWHARF_LIBS    := -luv -lcurl -ljansson -lcrypto -lpthread
 LIBWHARF_EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 PREFIX  ?= /usr/local
 LD      ?= ld
@@ -44,6 +45,11 @@ $(BUILD)/pic/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC    $< (PIC)"
 	@$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(LLHTTP_NAMES:%=$(BUILD)/pic/llhttp/%.o): $(BUILD)/pic/llhttp/%.o: | deps
+	@mkdir -p $(dir $@)
+	@echo "  CC    $(LLHTTP_DIR)/$*.c (PIC)"
+	@$(CC) $(CFLAGS) $(LLHTTP_CFLAGS) -fPIC -c $(LLHTTP_DIR)/$*.c -o $@
 
 $(BUILD)/libwharf.o: $(LIBWHARF_OBJS)
 	@echo "  LD    $@"

@@ -20,9 +20,10 @@ FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := $(filter-out -O2 -O3,$(CFLAGS)) -O1 -fno-omit-frame-pointer $(FUZZ_SAN)
 FUZZ_DIR     := $(BUILD)/fuzz
-FUZZ_TARGETS := http api lease segment
+FUZZ_TARGETS := http api lease segment graphql
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
-FUZZ_LIB_OBJS:= $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(filter-out src/server/main.c,$(SRCS)))
+FUZZ_LIB_OBJS:= $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(filter-out src/server/main.c,$(SRCS))) \
+                $(LLHTTP_NAMES:%=$(FUZZ_DIR)/obj/llhttp/%.o)
 FUZZ_HELPER  := $(FUZZ_DIR)/obj/tests/fuzz/fuzz_loopback.o
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
@@ -38,6 +39,11 @@ $(FUZZ_DIR)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC $<"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Itests/fuzz -c $< -o $@
+
+$(LLHTTP_NAMES:%=$(FUZZ_DIR)/obj/llhttp/%.o): $(FUZZ_DIR)/obj/llhttp/%.o: | deps
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC $(LLHTTP_DIR)/$*.c"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(LLHTTP_CFLAGS) -fsanitize=fuzzer-no-link -c $(LLHTTP_DIR)/$*.c -o $@
 
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_HELPER) $(FUZZ_LIB_OBJS)
 	@echo "  LINK  $@"

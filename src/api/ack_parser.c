@@ -10,6 +10,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "api/api.h"
+#include "util/json_text.h"
 
 typedef enum { AT_START, AT_ROOT, AT_LIST_KEY, AT_LIST, AT_ENTRY, AT_LEASE_ID, AT_DELAY, AT_END } ack_state_t;
 
@@ -117,7 +118,8 @@ bool ack_parse(const char *body, size_t len, ack_set_t *out) {
   p->set = out;
   yajl_handle parser = yajl_alloc(&ack_callbacks, NULL, p);
   bool ok = parser && yajl_parse(parser, (const unsigned char *)body, len) == yajl_status_ok &&
-            yajl_complete_parse(parser) == yajl_status_ok && p->state == AT_END;
+            yajl_complete_parse(parser) == yajl_status_ok && p->state == AT_END &&
+            json_text_utf8_valid(body, len);
   if (parser) yajl_free(parser);
   for (size_t i = 0; ok && i < out->ack_count; i++) out->acks[i] = out->strings.data + p->offsets[0][i];
   for (size_t i = 0; ok && i < out->retry_count; i++)

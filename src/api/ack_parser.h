@@ -6,8 +6,9 @@
  * per message on the pull+ack path. This parser takes only the shape clients
  * send — {"acks":[{"lease_id":"…"},…], "retries":[{"lease_id":"…",
  * "delay_seconds":n},…]} with at most 1000 entries each — and answers false
- * for anything else (other keys or types, delays out of range, malformed
- * JSON). The handler then takes its jansson path, which accepts every other
+ * for anything else (other keys or types, a repeated key, delays out of
+ * range, malformed JSON — invalid UTF-8 by jansson's rules included, which
+ * yajl does not fully check). The handler then takes its jansson path, which accepts every other
  * valid form and gives every error its usual reply; so this is a shortcut,
  * never a second set of rules.
  */

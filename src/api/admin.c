@@ -60,6 +60,7 @@ void api_admin_accounts_create(api_call_t *call) {
     api_reply_control_error(call, rc, "account");
     return;
   }
+  api_audit_record(call, account.id, "CreateAccount", "account", account.id, NULL, account_json(&account));
   api_reply_ok(call, account_json(&account), NULL);
 }
 
@@ -133,6 +134,7 @@ void api_admin_tokens_create(api_call_t *call) {
     api_reply_control_error(call, rc, "token");
     return;
   }
+  api_audit_record(call, token.account_id, "CreateToken", "token", token.id, NULL, token_json(&token));
   json_t *result = token_json(&token);
   json_object_set_new(result, "value", json_string(secret));
   api_reply_ok(call, result, NULL);
@@ -148,11 +150,27 @@ void api_admin_tokens_list(api_call_t *call) {
   api_reply_ok(call, list, NULL);
 }
 
+typedef struct {
+  const char *id;
+  control_token_t token;
+  bool found;
+} token_find_t;
+
+static void token_find(void *arg, const control_token_t *token) {
+  token_find_t *find = arg;
+  if (strcmp(token->id, find->id) == 0) find->token = *token, find->found = true;
+}
+
 void api_admin_tokens_revoke(api_call_t *call) {
+  token_find_t find = {.id = call->param};
+  control_token_list(call->api->control, token_find, &find);
   int rc = control_token_revoke(call->api->control, call->param);
   if (rc != CONTROL_OK) {
     api_reply_control_error(call, rc, "token");
     return;
   }
+  if (find.found)
+    api_audit_record(call, find.token.account_id, "RevokeToken", "token", find.token.id, token_json(&find.token),
+                     NULL);
   api_reply_ok(call, json_pack("{s:s}", "id", call->param), NULL);
 }

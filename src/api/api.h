@@ -20,6 +20,8 @@
 #include <uv.h>
 
 #include "control/control.h"
+#include "control/audit_log.h"
+#include "control/metrics_history.h"
 #include "http/http_server.h"
 #include "push/push.h"
 #include "queue/engine.h"
@@ -38,7 +40,10 @@ typedef struct {
   uint32_t max_queue_rate; /* messages/s per queue, 0 = unlimited */
   bool ready;     /* /healthz answers 200 once startup finished */
   json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
+  metrics_history_t *history; /* per-minute metrics for GraphQL */
+  audit_log_t *audit;
   struct pull_hold *holds; /* messages.c: long-poll pulls waiting */
+  json_t *request_windows; /* request_limit.h; NULL = no API rate limit */
 } api_t;
 
 typedef struct {
@@ -60,6 +65,7 @@ typedef enum {
   API_ERR_METHOD_NOT_ALLOWED = 7001,
   API_ERR_FORBIDDEN = 9109,
   API_ERR_AUTHENTICATION = 10000,
+  API_ERR_API_RATE_LIMIT = 10100, /* request_limit.h: Cloudflare's API rate limit */
   API_ERR_QUEUE_NOT_FOUND = 11000,
   API_ERR_INVALID_REQUEST = 11001,
   API_ERR_QUEUE_LIMIT = 11002,
@@ -124,11 +130,24 @@ void api_messages_pull(api_call_t *call);
 void api_messages_ack(api_call_t *call);
 void api_messages_peek(api_call_t *call);
 void api_messages_purge_refs(api_call_t *call);
+void api_messages_preview(api_call_t *call);     /* peek, by the 2026 schema's name */
+void api_messages_preview_ack(api_call_t *call); /* purge by ref, likewise */
 void api_queues_metrics(api_call_t *call);
 /* GET /: the web dashboard page (dashboard.c). */
 void api_dashboard_reply(http_exchange_t *exchange);
 /* GET /metrics, in Prometheus' text format (prometheus.c). */
 void api_prometheus_metrics(api_call_t *call);
+/* POST /graphql, the GraphQL Analytics API (graphql.c). */
+void api_graphql_query(api_call_t *call);
+/* GET /accounts/{a}/audit_logs (audit.c). */
+void api_audit_logs_list(api_call_t *call);
+/* Records a committed change in the account's audit log; takes the JSON
+ * values (either may be NULL). */
+void api_audit_record(api_call_t *call, const char *account_id, const char *action,
+                      const char *resource_type, const char *resource_id, json_t *old_value,
+                      json_t *new_value);
+/* PUT /wharf/test-clock, the test clock (test_clock.c). */
+void api_test_clock_set(api_call_t *call);
 
 void api_consumers_create(api_call_t *call);
 void api_consumers_list(api_call_t *call);

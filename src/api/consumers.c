@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/events.h"
 #include "api/params.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -28,9 +29,8 @@ json_t *api_consumer_to_json(const control_consumer_t *consumer, const control_q
                                (int)consumer->retry_delay_s);
   if (worker) {
     json_object_set_new(settings, "max_wait_time_ms", json_integer(consumer->max_wait_time_ms));
-    json_object_set_new(settings, "max_concurrency", consumer->max_concurrency
-                                                         ? json_integer(consumer->max_concurrency)
-                                                         : json_null());
+    if (consumer->max_concurrency) /* absent, not null, when it autoscales (the schema's number) */
+      json_object_set_new(settings, "max_concurrency", json_integer(consumer->max_concurrency));
   } else {
     json_object_set_new(settings, "visibility_timeout_ms",
                         json_integer(consumer->visibility_timeout_ms));
@@ -39,9 +39,8 @@ json_t *api_consumer_to_json(const control_consumer_t *consumer, const control_q
                              "created_on", created, "queue_id", queue->id, "queue_name",
                              queue->name, "type", worker ? "worker" : "http_pull", "settings",
                              settings);
-  json_object_set_new(object, "dead_letter_queue",
-                      consumer->dead_letter_queue[0] ? json_string(consumer->dead_letter_queue)
-                                                     : json_null());
+  /* "" when none: the schema's "empty string if not configured" */
+  json_object_set_new(object, "dead_letter_queue", json_string(consumer->dead_letter_queue));
   if (worker) {
     json_object_set_new(object, "script", json_string(consumer->script_name));
     json_object_set_new(object, "script_name", json_string(consumer->script_name));
@@ -119,11 +118,13 @@ static void reply_consumer_exists(api_call_t *call) {
 }
 
 /* Finds the named queue of the account, creating it with default settings
- * if it does not exist (a dead-letter queue is created on first mention). */
+ * if it does not exist (a dead-letter queue is created on first mention);
+ * *created says which. */
 static int dead_letter_queue_ensure(api_t *api, const char *account_id, const char *name,
-                                    control_queue_t *out) {
+                                    control_queue_t *out, bool *created) {
   int rc = control_queue_get_by_name(api->control, account_id, name, out);
   if (rc != CONTROL_ERR_NOT_FOUND) return rc;
+  *created = true;
   control_queue_t wanted = {.message_retention_s = QUEUE_DEFAULT_RETENTION_S};
   snprintf(wanted.name, sizeof wanted.name, "%s", name);
   snprintf(wanted.account_id, sizeof wanted.account_id, "%s", account_id);
@@ -137,16 +138,21 @@ static int dead_letter_queue_ensure(api_t *api, const char *account_id, const ch
 static void consumer_save(api_call_t *call, control_consumer_t *consumer, bool create) {
   control_t *control = call->api->control;
   control_queue_t dead_letter;
+  bool dead_letter_created = false;
   control_transaction_begin(control);
   int rc = consumer->dead_letter_queue[0]
                ? dead_letter_queue_ensure(call->api, call->account_id, consumer->dead_letter_queue,
-                                          &dead_letter)
+                                          &dead_letter, &dead_letter_created)
                : CONTROL_OK;
-  control_consumer_t saved = *consumer;
+  control_consumer_t saved = *consumer, before;
+  json_t *old_value = !create && control_consumer_get(control, call->queue.id, consumer->id, &before) == CONTROL_OK
+                          ? api_consumer_to_json(&before, &call->queue)
+                          : NULL;
   if (rc == CONTROL_OK)
     rc = create ? control_consumer_create(control, consumer, &saved)
                 : control_consumer_update(control, consumer);
   if (rc != CONTROL_OK) {
+    json_decref(old_value);
     control_transaction_rollback(control);
     if (rc == CONTROL_ERR_EXISTS) reply_consumer_exists(call);
     else api_reply_control_error(call, rc, "consumer");
@@ -155,6 +161,10 @@ static void consumer_save(api_call_t *call, control_consumer_t *consumer, bool c
   control_transaction_commit(control);
   if (consumer->dead_letter_queue[0]) api_queue_sync_engine(call->api, &dead_letter);
   api_queue_sync_engine(call->api, &call->queue);
+  if (dead_letter_created) api_events_queue(call->api, "queue.created", &dead_letter);
+  if (create) api_events_consumer(call->api, "consumer.attached", &call->queue, &saved);
+  api_audit_record(call, call->account_id, create ? "AttachConsumer" : "UpdateConsumerSettings", "consumer",
+                   saved.id, old_value, api_consumer_to_json(&saved, &call->queue));
   api_reply_ok(call, api_consumer_to_json(&saved, &call->queue), NULL);
 }
 
@@ -214,6 +224,9 @@ void api_consumers_delete(api_call_t *call) {
     return;
   }
   api_queue_sync_engine(call->api, &call->queue);
+  api_events_consumer(call->api, "consumer.removed", &call->queue, &consumer);
+  api_audit_record(call, call->account_id, "RemoveConsumer", "consumer", consumer.id,
+                   api_consumer_to_json(&consumer, &call->queue), NULL);
   api_reply_ok(call, NULL, NULL);
 }
 
@@ -224,11 +237,12 @@ bool api_resolve_dead_letter_queue(void *context, const uint8_t source[16],
   crypto_hex_encode(source, 16, source_id);
   control_queue_t queue, dead_letter;
   control_consumer_t consumer;
+  bool created; /* not reported as wharf.queue.created: the engine is mid-change here */
   if (control_queue_get(api->control, NULL, source_id, &queue) != CONTROL_OK ||
       control_consumer_of_queue(api->control, source_id, &consumer) != CONTROL_OK ||
       !consumer.dead_letter_queue[0] ||
-      dead_letter_queue_ensure(api, queue.account_id, consumer.dead_letter_queue, &dead_letter) !=
-          CONTROL_OK)
+      dead_letter_queue_ensure(api, queue.account_id, consumer.dead_letter_queue, &dead_letter,
+                               &created) != CONTROL_OK)
     return false;
   api_queue_sync_engine(api, &dead_letter);
   crypto_hex_decode(dead_letter.id, 16, dead_letter_out);

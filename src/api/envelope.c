@@ -100,6 +100,10 @@ void api_reply_control_error(api_call_t *call, int control_status, const char *w
     api_reply_error(call, 403, API_ERR_QUEUE_LIMIT,
                     "limit reached: at most %d queues per account", CONTROL_MAX_QUEUES_PER_ACCOUNT);
     break;
+  case CONTROL_ERR_FULL:
+    api_reply_error(call, 507, API_ERR_STORAGE_FAILURE,
+                    "Storage failure: no space left on device; nothing was stored");
+    break;
   default:
     api_reply_error(call, 500, API_ERR_INTERNAL, "internal error (control plane)");
   }

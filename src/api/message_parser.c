@@ -9,6 +9,12 @@
  * json_text.h). A string body is kept as its decoded string, since only the
  * content_type, which may come later, says whether it is stored as text,
  * base64 or JSON.
+ *
+ * A key repeated in any object outside the message bodies is refused, as
+ * jansson's JSON_REJECT_DUPLICATES refuses it on every other route: the keys
+ * of each open object are collected, and sorted and compared when it
+ * closes. Inside a body a repeated key is kept as sent, so whoever reads
+ * the body (JSON.parse, jansson) takes the last, as JSON.parse does.
  */
 #include "api/message_parser.h"
 
@@ -17,6 +23,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +77,10 @@ typedef struct {
   bool after_key;                      /* writing: a value follows a key */
   uint8_t has_member[MAX_DEPTH / 8 + 1]; /* writing: the container at a depth is not empty */
   buf_t scratch;                       /* NUL-terminated copy of a number */
+  yajl_handle handle;                  /* for the byte offset of a key */
+  buf_t keys;                          /* outside bodies: the keys of the open objects */
+  buf_t seen;                          /* key_seen_t for each of those keys, and marks */
+  size_t dup_end;                      /* 0, or where the first repeated key's token ends */
   pending_t pending[BATCH_MAX_MESSAGES]; /* last: cleared one by one as messages start */
 } parser_t;
 
@@ -106,6 +117,51 @@ static void number_write(buf_t *out, const number_t *number) {
   buf_append_str(out, text);
   free(text);
   json_decref(real);
+}
+
+/* A key of an object outside the bodies: its decoded bytes in keys and where
+ * its token ends in the body. A mark (len SIZE_MAX) opens each object, off
+ * then being the length of keys. */
+typedef struct {
+  size_t off, len, end;
+} key_seen_t;
+
+static void keys_object_open(parser_t *p) {
+  key_seen_t mark = {p->keys.len, SIZE_MAX, 0};
+  buf_append(&p->seen, &mark, sizeof mark);
+}
+
+static void keys_add(parser_t *p, const char *s, size_t len) {
+  key_seen_t key = {p->keys.len, len, yajl_get_bytes_consumed(p->handle)};
+  buf_append(&p->keys, s, len);
+  buf_append(&p->seen, &key, sizeof key);
+}
+
+/* By key, then by position; keys is the keys buffer. */
+static int key_seen_compare(const void *a, const void *b, void *keys) {
+  const key_seen_t *x = a, *y = b;
+  if (x->len != y->len) return x->len < y->len ? -1 : 1;
+  int order = memcmp((char *)keys + x->off, (char *)keys + y->off, x->len);
+  if (order) return order;
+  return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* The innermost open object closes: notes the earliest second occurrence of
+ * any of its keys, and forgets its keys. */
+static void keys_object_close(parser_t *p) {
+  key_seen_t *all = (key_seen_t *)p->seen.data;
+  size_t n = p->seen.len / sizeof *all, mark = n;
+  while (all[--mark].len != SIZE_MAX) {}
+  key_seen_t *keys = all + mark + 1;
+  size_t count = n - mark - 1;
+  if (count > 1) qsort_r(keys, count, sizeof *keys, key_seen_compare, p->keys.data);
+  for (size_t i = 1; i < count; i++)
+    if (keys[i].len == keys[i - 1].len &&
+        !memcmp(p->keys.data + keys[i].off, p->keys.data + keys[i - 1].off, keys[i].len) &&
+        (!p->dup_end || keys[i].end < p->dup_end))
+      p->dup_end = keys[i].end;
+  p->keys.len = all[mark].off;
+  p->seen.len = mark * sizeof *all;
 }
 
 static bool bit_get(const parser_t *p, int depth) { return p->has_member[depth / 8] & (1u << (depth % 8)); }
@@ -238,10 +294,12 @@ static int value_begin(parser_t *p, value_t kind, const char *s, size_t len, boo
     context = value_place(p, kind, s, len, &number, truth);
   }
   if (container) container_open(p, context);
+  if (kind == VALUE_MAP && !p->emit_base) keys_object_open(p);
   return 1;
 }
 
 static int value_end(parser_t *p, const char *close) {
+  if (!p->emit_base && *close == '}') keys_object_close(p);
   if (p->emit_base) {
     buf_append(&p->set->raw, close, 1);
     if (p->depth == p->emit_base) {
@@ -278,8 +336,9 @@ static int on_map_key(void *ctx, const unsigned char *key, size_t len) {
     json_text_append_string(&p->set->raw, s, len);
     buf_append(&p->set->raw, ":", 1);
     p->after_key = true;
-  } else if (p->depth <= CONTEXT_LEVELS) {
-    p->key[p->depth] = key_classify(p, s, len);
+  } else {
+    keys_add(p, s, len);
+    if (p->depth <= CONTEXT_LEVELS) p->key[p->depth] = key_classify(p, s, len);
   }
   return 1;
 }
@@ -352,14 +411,39 @@ static bool fail(message_parse_error_t *error, int status, int code, const char 
   return false;
 }
 
-/* The cold path: jansson names what is wrong, in the words it always used. */
-static bool fail_malformed(const char *body, size_t len, message_parse_error_t *error) {
+/* A repeated key in jansson's words (JSON_REJECT_DUPLICATES): its token as
+ * sent, quotes included, when that is at most 20 bytes. The token ends at
+ * dup_end; it starts at the first quote before that not escaped. */
+static bool fail_duplicate(const char *body, size_t dup_end, message_parse_error_t *error) {
+  size_t start = dup_end - 1;
+  for (;;) {
+    while (body[--start] != '"') {}
+    size_t backslashes = 0;
+    while (body[start - backslashes - 1] == '\\') backslashes++;
+    if (backslashes % 2 == 0) break;
+  }
+  size_t token = dup_end - start;
+  if (token > 20)
+    return fail(error, 400, API_ERR_MALFORMED_JSON,
+                "Malformed JSON body: duplicate object key (at byte %zu)", dup_end);
+  return fail(error, 400, API_ERR_MALFORMED_JSON,
+              "Malformed JSON body: duplicate object key near '%.*s' (at byte %zu)", (int)token,
+              body + start, dup_end);
+}
+
+/* The cold path: jansson names what is wrong, in the words it always used;
+ * a repeated key (dup_end, 0 for none) comes first unless jansson finds a
+ * fault before it. */
+static bool fail_malformed(const char *body, size_t len, size_t dup_end,
+                           message_parse_error_t *error) {
   json_error_t parse_error;
   json_t *value = json_loadb(body, len, JSON_DECODE_ANY, &parse_error);
+  json_decref(value);
+  if (dup_end && (value || (size_t)parse_error.position >= dup_end))
+    return fail_duplicate(body, dup_end, error);
   if (!value)
     return fail(error, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body: %s (at byte %d)",
                 parse_error.text, parse_error.position);
-  json_decref(value);
   return fail(error, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body");
 }
 
@@ -474,11 +558,13 @@ static bool parse(parser_t *p, const char *body, size_t len, message_parse_error
     p->root_is_object = true; /* an empty body is an empty object */
   } else {
     yajl_handle handle = yajl_alloc(&callbacks, NULL, p);
+    p->handle = handle;
     yajl_status status = yajl_parse(handle, (const unsigned char *)body, len);
     if (status == yajl_status_ok) status = yajl_complete_parse(handle);
     yajl_free(handle);
-    if (status != yajl_status_ok || p->malformed || !surrogates_paired(body, len))
-      return fail_malformed(body, len, error);
+    if (status != yajl_status_ok || p->malformed || p->dup_end || !surrogates_paired(body, len) ||
+        !json_text_utf8_valid(body, len))
+      return fail_malformed(body, len, p->dup_end, error);
   }
   if (!p->root_is_object)
     return fail(error, 400, API_ERR_INVALID_REQUEST, "Request body must be a JSON object");
@@ -503,13 +589,19 @@ static void parser_init(parser_t *p, bool batch, message_set_t *out) {
   }
 }
 
+static void parser_free(parser_t *p) {
+  buf_free(&p->scratch);
+  buf_free(&p->keys);
+  buf_free(&p->seen);
+  free(p);
+}
+
 bool message_parse_send(const char *body, size_t len, message_set_t *out,
                         message_parse_error_t *error) {
   parser_t *p = xmalloc(sizeof *p);
   parser_init(p, false, out);
   bool ok = parse(p, body, len, error) && messages_check(p, -1, error);
-  buf_free(&p->scratch);
-  free(p);
+  parser_free(p);
   return ok;
 }
 
@@ -525,8 +617,7 @@ bool message_parse_batch(const char *body, size_t len, message_set_t *out,
     ok = fail(error, 413, API_ERR_BATCH_TOO_LARGE, "Batch too large: %zu messages, at most %d per batch",
               p->message_count, BATCH_MAX_MESSAGES);
   ok = ok && messages_check(p, batch_delay, error);
-  buf_free(&p->scratch);
-  free(p);
+  parser_free(p);
   return ok;
 }
 

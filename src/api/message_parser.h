@@ -8,15 +8,18 @@
  * content_type, delay_seconds, in whatever order they come), and the checks
  * run afterwards in the order the API has always applied them, so every
  * error reply (status, code, message) is what the jansson version gave:
- *   - malformed JSON (anything jansson rejects: bad syntax, invalid UTF-8,
- *     \u0000, unpaired surrogate escapes, integer or real overflow, nesting
- *     deeper than 2048) is answered with jansson's own error text, by
- *     re-parsing the rejected body with jansson (a cold path);
+ *   - malformed JSON (anything jansson rejects: bad syntax, invalid UTF-8
+ *     including overlong forms and encoded surrogates, \u0000, unpaired
+ *     surrogate escapes, integer or real overflow, nesting deeper than 2048)
+ *     is answered with jansson's own error text, by re-parsing the rejected
+ *     body with jansson (a cold path); so is a key repeated outside the
+ *     message bodies ({"body":1,"body":2}, two `messages`), in the words of
+ *     jansson's JSON_REJECT_DUPLICATES, which the other routes parse with;
  *   - a `json` body is stored as its compact JSON text, byte-for-byte what
  *     json_dumps(JSON_COMPACT) made of it (reals go through jansson to get
  *     its exact formatting); `text` as the string; `bytes`/`v8` base64-decoded.
- * One difference remains: a json body object with a duplicated key keeps
- * both members (jansson kept the last value).
+ * Inside a message body a repeated key is stored as sent (both members);
+ * JSON.parse and jansson, reading it, take the last (docs/errors.md).
  */
 #ifndef WHARF_API_MESSAGE_PARSER_H
 #define WHARF_API_MESSAGE_PARSER_H

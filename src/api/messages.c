@@ -1,7 +1,8 @@
 /*
  * messages.c — the message endpoints: send and send batch (producers), pull
- * and ack (pull consumers), peek and purge by ref (the dashboard's tools),
- * and the backlog metrics.
+ * and ack (pull consumers), peek and purge by ref (the dashboard's tools,
+ * also under the 2026 schema's names preview and preview/ack), and the
+ * backlog metrics.
  *
  * Bodies travel as the seeds say: on send, `json` bodies are any JSON value,
  * `text` a string, `bytes`/`v8` base64; they are stored as raw bytes (the
@@ -73,14 +74,16 @@ static void send_done(void *data, int status, const engine_metrics_t *metrics) {
 
 static void send_parsed(api_call_t *call, const message_set_t *set) {
   int rc = engine_send(api_call_engine_queue(call), set->messages, set->count, send_done, call);
-  if (rc == ENGINE_ERR_STORAGE_LIMIT)
+  if (rc == ENGINE_ERR_STORAGE_LIMIT) {
     api_reply_error(call, 413, API_ERR_STORAGE_LIMIT,
                     "Storage Limit Exceeded: the queue's backlog would exceed 25 GB");
-  else if (rc == ENGINE_ERR_RATE_LIMIT)
+  } else if (rc == ENGINE_ERR_RATE_LIMIT) {
+    http_exchange_add_header(call->exchange, "Retry-After", "1"); /* a per-second limit */
     api_reply_error(call, 429, API_ERR_TOO_MANY_REQUESTS,
                     "Too Many Requests: the queue's message rate limit was exceeded");
-  else if (rc != ENGINE_OK)
+  } else if (rc != ENGINE_OK) {
     reply_storage_failure(call, rc);
+  }
 }
 
 /* Send and send batch parse their own bodies (message_parser.h): the router
@@ -260,7 +263,8 @@ void api_messages_pull(api_call_t *call) {
   pull_reply(call, queue, deliveries, count);
 }
 
-void api_messages_peek(api_call_t *call) {
+/* peek and preview: the same look, handles named as each API names them. */
+static void messages_look(api_call_t *call, const char *handle_key) {
   uint32_t batch_size = PULL_DEFAULT_BATCH;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size)) return;
   engine_delivery_t deliveries[PULL_MAX_BATCH];
@@ -271,10 +275,14 @@ void api_messages_peek(api_call_t *call) {
   }
   buf_t result = BUF_INIT;
   buf_append_str(&result, "{\"messages\":");
-  deliveries_write(&result, deliveries, count, "ref");
+  deliveries_write(&result, deliveries, count, handle_key);
   buf_append(&result, "}", 1);
   reply_ok_text(call, &result);
 }
+
+void api_messages_peek(api_call_t *call) { messages_look(call, "ref"); }
+
+void api_messages_preview(api_call_t *call) { messages_look(call, "lease_id"); }
 
 /* Collects the string `key` of each object in body[list_key] (objects or
  * plain strings). False after replying 400. */
@@ -308,6 +316,24 @@ static bool read_handles(api_call_t *call, const char *list_key, const char *key
   return true;
 }
 
+/* {handle: reason}, as the schema has warnings: the engine's warnings read
+ * "reason: handle". A handle named twice is one key. */
+static void warnings_write(buf_t *out, const engine_ack_result_t *result) {
+  json_t *warnings = json_object();
+  for (size_t i = 0; i < result->warning_count; i++) {
+    const char *text = result->warnings[i], *split = strstr(text, ": ");
+    char reason[128];
+    snprintf(reason, sizeof reason, "%.*s", split ? (int)(split - text) : 0, text);
+    /* a handle cut inside a UTF-8 sequence cannot be a key */
+    if (json_object_set_new(warnings, split ? split + 2 : text, json_string(reason)) != 0)
+      json_object_set_new(warnings, "(not UTF-8)", json_string(reason));
+  }
+  char *text = json_dumps(warnings, JSON_COMPACT);
+  buf_append_str(out, text);
+  free(text);
+  json_decref(warnings);
+}
+
 static void ack_done(void *data, int status, const engine_ack_result_t *result) {
   api_call_t *call = data;
   if (status != 0) {
@@ -319,12 +345,9 @@ static void ack_done(void *data, int status, const engine_ack_result_t *result) 
   json_text_append_int(&reply, (int)result->ack_count);
   buf_append_str(&reply, ",\"retryCount\":");
   json_text_append_int(&reply, (int)result->retry_count);
-  buf_append_str(&reply, ",\"warnings\":[");
-  for (size_t i = 0; i < result->warning_count; i++) {
-    if (i) buf_append(&reply, ",", 1);
-    json_text_append_string(&reply, result->warnings[i], strlen(result->warnings[i]));
-  }
-  buf_append_str(&reply, "]}");
+  buf_append_str(&reply, ",\"warnings\":");
+  warnings_write(&reply, result);
+  buf_append(&reply, "}", 1);
   reply_ok_text(call, &reply);
 }
 
@@ -354,9 +377,17 @@ void api_messages_ack(api_call_t *call) {
   free(set);
 }
 
-void api_messages_purge_refs(api_call_t *call) {
+/* Deletes peeked (or previewed) messages by their handles, body[list_key]
+ * of {key}. */
+static void messages_purge_handles(api_call_t *call, const char *list_key, const char *key) {
   const char *refs[1000];
   size_t count;
-  if (!read_handles(call, "refs", "ref", refs, NULL, &count)) return;
+  if (!read_handles(call, list_key, key, refs, NULL, &count)) return;
   engine_purge_refs(api_call_engine_queue(call), refs, count, ack_done, call);
+}
+
+void api_messages_purge_refs(api_call_t *call) { messages_purge_handles(call, "refs", "ref"); }
+
+void api_messages_preview_ack(api_call_t *call) {
+  messages_purge_handles(call, "acks", "lease_id");
 }

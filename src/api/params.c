@@ -2,6 +2,7 @@
 #include "api/params.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
@@ -114,4 +115,13 @@ bool params_query_value(const char *query, const char *key, unsigned index, char
     p = end ? end + 1 : NULL;
   }
   return false;
+}
+
+uint32_t params_query_uint(const char *query, const char *key, uint32_t fallback, uint32_t max) {
+  char text[32];
+  if (!params_query_value(query, key, 0, text, sizeof text)) return fallback;
+  char *end;
+  unsigned long value = strtoul(text, &end, 10);
+  if (*end || value == 0) return fallback;
+  return value > max ? max : (uint32_t)value;
 }

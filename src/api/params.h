@@ -30,5 +30,8 @@ bool params_queue_name(api_call_t *call, const char *name);
  * returns false when absent. index picks the n-th occurrence. */
 bool params_query_value(const char *query, const char *key, unsigned index, char *out,
                         size_t out_size);
+/* A positive integer from the query string, capped at max; fallback when
+ * absent or not a positive integer (page, per_page). */
+uint32_t params_query_uint(const char *query, const char *key, uint32_t fallback, uint32_t max);
 
 #endif

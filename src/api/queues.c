@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "api/consumers.h"
+#include "api/events.h"
 #include "api/params.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -106,6 +107,9 @@ void api_queues_create(api_call_t *call) {
   }
   api_queue_sync_engine(call->api, &created);
   log_info("queue created: %s (%s) in account %s", created.name, created.id, created.account_id);
+  api_events_queue(call->api, "queue.created", &created);
+  api_audit_record(call, created.account_id, "CreateQueue", "queue", created.id, NULL,
+                   api_queue_to_json(call->api, &created));
   reply_queue(call, &created);
 }
 
@@ -119,19 +123,10 @@ static void list_append(void *arg, const control_queue_t *queue) {
   json_array_append_new(context->array, api_queue_to_json(context->api, queue));
 }
 
-static uint32_t query_uint(const char *query, const char *key, uint32_t fallback, uint32_t max) {
-  char text[32];
-  if (!params_query_value(query, key, 0, text, sizeof text)) return fallback;
-  char *end;
-  unsigned long value = strtoul(text, &end, 10);
-  if (*end || value == 0) return fallback;
-  return value > max ? max : (uint32_t)value;
-}
-
 void api_queues_list(api_call_t *call) {
   const char *query = call->request->query;
-  uint32_t page = query_uint(query, "page", 1, UINT32_MAX);
-  uint32_t per_page = query_uint(query, "per_page", 20, 1000);
+  uint32_t page = params_query_uint(query, "page", 1, UINT32_MAX);
+  uint32_t per_page = params_query_uint(query, "per_page", 20, 1000);
   char names[16][64];
   const char *name_list[16];
   size_t name_count = 0;
@@ -184,6 +179,9 @@ static void queues_update(api_call_t *call, bool replace) {
     return;
   }
   api_queue_sync_engine(call->api, &queue);
+  api_events_queue(call->api, "queue.updated", &queue);
+  api_audit_record(call, queue.account_id, "UpdateQueue", "queue", queue.id,
+                   api_queue_to_json(call->api, &call->queue), api_queue_to_json(call->api, &queue));
   reply_queue(call, &queue);
 }
 
@@ -213,6 +211,9 @@ void api_queues_delete(api_call_t *call) {
     return;
   }
   log_info("queue deleted: %s (%s)", call->queue.name, call->queue.id);
+  api_events_queue(call->api, "queue.deleted", &call->queue);
+  api_audit_record(call, call->account_id, "DeleteQueue", "queue", call->queue.id,
+                   api_queue_to_json(call->api, &call->queue), NULL);
   json_object_del(call->api->purges, call->queue.id);
   if (call->api->push) push_queue_changed(call->api->push, call->queue.id);
   engine_queue_delete(queue, delete_done, call);
@@ -225,6 +226,7 @@ static void purge_done(void *data, int status, const engine_metrics_t *metrics) 
     api_reply_error(call, 500, API_ERR_STORAGE_FAILURE, "Purge failed: storage error");
     return;
   }
+  api_events_queue(call->api, "queue.purged", &call->queue);
   api_reply_ok(call, api_queue_to_json(call->api, &call->queue), NULL);
 }
 
@@ -241,11 +243,12 @@ void api_queues_purge_start(api_call_t *call) {
 }
 
 /* A purge is durable before POST …/purge answers, so any purge the caller
- * can ask about is complete. */
+ * can ask about is complete: `completed` is the schema's string, `complete`
+ * the boolean wrangler reads. */
 void api_queues_purge_status(api_call_t *call) {
   json_t *started = json_object_get(call->api->purges, call->queue.id);
-  json_t *result = json_pack("{s:o, s:b, s:b}", "started_at",
-                             started ? iso_time((uint64_t)json_integer_value(started)) : json_null(),
-                             "completed", 1, "complete", 1);
+  json_t *result = json_pack("{s:o*, s:s, s:b}", "started_at", /* absent before any purge */
+                             started ? iso_time((uint64_t)json_integer_value(started)) : NULL,
+                             "completed", "true", "complete", 1);
   api_reply_ok(call, result, NULL);
 }

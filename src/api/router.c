@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/events.h"
+#include "api/request_limit.h"
+#include "api/subscriptions.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -49,6 +52,8 @@ static const route_t routes[] = {
     {"POST", "/accounts/{a}/queues/{q}/messages/ack", R | W, SCOPE_ACCOUNT, api_messages_ack},
     {"POST", "/accounts/{a}/queues/{q}/messages/peek", R, SCOPE_ACCOUNT, api_messages_peek},
     {"POST", "/accounts/{a}/queues/{q}/messages/purge", W, SCOPE_ACCOUNT, api_messages_purge_refs},
+    {"POST", "/accounts/{a}/queues/{q}/messages/preview", R, SCOPE_ACCOUNT, api_messages_preview},
+    {"POST", "/accounts/{a}/queues/{q}/messages/preview/ack", W, SCOPE_ACCOUNT, api_messages_preview_ack},
     {"POST", "/accounts/{a}/queues/{q}/consumers", W, SCOPE_ACCOUNT, api_consumers_create},
     {"GET", "/accounts/{a}/queues/{q}/consumers", R, SCOPE_ACCOUNT, api_consumers_list},
     {"GET", "/accounts/{a}/queues/{q}/consumers/{p}", R, SCOPE_ACCOUNT, api_consumers_get},
@@ -57,7 +62,16 @@ static const route_t routes[] = {
     {"POST", "/accounts/{a}/workers/queue-handlers", W, SCOPE_ACCOUNT, api_workers_register},
     {"GET", "/accounts/{a}/workers/queue-handlers", R, SCOPE_ACCOUNT, api_workers_list},
     {"DELETE", "/accounts/{a}/workers/queue-handlers/{p}", W, SCOPE_ACCOUNT, api_workers_remove},
+    {"POST", "/accounts/{a}/event_subscriptions/subscriptions", W, SCOPE_ACCOUNT, api_subscriptions_create},
+    {"GET", "/accounts/{a}/event_subscriptions/subscriptions", R, SCOPE_ACCOUNT, api_subscriptions_list},
+    {"GET", "/accounts/{a}/event_subscriptions/subscriptions/{p}", R, SCOPE_ACCOUNT, api_subscriptions_get},
+    {"PATCH", "/accounts/{a}/event_subscriptions/subscriptions/{p}", W, SCOPE_ACCOUNT, api_subscriptions_patch},
+    {"DELETE", "/accounts/{a}/event_subscriptions/subscriptions/{p}", W, SCOPE_ACCOUNT, api_subscriptions_delete},
+    {"POST", "/accounts/{a}/event_subscriptions/events", W, SCOPE_ACCOUNT, api_events_publish},
     {"GET", "/memberships", R, SCOPE_ANY, api_admin_memberships},
+    {"POST", "/graphql", R, SCOPE_ANY, api_graphql_query},
+    {"GET", "/accounts/{a}/audit_logs", R, SCOPE_ACCOUNT, api_audit_logs_list},
+    {"PUT", "/wharf/test-clock", W, SCOPE_ADMIN, api_test_clock_set},
     {"POST", "/accounts", W, SCOPE_ADMIN, api_admin_accounts_create},
     {"GET", "/accounts", R, SCOPE_ADMIN, api_admin_accounts_list},
     {"POST", "/user/tokens", W, SCOPE_ADMIN, api_admin_tokens_create},
@@ -127,10 +141,13 @@ static bool call_authenticate(api_call_t *call) {
 
 static bool call_authorize(api_call_t *call, const route_t *route) {
   bool admin = call->token.account_id[0] == '\0';
-  if ((call->token.permissions & route->permissions) != route->permissions) {
+  unsigned missing = route->permissions & ~call->token.permissions;
+  if (missing) { /* names what is missing: pull and ack need both */
     api_reply_error(call, 403, API_ERR_FORBIDDEN,
                     "Unauthorized to access requested resource: the token lacks %s",
-                    route->permissions & PERMISSION_WRITE ? "queues_write" : "queues_read");
+                    missing == (PERMISSION_READ | PERMISSION_WRITE) ? "queues_read and queues_write"
+                    : missing & PERMISSION_WRITE                    ? "queues_write"
+                                                                    : "queues_read");
     return false;
   }
   if (route->scope == SCOPE_ADMIN && !admin) {
@@ -175,7 +192,9 @@ bool api_call_parse_body(api_call_t *call) {
     return true;
   }
   json_error_t error;
-  call->body = json_loadb(request->body, request->body_len, JSON_DECODE_ANY, &error);
+  /* A repeated field is ambiguous (which one counts?): refused. */
+  call->body = json_loadb(request->body, request->body_len,
+                          JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
   if (!call->body) {
     api_reply_error(call, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body: %s (at byte %d)",
                     error.text, error.position);
@@ -193,6 +212,11 @@ bool api_call_parse_body(api_call_t *call) {
 static bool route_owns_body(const route_t *route) {
   return route->handler == api_messages_send || route->handler == api_messages_send_batch ||
          route->handler == api_messages_ack;
+}
+
+/* Pulls and acks are not subject to the API rate limit (seed 004, "Limits"). */
+static bool route_is_pull_consumer(const route_t *route) {
+  return route->handler == api_messages_pull || route->handler == api_messages_ack;
 }
 
 static void reply_healthz(http_exchange_t *exchange, api_t *api) {
@@ -234,6 +258,7 @@ void api_handle_request(http_exchange_t *exchange, void *context) {
     path_matched = true;
     if (strcmp(table[i].method, request->method) != 0) continue;
     if (!call_authenticate(call) || !call_authorize(call, &table[i]) ||
+        (!route_is_pull_consumer(&table[i]) && !api_request_limit_admit(call)) ||
         !call_load_queue(call, queue_id) || (!route_owns_body(&table[i]) && !api_call_parse_body(call)))
       return;
     table[i].handler(call);

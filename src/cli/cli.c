@@ -24,6 +24,7 @@ void cli_usage(FILE *out) {
           "Usage: wharf <command> [arguments] [flags]\n"
           "\n"
           "  wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]\n"
+          "              [--metrics-retention-days N] [--cloudflare-limits]\n"
           "      Run the server\n"
           "  wharf dev [--config wrangler.toml] [--url WHARF_URL] [--port N]\n"
           "      Run a Worker in workerd with its queues on Wharf (wharf dev --help)\n");
@@ -101,11 +102,11 @@ static bool cli_token_needs_account(const cli_request_t *req) {
 }
 
 /* Looks the queue (and consumer) up, then sends the request itself. */
-static int cli_send(wharf_client_t *client, cli_request_t *req, json_t **queue,
-                    json_t **result, wharf_error_t *err) {
+static int cli_send(wharf_client_t *client, cli_request_t *req, FILE *in, FILE *out,
+                    json_t **queue, json_t **result, wharf_error_t *err) {
   const char *account = wharf_client_account_id(client);
   const char *queue_id = NULL, *consumer_id = NULL;
-  if (req->scope == CLI_SCOPE_QUEUE || req->scope == CLI_SCOPE_CONSUMER) {
+  if (req->scope != CLI_SCOPE_ROOT && req->scope != CLI_SCOPE_ACCOUNT) {
     int rc = wharf_queue_find(client, req->queue_name, queue, err);
     if (rc == WHARF_ERR_NOT_FOUND) {
       size_t len = strlen(err->message);
@@ -130,6 +131,10 @@ static int cli_send(wharf_client_t *client, cli_request_t *req, json_t **queue,
       return WHARF_ERR_NOT_FOUND;
     }
   }
+  if (req->scope == CLI_SCOPE_SUBSCRIPTION) {
+    int rc = cli_subscription_prepare(client, req, *queue, in, out, err);
+    if (rc != WHARF_OK) return rc;
+  }
   if (cli_token_needs_account(req))
     json_object_set_new(req->body, "account_id", json_string(account));
   char *path = cli_request_path(req, account, queue_id ? queue_id : "", consumer_id);
@@ -150,7 +155,7 @@ static int cli_run(wharf_client_t *client, cli_request_t *req, FILE *in, FILE *o
   }
   cli_output_before(out, req);
   json_t *queue = NULL, *result = NULL;
-  int rc = cli_send(client, req, &queue, &result, &err);
+  int rc = cli_send(client, req, in, out, &queue, &result, &err);
   if (rc == WHARF_OK) cli_output_after(out, req, queue, result);
   json_decref(queue);
   json_decref(result);

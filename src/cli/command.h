@@ -5,6 +5,8 @@
  *   output.c  a request plus the server's JSON result -> text: pure.
  *   cli.c     runs a request: looks queues and consumers up by name through
  *             libwharf, asks for confirmation, sends, prints.
+ *   subscription.c  what `queues subscription …` adds to that: the queue in
+ *             the body or query, the subscription checked to be the queue's.
  */
 #ifndef WHARF_CLI_COMMAND_H
 #define WHARF_CLI_COMMAND_H
@@ -14,6 +16,8 @@
 #include <stdio.h>
 
 #include <jansson.h>
+
+#include "wharf.h"
 
 typedef enum {
   CLI_QUEUES_LIST,
@@ -36,6 +40,13 @@ typedef enum {
   CLI_WORKERS_REGISTER,
   CLI_WORKERS_LIST,
   CLI_WORKERS_REMOVE,
+  CLI_EVENTS_PUBLISH,
+  CLI_SUBSCRIPTION_CREATE,
+  CLI_SUBSCRIPTION_LIST,
+  CLI_SUBSCRIPTION_GET,
+  CLI_SUBSCRIPTION_UPDATE,
+  CLI_SUBSCRIPTION_DELETE,
+  CLI_AUDIT_LIST,
 } cli_command_t;
 
 /* What the request path is relative to; the runner resolves the ids. */
@@ -44,6 +55,7 @@ typedef enum {
   CLI_SCOPE_ACCOUNT,  /* /client/v4/accounts/{a} */
   CLI_SCOPE_QUEUE,    /* …/queues/{q}, q looked up by queue_name */
   CLI_SCOPE_CONSUMER, /* …/queues/{q}/consumers/{c}, c found on the queue */
+  CLI_SCOPE_SUBSCRIPTION, /* …/event_subscriptions/…, for queue q (subscription.c) */
 } cli_scope_t;
 
 typedef struct {
@@ -56,6 +68,7 @@ typedef struct {
   const char *script_name; /* borrowed; the worker consumer to remove */
   bool force;              /* purge without asking */
   bool admin;              /* tokens create: an admin token, bound to no account */
+  bool json;               /* print the result as JSON (subscription commands) */
 } cli_request_t;
 
 enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_USAGE = 2 };
@@ -80,6 +93,15 @@ const char *cli_consumer_find(const cli_request_t *req, json_t *queue);
  * result. */
 void cli_output_before(FILE *out, const cli_request_t *req);
 void cli_output_after(FILE *out, const cli_request_t *req, json_t *queue, json_t *result);
+
+/* A subscription command's request, once its queue is known (a Queue
+ * object): create names the queue as destination (and a default name),
+ * list filters by it; get, update and delete fetch the subscription first,
+ * refuse one of another queue, and delete asks for confirmation on in/out
+ * unless forced. WHARF_OK or a libwharf error in err; WHARF_ERR_INVALID
+ * when the confirmation was declined. */
+int cli_subscription_prepare(wharf_client_t *client, cli_request_t *req, json_t *queue, FILE *in,
+                             FILE *out, wharf_error_t *err);
 
 /* The usage text of every command, generated from the parser's table. */
 void cli_parse_usage(FILE *out);

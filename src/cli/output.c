@@ -11,6 +11,7 @@
  */
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/command.h"
@@ -155,6 +156,100 @@ static void output_worker_registered(FILE *out, json_t *worker) {
   fprintf(out, "signing secret: %s\n", output_string(worker, "secret"));
 }
 
+static void output_event_published(FILE *out, json_t *result) {
+  json_t *deliveries = json_object_get(result, "deliveries");
+  size_t count = json_array_size(deliveries);
+  fprintf(out, "Published event %s to %zu subscription%s.\n", output_string(result, "type"), count,
+          count == 1 ? "" : "s");
+  size_t i;
+  json_t *delivery;
+  json_array_foreach(deliveries, i, delivery)
+      fprintf(out, "subscription %s -> queue %s\n", output_string(delivery, "subscription_id"),
+              output_string(delivery, "queue_id"));
+}
+
+/* model_name, worker_name or workflow_name: the one a source may name. */
+static const char *output_source_resource(json_t *source) {
+  static const char *const fields[] = {"model_name", "worker_name", "workflow_name"};
+  for (size_t i = 0; i < 3; i++) {
+    const char *value = json_string_value(json_object_get(source, fields[i]));
+    if (value) return value;
+  }
+  return NULL;
+}
+
+/* wrangler's list columns: events joined by ", ", Enabled as Yes/No. */
+static void output_subscription_list(FILE *out, const cli_request_t *req, json_t *list) {
+  static const output_column_t columns[] = {
+      {"ID", "id"},         {"Name", "name"},         {"Source", "source"},
+      {"Events", "events"}, {"Resource", "resource"}, {"Enabled", "enabled"},
+      {NULL, NULL}};
+  if (json_array_size(list) == 0) {
+    fprintf(out, "No event subscriptions found for queue '%s'.\n", req->queue_name);
+    return;
+  }
+  json_t *rows = json_array();
+  size_t i;
+  json_t *subscription;
+  json_array_foreach(list, i, subscription) {
+    json_t *source = json_object_get(subscription, "source");
+    buf_t events = BUF_INIT;
+    size_t e;
+    json_t *event;
+    json_array_foreach(json_object_get(subscription, "events"), e, event)
+        buf_printf(&events, "%s%s", e ? ", " : "", json_string_value(event));
+    json_array_append_new(
+        rows, json_pack("{s:O, s:O, s:O, s:s, s:s?, s:s}", "id", json_object_get(subscription, "id"),
+                        "name", json_object_get(subscription, "name"), "source",
+                        json_object_get(source, "type"), "events", events.data ? events.data : "",
+                        "resource", output_source_resource(source), "enabled",
+                        json_is_true(json_object_get(subscription, "enabled")) ? "Yes" : "No"));
+    buf_free(&events);
+  }
+  fprintf(out, "Event subscriptions for queue '%s':\n", req->queue_name);
+  output_table(out, rows, columns);
+  json_decref(rows);
+}
+
+static void output_subscription(FILE *out, json_t *subscription) {
+  json_t *source = json_object_get(subscription, "source");
+  const char *resource = output_source_resource(source);
+  buf_t events = BUF_INIT;
+  output_cell(json_object_get(subscription, "events"), &events);
+  fprintf(out, "ID: %s\nName: %s\nSource: %s\n", output_string(subscription, "id"),
+          output_string(subscription, "name"), output_string(source, "type"));
+  if (resource) fprintf(out, "Resource: %s\n", resource);
+  fprintf(out, "Queue ID: %s\nEvents: %s\nEnabled: %s\nCreated At: %s\nModified At: %s\n",
+          output_string(json_object_get(subscription, "destination"), "queue_id"), events.data,
+          json_is_true(json_object_get(subscription, "enabled")) ? "Yes" : "No",
+          output_string(subscription, "created_at"), output_string(subscription, "modified_at"));
+  buf_free(&events);
+}
+
+/* Subscription commands; --json prints the result itself instead. */
+static void output_subscription_after(FILE *out, const cli_request_t *req, json_t *result) {
+  if (req->json) {
+    char *text = json_dumps(result, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    fprintf(out, "%s\n", text);
+    free(text);
+    return;
+  }
+  const char *name = output_string(result, "name"), *id = output_string(result, "id");
+  switch (req->command) {
+  case CLI_SUBSCRIPTION_CREATE:
+    fprintf(out, "Successfully created event subscription '%s' with id '%s'.\n", name, id);
+    break;
+  case CLI_SUBSCRIPTION_UPDATE:
+    fprintf(out, "Successfully updated event subscription '%s' with id '%s'.\n", name, id);
+    break;
+  case CLI_SUBSCRIPTION_DELETE:
+    fprintf(out, "Successfully deleted event subscription '%s' with id '%s'.\n", name, id);
+    break;
+  case CLI_SUBSCRIPTION_LIST: output_subscription_list(out, req, result); break;
+  default: output_subscription(out, result); break;
+  }
+}
+
 static const output_column_t output_queue_columns[] = {
     {"id", "queue_id"},         {"name", "queue_name"},
     {"created_on", "created_on"}, {"modified_on", "modified_on"},
@@ -175,6 +270,29 @@ static const output_column_t output_worker_columns[] = {
     {"script_name", "script_name"}, {"url", "url"}, {"timeout_ms", "timeout_ms"},
     {"created_on", "created_on"}, {NULL, NULL}};
 
+static const output_column_t output_audit_columns[] = {
+    {"when", "when"},   {"action", "action"}, {"resource", "resource"}, {"queue", "queue"},
+    {"actor", "actor"}, {"ip", "ip"},         {NULL, NULL}};
+
+/* Cloudflare's nested audit entries as flat table rows. */
+static void output_audit(FILE *out, json_t *entries) {
+  json_t *rows = json_array(), *entry;
+  size_t i;
+  json_array_foreach(entries, i, entry) {
+    json_t *resource = json_object_get(entry, "resource"), *actor = json_object_get(entry, "actor");
+    char what[96], who[200];
+    snprintf(what, sizeof what, "%s %s", output_string(resource, "type"), output_string(resource, "id"));
+    snprintf(who, sizeof who, "%s (%s)", output_string(actor, "name"), output_string(actor, "id"));
+    json_array_append_new(
+        rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "when", output_string(entry, "when"), "action",
+                        output_string(json_object_get(entry, "action"), "type"), "resource", what, "queue",
+                        output_string(json_object_get(entry, "metadata"), "queue_name"), "actor", who, "ip",
+                        output_string(actor, "ip")));
+  }
+  output_table(out, rows, output_audit_columns);
+  json_decref(rows);
+}
+
 void cli_output_before(FILE *out, const cli_request_t *req) {
   const char *q = req->queue_name;
   switch (req->command) {
@@ -188,6 +306,12 @@ void cli_output_before(FILE *out, const cli_request_t *req) {
   case CLI_CONSUMER_HTTP_ADD: fprintf(out, "Adding consumer to queue %s.\n", q); break;
   case CLI_CONSUMER_WORKER_REMOVE:
   case CLI_CONSUMER_HTTP_REMOVE: fprintf(out, "Removing consumer from queue %s.\n", q); break;
+  case CLI_SUBSCRIPTION_CREATE:
+    fprintf(out, "Creating event subscription for queue '%s'...\n", q);
+    break;
+  case CLI_SUBSCRIPTION_UPDATE:
+    if (!req->json) fprintf(out, "Updating event subscription...\n");
+    break;
   default: break;
   }
 }
@@ -218,5 +342,12 @@ void cli_output_after(FILE *out, const cli_request_t *req, json_t *queue, json_t
   case CLI_WORKERS_REGISTER: output_worker_registered(out, result); break;
   case CLI_WORKERS_LIST: output_table(out, result, output_worker_columns); break;
   case CLI_WORKERS_REMOVE: fprintf(out, "Removed worker %s.\n", strrchr(req->path, '/') + 1); break;
+  case CLI_EVENTS_PUBLISH: output_event_published(out, result); break;
+  case CLI_SUBSCRIPTION_CREATE:
+  case CLI_SUBSCRIPTION_LIST:
+  case CLI_SUBSCRIPTION_GET:
+  case CLI_SUBSCRIPTION_UPDATE:
+  case CLI_SUBSCRIPTION_DELETE: output_subscription_after(out, req, result); break;
+  case CLI_AUDIT_LIST: output_audit(out, result); break;
   }
 }

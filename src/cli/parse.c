@@ -27,14 +27,17 @@ typedef enum {
   OPT_SECONDS_MS, /* seconds (may be fractional), sent as integer milliseconds */
   OPT_STRING,
   OPT_LIST,       /* comma-separated, sent as an array of strings */
+  OPT_JSON,       /* a JSON value, sent as it is */
+  OPT_BOOL,       /* true or false */
   OPT_SWITCH,     /* no value; sets the cli_request_t field named by target */
 } opt_type_t;
 
 typedef struct {
   const char *flag; /* without the leading dashes */
   opt_type_t type;
-  /* Where the value goes: a dotted body path ("settings.batch_size"), or a
-   * query parameter when it starts with '?'. */
+  /* Where the value goes: a dotted body path ("settings.batch_size"), a
+   * query parameter when it starts with '?', or the path's last segment
+   * when it is "/" (an id). */
   const char *target;
   const char *metavar;
 } opt_spec_t;
@@ -85,6 +88,13 @@ typedef struct {
 #define WORKER_ADD_POSITIONALS \
   {POS_CONSUMER_QUEUE, {"script-name", POS_SCRIPT, "script_name"}}
 #define WORKER_REMOVE_POSITIONALS {POS_CONSUMER_QUEUE, {"script-name", POS_SCRIPT, NULL}}
+#define POS_SUBSCRIPTION_QUEUE {"queue", POS_QUEUE, NULL}
+#define OPT_SUBSCRIPTION_ID {"id", OPT_STRING, "/", "ID"}
+#define OPT_SUBSCRIPTION_NAME {"name", OPT_STRING, "name", "NAME"}
+#define OPT_SUBSCRIPTION_EVENTS {"events", OPT_LIST, "events", "EVENT,EVENT"}
+#define OPT_SUBSCRIPTION_ENABLED {"enabled", OPT_BOOL, "enabled", "true|false"}
+#define OPT_JSON_OUTPUT {"json", OPT_SWITCH, "json", NULL}
+#define SUBSCRIPTIONS_PATH "/event_subscriptions/subscriptions"
 
 static const command_spec_t parse_commands[] = {
     {{"queues", "list"}, CLI_QUEUES_LIST, "GET", CLI_SCOPE_ACCOUNT, "/queues", {{0}},
@@ -127,6 +137,31 @@ static const command_spec_t parse_commands[] = {
     {{"queues", "purge"}, CLI_QUEUES_PURGE, "POST", CLI_SCOPE_QUEUE, "/purge", {POS_QUEUE_NAME},
      {{"force", OPT_SWITCH, "force", NULL}}, "{\"delete_messages_permanently\":true}", NULL,
      "Delete every message in a queue (asks for the name unless --force)"},
+    {{"queues", "subscription", "create"}, CLI_SUBSCRIPTION_CREATE, "POST",
+     CLI_SCOPE_SUBSCRIPTION, SUBSCRIPTIONS_PATH, {POS_SUBSCRIPTION_QUEUE},
+     {{"source", OPT_STRING, "source.type", "SOURCE"}, OPT_SUBSCRIPTION_EVENTS,
+      OPT_SUBSCRIPTION_NAME, OPT_SUBSCRIPTION_ENABLED,
+      {"model-name", OPT_STRING, "source.model_name", "NAME"},
+      {"worker-name", OPT_STRING, "source.worker_name", "NAME"},
+      {"workflow-name", OPT_STRING, "source.workflow_name", "NAME"}},
+     "{\"enabled\":true}", "source",
+     "Subscribe a queue to a source's events (docs/events.md; also --source wharf)"},
+    {{"queues", "subscription", "list"}, CLI_SUBSCRIPTION_LIST, "GET", CLI_SCOPE_SUBSCRIPTION,
+     SUBSCRIPTIONS_PATH, {POS_SUBSCRIPTION_QUEUE},
+     {{"page", OPT_INT, "?page", "N"}, {"per-page", OPT_INT, "?per_page", "N"}, OPT_JSON_OUTPUT},
+     NULL, NULL, "List a queue's event subscriptions"},
+    {{"queues", "subscription", "get"}, CLI_SUBSCRIPTION_GET, "GET", CLI_SCOPE_SUBSCRIPTION,
+     SUBSCRIPTIONS_PATH, {POS_SUBSCRIPTION_QUEUE}, {OPT_SUBSCRIPTION_ID, OPT_JSON_OUTPUT}, NULL,
+     "id", "Show one event subscription of a queue"},
+    {{"queues", "subscription", "update"}, CLI_SUBSCRIPTION_UPDATE, "PATCH",
+     CLI_SCOPE_SUBSCRIPTION, SUBSCRIPTIONS_PATH, {POS_SUBSCRIPTION_QUEUE},
+     {OPT_SUBSCRIPTION_ID, OPT_SUBSCRIPTION_NAME, OPT_SUBSCRIPTION_EVENTS,
+      OPT_SUBSCRIPTION_ENABLED, OPT_JSON_OUTPUT},
+     "{}", "id", "Change an event subscription's name, events or enabled state"},
+    {{"queues", "subscription", "delete"}, CLI_SUBSCRIPTION_DELETE, "DELETE",
+     CLI_SCOPE_SUBSCRIPTION, SUBSCRIPTIONS_PATH, {POS_SUBSCRIPTION_QUEUE},
+     {OPT_SUBSCRIPTION_ID, {"force", OPT_SWITCH, "force", NULL}}, NULL, "id",
+     "Delete an event subscription (asks unless --force)"},
     {{"accounts", "create"}, CLI_ACCOUNTS_CREATE, "POST", CLI_SCOPE_ROOT, "/accounts", {{0}},
      {{"name", OPT_STRING, "name", "NAME"}}, "{}", "name", "Create an account (admin)"},
     {{"accounts", "list"}, CLI_ACCOUNTS_LIST, "GET", CLI_SCOPE_ROOT, "/accounts", {{0}}, {{0}},
@@ -154,6 +189,22 @@ static const command_spec_t parse_commands[] = {
     {{"workers", "remove"}, CLI_WORKERS_REMOVE, "DELETE", CLI_SCOPE_ACCOUNT,
      "/workers/queue-handlers", {{"script-name", POS_PATH, NULL}}, {{0}}, NULL, NULL,
      "Remove a registered worker"},
+    {{"events", "publish"}, CLI_EVENTS_PUBLISH, "POST", CLI_SCOPE_ACCOUNT,
+     "/event_subscriptions/events", {{0}},
+     {{"type", OPT_STRING, "type", "TYPE"},
+      {"source", OPT_STRING, "source.type", "SOURCE"},
+      {"model-name", OPT_STRING, "source.modelName", "NAME"},
+      {"worker-name", OPT_STRING, "source.workerName", "NAME"},
+      {"workflow-name", OPT_STRING, "source.workflowName", "NAME"},
+      {"job-id", OPT_STRING, "source.jobId", "ID"},
+      {"payload", OPT_JSON, "payload", "JSON"}},
+     "{}", "type",
+     "Publish an event (e.g. cf.r2.bucket.created) to the subscriptions that want\n"
+     "      it, checked against its schema (docs/events.md)"},
+    {{"audit", "list"}, CLI_AUDIT_LIST, "GET", CLI_SCOPE_ACCOUNT, "/audit_logs", {{0}},
+     {{"since", OPT_STRING, "?since", "DATE"}, {"queue", OPT_STRING, "?queue", "NAME"},
+      {"page", OPT_INT, "?page", "N"}},
+     NULL, NULL, "List the account's audit log, newest first (--since 2026-01-31 or an RFC 3339 time)"},
 };
 
 #define PARSE_COMMAND_COUNT (sizeof(parse_commands) / sizeof(parse_commands[0]))
@@ -254,6 +305,34 @@ static json_t *parse_list(const char *text) {
   return list;
 }
 
+/* Ids go into the path as they are: allow only what ids are made of. */
+static bool parse_is_path_safe(const char *s) {
+  if (!*s) return false;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_') return false;
+  return true;
+}
+
+/* Appends "/value" to the path; what names the argument in messages. */
+static int parse_append_id(cli_request_t *req, const char *what, const char *value, char *error,
+                           size_t size) {
+  if (!parse_is_path_safe(value))
+    return parse_fail(error, size, "%s may hold only letters, digits, '-' and '_'", what);
+  if (strlen(req->path) + 1 + strlen(value) >= sizeof(req->path))
+    return parse_fail(error, size, "%s is too long", what);
+  strcat(req->path, "/");
+  strcat(req->path, value);
+  return CLI_PARSE_OK;
+}
+
+/* Percent-encodes all but RFC 3986's unreserved characters. */
+static void parse_query_escape(buf_t *query, const char *value) {
+  for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+    if (isalnum(*c) || strchr("-._~", *c)) buf_append(query, (const char *)c, 1);
+    else buf_printf(query, "%%%02X", *c);
+  }
+}
+
 /* Applies one flag's value to the request. */
 static int parse_apply_option(cli_request_t *req, const opt_spec_t *opt, const char *value,
                               buf_t *query, char *error, size_t size) {
@@ -263,6 +342,8 @@ static int parse_apply_option(cli_request_t *req, const opt_spec_t *opt, const c
   case OPT_SWITCH:
     if (strcmp(opt->target, "admin") == 0)
       req->admin = true;
+    else if (strcmp(opt->target, "json") == 0)
+      req->json = true;
     else
       req->force = true;
     return CLI_PARSE_OK;
@@ -284,24 +365,31 @@ static int parse_apply_option(cli_request_t *req, const opt_spec_t *opt, const c
   case OPT_LIST:
     json = parse_list(value);
     break;
+  case OPT_JSON:
+    json = json_loads(value, JSON_DECODE_ANY, NULL);
+    if (!json) return parse_fail(error, size, "--%s needs JSON, not \"%s\"", opt->flag, value);
+    break;
+  case OPT_BOOL:
+    if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+      return parse_fail(error, size, "--%s needs true or false, not \"%s\"", opt->flag, value);
+    json = json_boolean(value[0] == 't');
+    break;
+  }
+  if (strcmp(opt->target, "/") == 0) {
+    json_decref(json);
+    char what[64];
+    snprintf(what, sizeof what, "--%s", opt->flag);
+    return parse_append_id(req, what, value, error, size);
   }
   if (opt->target[0] == '?') {
-    /* Query targets are numbers, already checked: no escaping needed. */
-    buf_printf(query, "%c%s=%s", query->len ? '&' : '?', opt->target + 1, value);
+    buf_printf(query, "%c%s=", query->len ? '&' : '?', opt->target + 1);
+    parse_query_escape(query, value);
     json_decref(json);
     return CLI_PARSE_OK;
   }
   if (!req->body) req->body = json_object();
   parse_body_set(req->body, opt->target, json);
   return CLI_PARSE_OK;
-}
-
-/* Ids go into the path as they are: allow only what ids are made of. */
-static bool parse_is_path_safe(const char *s) {
-  if (!*s) return false;
-  for (; *s; s++)
-    if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_') return false;
-  return true;
 }
 
 static int parse_apply_positional(cli_request_t *req, const pos_spec_t *pos, const char *value,
@@ -313,15 +401,13 @@ static int parse_apply_positional(cli_request_t *req, const pos_spec_t *pos, con
   case POS_SCRIPT:
     req->script_name = value;
     break;
-  case POS_PATH:
-    if (!parse_is_path_safe(value))
-      return parse_fail(error, size, "<%s> may hold only letters, digits, '-' and '_'",
-                        pos->name);
-    if (strlen(req->path) + 1 + strlen(value) >= sizeof(req->path))
-      return parse_fail(error, size, "<%s> is too long", pos->name);
-    strcat(req->path, "/");
-    strcat(req->path, value);
+  case POS_PATH: {
+    char name[64];
+    snprintf(name, sizeof name, "<%s>", pos->name);
+    int rc = parse_append_id(req, name, value, error, size);
+    if (rc != CLI_PARSE_OK) return rc;
     break;
+  }
   }
   if (pos->body_field) {
     json_t *json = json_string(value);

@@ -3,7 +3,8 @@
  * batches (docs/workers.md), checks their signature, runs the user's handler
  * and answers with its decisions.
  *
- * It runs its own libuv loop with http-parser, like Wharf's server, rather
+ * It runs its own libuv loop with llhttp (strict, with http_syntax.c's
+ * obs-fold and transfer-coding checks), like Wharf's server, rather
  * than blocking sockets: Wharf keeps one keep-alive connection per batch in
  * flight, so a worker must accept several connections and keep idle ones
  * open without starving the others. The handler itself runs on the loop
@@ -17,16 +18,16 @@
  * has a decision, with batch.c's precedence already applied, so it means the
  * same on every server; the status (200 or 500) decides the rest.
  */
-#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <http_parser.h>
+#include <llhttp.h>
 #include <uv.h>
 
 #include "client/client_internal.h"
+#include "http/http_syntax.h"
 #include "util/buf.h"
 #include "util/crypto.h"
 
@@ -49,10 +50,13 @@ struct wharf_worker {
 typedef struct {
   uv_tcp_t tcp; /* first: the handle's data is the connection */
   wharf_worker_t *worker;
-  http_parser parser;
+  llhttp_t parser;
+  http_input_t input;   /* where the parser is, for obs-fold */
   buf_t field, value, signature, body;
   bool in_value;
-  int refused;          /* a status already decided (405, 413), else 0 */
+  int codings;          /* Transfer-Encoding fields */
+  bool plain_chunked;   /* the one Transfer-Encoding says just "chunked" */
+  int refused;          /* a status already decided (405, 413, 501), else 0 */
   int writes_pending;   /* replies queued but not yet written */
   bool close_after_write;
 } worker_conn_t;
@@ -172,24 +176,13 @@ static void worker_written(uv_write_t *req, int status) {
     worker_conn_close(conn);
 }
 
-static const char *worker_status_text(int status) {
-  switch (status) {
-  case 200: return "OK";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 405: return "Method Not Allowed";
-  case 413: return "Payload Too Large";
-  default: return "Internal Server Error";
-  }
-}
-
 static void worker_respond(worker_conn_t *conn, int status, const char *body, bool keep_alive) {
   worker_write_t *write = xcalloc(1, sizeof(*write));
   write->conn = conn;
   buf_printf(&write->data,
              "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
              "Connection: %s\r\n\r\n%s",
-             status, worker_status_text(status), strlen(body),
+             status, http_status_reason(status), strlen(body),
              keep_alive ? "keep-alive" : "close", body);
   if (!keep_alive) conn->close_after_write = true;
   uv_buf_t buf = uv_buf_init(write->data.data, (unsigned)write->data.len);
@@ -234,17 +227,19 @@ static void worker_handle(worker_conn_t *conn, bool keep_alive) {
   wharf_batch_free(batch);
 }
 
-/* ---- http-parser callbacks ---- */
+/* ---- llhttp callbacks ---- */
 
-static worker_conn_t *worker_conn_of(http_parser *parser) { return parser->data; }
+static worker_conn_t *worker_conn_of(llhttp_t *parser) { return parser->data; }
 
-static int worker_on_message_begin(http_parser *parser) {
+static int worker_on_message_begin(llhttp_t *parser) {
   worker_conn_t *conn = worker_conn_of(parser);
   buf_reset(&conn->field);
   buf_reset(&conn->value);
   buf_reset(&conn->signature);
   buf_reset(&conn->body);
   conn->in_value = false;
+  conn->codings = 0;
+  conn->plain_chunked = false;
   conn->refused = 0;
   return 0;
 }
@@ -253,36 +248,44 @@ static void worker_header_finish(worker_conn_t *conn) {
   if (conn->field.data && strcasecmp(conn->field.data, "x-wharf-signature") == 0) {
     buf_reset(&conn->signature);
     buf_append(&conn->signature, conn->value.data, conn->value.len);
+  } else if (conn->field.data && strcasecmp(conn->field.data, "transfer-encoding") == 0) {
+    conn->codings++;
+    conn->plain_chunked = http_coding_is_chunked(conn->value.data, conn->value.len);
   }
   buf_reset(&conn->field);
   buf_reset(&conn->value);
   conn->in_value = false;
 }
 
-static int worker_on_header_field(http_parser *parser, const char *at, size_t len) {
+static int worker_on_header_field(llhttp_t *parser, const char *at, size_t len) {
   worker_conn_t *conn = worker_conn_of(parser);
   if (conn->in_value) worker_header_finish(conn);
   buf_append(&conn->field, at, len);
   return conn->field.len > 8192; /* an absurd header ends the connection */
 }
 
-static int worker_on_header_value(http_parser *parser, const char *at, size_t len) {
+static int worker_on_header_value(llhttp_t *parser, const char *at, size_t len) {
   worker_conn_t *conn = worker_conn_of(parser);
+  if (http_input_is_fold(&conn->input, at)) return -1; /* obs-fold: 400 */
   conn->in_value = true;
   buf_append(&conn->value, at, len);
   return conn->value.len > 8192;
 }
 
-static int worker_on_headers_complete(http_parser *parser) {
+static int worker_on_headers_complete(llhttp_t *parser) {
   worker_conn_t *conn = worker_conn_of(parser);
   if (conn->in_value) worker_header_finish(conn);
-  if (parser->method != HTTP_POST) conn->refused = 405;
-  else if (parser->content_length != ULLONG_MAX && parser->content_length > WORKER_MAX_BODY)
+  /* llhttp has checked that chunked is the final coding; any other is one we
+   * cannot undo (RFC 9112 §6.1). */
+  if ((parser->flags & F_CHUNKED) && !(conn->codings == 1 && conn->plain_chunked))
+    conn->refused = 501;
+  else if (parser->method != HTTP_POST) conn->refused = 405;
+  else if ((parser->flags & F_CONTENT_LENGTH) && parser->content_length > WORKER_MAX_BODY)
     conn->refused = 413;
   return 0;
 }
 
-static int worker_on_body(http_parser *parser, const char *at, size_t len) {
+static int worker_on_body(llhttp_t *parser, const char *at, size_t len) {
   worker_conn_t *conn = worker_conn_of(parser);
   if (conn->refused) return 0;
   if (conn->body.len + len > WORKER_MAX_BODY) {
@@ -293,10 +296,12 @@ static int worker_on_body(http_parser *parser, const char *at, size_t len) {
   return 0;
 }
 
-static int worker_on_message_complete(http_parser *parser) {
+static int worker_on_message_complete(llhttp_t *parser) {
   worker_conn_t *conn = worker_conn_of(parser);
-  bool keep_alive = http_should_keep_alive(parser);
-  if (conn->refused == 405)
+  bool keep_alive = llhttp_should_keep_alive(parser);
+  if (conn->refused == 501)
+    worker_respond_error(conn, 501, "transfer coding not implemented", false);
+  else if (conn->refused == 405)
     worker_respond_error(conn, 405, "a worker only accepts POST", keep_alive);
   else if (conn->refused == 413)
     worker_respond_error(conn, 413, "batch too large", false);
@@ -305,7 +310,7 @@ static int worker_on_message_complete(http_parser *parser) {
   return 0;
 }
 
-static const http_parser_settings worker_parser_settings = {
+static const llhttp_settings_t worker_parser_settings = {
     .on_message_begin = worker_on_message_begin,
     .on_header_field = worker_on_header_field,
     .on_header_value = worker_on_header_value,
@@ -325,9 +330,10 @@ static void worker_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
   if (nread < 0) {
     worker_conn_close(conn);
   } else if (nread > 0 && !conn->close_after_write) {
-    size_t parsed = http_parser_execute(&conn->parser, &worker_parser_settings, buf->base,
-                                        (size_t)nread);
-    if (HTTP_PARSER_ERRNO(&conn->parser) != HPE_OK || parsed != (size_t)nread) {
+    http_input_begin(&conn->input, buf->base);
+    llhttp_errno_t error = llhttp_execute(&conn->parser, buf->base, (size_t)nread);
+    http_input_end(&conn->input, buf->base, (size_t)nread);
+    if (error != HPE_OK) {
       if (conn->writes_pending == 0) worker_respond_error(conn, 400, "malformed HTTP", false);
       else conn->close_after_write = true;
     }
@@ -342,7 +348,7 @@ static void worker_accept(uv_stream_t *listener, int status) {
   conn->worker = worker;
   uv_tcp_init(&worker->loop, &conn->tcp);
   conn->tcp.data = conn;
-  http_parser_init(&conn->parser, HTTP_REQUEST);
+  llhttp_init(&conn->parser, HTTP_REQUEST, &worker_parser_settings);
   conn->parser.data = conn;
   if (uv_accept(listener, (uv_stream_t *)&conn->tcp) < 0 ||
       uv_read_start((uv_stream_t *)&conn->tcp, worker_alloc, worker_read) < 0) {

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "control/control_internal.h"
+#include "control/subscriptions.h"
 #include "control/workers.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -167,6 +168,7 @@ int control_open(const char *data_dir, control_t **out) {
     rc = control_configure(control);
     if (rc == CONTROL_OK) rc = control_migrate(control);
     if (rc == CONTROL_OK) rc = control_workers_init(control); /* workers.c owns its table */
+    if (rc == CONTROL_OK) rc = control_subscriptions_init(control); /* so does subscriptions.c */
   }
   buf_free(&path);
   if (rc != CONTROL_OK) {
@@ -200,6 +202,8 @@ int control_error(control_t *control, int sqlite_rc, const char *doing) {
     return CONTROL_ERR_EXISTS;
   if (sqlite_rc == SQLITE_CONSTRAINT_FOREIGNKEY) return CONTROL_ERR_NOT_FOUND;
   log_error("control: %s: %s", doing, sqlite3_errmsg(control->db));
+  if ((sqlite_rc & 0xff) == SQLITE_FULL || sqlite3_system_errno(control->db) == ENOSPC)
+    return CONTROL_ERR_FULL;
   return CONTROL_ERR_DATABASE;
 }
 

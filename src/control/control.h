@@ -34,6 +34,7 @@ enum {
   CONTROL_ERR_LIMIT = -3,      /* 10,000 queues per account */
   CONTROL_ERR_DATABASE = -4,   /* SQLite failed; logged */
   CONTROL_ERR_INVALID = -5,    /* token secret not 1-64 chars; bad WHARF_ACCOUNT_ID */
+  CONTROL_ERR_FULL = -6,      /* SQLite could not write: the disk is full; nothing changed */
 };
 
 enum { PERMISSION_READ = 1, PERMISSION_WRITE = 2 };

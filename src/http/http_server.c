@@ -1,7 +1,7 @@
 /*
- * http_server.c — HTTP/1.1 on libuv and http-parser.
+ * http_server.c — HTTP/1.1 on libuv and llhttp.
  *
- * A connection is one uv_tcp_t, one http_parser, one timer and a FIFO of
+ * A connection is one uv_tcp_t, one llhttp parser, one timer and a FIFO of
  * exchanges in request order. An exchange joins the FIFO at the first byte of
  * its request and leaves it when its response has been written; the server
  * only ever writes the oldest exchange that has responded, so pipelined
@@ -26,20 +26,27 @@
  * the parse, consecutive ready ones in one uv_write, so a pipelined burst
  * costs one system call rather than one per response.
  *
- * Protocol errors (400, 408, 413, 431) become an exchange answered through
- * options.on_error; after one, nothing more is parsed. Whether a response says
- * "Connection: close" is decided when it is written: it does when it is the
- * last response the connection will ever send, and the connection is closed
- * once that write completes.
+ * llhttp is built strict (the Makefile defines LLHTTP_STRICT_MODE); what it
+ * still lets through, http_syntax.c refuses: an obs-fold continuation line
+ * (400) and a coding before chunked (501). llhttp has no header size limit
+ * of its own: the bytes its callbacks hand over are counted against
+ * max_header_bytes, as Node does.
+ *
+ * Protocol errors (400, 408, 413, 431, 501) become an exchange answered
+ * through options.on_error; after one, nothing more is parsed. Whether a
+ * response says "Connection: close" is decided when it is written: it does
+ * when it is the last response the connection will ever send, and the
+ * connection is closed once that write completes.
  */
 #include "http/http_server.h"
 
-#include <http_parser.h>
+#include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "http/http_syntax.h"
 #include "util/buf.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -101,7 +108,8 @@ struct http_connection {
   uv_tcp_t tcp;
   uv_timer_t timer;
   uv_shutdown_t shutdown_request;
-  http_parser parser;
+  llhttp_t parser;
+  http_input_t input; /* where the parser is, for obs-fold */
   http_server_t *server;
   http_connection_t *prev, *next; /* the server's list */
   http_exchange_t *head, *tail;   /* in flight, in request order */
@@ -112,8 +120,9 @@ struct http_connection {
   buf_t unparsed;    /* input kept while the parser is paused */
   int error_status;  /* set by a parser callback that rejects the request */
   const char *error_message;
+  char error_text[128]; /* "malformed request: " and llhttp's reason */
   int open_handles;
-  bool parsing;      /* inside http_parser_execute: responses wait for the flush after */
+  bool parsing;      /* inside llhttp_execute: responses wait for the flush after */
   bool paused;       /* HTTP_MAX_PENDING reached */
   bool input_done;   /* no further request will be parsed */
   bool peer_eof;
@@ -220,6 +229,26 @@ static void exchange_end_headers(http_exchange_t *exchange) {
   exchange->headers_ended = true;
 }
 
+/* The value of the n-th (from 0) header called name, case-insensitive; NULL
+ * when there are fewer. */
+static const char *exchange_header_nth(const http_exchange_t *exchange, const char *name,
+                                       int n) {
+  const char *field = exchange->headers.data;
+  for (size_t i = 0; i < exchange->header_count; i++) {
+    const char *value = field + strlen(field) + 1;
+    if (!strcasecmp(field, name) && n-- == 0) return value;
+    field = value + strlen(value) + 1;
+  }
+  return NULL;
+}
+
+/* One Transfer-Encoding field, saying just "chunked". */
+static bool exchange_is_plain_chunked(const http_exchange_t *exchange) {
+  const char *coding = exchange_header_nth(exchange, "transfer-encoding", 0);
+  return coding && http_coding_is_chunked(coding, strlen(coding)) &&
+         !exchange_header_nth(exchange, "transfer-encoding", 1);
+}
+
 /* Percent-decodes a path into out. Rejects malformed escapes and control
  * characters: a path is matched by the router and written to the log. */
 static bool path_decode(buf_t *out, const char *path, size_t len) {
@@ -238,32 +267,24 @@ static bool path_decode(buf_t *out, const char *path, size_t len) {
   return true;
 }
 
-static bool exchange_parse_target(http_exchange_t *exchange, bool is_connect) {
-  struct http_parser_url url;
-  http_parser_url_init(&url);
-  if (!exchange->url.len ||
-      http_parser_parse_url(exchange->url.data, exchange->url.len, is_connect, &url))
+static bool exchange_parse_target(http_exchange_t *exchange) {
+  const char *path, *query;
+  size_t path_len, query_len;
+  if (!http_target_split(exchange->url.data, exchange->url.len, &path, &path_len, &query,
+                         &query_len))
     return false;
   buf_t *target = &exchange->target;
   buf_reset(target);
-  if (url.field_set & (1 << UF_PATH)) {
-    if (!path_decode(target, exchange->url.data + url.field_data[UF_PATH].off,
-                     url.field_data[UF_PATH].len))
-      return false;
-  } else {
-    buf_append(target, "/", 1);
-  }
+  if (!path_decode(target, path, path_len)) return false;
   size_t query_at = target->len + 1;
   buf_append(target, "", 1);
-  if (url.field_set & (1 << UF_QUERY))
-    buf_append(target, exchange->url.data + url.field_data[UF_QUERY].off,
-               url.field_data[UF_QUERY].len);
+  buf_append(target, query, query_len);
   exchange->request.path = target->data;
   exchange->request.query = target->data + query_at;
   return true;
 }
 
-/* ---- parser callbacks: they run inside http_parser_execute ---- */
+/* ---- parser callbacks: they run inside llhttp_execute ---- */
 
 static void on_timer(uv_timer_t *timer);
 
@@ -283,7 +304,7 @@ static int header_bytes_add(http_connection_t *connection, http_exchange_t *exch
   return request_reject(connection, 431, "request header fields too large");
 }
 
-static int on_message_begin(http_parser *parser) {
+static int on_message_begin(llhttp_t *parser) {
   http_connection_t *connection = parser->data;
   if (connection->closing) return -1;
   exchange_acquire(connection);
@@ -291,16 +312,16 @@ static int on_message_begin(http_parser *parser) {
   return 0;
 }
 
-static int on_url(http_parser *parser, const char *at, size_t len) {
+static int on_url(llhttp_t *parser, const char *at, size_t len) {
   http_connection_t *connection = parser->data;
   http_exchange_t *exchange = connection->tail;
   if (header_bytes_add(connection, exchange, len)) return -1;
-  if (!exchange->url.len) exchange->request.method = http_method_str(parser->method);
+  if (!exchange->url.len) exchange->request.method = llhttp_method_name(parser->method);
   buf_append(&exchange->url, at, len);
   return 0;
 }
 
-static int on_header_field(http_parser *parser, const char *at, size_t len) {
+static int on_header_field(llhttp_t *parser, const char *at, size_t len) {
   http_connection_t *connection = parser->data;
   http_exchange_t *exchange = connection->tail;
   if (!exchange->header_count || exchange->in_header_value) {
@@ -314,9 +335,11 @@ static int on_header_field(http_parser *parser, const char *at, size_t len) {
   return 0;
 }
 
-static int on_header_value(http_parser *parser, const char *at, size_t len) {
+static int on_header_value(llhttp_t *parser, const char *at, size_t len) {
   http_connection_t *connection = parser->data;
   http_exchange_t *exchange = connection->tail;
+  if (http_input_is_fold(&connection->input, at))
+    return request_reject(connection, 400, "folded header line (obs-fold)");
   if (!exchange->in_header_value) {
     buf_append(&exchange->headers, "", 1);
     exchange->in_header_value = true;
@@ -326,16 +349,20 @@ static int on_header_value(http_parser *parser, const char *at, size_t len) {
   return 0;
 }
 
-static int on_headers_complete(http_parser *parser) {
+static int on_headers_complete(llhttp_t *parser) {
   http_connection_t *connection = parser->data;
   http_exchange_t *exchange = connection->tail;
   exchange_end_headers(exchange);
-  exchange->request.method = http_method_str(parser->method);
+  exchange->request.method = llhttp_method_name(parser->method);
   exchange->is_head = parser->method == HTTP_HEAD;
-  if (!exchange_parse_target(exchange, parser->method == HTTP_CONNECT))
+  if (!exchange_parse_target(exchange))
     return request_reject(connection, 400, "malformed request target");
+  /* llhttp has checked that chunked is the final coding; any other is one we
+   * cannot undo (RFC 9112 §6.1). */
+  if ((parser->flags & F_CHUNKED) && !exchange_is_plain_chunked(exchange))
+    return request_reject(connection, 501, "transfer coding not implemented");
   /* Reject a declared oversize body before reading any of it. */
-  if (!(parser->flags & F_CHUNKED) && parser->content_length != ULLONG_MAX) {
+  if (parser->flags & F_CONTENT_LENGTH) {
     if (parser->content_length > connection->server->options.max_body_bytes)
       return request_reject(connection, 413, "request body too large");
     buf_reserve(&exchange->body, parser->content_length);
@@ -350,7 +377,7 @@ static int on_headers_complete(http_parser *parser) {
   return 0;
 }
 
-static int on_body(http_parser *parser, const char *at, size_t len) {
+static int on_body(llhttp_t *parser, const char *at, size_t len) {
   http_connection_t *connection = parser->data;
   http_exchange_t *exchange = connection->tail;
   if (exchange->body.len + len > connection->server->options.max_body_bytes)
@@ -359,7 +386,7 @@ static int on_body(http_parser *parser, const char *at, size_t len) {
   return 0;
 }
 
-static int on_message_complete(http_parser *parser) {
+static int on_message_complete(llhttp_t *parser) {
   http_connection_t *connection = parser->data;
   http_server_t *server = connection->server;
   http_exchange_t *exchange = connection->tail;
@@ -368,20 +395,18 @@ static int on_message_complete(http_parser *parser) {
   exchange->request.body = exchange->body.data ? exchange->body.data : "";
   exchange->request.body_len = exchange->body.len;
   exchange->state = EXCHANGE_HANDLING;
-  /* Stop parsing after this request when it is the connection's last, or when
-   * enough are in flight; the rest of the input waits in unparsed. */
-  if (!http_should_keep_alive(parser) || parser->upgrade || server->stopping) {
-    connection->input_done = true;
-    http_parser_pause(parser, 1);
-  } else if (connection->pending >= HTTP_MAX_PENDING) {
-    connection->paused = true;
-    http_parser_pause(parser, 1);
-  }
   server->options.on_request(exchange, server->options.context);
-  return 0;
+  /* Stop parsing after this request when it is the connection's last (the
+   * handler may have stopped the server), or when enough are in flight; the
+   * rest of the input waits in unparsed. */
+  if (!llhttp_should_keep_alive(parser) || parser->upgrade || server->stopping)
+    connection->input_done = true;
+  else if (connection->pending >= HTTP_MAX_PENDING)
+    connection->paused = true;
+  return connection->input_done || connection->paused ? HPE_PAUSED : 0;
 }
 
-static const http_parser_settings parser_settings = {
+static const llhttp_settings_t parser_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
@@ -416,17 +441,14 @@ static void connection_fail(http_connection_t *connection, int status, const cha
   }
 }
 
-static int parser_error_status(http_connection_t *connection, enum http_errno error,
-                               const char **message) {
+static int parser_error_status(http_connection_t *connection, const char **message) {
   if (connection->error_status) {
     *message = connection->error_message;
     return connection->error_status;
   }
-  if (error == HPE_HEADER_OVERFLOW) {
-    *message = "request header fields too large";
-    return 431;
-  }
-  *message = "malformed request";
+  snprintf(connection->error_text, sizeof connection->error_text, "malformed request: %s",
+           llhttp_get_error_reason(&connection->parser));
+  *message = connection->error_text;
   return 400;
 }
 
@@ -446,24 +468,28 @@ static void connection_parse(http_connection_t *connection, const char *data, si
                              bool from_unparsed) {
   if (connection->input_done || connection->closing) return;
   connection->parsing = true;
-  size_t parsed = http_parser_execute(&connection->parser, &parser_settings, data, len);
+  http_input_begin(&connection->input, data);
+  llhttp_errno_t error = llhttp_execute(&connection->parser, data, len);
+  bool paused = error == HPE_PAUSED || error == HPE_PAUSED_UPGRADE;
+  /* Paused, the parser stopped right after a request's last byte. */
+  size_t parsed = paused ? (size_t)(llhttp_get_error_pos(&connection->parser) - data) : len;
+  http_input_end(&connection->input, data, parsed);
   connection->parsing = false;
   if (connection->closing) return;
   connection_flush(connection);
-  enum http_errno error = HTTP_PARSER_ERRNO(&connection->parser);
-  if (error == HPE_PAUSED && connection->paused && !connection->input_done) {
+  if (paused && connection->paused && !connection->input_done) {
     uv_read_stop((uv_stream_t *)&connection->tcp);
     connection_keep_unparsed(connection, data + parsed, len - parsed, from_unparsed);
     return;
   }
   if (from_unparsed) buf_reset(&connection->unparsed);
-  if (error == HPE_PAUSED || connection->input_done) {
+  if (paused || connection->input_done) {
     uv_read_stop((uv_stream_t *)&connection->tcp);
     return;
   }
   if (error != HPE_OK) {
     const char *message;
-    int status = parser_error_status(connection, error, &message);
+    int status = parser_error_status(connection, &message);
     connection_fail(connection, status, message);
   }
 }
@@ -488,7 +514,7 @@ static void connection_end_input(http_connection_t *connection) {
 
 static void connection_resume(http_connection_t *connection) {
   connection->paused = false;
-  http_parser_pause(&connection->parser, 0);
+  llhttp_resume(&connection->parser);
   if (connection->unparsed.len)
     connection_parse(connection, connection->unparsed.data, connection->unparsed.len, true);
   if (connection->closing || connection->paused || connection->input_done) return;
@@ -714,7 +740,6 @@ static void connection_drain(http_connection_t *connection) {
   if (connection->input_done || connection->tail->state == EXCHANGE_RECEIVING) return;
   connection->input_done = true;
   connection->paused = false;
-  http_parser_pause(&connection->parser, 1);
   uv_read_stop((uv_stream_t *)&connection->tcp);
   buf_free(&connection->unparsed);
 }
@@ -761,7 +786,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   }
   uv_tcp_nodelay(&connection->tcp, 1);
   connection_format_peer(connection);
-  http_parser_init(&connection->parser, HTTP_REQUEST);
+  llhttp_init(&connection->parser, HTTP_REQUEST, &parser_settings);
   connection->parser.data = connection;
   connection_arm_timer(connection, server->options.idle_timeout_ms);
   connection_start_reading(connection);
@@ -828,14 +853,10 @@ const http_request_t *http_exchange_request(const http_exchange_t *exchange) {
   return &exchange->request;
 }
 
+const char *http_exchange_peer(const http_exchange_t *exchange) { return exchange->peer; }
+
 const char *http_exchange_header(const http_exchange_t *exchange, const char *name) {
-  const char *field = exchange->headers.data;
-  for (size_t i = 0; i < exchange->header_count; i++) {
-    const char *value = field + strlen(field) + 1;
-    if (!strcasecmp(field, name)) return value;
-    field = value + strlen(value) + 1;
-  }
-  return NULL;
+  return exchange_header_nth(exchange, name, 0);
 }
 
 void http_exchange_add_header(http_exchange_t *exchange, const char *name, const char *value) {
@@ -855,7 +876,7 @@ static void exchange_build_response(http_exchange_t *exchange, int status,
                                     const char *content_type, const char *body,
                                     size_t body_len) {
   buf_t *head = &exchange->head;
-  const char *reason = http_status_str((enum http_status)status);
+  const char *reason = http_status_reason(status);
   if (!content_type) content_type = "application/octet-stream";
   size_t room = strlen(reason) + strlen(content_type) + 96;
   buf_reset(head);

@@ -1,8 +1,9 @@
 /*
  * http_server.h — an HTTP/1.1 server on a libuv loop.
  *
- * The server parses requests with http-parser (Node's original parser),
- * supports keep-alive and pipelining (responses go out in request order even
+ * The server parses requests with llhttp (Node's parser), built strict, plus
+ * the checks of http_syntax.h (no obs-fold, no coding but chunked), supports
+ * keep-alive and pipelining (responses go out in request order even
  * when handlers answer out of order), and enforces limits: header bytes,
  * body bytes, an idle timeout between requests and a slow-client timeout for
  * a request that is started but not finished. Protocol-level failures
@@ -39,13 +40,14 @@ typedef struct {
 } http_request_t;
 
 typedef void (*http_handler_fn)(http_exchange_t *exchange, void *context);
-/* Renders a protocol error (400, 408, 413, 431…) as a full response body and
- * content type; the server sends it and closes the connection. */
+/* Renders a protocol error (400, 408, 413, 431, 501…) as a full response body and
+ * content type; the server sends it and closes the connection. message
+ * ("malformed request: Expected CRLF after chunk") is valid during the call. */
 typedef void (*http_error_fn)(http_exchange_t *exchange, int status, const char *message,
                               void *context);
 
 typedef struct {
-  size_t max_header_bytes;   /* default 16 KiB; beyond it: 431 (http-parser caps at 80 KiB) */
+  size_t max_header_bytes;   /* default 16 KiB of target, names and values; beyond it: 431 */
   size_t max_body_bytes;     /* default 1 MiB; beyond it: 413 */
   uint64_t idle_timeout_ms;  /* keep-alive connection with no request; default 60 s */
   uint64_t request_timeout_ms; /* a started request must be complete within; default 30 s */
@@ -71,6 +73,8 @@ void http_server_stop(http_server_t *server, void (*on_closed)(void *arg), void 
 const http_request_t *http_exchange_request(const http_exchange_t *exchange);
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_exchange_header(const http_exchange_t *exchange, const char *name);
+/* "IP:port" or "[IPv6]:port" of the client. */
+const char *http_exchange_peer(const http_exchange_t *exchange);
 /* Adds a response header; call before respond. A name or value that could
  * split the response (CR, LF, or ':' in the name) is dropped. */
 void http_exchange_add_header(http_exchange_t *exchange, const char *name, const char *value);

@@ -29,7 +29,8 @@
 #include "util/crypto.h"
 #include "util/log.h"
 
-enum { CHANGE_ACK, CHANGE_DELETE, CHANGE_RETRY, CHANGE_MOVE };
+/* ACK: a consumer's; DELETE: by ref; DROP: out of retries, no dead-letter queue. */
+enum { CHANGE_ACK, CHANGE_DELETE, CHANGE_DROP, CHANGE_RETRY, CHANGE_MOVE };
 
 typedef struct {
   uint8_t kind;
@@ -88,7 +89,7 @@ static store_record_t *delivery_add(delivery_op_t *op, uint8_t kind, uint64_t se
   return record;
 }
 
-/* kind: CHANGE_ACK (a consumer's) or CHANGE_DELETE (any other reason). */
+/* kind: CHANGE_ACK, CHANGE_DELETE or CHANGE_DROP. */
 static void delivery_add_delete(delivery_op_t *op, uint64_t seq, uint8_t kind) {
   delivery_add(op, kind, seq, RECORD_ACK);
   queue_index_set_pending(&op->queue->index, seq, INDEX_DELETING,
@@ -148,7 +149,7 @@ static void delivery_add_failure(delivery_op_t *op, uint64_t seq, int64_t delay_
   if (failed > queue->config.max_retries) {
     engine_queue_t *dead_letter = delivery_dead_letter_queue(queue);
     if (!dead_letter || !delivery_add_move(op, seq, dead_letter))
-      delivery_add_delete(op, seq, CHANGE_DELETE);
+      delivery_add_delete(op, seq, CHANGE_DROP);
     return;
   }
   if (delay_s < 0) delay_s = queue->config.retry_delay_s;
@@ -176,6 +177,9 @@ static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *chang
     return change->not_before_ms <= now_ms;
   case CHANGE_MOVE:
     queue->counters.dead_lettered++;
+    engine_count_operation(queue, ENGINE_OP_DELETE_DLQ, change->body_len, change->timestamp_ms, now_ms,
+                           live ? entry.attempts : 0);
+    engine_count_operation(change->dead_letter, ENGINE_OP_WRITE, change->body_len, now_ms, now_ms, 0);
     if (!change->dead_letter->deleted) {
       engine_index_add(change->dead_letter, change->dead_letter_seq, position, change->body_len,
                        change->timestamp_ms, 0, now_ms);
@@ -186,6 +190,9 @@ static bool delivery_apply(engine_queue_t *queue, const delivery_change_t *chang
   default:
     if (live && change->kind == CHANGE_ACK) queue->counters.acked++;
     else if (live) queue->counters.deleted++;
+    if (live)
+      engine_count_operation(queue, change->kind == CHANGE_DROP ? ENGINE_OP_DELETE_FAIL : ENGINE_OP_DELETE_SUCCESS,
+                             entry.body_len, entry.timestamp_ms, now_ms, entry.attempts);
     engine_kill(queue, change->seq);
     return false;
   }
@@ -220,6 +227,18 @@ static bool delivery_undo(engine_queue_t *queue, const delivery_change_t *change
   return entry.state == INDEX_READY;
 }
 
+/* Tells the engine's owner how many of the op's messages were moved to the
+ * dead-letter queue (all moves of one op go to the queue's one DLQ). */
+static void delivery_report_moves(const delivery_op_t *op) {
+  const engine_options_t *options = &op->queue->engine->options;
+  uint32_t moved = 0;
+  const engine_queue_t *dead_letter = NULL;
+  for (size_t i = 0; i < op->count; i++)
+    if (op->changes[i].kind == CHANGE_MOVE) moved++, dead_letter = op->changes[i].dead_letter;
+  if (moved && options->messages_dead_lettered)
+    options->messages_dead_lettered(options->context, op->queue->id, dead_letter->id, moved);
+}
+
 static void delivery_op_done(void *data, int status, const uint64_t *positions) {
   delivery_op_t *op = data;
   engine_queue_t *queue = op->queue;
@@ -234,6 +253,7 @@ static void delivery_op_done(void *data, int status, const uint64_t *positions) 
   }
   queue_index_trim(&queue->index);
   if (ready) engine_notify_ready(queue);
+  if (status == 0) delivery_report_moves(op);
   if (op->done) op->done(op->data, status, &op->result);
   delivery_op_free(op);
 }
@@ -288,7 +308,9 @@ int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_
     lease_t lease = {LEASE_KIND_LEASE, {0}, seq, queue_index_set_leased(&queue->index, seq, expiry),
                      entry.timestamp_ms, entry.body_len};
     memcpy(lease.queue, queue->id, 16);
-    if (delivery_fill(queue, seq, entry.attempts + 1u, &lease, &storage, &out[count])) count++;
+    if (!delivery_fill(queue, seq, entry.attempts + 1u, &lease, &storage, &out[count])) continue;
+    engine_count_operation(queue, ENGINE_OP_READ, lease.body_len, lease.timestamp_ms, now, entry.attempts);
+    count++;
   }
   buf_free(&storage);
   queue->counters.delivered += (uint64_t)count;

@@ -350,11 +350,35 @@ void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics
     queue_index_get(&queue->index, seq, &oldest);
   metrics->backlog_count = queue->index.live_count;
   metrics->backlog_bytes = queue->index.live_bytes;
+  metrics->delayed_count = queue->index.delayed.count;
   metrics->oldest_message_timestamp_ms = oldest.timestamp_ms;
 }
 
 const engine_counters_t *engine_queue_counters(const engine_queue_t *queue) {
   return &queue->counters;
+}
+
+void engine_queue_take_counters(engine_queue_t *queue, engine_counters_t *out) {
+  *out = queue->counters;
+  for (int op = 0; op < ENGINE_OP_COUNT; op++) queue->counters.operations[op].max_size = 0;
+}
+
+const uint8_t *engine_queue_id(const engine_queue_t *queue) { return queue->id; }
+
+/* Billing counts 64 KB (64,000 bytes) chunks of body plus about 100 bytes of
+ * metadata (seed 004, "Pricing"). */
+#define ENGINE_BILLABLE_CHUNK 64000u
+#define ENGINE_MESSAGE_METADATA_BYTES 100u
+
+void engine_count_operation(engine_queue_t *queue, engine_op_t op, uint32_t body_len,
+                            uint64_t timestamp_ms, uint64_t now_ms, uint32_t retries) {
+  engine_op_totals_t *totals = &queue->counters.operations[op];
+  totals->count++;
+  totals->bytes += body_len;
+  totals->billable += (body_len + ENGINE_MESSAGE_METADATA_BYTES + ENGINE_BILLABLE_CHUNK - 1) / ENGINE_BILLABLE_CHUNK;
+  totals->lag_ms += now_ms > timestamp_ms ? now_ms - timestamp_ms : 0;
+  totals->retries += retries;
+  if (body_len > totals->max_size) totals->max_size = body_len;
 }
 
 void engine_store_stats(const engine_t *engine, store_stats_t *stats) {

@@ -60,7 +60,32 @@ typedef struct {
   uint64_t backlog_count;
   uint64_t backlog_bytes;
   uint64_t oldest_message_timestamp_ms; /* 0 when empty */
+  uint64_t delayed_count; /* stored, not deliverable before a delay runs out */
 } engine_metrics_t;
+
+/* Message operations as Cloudflare's analytics count them (seed 004
+ * "Metrics" and "Pricing"): a write per message stored (a dead-letter move
+ * writes into the dead-letter queue), a read per delivery, a delete per
+ * message gone by ack or ref (success), move to the dead-letter queue (dlq)
+ * or running out of retries without one (fail). */
+typedef enum {
+  ENGINE_OP_WRITE,
+  ENGINE_OP_READ,
+  ENGINE_OP_DELETE_SUCCESS,
+  ENGINE_OP_DELETE_DLQ,
+  ENGINE_OP_DELETE_FAIL,
+  ENGINE_OP_COUNT
+} engine_op_t;
+
+/* Sums since the server started, except max_size (engine_queue_take_counters). */
+typedef struct {
+  uint64_t count;
+  uint64_t bytes;     /* of the bodies */
+  uint64_t billable;  /* one per 64,000 bytes started, ~100 bytes of metadata included */
+  uint64_t lag_ms;    /* from the message's write to the operation */
+  uint64_t retries;   /* the message's failed deliveries before the operation */
+  uint32_t max_size;  /* the largest body */
+} engine_op_totals_t;
 
 /* What happened to a queue's messages since the server started. */
 typedef struct {
@@ -70,6 +95,7 @@ typedef struct {
   uint64_t retried;       /* failed deliveries (retry or expired lease) to be tried again */
   uint64_t dead_lettered; /* moved to the dead-letter queue */
   uint64_t deleted;       /* deleted otherwise: by ref, or out of retries without a DLQ */
+  engine_op_totals_t operations[ENGINE_OP_COUNT];
 } engine_counters_t;
 
 typedef struct {
@@ -78,6 +104,10 @@ typedef struct {
    * deleted instead. */
   bool (*resolve_dead_letter_queue)(void *context, const uint8_t source[16],
                                     uint8_t dead_letter_out[16]);
+  /* Told (may be NULL) once `count` messages of `source` are durably in its
+   * dead-letter queue: Wharf's event source (api/events.h). */
+  void (*messages_dead_lettered)(void *context, const uint8_t source[16],
+                                 const uint8_t dead_letter[16], uint32_t count);
   void *context;
   uint64_t segment_bytes; /* 0 = store default */
 } engine_options_t;
@@ -106,6 +136,13 @@ void engine_queue_purge(engine_queue_t *queue, engine_done_fn done, void *data);
 
 void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics);
 const engine_counters_t *engine_queue_counters(const engine_queue_t *queue);
+/* Copies the counters and starts the max_size figures over (the metrics
+ * history takes them once a minute). */
+void engine_queue_take_counters(engine_queue_t *queue, engine_counters_t *out);
+const uint8_t *engine_queue_id(const engine_queue_t *queue);
+/* Calls fn for every live queue; fn may create or delete queues. */
+void engine_queue_each(engine_t *engine, void (*fn)(engine_queue_t *queue, void *context),
+                       void *context);
 /* The message log's own figures (disk use, segments, appends, fdatasyncs). */
 void engine_store_stats(const engine_t *engine, store_stats_t *stats);
 /* Heap bytes of the queue's in-memory index (the RAM a backlog costs). */

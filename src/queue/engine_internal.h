@@ -54,6 +54,10 @@ struct engine {
 };
 
 /* engine.c */
+/* One operation at now_ms on a message of body_len bytes written at
+ * timestamp_ms, after `retries` failed deliveries, into the queue's counters. */
+void engine_count_operation(engine_queue_t *queue, engine_op_t op, uint32_t body_len,
+                            uint64_t timestamp_ms, uint64_t now_ms, uint32_t retries);
 engine_queue_t *engine_queue_create(engine_t *engine, const uint8_t id[16]);
 void engine_queue_ref(engine_queue_t *queue);
 void engine_queue_unref(engine_queue_t *queue);
@@ -66,9 +70,6 @@ void engine_kill(engine_queue_t *queue, uint64_t seq);
 void engine_index_add(engine_queue_t *queue, uint64_t seq, uint64_t position, uint32_t body_len,
                       uint64_t timestamp_ms, uint64_t not_before_ms, uint64_t now_ms);
 void engine_notify_ready(engine_queue_t *queue);
-/* Calls fn(queue, context) for every queue in the map. */
-void engine_queue_each(engine_t *engine, void (*fn)(engine_queue_t *queue, void *context),
-                       void *context);
 
 /* Writes PURGE(below) for the queue; done may be NULL. */
 void engine_purge_below(engine_queue_t *queue, uint64_t below, engine_done_fn done, void *data);

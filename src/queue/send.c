@@ -39,6 +39,7 @@ static void send_done(void *data, int status, const uint64_t *positions) {
     bool ready = false;
     for (size_t i = 0; i < op->count; i++) {
       const send_message_t *m = &op->messages[i];
+      engine_count_operation(queue, ENGINE_OP_WRITE, m->body_len, m->timestamp_ms, m->timestamp_ms, 0);
       engine_index_add(queue, op->first_seq + i, positions[i], m->body_len, m->timestamp_ms,
                        m->not_before_ms, now);
       ready |= m->not_before_ms <= now;

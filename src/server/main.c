@@ -10,7 +10,8 @@
 #include "server/server.h"
 
 static int serve_usage(void) {
-  fprintf(stderr, "usage: wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]\n");
+  fprintf(stderr, "usage: wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]"
+                  " [--metrics-retention-days N] [--cloudflare-limits] [--segment-bytes N]\n");
   return 2;
 }
 
@@ -28,7 +29,7 @@ static int parse_listen(const char *text, char *host, size_t host_size, int *por
 
 static int serve_main(int argc, char **argv) {
   static char host[256] = SERVER_DEFAULT_HOST;
-  server_config_t config = {SERVER_DEFAULT_DATA_DIR, host, SERVER_DEFAULT_PORT, 0};
+  server_config_t config = {SERVER_DEFAULT_DATA_DIR, host, SERVER_DEFAULT_PORT, 0, 0, false, 0};
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
       config.data_dir = argv[++i];
@@ -39,10 +40,25 @@ static int serve_main(int argc, char **argv) {
       unsigned long rate = strtoul(argv[++i], &end, 10);
       if (*end || rate > UINT32_MAX) return serve_usage();
       config.max_queue_rate = (uint32_t)rate;
+    } else if (strcmp(argv[i], "--segment-bytes") == 0 && i + 1 < argc) {
+      char *end;
+      unsigned long long bytes = strtoull(argv[++i], &end, 10);
+      if (*end || bytes < 4096) return serve_usage();
+      config.segment_bytes = bytes;
+    } else if (strcmp(argv[i], "--metrics-retention-days") == 0 && i + 1 < argc) {
+      char *end;
+      unsigned long days = strtoul(argv[++i], &end, 10);
+      if (*end || days < 1 || days > 3650) return serve_usage();
+      config.metrics_retention_days = (uint32_t)days;
+    } else if (strcmp(argv[i], "--cloudflare-limits") == 0) {
+      config.cloudflare_limits = true;
     } else {
       return serve_usage();
     }
   }
+  /* Cloudflare's platform limits: 5,000 messages/s per queue unless
+   * --max-queue-rate says otherwise, and the API rate limit. */
+  if (config.cloudflare_limits && !config.max_queue_rate) config.max_queue_rate = 5000;
   return server_run(&config);
 }
 

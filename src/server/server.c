@@ -17,12 +17,15 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/events.h"
 #include "http/http_server.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 typedef struct {
@@ -37,6 +40,11 @@ static void configure_queue(void *arg, const control_queue_t *queue) {
   api_queue_sync_engine(arg, queue);
 }
 
+static uint32_t server_queue_concurrency(void *context, const char *queue_id) {
+  api_t *api = context;
+  return api->push ? push_queue_concurrency(api->push, queue_id) : 0;
+}
+
 static int server_open_stores(server_t *server, const server_config_t *config) {
   if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
     log_error("cannot create data directory %s: %s", config->data_dir, strerror(errno));
@@ -45,7 +53,9 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   if (control_open(config->data_dir, &server->api.control) != CONTROL_OK) return -1;
   if (control_bootstrap(server->api.control, config->data_dir) != CONTROL_OK) return -1;
   engine_options_t options = {.resolve_dead_letter_queue = api_resolve_dead_letter_queue,
-                              .context = &server->api};
+                              .messages_dead_lettered = api_events_dead_lettered,
+                              .context = &server->api,
+                              .segment_bytes = config->segment_bytes};
   int rc = engine_open(server->loop, config->data_dir, &options, &server->api.engine);
   if (rc != 0) {
     log_error("cannot open the message log in %s: %s", config->data_dir, uv_strerror(rc));
@@ -54,7 +64,11 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   control_queue_list_all(server->api.control, configure_queue, &server->api);
   engine_forget_unconfigured(server->api.engine);
   server->api.push = push_start(server->loop, server->api.control, server->api.engine);
-  return 0;
+  metrics_history_options_t history = {server->loop, server->api.engine, server->api.control,
+                                       server_queue_concurrency, &server->api,
+                                       config->metrics_retention_days};
+  if (audit_log_open(config->data_dir, &server->api.audit) != 0) return -1;
+  return metrics_history_open(config->data_dir, &history, &server->api.history);
 }
 
 static void close_handle(uv_handle_t *handle, void *arg) {
@@ -64,6 +78,10 @@ static void close_handle(uv_handle_t *handle, void *arg) {
 
 static void on_push_stopped(void *arg) {
   server_t *server = arg;
+  metrics_history_close(server->api.history);
+  server->api.history = NULL;
+  audit_log_close(server->api.audit);
+  server->api.audit = NULL;
   engine_close(server->api.engine);
   control_close(server->api.control);
   server->api.engine = NULL;
@@ -97,12 +115,29 @@ static void watch_signals(server_t *server) {
   uv_signal_start(&server->sigterm, on_signal, SIGTERM);
 }
 
+/* The test clock (docs/test-clock.md): WHARF_TEST_CLOCK_MS fixes the clock. */
+static int server_fix_clock(void) {
+  const char *text = getenv("WHARF_TEST_CLOCK_MS");
+  if (!text) return 0;
+  char *end;
+  unsigned long long ms = strtoull(text, &end, 10);
+  if (!*text || *end || !ms) {
+    log_error("WHARF_TEST_CLOCK_MS must be ms since the epoch, not \"%s\"", text);
+    return -1;
+  }
+  clock_fix(ms);
+  log_info("test clock fixed at %llu ms: time moves only by PUT /client/v4/wharf/test-clock", ms);
+  return 0;
+}
+
 int server_run(const server_config_t *config) {
   log_init_from_env();
+  if (server_fix_clock() != 0) return 1;
   server_t server = {.loop = uv_default_loop()};
   server.api.loop = server.loop;
   server.api.max_queue_rate = config->max_queue_rate;
   server.api.purges = json_object();
+  if (config->cloudflare_limits) server.api.request_windows = json_object();
   if (server_open_stores(&server, config) != 0) return 1;
   http_server_options_t options = {.on_request = api_handle_request,
                                    .on_error = api_handle_protocol_error,
@@ -121,5 +156,6 @@ int server_run(const server_config_t *config) {
   uv_run(server.loop, UV_RUN_DEFAULT);
   uv_loop_close(server.loop);
   json_decref(server.api.purges);
+  json_decref(server.api.request_windows);
   return 0;
 }

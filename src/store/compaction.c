@@ -5,7 +5,8 @@
  * Two mechanisms, both oldest-first so that an ACK never outlives on disk a
  * PUT it cancels:
  *
- *  - A segment with no live PUT left is deleted (never the active one).
+ *  - A segment with no live PUT left is deleted; the active one only when it
+ *    is the last (the writer rolls to a new one first).
  *  - When disk use exceeds 2 × live bytes + one segment, the oldest segment
  *    is rewritten: its PUTs are read in steps of a few MiB (bounded work per
  *    loop tick), the engine says through is_live which still matter and with
@@ -60,6 +61,21 @@ static void compaction_delete_dead(store_t *store) {
     }
     if (!compaction_drop_oldest(store)) return;
   }
+}
+
+/* The active segment, once it is the only one and holds nothing live, is
+ * released too (the writer rolls to a new one and deletes it): on a full
+ * disk that is how acks or a purge give the space back. Otherwise only once
+ * it is big enough to matter, so that a backlog hovering near zero does not
+ * roll every few records. */
+static void compaction_release_active(store_t *store) {
+  const segment_t *active = &store->segments.items[0];
+  if (store->segments.count != 1 || active->live_count || active->size == 0 ||
+      store->release_pending || store->compaction.active ||
+      uv_now(store->loop) < store->release_retry_at_ms)
+    return;
+  if (store->disk_full || active->size >= store->options.segment_bytes / STORE_RESERVE_SHARE)
+    store_release_active(store);
 }
 
 static void compaction_finish(store_t *store) {
@@ -230,6 +246,7 @@ void compaction_run(store_t *store) {
   compaction_t *compaction = &store->compaction;
   if (store->closing || uv_now(store->loop) < compaction->retry_at_ms) return;
   compaction_delete_dead(store);
+  compaction_release_active(store);
   if (compaction->in_flight || !store->options.is_live || !store->options.relocated) return;
   if (compaction->ack_count) {
     compaction_append_acks(store);

@@ -6,16 +6,28 @@
  * write and fdatasync run unlocked. The writer thread alone owns the write
  * position (base, size, fd of the active segment).
  *
- * A batch goes to one segment: the writer rolls to a new segment before a
- * batch that would push the active one past segment_bytes, so each batch is
- * exactly one pwrite and one fdatasync (a single batch larger than a segment
- * gets a segment of its own).
+ * Each round takes the two filling batches (reserve appends first, then the
+ * others), writes each with one pwrite and syncs them with one fdatasync. A
+ * batch goes to one segment: the writer rolls to a new segment before a batch
+ * that would push the active one past segment_bytes (less the reserve for a
+ * batch with PUTs), syncing what it wrote to the old one first (a single
+ * batch larger than a segment gets a segment of its own). A roll allocates
+ * the new segment first and stays on the old one if it cannot, so the
+ * reserve is never given up for a segment the disk has no room for; once it
+ * succeeds, the old segment's unused preallocated tail is given back.
  *
- * Failure: if the write or the fdatasync fails, the file is cut back to its
- * last good size and the whole batch fails; the write position does not move,
- * so positions always match the bytes on disk. If even the ftruncate fails,
- * nothing more is written until a later one succeeds — bytes are never
- * appended after garbage.
+ * Preallocation: before writing, the writer makes sure the bytes the batch
+ * needs (plus the reserve, for a batch with PUTs) are allocated: fallocate
+ * (all or nothing, ENOSPC when the disk is full) and then zeros written over
+ * them, a chunk ahead where the disk has room, else exactly what is needed.
+ * The rest of a segment file past the log reads as zeros; recovery.c stops
+ * there.
+ *
+ * Failure: if a write or the fdatasync fails, the bytes of the failed
+ * batches are overwritten with zeros again (synced) and they fail; the write
+ * position does not move, so positions always match the bytes on disk. If
+ * even that fails, nothing more is written until a later try succeeds —
+ * bytes are never appended after garbage.
  */
 #include "store/log_writer.h"
 
@@ -40,14 +52,32 @@ struct log_writer {
   pthread_mutex_t mutex;
   pthread_cond_t work; /* the writer waits for a batch or a stop */
   pthread_cond_t idle; /* log_writer_wait_idle waits for the writer */
-  log_batch_t *filling, *free_list, *done_head, *done_tail;
-  bool writing, stopping, dir_dirty;
-  int fail_next_sync;
+  log_batch_t *filling[2]; /* [0]: appends with a PUT; [1]: appends that may use the reserve */
+  log_batch_t *free_list, *done_head, *done_tail;
+  bool writing, stopping, dir_dirty, release_pending;
+  uint64_t release_base, release_size;
+  int fail_next_sync, fail_allocation;
   /* Writer thread only. */
-  uint64_t base, size;
+  uint64_t base, size, allocated;
   int fd;
-  bool tail_dirty; /* bytes past size from a failed write are still in the file */
+  uint64_t dirty_end; /* > size: bytes of a failed write up to here are still in the file */
+  log_batch_t *placed[2]; /* written since the last fdatasync, from synced_size on */
+  size_t placed_count;
+  uint64_t synced_size;
 };
+
+/* What one round of the writer does, taken under the mutex. */
+typedef struct {
+  log_batch_t *batches[2];
+  size_t count;
+  log_batch_t *release; /* a batch for log_writer_release's answer, or NULL */
+  uint64_t release_base, release_size;
+  int fail_sync, fail_allocation;
+  log_batch_t *failed[2]; /* batches that could not be written */
+  size_t failed_count;
+} writer_round_t;
+
+static const char writer_zeros[1u << 20];
 
 static log_batch_t *writer_batch_get(log_writer_t *writer) {
   log_batch_t *batch = writer->free_list;
@@ -80,11 +110,21 @@ static void writer_batch_add_append(log_batch_t *batch, store_append_fn callback
   }
 }
 
+/* Appends without a PUT of new data (acks, retries, purges, dead-letter
+ * moves) only shrink or move the backlog: they may use the reserve. */
+static bool writer_may_use_reserve(const store_record_t *records, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    if (records[i].type == RECORD_PUT && !records[i].has_origin) return false;
+  return true;
+}
+
 void log_writer_append(log_writer_t *writer, const store_record_t *records, size_t count,
                        store_append_fn callback, void *data) {
+  bool reserve = writer_may_use_reserve(records, count);
   pthread_mutex_lock(&writer->mutex);
-  if (!writer->filling) writer->filling = writer_batch_get(writer);
-  log_batch_t *batch = writer->filling;
+  if (!writer->filling[reserve]) writer->filling[reserve] = writer_batch_get(writer);
+  log_batch_t *batch = writer->filling[reserve];
+  batch->uses_reserve = reserve;
   if (batch->append_count == 0) pthread_cond_signal(&writer->work);
   writer_batch_add_append(batch, callback, data, count);
   for (size_t i = 0; i < count; i++) {
@@ -96,25 +136,6 @@ void log_writer_append(log_writer_t *writer, const store_record_t *records, size
     }
   }
   pthread_mutex_unlock(&writer->mutex);
-}
-
-/* Synced too: a failed batch's records are valid, and a crash must not
- * bring back what its callers were told failed. */
-static int writer_truncate_tail(log_writer_t *writer) {
-  if (ftruncate(writer->fd, (off_t)writer->size) != 0 || fdatasync(writer->fd) != 0)
-    return -errno;
-  writer->tail_dirty = false;
-  return 0;
-}
-
-static int writer_roll(log_writer_t *writer) {
-  uint64_t base = writer->base + writer->size;
-  int fd = segment_create(writer->config.log_dir, writer->config.dir_fd, base);
-  if (fd < 0) return fd;
-  writer->base = base;
-  writer->size = 0;
-  writer->fd = fd;
-  return 0;
 }
 
 static int writer_pwrite_all(int fd, const char *data, size_t len, uint64_t offset) {
@@ -130,41 +151,190 @@ static int writer_pwrite_all(int fd, const char *data, size_t len, uint64_t offs
   return 0;
 }
 
-/* Writes and syncs the batch at the head; fills its result fields. */
-static void writer_write_batch(log_writer_t *writer, log_batch_t *batch, int fail_sync) {
-  size_t len = batch->bytes.len;
-  int err = writer->tail_dirty ? writer_truncate_tail(writer) : 0;
-  batch->fsyncs = 0;
-  if (!err && writer->size > 0 && writer->size + len > writer->config.segment_bytes)
-    err = writer_roll(writer);
-  if (!err) {
-    err = writer_pwrite_all(writer->fd, batch->bytes.data, len, writer->size);
-    if (!err) {
-      batch->fsyncs = 1;
-      if (fail_sync) err = -fail_sync;
-      else if (fdatasync(writer->fd) != 0) err = -errno;
-    }
-    if (err) {
-      writer->tail_dirty = true;
-      int truncate_err = writer_truncate_tail(writer);
-      log_error("store: writing %zu bytes at log position %" PRIu64 " failed: %s%s", len,
-                writer->base + writer->size, strerror(-err),
-                truncate_err ? "; could not cut the segment back yet" : "");
-    }
+/* Writes zeros over [from, to) of fd. */
+static int writer_write_zeros(int fd, uint64_t from, uint64_t to) {
+  while (from < to) {
+    size_t len = to - from < sizeof writer_zeros ? (size_t)(to - from) : sizeof writer_zeros;
+    int err = writer_pwrite_all(fd, writer_zeros, len, from);
+    if (err) return err;
+    from += len;
   }
-  if (!err) {
-    uint64_t start = writer->base + writer->size;
-    for (size_t i = 0; i < batch->record_count; i++) batch->positions[i] += start;
-    writer->size += len;
+  return 0;
+}
+
+/* Allocates [from, to) of fd and writes zeros over it; on failure the file
+ * is cut back to from. */
+static int writer_allocate(int fd, uint64_t from, uint64_t to, int fail) {
+  int err = fail ? -fail : 0;
+  if (!err && fallocate(fd, 0, (off_t)from, (off_t)(to - from)) != 0 && errno != EOPNOTSUPP)
+    err = -errno;
+  if (!err) err = writer_write_zeros(fd, from, to);
+  if (err && ftruncate(fd, (off_t)from) != 0)
+    log_warn("store: cannot give back a failed preallocation: %s", strerror(errno));
+  return err;
+}
+
+/* Makes [0, need) of the active segment allocated: a chunk ahead where the
+ * disk has room, else exactly need. */
+static int writer_grow(log_writer_t *writer, uint64_t need, int fail) {
+  if (need <= writer->allocated) return 0;
+  uint64_t chunk = writer->config.chunk_bytes;
+  uint64_t target = (need + chunk - 1) / chunk * chunk;
+  uint64_t cap = need > writer->config.segment_bytes ? need : writer->config.segment_bytes;
+  if (target > cap) target = cap;
+  int err = writer_allocate(writer->fd, writer->allocated, target, fail);
+  if (err == -ENOSPC && target > need) {
+    target = need;
+    err = writer_allocate(writer->fd, writer->allocated, target, fail);
   }
-  batch->status = err;
+  if (!err) writer->allocated = target;
+  return err;
+}
+
+/* Zeros the bytes of a failed write again, durably: a crash must not bring
+ * back what its callers were told failed. */
+static int writer_clear_tail(log_writer_t *writer) {
+  int err = writer_write_zeros(writer->fd, writer->size, writer->dirty_end);
+  if (!err && fdatasync(writer->fd) != 0) err = -errno;
+  if (!err) writer->dirty_end = writer->size;
+  return err;
+}
+
+static void writer_set_result(log_writer_t *writer, log_batch_t *batch, int status) {
+  batch->status = status;
   batch->segment_base = writer->base;
   batch->segment_fd = writer->fd;
   batch->segment_size = writer->size;
 }
 
+/* Syncs the batches written since the last fdatasync and sets their
+ * results; on failure they are cut back. */
+static void writer_sync_placed(log_writer_t *writer, int *fail_sync) {
+  if (!writer->placed_count) return;
+  int err = *fail_sync ? -*fail_sync : 0;
+  *fail_sync = 0;
+  if (!err && fdatasync(writer->fd) != 0) err = -errno;
+  writer->placed[0]->fsyncs = 1;
+  if (err) {
+    uint64_t failed_at = writer->synced_size;
+    if (writer->dirty_end < writer->size) writer->dirty_end = writer->size;
+    writer->size = failed_at;
+    int clear_err = writer_clear_tail(writer);
+    log_error("store: writing at log position %" PRIu64 " failed: %s%s", writer->base + failed_at,
+              strerror(-err), clear_err ? "; could not cut the segment back yet" : "");
+  }
+  for (size_t i = 0; i < writer->placed_count; i++)
+    writer_set_result(writer, writer->placed[i], err);
+  writer->placed_count = 0;
+  writer->synced_size = writer->size;
+}
+
+/* Starts a new segment at the head with need bytes allocated. On failure
+ * the active segment stays what it was. */
+static int writer_roll(log_writer_t *writer, uint64_t need, int fail_allocation) {
+  uint64_t base = writer->base + writer->size;
+  int fd = segment_create(writer->config.log_dir, writer->config.dir_fd, base);
+  if (fd < 0) return fd;
+  int err = need ? writer_allocate(fd, 0, need, fail_allocation) : 0;
+  if (err) {
+    buf_t path = BUF_INIT;
+    segment_path(writer->config.log_dir, base, &path);
+    unlink(path.data);
+    buf_free(&path);
+    close(fd);
+    return err;
+  }
+  if (ftruncate(writer->fd, (off_t)writer->size) != 0) /* the old tail's preallocation */
+    log_warn("store: cannot give back the unused end of a segment: %s", strerror(errno));
+  writer->base = base;
+  writer->size = writer->synced_size = writer->dirty_end = 0;
+  writer->allocated = need;
+  writer->fd = fd;
+  return 0;
+}
+
+/* Writes one batch after the ones placed this round (rolling or growing the
+ * segment first); its result is set at the sync, or at the end of the round
+ * if it failed. */
+static void writer_place(log_writer_t *writer, log_batch_t *batch, writer_round_t *round) {
+  uint64_t len = batch->bytes.len;
+  uint64_t reserve = batch->uses_reserve ? 0 : writer->config.reserve_bytes;
+  batch->fsyncs = 0;
+  int err = 0;
+  if (writer->size > 0 && writer->size + len + reserve > writer->config.segment_bytes) {
+    writer_sync_placed(writer, &round->fail_sync);
+    err = writer_roll(writer, len + reserve, round->fail_allocation);
+  }
+  if (!err && writer->dirty_end > writer->size) err = writer_clear_tail(writer);
+  if (!err) err = writer_grow(writer, writer->size + len + reserve, round->fail_allocation);
+  if (!err) {
+    err = writer_pwrite_all(writer->fd, batch->bytes.data, len, writer->size);
+    if (err) writer->dirty_end = writer->size + len;
+  }
+  if (err) {
+    batch->status = err; /* the rest of its result once the round is over */
+    round->failed[round->failed_count++] = batch;
+    return;
+  }
+  uint64_t start = writer->base + writer->size;
+  for (size_t i = 0; i < batch->record_count; i++) batch->positions[i] += start;
+  writer->size += len;
+  writer->placed[writer->placed_count++] = batch;
+}
+
+/* log_writer_release: rolls without preallocating (the disk may be full
+ * until the old segment is gone) and deletes the old segment — only if
+ * nothing was written to it since the loop saw it at size. */
+static void writer_release(log_writer_t *writer, log_batch_t *batch, uint64_t base,
+                           uint64_t size) {
+  batch->released = false;
+  batch->released_base = base;
+  if (writer->base == base && writer->size == size && size > 0 &&
+      writer->dirty_end <= writer->size && writer_roll(writer, 0, 0) == 0) {
+    buf_t path = BUF_INIT;
+    segment_path(writer->config.log_dir, base, &path);
+    batch->released = unlink(path.data) == 0;
+    if (!batch->released) log_warn("store: cannot delete %s: %s", path.data, strerror(errno));
+    else if (fsync(writer->config.dir_fd) != 0)
+      log_error("store: fsync of %s failed: %s", writer->config.log_dir, strerror(errno));
+    buf_free(&path);
+  }
+  writer_set_result(writer, batch, 0);
+}
+
 static bool writer_has_work(const log_writer_t *writer) {
-  return (writer->filling && writer->filling->append_count > 0) || writer->dir_dirty;
+  return (writer->filling[0] && writer->filling[0]->append_count > 0) ||
+         (writer->filling[1] && writer->filling[1]->append_count > 0) || writer->dir_dirty ||
+         writer->release_pending;
+}
+
+/* Takes this round's work (under the mutex). */
+static writer_round_t writer_take_round(log_writer_t *writer) {
+  writer_round_t round = {0};
+  for (int reserve = 1; reserve >= 0; reserve--) {
+    log_batch_t *batch = writer->filling[reserve];
+    if (!batch || batch->append_count == 0) continue;
+    round.batches[round.count++] = batch;
+    writer->filling[reserve] = NULL;
+  }
+  if (writer->release_pending) {
+    round.release = writer_batch_get(writer);
+    round.release_base = writer->release_base;
+    round.release_size = writer->release_size;
+    writer->release_pending = false;
+  }
+  if (round.count) {
+    round.fail_sync = writer->fail_next_sync;
+    writer->fail_next_sync = 0;
+  }
+  round.fail_allocation = writer->fail_allocation;
+  return round;
+}
+
+static void writer_done_push(log_writer_t *writer, log_batch_t *batch) {
+  if (writer->done_tail) writer->done_tail->next = batch;
+  else writer->done_head = batch;
+  writer->done_tail = batch;
 }
 
 static void *writer_thread_main(void *arg) {
@@ -174,31 +344,27 @@ static void *writer_thread_main(void *arg) {
     while (!writer_has_work(writer) && !writer->stopping)
       pthread_cond_wait(&writer->work, &writer->mutex);
     if (!writer_has_work(writer)) break;
-    log_batch_t *batch = NULL;
-    if (writer->filling && writer->filling->append_count > 0) {
-      batch = writer->filling;
-      writer->filling = NULL;
-    }
+    writer_round_t round = writer_take_round(writer);
     bool sync_dir = writer->dir_dirty;
-    int fail_sync = batch ? writer->fail_next_sync : 0;
-    if (batch) writer->fail_next_sync = 0;
     writer->dir_dirty = false;
     writer->writing = true;
     pthread_mutex_unlock(&writer->mutex);
 
     if (sync_dir && fsync(writer->config.dir_fd) != 0)
       log_error("store: fsync of %s failed: %s", writer->config.log_dir, strerror(errno));
-    if (batch) writer_write_batch(writer, batch, fail_sync);
+    if (round.release)
+      writer_release(writer, round.release, round.release_base, round.release_size);
+    for (size_t i = 0; i < round.count; i++) writer_place(writer, round.batches[i], &round);
+    writer_sync_placed(writer, &round.fail_sync);
+    for (size_t i = 0; i < round.failed_count; i++)
+      writer_set_result(writer, round.failed[i], round.failed[i]->status);
 
     pthread_mutex_lock(&writer->mutex);
-    if (batch) {
-      if (writer->done_tail) writer->done_tail->next = batch;
-      else writer->done_head = batch;
-      writer->done_tail = batch;
-    }
+    if (round.release) writer_done_push(writer, round.release);
+    for (size_t i = 0; i < round.count; i++) writer_done_push(writer, round.batches[i]);
     writer->writing = false;
     pthread_cond_broadcast(&writer->idle);
-    if (batch) {
+    if (round.release || round.count) {
       pthread_mutex_unlock(&writer->mutex);
       writer->config.notify(writer->config.context);
       pthread_mutex_lock(&writer->mutex);
@@ -212,7 +378,10 @@ log_writer_t *log_writer_start(const log_writer_config_t *config) {
   log_writer_t *writer = xcalloc(1, sizeof *writer);
   writer->config = *config;
   writer->base = config->active_base;
-  writer->size = config->active_size;
+  writer->size = writer->synced_size = writer->dirty_end = config->active_size;
+  /* Never below the log: growing writes zeros from allocated on. */
+  writer->allocated =
+      config->active_allocated > config->active_size ? config->active_allocated : config->active_size;
   writer->fd = config->active_fd;
   pthread_mutex_init(&writer->mutex, NULL);
   pthread_cond_init(&writer->work, NULL);
@@ -237,6 +406,7 @@ void log_writer_recycle(log_writer_t *writer, log_batch_t *batch) {
   buf_reset(&batch->bytes);
   batch->record_count = batch->append_count = 0;
   batch->put_count = batch->put_bytes = 0;
+  batch->released = false;
   pthread_mutex_lock(&writer->mutex);
   batch->next = writer->free_list;
   writer->free_list = batch;
@@ -257,6 +427,21 @@ void log_writer_sync_dir(log_writer_t *writer) {
   pthread_mutex_unlock(&writer->mutex);
 }
 
+void log_writer_release(log_writer_t *writer, uint64_t base, uint64_t size) {
+  pthread_mutex_lock(&writer->mutex);
+  writer->release_pending = true;
+  writer->release_base = base;
+  writer->release_size = size;
+  pthread_cond_signal(&writer->work);
+  pthread_mutex_unlock(&writer->mutex);
+}
+
+void log_writer_fail_allocation(log_writer_t *writer, int error) {
+  pthread_mutex_lock(&writer->mutex);
+  writer->fail_allocation = error;
+  pthread_mutex_unlock(&writer->mutex);
+}
+
 void log_writer_fail_next_sync(log_writer_t *writer, int error) {
   pthread_mutex_lock(&writer->mutex);
   writer->fail_next_sync = error;
@@ -269,7 +454,8 @@ void log_writer_stop(log_writer_t *writer) {
   pthread_cond_signal(&writer->work);
   pthread_mutex_unlock(&writer->mutex);
   pthread_join(writer->thread, NULL);
-  if (writer->filling) writer_batch_free(writer->filling);
+  for (int i = 0; i < 2; i++)
+    if (writer->filling[i]) writer_batch_free(writer->filling[i]);
   while (writer->free_list) {
     log_batch_t *next = writer->free_list->next;
     writer_batch_free(writer->free_list);

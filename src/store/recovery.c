@@ -5,7 +5,9 @@
  *
  * Only the last segment can have a torn tail (the writer appends nowhere
  * else), so a bad record there is where the log ends: the file is truncated
- * at it and the next append goes there. A bad record in an older segment is
+ * at it and the next append goes there. A tail of zeros is no damage: the
+ * writer preallocates (log_writer.h), and a record never starts with a zero
+ * length, so replay stops there and the space is kept. A bad record in an older segment is
  * damage, not a crash: it is logged as an error and the rest of that segment
  * is skipped, since nothing after a bad length can be framed.
  *
@@ -159,20 +161,49 @@ static int64_t recovery_replay_segment(store_t *store, size_t index, buf_t *wind
   return (int64_t)(window_offset + start);
 }
 
-/* A bad record at good_end: the tail of the last segment is cut, an older
- * segment's rest is skipped. */
-static int recovery_handle_bad_record(store_t *store, size_t index, uint64_t good_end) {
+/* Where the run of zeros at from ends in the segment's file (to if it
+ * reaches it), or a negative errno. */
+static int64_t recovery_zeros_end(const segment_t *segment, uint64_t from, uint64_t to,
+                                  buf_t *window) {
+  buf_reset(window);
+  buf_reserve(window, REPLAY_CHUNK_BYTES);
+  while (from < to) {
+    size_t want = to - from < REPLAY_CHUNK_BYTES ? (size_t)(to - from) : REPLAY_CHUNK_BYTES;
+    ssize_t got = pread(segment->fd, window->data, want, (off_t)from);
+    if (got <= 0) return got < 0 ? -errno : -EIO;
+    for (ssize_t i = 0; i < got; i++)
+      if (window->data[i]) return (int64_t)(from + (uint64_t)i);
+    from += (uint64_t)got;
+  }
+  return (int64_t)to;
+}
+
+/* A bad record at good_end: an older segment's rest is skipped; the last
+ * segment's tail is cut from its first non-zero byte on. The zeros before
+ * it are space the writer preallocated and never wrote: they are kept, so
+ * that the reserve for deletions survives a restart on a full disk, and the
+ * next append goes at good_end. */
+static int recovery_handle_bad_record(store_t *store, size_t index, uint64_t good_end,
+                                      buf_t *window) {
   segment_t *segment = &store->segments.items[index];
-  uint64_t dropped = segment->size - good_end;
   if (index + 1 < store->segments.count) {
     log_error("store: corrupt record at log position %" PRIu64
               " in an older segment; skipping the %" PRIu64 " bytes after it",
-              segment->base + good_end, dropped);
+              segment->base + good_end, segment->size - good_end);
     return 0;
   }
-  log_warn("store: torn tail of the log: dropping %" PRIu64 " bytes at log position %" PRIu64,
-           dropped, segment->base + good_end);
-  return recovery_truncate(segment, good_end);
+  int64_t zeros_end = recovery_zeros_end(segment, good_end, segment->size, window);
+  if (zeros_end < 0) return (int)zeros_end;
+  uint64_t cut = (uint64_t)zeros_end;
+  store->active_allocated = cut;
+  if (cut < segment->size) {
+    log_warn("store: torn tail of the log: dropping %" PRIu64 " bytes at log position %" PRIu64,
+             segment->size - cut, segment->base + cut);
+    int err = recovery_truncate(segment, cut);
+    if (err) return err;
+  }
+  segment->size = good_end;
+  return 0;
 }
 
 static int recovery_replay_all(store_t *store) {
@@ -182,7 +213,7 @@ static int recovery_replay_all(store_t *store) {
     int64_t good_end = recovery_replay_segment(store, i, &window);
     if (good_end < 0) err = (int)good_end;
     else if ((uint64_t)good_end < store->segments.items[i].size)
-      err = recovery_handle_bad_record(store, i, (uint64_t)good_end);
+      err = recovery_handle_bad_record(store, i, (uint64_t)good_end, &window);
   }
   buf_free(&window);
   return err;

@@ -26,12 +26,40 @@
 #include "util/log.h"
 
 #define STORE_DEFAULT_SEGMENT_BYTES (64ull << 20)
+/* Preallocation step. */
+#define STORE_CHUNK_BYTES (1ull << 20)
+/* How long to wait after the writer declined to release the active segment. */
+#define STORE_RELEASE_RETRY_MS 1000
 /* store_read's first pread; larger records take a second one. */
 #define READ_GUESS_BYTES 4096u
 
 static void store_writer_notify(void *context) {
   store_t *store = context;
   uv_async_send(&store->handles->async);
+}
+
+/* The answer to log_writer_release: the writer rolled and deleted the old
+ * segment (the oldest in the table, since it was the only one), or not. */
+static void store_apply_release(store_t *store, const log_batch_t *batch) {
+  store->release_pending = false;
+  store->outstanding--;
+  const segment_t *old = &store->segments.items[0];
+  if (!batch->released || store->segments.count < 2 || old->base != batch->released_base) {
+    store->release_retry_at_ms = uv_now(store->loop) + STORE_RELEASE_RETRY_MS;
+    return;
+  }
+  log_debug("store: released the drained segment at log position %" PRIu64, old->base);
+  store->disk_bytes -= old->size;
+  store->live_bytes -= old->live_bytes;
+  segment_table_drop_oldest(&store->segments);
+  store->disk_full = false;
+}
+
+void store_release_active(store_t *store) {
+  const segment_t *active = &store->segments.items[0];
+  store->release_pending = true;
+  if (store->outstanding++ == 0) uv_ref((uv_handle_t *)&store->handles->async);
+  log_writer_release(store->writer, active->base, active->size);
 }
 
 /* Brings the segment table up to date with a written batch. */
@@ -46,7 +74,10 @@ static void store_apply_batch(store_t *store, const log_batch_t *batch) {
     segment->live_count += batch->put_count;
     segment->live_bytes += batch->put_bytes;
     store->live_bytes += batch->put_bytes;
+  } else if (batch->status == -ENOSPC) {
+    store->disk_full = true;
   }
+  if (batch->append_count == 0) store_apply_release(store, batch);
 }
 
 /* Runs the callbacks of every finished batch; false if there was none. */
@@ -155,7 +186,11 @@ int store_open(uv_loop_t *loop, const char *dir, const store_options_t *options,
       .segment_bytes = store->options.segment_bytes,
       .active_base = active->base,
       .active_size = active->size,
+      .active_allocated = store->active_allocated,
       .active_fd = active->fd,
+      .reserve_bytes = store->options.segment_bytes / STORE_RESERVE_SHARE,
+      .chunk_bytes = STORE_CHUNK_BYTES < store->options.segment_bytes ? STORE_CHUNK_BYTES
+                                                                      : store->options.segment_bytes,
       .notify = store_writer_notify,
       .context = store,
   };
@@ -270,6 +305,10 @@ void store_debug_fail_next_sync(store_t *store, int error) {
 }
 
 void store_debug_fail_next_unlink(store_t *store, int error) { store->fail_next_unlink = error; }
+
+void store_debug_fail_allocation(store_t *store, int error) {
+  log_writer_fail_allocation(store->writer, error);
+}
 
 void store_close(store_t *store) {
   store->closing = true;

@@ -26,7 +26,14 @@
  * still-live PUTs are rewritten at the head (asking the engine, through
  * is_live_cb, for each message's current attempts and not-before time, and
  * telling it the new position through relocated_cb) and the segment is
- * deleted.
+ * deleted. The active segment, once it is the only one and nothing in it
+ * is live, is released too (the writer rolls to a new file first).
+ *
+ * A full disk: segments are preallocated, and the last sixteenth of a
+ * segment is a reserve that only appends without a new PUT (acks, retries,
+ * purges, dead-letter moves) may fill, so a consumer can still delete on a
+ * full disk — and deleting everything releases the segment, which gives the
+ * space back without a restart. Recovery keeps the preallocated zeros.
  *
  * All functions are called on the loop thread.
  */

@@ -14,6 +14,9 @@ void store_debug_fail_next_sync(store_t *store, int error);
 /* The next ACKs compaction appends for messages acked while their rewrite was
  * in flight fail the same way. */
 void store_debug_fail_compaction_acks(store_t *store, int error);
+/* While error is not 0, allocating disk space for the log fails with it
+ * (ENOSPC: a full disk); appends that the allocated space cannot hold fail. */
+void store_debug_fail_allocation(store_t *store, int error);
 /* Deleting the next segment fails with error, as unlink(2) would. */
 void store_debug_fail_next_unlink(store_t *store, int error);
 

@@ -38,6 +38,11 @@ typedef struct {
   buf_t chunk; /* the bytes read from the source in this step */
 } compaction_t;
 
+/* The reserve for deletions is a sixteenth of a segment (4 MiB, some
+ * 127,000 ACK records, by default); a drained active segment is released
+ * once it is that big, or at once when the disk is full. */
+#define STORE_RESERVE_SHARE 16
+
 /* How often the compaction timer looks at the log when nothing else asks. */
 #define COMPACTION_PERIOD_MS 1000
 
@@ -58,7 +63,11 @@ struct store {
   store_handles_t *handles;
   uint64_t disk_bytes, live_bytes;
   uint64_t appends, fsyncs;
-  uint64_t outstanding; /* appends whose callback has not run yet */
+  uint64_t outstanding; /* appends whose callback has not run yet, and a release */
+  uint64_t active_allocated; /* recovery: bytes of the active file allocated past the log */
+  bool disk_full;            /* an append failed with ENOSPC since the last roll */
+  bool release_pending;      /* log_writer_release asked, its batch not back yet */
+  uint64_t release_retry_at_ms; /* after a release the writer declined */
   bool closing;
   int fail_next_unlink; /* store_debug_fail_next_unlink */
   compaction_t compaction;
@@ -73,6 +82,10 @@ void store_account_release(store_t *store, uint64_t position, uint32_t body_len)
  * be unlinked stays in the table (replay would read it, so the later ACKs
  * that kill its PUTs must stay too); false then. */
 bool store_drop_oldest_segment(store_t *store);
+
+/* store.c: the writer is to release the active segment (it is the only
+ * one, and nothing in it is live). */
+void store_release_active(store_t *store);
 
 /* compaction.c */
 void compaction_run(store_t *store);

@@ -96,3 +96,23 @@ void json_text_repair_utf8(char *text) {
     i += len;
   }
 }
+
+/* Whether 32 bytes are all ASCII (one test of four words OR'ed together). */
+static bool block_is_ascii(const char *s) {
+  uint64_t w[4];
+  memcpy(w, s, sizeof w);
+  return !((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull);
+}
+
+/* On the hot path (every send body): ASCII, nearly all of a body, is
+ * skipped 32 bytes a step. */
+bool json_text_utf8_valid(const char *s, size_t len) {
+  for (size_t i = 0; i < len;) {
+    while (i + 32 <= len && block_is_ascii(s + i)) i += 32;
+    if (i == len) break;
+    size_t n = json_text_utf8_length((const unsigned char *)s + i, len - i);
+    if (!n) return false;
+    i += n;
+  }
+  return true;
+}

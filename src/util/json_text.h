@@ -12,6 +12,7 @@
 #ifndef WHARF_UTIL_JSON_TEXT_H
 #define WHARF_UTIL_JSON_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,5 +29,9 @@ void json_text_append_uint(buf_t *out, uint64_t value);
  * messages that quote what a client sent (a path, a name), or that a length
  * limit cut in the middle of a character. */
 void json_text_repair_utf8(char *text);
+/* True when s[0..len) is valid UTF-8 by jansson's rules (no overlong forms,
+ * no surrogates, nothing above U+10FFFF). yajl checks only the shape of each
+ * sequence, so its callers check this too. */
+bool json_text_utf8_valid(const char *s, size_t len);
 
 #endif

@@ -75,9 +75,13 @@ export function run(cmd, args, { env = {}, cwd, timeoutMs = 60_000, input } = {}
 }
 
 export class WharfServer {
-  constructor({ accountId = hex32(), token = 'wharf-test-' + hex32() } = {}) {
+  /* env: extra environment of the server process (e.g. WHARF_TEST_CLOCK_MS);
+   * args: more `wharf serve` flags, e.g. ['--cloudflare-limits']. */
+  constructor({ accountId = hex32(), token = 'wharf-test-' + hex32(), env = {}, args = [] } = {}) {
+    this.env = env;
     this.accountId = accountId;
     this.token = token;
+    this.args = args;
     this.dataDir = null;
     this.port = null;
     this.child = null;
@@ -99,9 +103,9 @@ export class WharfServer {
     if (!this.port) this.port = await freePort();
     const child = spawn(
       WHARF_BIN,
-      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`],
+      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, ...this.args],
       {
-        env: { ...process.env, WHARF_ACCOUNT_ID: this.accountId, WHARF_API_TOKEN: this.token },
+        env: { ...process.env, WHARF_ACCOUNT_ID: this.accountId, WHARF_API_TOKEN: this.token, ...this.env },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -191,7 +195,7 @@ export class WharfServer {
   }
 
   /* fetch under /client/v4 (or under the root with opts.root: /metrics).
-   * body: object (sent as JSON), string (sent as is) or undefined.
+   * body: object (sent as JSON), string or Buffer (sent as is) or undefined.
    * opts.token: null for no Authorization header. */
   async api(method, apiPath, body, opts = {}) {
     const token = opts.token === undefined ? this.token : opts.token;
@@ -199,7 +203,7 @@ export class WharfServer {
     if (token !== null) headers.authorization = `Bearer ${token}`;
     let payload;
     if (body !== undefined) {
-      payload = typeof body === 'string' ? body : JSON.stringify(body);
+      payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
       if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
         headers['content-type'] = 'application/json';
       }

@@ -437,6 +437,17 @@ describe('authentication and permissions', () => {
     );
   });
 
+  test('pull and ack need both permissions; the 403 names the one missing', async () => {
+    const writeToken = await server.createToken('queues_write');
+    const q = await queueByName('crud-defaults');
+    for (const op of ['pull', 'ack']) {
+      const w = await server.api('POST', server.acct(`/queues/${q.queue_id}/messages/${op}`), {}, { token: writeToken });
+      assert.match(assertError(assert, w, 403, 9109).message, /lacks queues_read$/);
+      const r = await server.api('POST', server.acct(`/queues/${q.queue_id}/messages/${op}`), {}, { token: readToken });
+      assert.match(assertError(assert, r, 403, 9109).message, /lacks queues_write$/);
+    }
+  });
+
   test("another account's token on this account's path is a 403", async () => {
     const beforeNames = await allNames();
     const l = await server.api('GET', server.acct('/queues'), undefined, { token: otherToken });

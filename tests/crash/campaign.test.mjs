@@ -266,9 +266,9 @@ async function settle(queueId, acks, retries) {
     return;
   }
   if (res.status !== 200) return;
-  const warnings = res.json.result.warnings || [];
-  stats.ackWarnings += warnings.length;
-  const refused = (leaseId) => warnings.some((w) => w.includes(leaseId.slice(0, 100)));
+  const warnings = res.json.result.warnings || {}; /* {lease id (its first 100 characters): reason} */
+  stats.ackWarnings += Object.keys(warnings).length;
+  const refused = (leaseId) => Object.hasOwn(warnings, leaseId.slice(0, 100));
   const answeredAt = tick();
   for (const a of acks) {
     if (refused(a.m.lease_id)) continue;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/events.h"
 #include "fuzz_loopback.h"
 #include "util/log.h"
 
@@ -191,10 +192,16 @@ static void fuzz_start(void) {
   fuzz.api.loop = fuzz.loop;
   fuzz.api.purges = json_object();
   engine_options_t engine_options = {.resolve_dead_letter_queue = api_resolve_dead_letter_queue,
+                                     .messages_dead_lettered = api_events_dead_lettered,
                                      .context = &fuzz.api};
   if (control_open(dir, &fuzz.api.control) != CONTROL_OK ||
       control_bootstrap(fuzz.api.control, dir) != CONTROL_OK ||
       engine_open(fuzz.loop, dir, &engine_options, &fuzz.api.engine) != 0)
+    abort();
+  /* Everything the server opens, so that every route has what it needs. */
+  metrics_history_options_t history = {fuzz.loop, fuzz.api.engine, fuzz.api.control, NULL, NULL, 0};
+  if (audit_log_open(dir, &fuzz.api.audit) != 0 ||
+      metrics_history_open(dir, &history, &fuzz.api.history) != 0)
     abort();
   http_server_options_t options = {.quiet = true,
                                    .on_request = api_handle_request,

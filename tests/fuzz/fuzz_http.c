@@ -1,6 +1,8 @@
 /*
- * fuzz_http.c — libFuzzer target: the HTTP/1.1 server (src/http/) fed
- * arbitrary bytes by a real loopback client.
+ * fuzz_http.c — libFuzzer target: the HTTP/1.1 server (src/http/: llhttp,
+ * built strict and instrumented with the rest, plus http_syntax.c's checks)
+ * fed arbitrary bytes by a real loopback client. The seed corpus has the
+ * framings RFC 9112 says to refuse (issue 19) and every request-target form.
  *
  * Input: byte 0 chooses how the bytes are cut into separate reads (0: one
  * write; n: pieces of n bytes, so the parser sees requests split at every

@@ -56,6 +56,10 @@ static void test_everything_else_falls_back(void **state) {
       "{\"acks\":[{\"lease_id\":{\"x\":1}}]}", "{\"acks\":[],\"acks\":[]}", "{\"extra\":1}",
       "{\"acks\":[{\"lease_id\":\"a\\u0000b\"}]}", "{\"acks\":[{\"lease_id\":\"\xff\"}]}",
       "{\"acks\":[{\"lease_id\":\"a\"}]", "{\"acks\":[{\"lease_id\":\"a\",\"lease_id\":\"b\"}]}",
+      "{\"retries\":[],\"retries\":[]}",
+      /* valid in shape to yajl, not UTF-8 to jansson: overlong, surrogate, past U+10FFFF */
+      "{\"acks\":[{\"lease_id\":\"\xc0\xaf\"}]}", "{\"acks\":[{\"lease_id\":\"\xe0\x80\xaf\"}]}",
+      "{\"acks\":[{\"lease_id\":\"\xed\xa0\x80\"}]}", "{\"acks\":[{\"lease_id\":\"\xf4\x90\x80\x80\"}]}",
   };
   ack_set_t *set = malloc(sizeof *set);
   for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {

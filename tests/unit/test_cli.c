@@ -321,6 +321,23 @@ static void test_output_messages_like_wrangler(void **state) {
   free(text);
 }
 
+static void test_audit_list(void **state) {
+  (void)state;
+  cli_request_t req;
+  assert_int_equal(PARSE(&req, "audit", "list", "--since", "2026-01-31T10:00:00+01:00", "--queue", "jobs"),
+                   CLI_PARSE_OK);
+  assert_int_equal(req.scope, CLI_SCOPE_ACCOUNT);
+  assert_string_equal(req.method, "GET");
+  assert_string_equal(req.path, "/audit_logs?since=2026-01-31T10%3A00%3A00%2B01%3A00&queue=jobs");
+  char *text = render(&req, NULL,
+                      "[{\"when\":\"2026-01-31T09:00:00.000Z\",\"action\":{\"type\":\"CreateQueue\"},"
+                      "\"resource\":{\"type\":\"queue\",\"id\":\"q1\"},\"metadata\":{\"queue_name\":\"jobs\"},"
+                      "\"actor\":{\"id\":\"t1\",\"name\":\"ci\",\"ip\":\"127.0.0.1\"}}]");
+  assert_string_equal(text, "when                      action       resource  queue  actor    ip\n"
+                            "2026-01-31T09:00:00.000Z  CreateQueue  queue q1  jobs   ci (t1)  127.0.0.1\n");
+  free(text);
+}
+
 static void test_output_queue_list_table(void **state) {
   (void)state;
   cli_request_t req;
@@ -438,6 +455,94 @@ static void test_workers_commands(void **state) {
   free(text);
 }
 
+static void test_events_publish(void **state) {
+  (void)state;
+  cli_request_t req;
+  assert_int_equal(PARSE(&req, "events", "publish", "--type", "cf.workersAi.model.batch.queued",
+                         "--source", "workersAi.model", "--model-name", "@cf/m",
+                         "--payload", "{\"requestId\":\"r1\"}"),
+                   CLI_PARSE_OK);
+  assert_int_equal(req.command, CLI_EVENTS_PUBLISH);
+  assert_int_equal(req.scope, CLI_SCOPE_ACCOUNT);
+  assert_string_equal(req.method, "POST");
+  assert_string_equal(req.path, "/event_subscriptions/events");
+  assert_body(&req, "{\"type\":\"cf.workersAi.model.batch.queued\",\"source\":{\"type\":"
+                    "\"workersAi.model\",\"modelName\":\"@cf/m\"},\"payload\":{\"requestId\":\"r1\"}}");
+  char *text = render(&req, NULL,
+                      "{\"type\":\"cf.workersAi.model.batch.queued\",\"deliveries\":"
+                      "[{\"subscription_id\":\"s1\",\"queue_id\":\"q1\"}]}");
+  assert_string_equal(text, "Published event cf.workersAi.model.batch.queued to 1 subscription.\n"
+                            "subscription s1 -> queue q1\n");
+  free(text);
+
+  assert_int_equal(PARSE(&req, "events", "publish", "--type", "cf.kv.namespace.created",
+                         "--payload", "{oops"),
+                   CLI_PARSE_USAGE);
+  assert_string_equal(error, "--payload needs JSON, not \"{oops\"");
+  assert_int_equal(PARSE(&req, "events", "publish", "--payload", "{}"), CLI_PARSE_USAGE);
+  assert_string_equal(error, "--type is required");
+}
+
+static void test_subscription_commands(void **state) {
+  (void)state;
+  cli_request_t req;
+  assert_int_equal(PARSE(&req, "queues", "subscription", "create", "jobs", "--source",
+                         "workflows.workflow", "--workflow-name", "wf", "--events",
+                         "instance.queued,instance.completed", "--enabled", "false"),
+                   CLI_PARSE_OK);
+  assert_int_equal(req.scope, CLI_SCOPE_SUBSCRIPTION);
+  assert_string_equal(req.method, "POST");
+  assert_string_equal(req.path, "/event_subscriptions/subscriptions");
+  assert_string_equal(req.queue_name, "jobs");
+  assert_body(&req, "{\"enabled\":false,\"source\":{\"type\":\"workflows.workflow\","
+                    "\"workflow_name\":\"wf\"},\"events\":[\"instance.queued\","
+                    "\"instance.completed\"]}");
+  cli_request_free(&req);
+  assert_int_equal(PARSE(&req, "queues", "subscription", "create", "jobs", "--events", "x"),
+                   CLI_PARSE_USAGE);
+  assert_string_equal(error, "--source is required");
+  assert_int_equal(PARSE(&req, "queues", "subscription", "update", "jobs", "--id", "ab12",
+                         "--enabled", "yes"),
+                   CLI_PARSE_USAGE);
+  assert_string_equal(error, "--enabled needs true or false, not \"yes\"");
+  assert_int_equal(PARSE(&req, "queues", "subscription", "get", "jobs", "--id", "../x"),
+                   CLI_PARSE_USAGE);
+  assert_string_equal(error, "--id may hold only letters, digits, '-' and '_'");
+
+  assert_int_equal(PARSE(&req, "queues", "subscription", "update", "jobs", "--id", "ab12",
+                         "--name", "n2"),
+                   CLI_PARSE_OK);
+  assert_string_equal(req.method, "PATCH");
+  assert_string_equal(req.path, "/event_subscriptions/subscriptions/ab12");
+  assert_body(&req, "{\"name\":\"n2\"}");
+  char *text = render(&req, NULL, "{\"id\":\"ab12\",\"name\":\"n2\"}");
+  assert_string_equal(text, "Updating event subscription...\n"
+                            "Successfully updated event subscription 'n2' with id 'ab12'.\n");
+  free(text);
+
+  assert_int_equal(PARSE(&req, "queues", "subscription", "list", "jobs", "--page", "2"),
+                   CLI_PARSE_OK);
+  assert_string_equal(req.path, "/event_subscriptions/subscriptions?page=2");
+  assert_null(req.body);
+  text = render(&req, NULL,
+                "[{\"id\":\"s1\",\"name\":\"a\",\"enabled\":true,\"events\":[\"batch.queued\","
+                "\"batch.failed\"],\"source\":{\"type\":\"workersAi.model\",\"model_name\":\"@cf/m\"}},"
+                "{\"id\":\"s2\",\"name\":\"b\",\"enabled\":false,\"events\":[\"bucket.created\"],"
+                "\"source\":{\"type\":\"r2\"}}]");
+  assert_string_equal(text, "Event subscriptions for queue 'jobs':\n"
+                            "ID  Name  Source           Events                      Resource  Enabled\n"
+                            "s1  a     workersAi.model  batch.queued, batch.failed  @cf/m     Yes\n"
+                            "s2  b     r2               bucket.created              -         No\n");
+  free(text);
+
+  assert_int_equal(PARSE(&req, "queues", "subscription", "get", "jobs", "--id", "s2", "--json"),
+                   CLI_PARSE_OK);
+  assert_true(req.json);
+  text = render(&req, NULL, "{\"id\":\"s2\"}");
+  assert_string_equal(text, "{\n  \"id\": \"s2\"\n}\n");
+  free(text);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_queues_create_flags_become_settings),
@@ -448,10 +553,13 @@ int main(void) {
       cmocka_unit_test(test_http_consumer_add_and_removes),
       cmocka_unit_test(test_admin_commands),
       cmocka_unit_test(test_workers_commands),
+      cmocka_unit_test(test_events_publish),
+      cmocka_unit_test(test_subscription_commands),
       cmocka_unit_test(test_usage_errors_and_help),
       cmocka_unit_test(test_request_path_per_scope),
       cmocka_unit_test(test_consumer_find_matches_type_and_script),
       cmocka_unit_test(test_output_messages_like_wrangler),
+      cmocka_unit_test(test_audit_list),
       cmocka_unit_test(test_output_queue_list_table),
       cmocka_unit_test(test_output_queue_info_with_backlog),
       cmocka_unit_test(test_output_admin_lines_scripts_rely_on),

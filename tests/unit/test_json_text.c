@@ -2,7 +2,8 @@
  * test_json_text.c — json_text_append_string writes exactly what jansson's
  * json_dumps does, whatever the length and wherever the bytes to escape sit
  * (the fast path skips 8 plain bytes at a time); json_text_repair_utf8
- * leaves exactly valid UTF-8 (jansson's judgement).
+ * leaves, and json_text_utf8_valid accepts, exactly valid UTF-8 (jansson's
+ * judgement), wherever the sequences sit against the 32-byte steps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,11 +88,38 @@ static void test_repair_utf8_random(void **state) {
   }
 }
 
+/* Each sequence after 0..39 ASCII bytes and before a few more: valid as
+ * jansson says. */
+static void test_utf8_valid_like_jansson(void **state) {
+  (void)state;
+  static const char *const sequences[] = {
+      "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf",
+      "\xed\xa0\x80", "\xf0\x80\x80\xaf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff", "\x80",
+      "\xc3", "\xe2\x82",
+  };
+  for (size_t i = 0; i < sizeof sequences / sizeof sequences[0]; i++) {
+    for (size_t before = 0; before < 40; before++) {
+      for (size_t after = 0; after < 3; after++) {
+        char text[64];
+        memset(text, 'a', before);
+        strcpy(text + before, sequences[i]);
+        memset(text + strlen(text), 'b', after);
+        text[before + strlen(sequences[i]) + after] = '\0';
+        json_t *string = json_string(text);
+        if (json_text_utf8_valid(text, strlen(text)) != (string != NULL))
+          fail_msg("sequence %zu after %zu bytes: jansson says %d", i, before, string != NULL);
+        json_decref(string);
+      }
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_matches_jansson),
       cmocka_unit_test(test_repair_utf8_cases),
       cmocka_unit_test(test_repair_utf8_random),
+      cmocka_unit_test(test_utf8_valid_like_jansson),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

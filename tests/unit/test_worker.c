@@ -4,7 +4,8 @@
  * the Workers precedence, the same as for pulled batches), the failure
  * semantics (500 with the explicit decisions still in it), and the HTTP
  * endpoint itself over a real socket with libcurl: keep-alive, 401 without
- * calling the handler, 405, and wharf_worker_stop() from another thread.
+ * calling the handler, 405, and wharf_worker_stop() from another thread;
+ * and with raw bytes, the malformed framings RFC 9112 says to refuse.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,10 +14,15 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "client/client_internal.h"
 #include "util/crypto.h"
@@ -315,6 +321,69 @@ static void test_endpoint_end_to_end(void **state) {
   buf_free(&reply);
 }
 
+/* Sends raw bytes on a new connection; returns the status of the reply. */
+static int raw_exchange(int port, const char *request, size_t len) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct timeval timeout = {.tv_sec = 3};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  assert_int_equal(connect(fd, (struct sockaddr *)&address, sizeof address), 0);
+  assert_int_equal(send(fd, request, len, MSG_NOSIGNAL), (ssize_t)len);
+  char reply[512] = "";
+  ssize_t n = recv(fd, reply, sizeof reply - 1, 0);
+  close(fd);
+  return n > 12 && !strncmp(reply, "HTTP/1.1 ", 9) ? atoi(reply + 9) : -1;
+}
+
+/* Each framing carries a correctly signed batch; the old parser (http-parser)
+ * took every one and ran the handler. */
+static void test_endpoint_refuses_malformed_http(void **state) {
+  (void)state;
+  handler_state_t calls = {0};
+  wharf_error_t err;
+  wharf_worker_options_t options = {.secret = SECRET, .queue = test_handler, .user = &calls};
+  wharf_worker_t *worker = wharf_worker_new(&options, &err);
+  assert_non_null(worker);
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, serve_thread, worker), 0);
+  const char *body = batch_body(1);
+  char signature[72];
+  sign(SECRET, body, signature);
+  static const struct {
+    const char *framing; /* printf: signature, body length in hex, body */
+    int status;
+  } cases[] = {
+      {"X-Wharf-Signature: %s\r\nTransfer-Encoding : chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n", 400},
+      {"X-Wharf-Signature: %s\r\nTransfer-Encoding: gzip, chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+       501},
+      {"X-Wharf-Signature: %s\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%sXX0\r\n\r\n", 400},
+      {"X-Wharf-Signature: %s\r\nX-Note: folded\r\n line\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "%zx\r\n%s\r\n0\r\n\r\n",
+       400},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    buf_t request = BUF_INIT;
+    buf_append_str(&request, "POST /queue HTTP/1.1\r\nHost: w\r\n");
+    buf_printf(&request, cases[i].framing, signature, strlen(body), body);
+    int status = raw_exchange(wharf_worker_port(worker), request.data, request.len);
+    if (status != cases[i].status) fail_msg("case %zu: got %d, want %d", i, status, cases[i].status);
+    buf_free(&request);
+  }
+  /* the same batch, framed correctly, is taken */
+  buf_t request = BUF_INIT;
+  buf_printf(&request,
+             "POST /queue HTTP/1.1\r\nHost: w\r\nX-Wharf-Signature: %s\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
+             signature, strlen(body), body);
+  assert_int_equal(raw_exchange(wharf_worker_port(worker), request.data, request.len), 200);
+  buf_free(&request);
+  assert_int_equal(calls.calls, 1);
+  wharf_worker_stop(worker);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  wharf_worker_free(worker);
+}
+
 static void test_new_refuses_bad_options(void **state) {
   (void)state;
   wharf_error_t err;
@@ -349,6 +418,7 @@ int main(void) {
       cmocka_unit_test(test_reply_precedence),
       cmocka_unit_test(test_failure_keeps_explicit_decisions),
       cmocka_unit_test(test_endpoint_end_to_end),
+      cmocka_unit_test(test_endpoint_refuses_malformed_http),
       cmocka_unit_test(test_new_refuses_bad_options),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,57 @@
+/*
+ * audit_log.h — the audit log (seed 004 "Audit Logs"): who changed what in
+ * an account, when, from where, with the settings before and after, kept in
+ * SQLite (DIR/audit.db) for GET /accounts/{a}/audit_logs (api/audit.c).
+ *
+ * Loop thread only; one connection. Changes to configuration are rare, so an
+ * entry is written synchronously (synchronous=FULL) right after the change it
+ * records commits; a crash between the two loses that entry (the change
+ * itself stays). A failed write is logged and the request still succeeds: the
+ * change has happened and is not undone for want of its log line.
+ */
+#ifndef WHARF_CONTROL_AUDIT_LOG_H
+#define WHARF_CONTROL_AUDIT_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct audit_log audit_log_t;
+
+typedef struct {
+  char id[33];
+  char account_id[33];
+  uint64_t when_ms;
+  const char *action;        /* "CreateQueue", "AttachConsumer", … */
+  const char *resource_type; /* "queue", "consumer", "token", "account" */
+  char resource_id[33];
+  char queue_name[64];       /* the queue a queue or consumer entry is about, else "" */
+  char actor_id[33];         /* the token's id, never its secret */
+  char actor_name[128];
+  char actor_ip[64];
+  const char *old_value;     /* JSON text or NULL */
+  const char *new_value;     /* JSON text or NULL */
+} audit_entry_t;
+
+typedef struct {
+  uint64_t since_ms, before_ms; /* 0: unbounded */
+  const char *action;           /* NULL: any */
+  const char *resource_id;      /* NULL: any */
+  const char *id;               /* NULL: any */
+  const char *actor_ip;         /* NULL: any */
+  const char *queue_name;       /* NULL: any */
+  bool ascending;               /* default newest first */
+  uint32_t page, per_page;      /* page from 1 */
+} audit_filter_t;
+
+int audit_log_open(const char *data_dir, audit_log_t **out);
+void audit_log_close(audit_log_t *log);
+
+/* Gives the entry a random id and stores it; -1 on a failed write (logged). */
+int audit_log_add(audit_log_t *log, audit_entry_t *entry);
+
+/* Calls fn for the page of the account's entries the filter selects; *total
+ * is how many it selects on all pages. -1 on a failed read. */
+int audit_log_list(audit_log_t *log, const char *account_id, const audit_filter_t *filter,
+                   void (*fn)(void *arg, const audit_entry_t *entry), void *arg, uint64_t *total);
+
+#endif

@@ -25,7 +25,9 @@ void cli_usage(FILE *out) {
           "\n"
           "  wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]\n"
           "              [--metrics-retention-days N] [--cloudflare-limits]\n"
-          "      Run the server\n");
+          "      Run the server\n"
+          "  wharf dev [--config wrangler.toml] [--url WHARF_URL] [--port N]\n"
+          "      Run a Worker in workerd with its queues on Wharf (wharf dev --help)\n");
   cli_parse_usage(out);
   fprintf(out,
           "\n"

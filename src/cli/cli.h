@@ -15,6 +15,10 @@
  * (server error, connection failure, aborted confirmation), 2 bad usage. */
 int cli_main(int argc, char **argv);
 
+/* `wharf dev …` (dev.c): execs the Node program that runs a Worker in
+ * workerd against Wharf. Returns only on failure, with exit code 1. */
+int cli_dev_main(int argc, char **argv);
+
 /* Prints every command with its arguments and flags. */
 void cli_usage(FILE *out);
 

@@ -64,5 +64,6 @@ static int serve_main(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "serve") == 0) return serve_main(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "dev") == 0) return cli_dev_main(argc, argv);
   return cli_main(argc, argv);
 }

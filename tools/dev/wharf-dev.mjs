@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+/*
+ * wharf-dev.mjs — `wharf dev`: runs a user's unmodified Worker (its queue
+ * producers and its queue() consumer) in the real workerd against a Wharf
+ * server. The `wharf dev` CLI verb (src/cli/dev.c) execs this program.
+ *
+ * Steps, once at start-up: read the wrangler config with wrangler's own
+ * reader; bundle the Worker with `wrangler deploy --dry-run --outdir` (no
+ * network); create the queues it names that Wharf lacks; write the workerd
+ * config (workerd_config.mjs) with the bridge Worker (bridge.js); run
+ * workerd until SIGINT/SIGTERM, which it passes on.
+ *
+ * State (the bundle, the workerd config) lives in .wharf-dev/ beside the
+ * wrangler config. Every failure before workerd runs is one line
+ * "wharf dev: …" on stderr and exit status 1; afterwards the exit status is
+ * workerd's.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { workerdConfig } from './workerd_config.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+const USAGE = `Usage: wharf dev [--config wrangler.toml|wrangler.json[c]] [--url WHARF_URL]
+                 [--port N] [--ip HOST]
+  Runs the Worker in workerd against Wharf: env.QUEUE.send()/sendBatch() go
+  to Wharf's queues. The Worker's fetch handler listens on --port (8788).
+  The server, account and token come from --url/WHARF_URL, WHARF_ACCOUNT_ID
+  and WHARF_API_TOKEN (or the CLOUDFLARE_* names), as for the other commands.
+`;
+
+function fail(message) {
+  process.stderr.write(`wharf dev: ${message}\n`);
+  process.exit(1);
+}
+
+function parseArgs(argv) {
+  const opts = { config: null, url: null, port: 8788, ip: '127.0.0.1' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => (i + 1 < argv.length ? argv[++i] : fail(`${a} needs a value\n${USAGE}`));
+    if (a === '--config' || a === '-c') opts.config = value();
+    else if (a === '--url') opts.url = value();
+    else if (a === '--port') opts.port = Number(value());
+    else if (a === '--ip') opts.ip = value();
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else fail(`unknown argument ${a}\n${USAGE}`);
+  }
+  return opts;
+}
+
+/* wrangler and workerd: from the Worker's own project first, then from
+ * WHARF_DEV_NODE_MODULES, then from the Wharf checkout's tests/blackbox
+ * (the README's set-up installs them there). */
+function resolver(projectDir) {
+  const bases = [
+    path.join(projectDir, 'package.json'),
+    process.env.WHARF_DEV_NODE_MODULES && path.join(process.env.WHARF_DEV_NODE_MODULES, '..', 'package.json'),
+    path.join(HERE, '../../tests/blackbox/package.json'),
+  ].filter(Boolean);
+  return (spec) => {
+    for (const base of bases) {
+      try {
+        return createRequire(base).resolve(spec);
+      } catch {
+        /* next */
+      }
+    }
+    fail(`cannot find ${spec}; run \`npm ci\` in tests/blackbox or install wrangler and workerd in the project`);
+  };
+}
+
+function connection(opts) {
+  const raw = opts.url || process.env.WHARF_URL || process.env.CLOUDFLARE_API_BASE_URL || 'http://127.0.0.1:8787';
+  const url = new URL(raw.replace(/\/client\/v4\/?$/, ''));
+  const accountId = process.env.WHARF_ACCOUNT_ID || process.env.CLOUDFLARE_ACCOUNT_ID;
+  const token = process.env.WHARF_API_TOKEN || process.env.CLOUDFLARE_API_TOKEN;
+  if (!accountId) fail('no account: set WHARF_ACCOUNT_ID');
+  if (!token) fail('no token: set WHARF_API_TOKEN');
+  if (url.protocol !== 'http:') fail(`${raw}: only http:// servers are supported`);
+  return { base: `${url.origin}/client/v4/accounts/${accountId}`, address: `${url.hostname}:${url.port || 80}`, accountId, token };
+}
+
+async function api(conn, method, p, body) {
+  let res;
+  try {
+    res = await fetch(conn.base + p, {
+      method,
+      headers: { authorization: `Bearer ${conn.token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    fail(`cannot reach Wharf at ${conn.base}: ${e.cause?.message || e.message}`);
+  }
+  const envelope = await res.json().catch(() => null);
+  if (!envelope?.success) {
+    const err = envelope?.errors?.[0];
+    fail(`${method} ${p}: ${err ? `${err.message} [code: ${err.code}]` : `HTTP ${res.status}`}`);
+  }
+  return envelope.result;
+}
+
+/* The Wharf queue named name, created when missing. */
+async function ensureQueue(conn, name) {
+  const found = await api(conn, 'GET', `/queues?name=${encodeURIComponent(name)}`);
+  if (found.length > 0) return found[0];
+  process.stderr.write(`wharf dev: creating queue ${name}\n`);
+  return api(conn, 'POST', '/queues', { queue_name: name });
+}
+
+function bundle(wranglerBin, configPath, outDir) {
+  rmSync(outDir, { recursive: true, force: true });
+  const r = spawnSync(process.execPath, [wranglerBin, 'deploy', '--dry-run', '--outdir', outDir, '--config', configPath], {
+    encoding: 'utf8',
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', WRANGLER_HIDE_BANNER: 'true' },
+  });
+  if (r.status !== 0) fail(`wrangler could not bundle the Worker:\n${r.stdout}${r.stderr}`);
+  const files = readdirSync(outDir).filter((f) => /\.(m?js)$/.test(f));
+  const main = files.includes('index.js') ? 'index.js' : files[0];
+  if (!main) fail(`wrangler wrote no module to ${outDir}`);
+  return [main, ...files.filter((f) => f !== main)].map((f) => ({ name: f, path: path.join(outDir, f) }));
+}
+
+/* Everything in the config that this command serves nothing for, named in
+ * one warning. */
+function warnUnserved(config) {
+  const kinds = ['kv_namespaces', 'r2_buckets', 'd1_databases', 'durable_objects', 'services', 'ai', 'vectorize', 'hyperdrive', 'analytics_engine_datasets'];
+  const names = [];
+  for (const k of kinds) {
+    const v = config[k];
+    const list = Array.isArray(v) ? v : v?.bindings || (v && typeof v === 'object' ? [v] : []);
+    for (const b of list) names.push(`${b.binding || b.name} (${k})`);
+  }
+  /* The queue() consumer side is not built yet (issue 17, step 2). */
+  for (const c of config.queues?.consumers || []) names.push(`consumer of ${c.queue} (queues.consumers)`);
+  if (names.length) process.stderr.write(`wharf dev: warning: these bindings are not provided and will be undefined: ${names.join(', ')}\n`);
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const configPath = path.resolve(opts.config || 'wrangler.toml');
+  const projectDir = path.dirname(configPath);
+  const resolve = resolver(projectDir);
+  const conn = connection(opts);
+  const { unstable_readConfig } = await import(pathToFileURL(resolve('wrangler')).href);
+  const config = unstable_readConfig({ config: configPath }, { hideWarnings: true });
+  warnUnserved(config);
+
+  const stateDir = path.join(projectDir, '.wharf-dev');
+  mkdirSync(stateDir, { recursive: true });
+  const modules = bundle(resolve('wrangler/bin/wrangler.js'), configPath, path.join(stateDir, 'bundle'));
+
+  const producers = [];
+  for (const p of config.queues?.producers || []) producers.push({ binding: p.binding, queue: await ensureQueue(conn, p.queue) });
+
+  const text = workerdConfig({
+    user: {
+      modules,
+      compatibilityDate: config.compatibility_date || '2024-09-23',
+      compatibilityFlags: config.compatibility_flags || [],
+      vars: config.vars,
+    },
+    producers,
+    configDir: stateDir,
+    bridgePath: path.join(HERE, 'bridge.js'),
+    wharfAddress: conn.address,
+    accountId: conn.accountId,
+    token: conn.token,
+    httpAddress: `${opts.ip}:${opts.port}`,
+  });
+  const capnp = path.join(stateDir, 'workerd.capnp');
+  writeFileSync(capnp, text, { mode: 0o600 }); /* it holds the token */
+
+  const workerd = spawn(resolve('workerd/bin/workerd'), ['serve', capnp, '--experimental'], { stdio: 'inherit' });
+  let stopping = false;
+  workerd.on('error', (e) => fail(`cannot run workerd: ${e.message}`));
+  /* wrangler's modules leave a signal listener that kills this process at
+   * once, which would orphan workerd: ours replaces it and waits for it. */
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.removeAllListeners(sig);
+    process.on(sig, () => {
+      stopping = true;
+      workerd.kill(sig);
+    });
+  }
+  process.stderr.write(`wharf dev: ${config.name || 'worker'} on http://${opts.ip}:${opts.port} against ${conn.base}\n`);
+  workerd.on('exit', (code) => process.exit(stopping ? 0 : (code ?? 1)));
+}
+
+main().catch((e) => fail(e.stack || e.message));

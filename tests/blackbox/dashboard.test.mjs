@@ -117,6 +117,8 @@ test('messages: send text, JSON and a file with a delay; preview changes nothing
   await page.locator('#messages tr').nth(2).waitFor({ state: 'detached' });
   const left = await peek();
   assert.deepEqual(left.map((m) => m.id), [before[1].id, before[2].id], 'the selected message is acknowledged');
+  const consumer = await server.api('POST', server.acct(`/queues/${id}/consumers`), { type: 'http_pull' });
+  assert.equal(consumer.status, 200, consumer.text);
   const pulled = (await server.api('POST', server.acct(`/queues/${id}/messages/pull`), { batch_size: 10 })).json.result;
   assert.deepEqual(pulled.messages.map((m) => m.id), [before[1].id], 'the file waits out its 600 s delay');
   await page.close();

@@ -35,9 +35,14 @@ async function queueByName(name) {
   return r.json.result[0];
 }
 
-/* Everything ready in the queue, acked so the next test starts empty. */
+/* Everything ready in the queue, acked so the next test starts empty
+ * (through an http_pull consumer, added the first time: pulls need one). */
 async function drain(name) {
   const q = await queueByName(name);
+  if (!q.consumers.length) {
+    const added = await server.api('POST', server.acct(`/queues/${q.queue_id}/consumers`), { type: 'http_pull' });
+    assert.equal(added.status, 200, added.text);
+  }
   const r = await server.api('POST', server.acct(`/queues/${q.queue_id}/messages/pull`), {
     batch_size: 100,
     visibility_timeout_ms: 60_000,

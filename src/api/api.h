@@ -155,6 +155,11 @@ void api_consumers_get(api_call_t *call);
 void api_consumers_replace(api_call_t *call);
 void api_consumers_delete(api_call_t *call);
 
+/* producers.c: a queue's declared producers (a Wharf extension). */
+json_t *api_producers_to_json(api_t *api, const char *queue_id);
+void api_producers_add(api_call_t *call);
+void api_producers_remove(api_call_t *call);
+
 /* Wharf's worker registry (workers.c, docs/workers.md). */
 /* Script names of workers and worker consumers: 1–63 letters, digits, '-'
  * or '_' (Cloudflare's Worker names are a subset), so they are safe in

@@ -29,10 +29,12 @@ json_t *api_queue_to_json(api_t *api, const control_queue_t *queue) {
   control_consumer_t consumer;
   if (control_consumer_of_queue(api->control, queue->id, &consumer) == CONTROL_OK)
     json_array_append_new(consumers, api_consumer_to_json(&consumer, queue));
-  return json_pack("{s:s, s:s, s:o, s:o, s:[], s:i, s:i, s:o, s:{s:i, s:b, s:i}}",
+  json_t *producers = api_producers_to_json(api, queue->id);
+  return json_pack("{s:s, s:s, s:o, s:o, s:o, s:i, s:i, s:o, s:{s:i, s:b, s:i}}",
                    "queue_id", queue->id, "queue_name", queue->name, "created_on",
                    iso_time(queue->created_ms), "modified_on", iso_time(queue->modified_ms),
-                   "producers", "producers_total_count", 0, "consumers_total_count",
+                   "producers", producers, "producers_total_count",
+                   (int)json_array_size(producers), "consumers_total_count",
                    (int)json_array_size(consumers), "consumers", consumers, "settings",
                    "delivery_delay", (int)queue->delivery_delay_s, "delivery_paused",
                    queue->delivery_paused, "message_retention_period",

@@ -59,6 +59,8 @@ static const route_t routes[] = {
     {"GET", "/accounts/{a}/queues/{q}/consumers/{p}", R, SCOPE_ACCOUNT, api_consumers_get},
     {"PUT", "/accounts/{a}/queues/{q}/consumers/{p}", W, SCOPE_ACCOUNT, api_consumers_replace},
     {"DELETE", "/accounts/{a}/queues/{q}/consumers/{p}", W, SCOPE_ACCOUNT, api_consumers_delete},
+    {"POST", "/accounts/{a}/queues/{q}/producers", W, SCOPE_ACCOUNT, api_producers_add},
+    {"DELETE", "/accounts/{a}/queues/{q}/producers/{p}", W, SCOPE_ACCOUNT, api_producers_remove},
     {"POST", "/accounts/{a}/workers/queue-handlers", W, SCOPE_ACCOUNT, api_workers_register},
     {"GET", "/accounts/{a}/workers/queue-handlers", R, SCOPE_ACCOUNT, api_workers_list},
     {"DELETE", "/accounts/{a}/workers/queue-handlers/{p}", W, SCOPE_ACCOUNT, api_workers_remove},

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "control/control_internal.h"
+#include "control/producers.h"
 #include "control/subscriptions.h"
 #include "control/workers.h"
 #include "util/buf.h"
@@ -169,6 +170,7 @@ int control_open(const char *data_dir, control_t **out) {
     if (rc == CONTROL_OK) rc = control_migrate(control);
     if (rc == CONTROL_OK) rc = control_workers_init(control); /* workers.c owns its table */
     if (rc == CONTROL_OK) rc = control_subscriptions_init(control); /* so does subscriptions.c */
+    if (rc == CONTROL_OK) rc = control_producers_init(control);     /* and producers.c */
   }
   buf_free(&path);
   if (rc != CONTROL_OK) {

@@ -379,6 +379,35 @@ describe('duplicates and unknown queues', () => {
   });
 });
 
+describe('producers (a Wharf extension: declared, as a deploy records them on Cloudflare)', () => {
+  test('declared once each, listed in the queue object, removed by name; bad ones change nothing', async () => {
+    const created = await server.api('POST', server.acct('/queues'), { queue_name: 'produced-to' });
+    const q = created.json.result.queue_id;
+    assert.deepEqual(created.json.result.producers, []);
+    const producers = `/queues/${q}/producers`;
+    for (let i = 0; i < 2; i++) {
+      const res = await server.api('POST', server.acct(producers), { type: 'worker', script: 'my-worker' });
+      assertEnvelope(assert, res, { success: true, status: 200 });
+      assert.deepEqual(res.json.result, { type: 'worker', script: 'my-worker' });
+    }
+    await server.api('POST', server.acct(producers), { type: 'r2_bucket', bucket_name: 'photos' });
+    const got = (await server.api('GET', server.acct(`/queues/${q}`))).json.result;
+    assert.deepEqual(got.producers, [{ type: 'worker', script: 'my-worker' }, { type: 'r2_bucket', bucket_name: 'photos' }]);
+    assert.equal(got.producers_total_count, 2);
+    for (const bad of [{ type: 'kv', script: 'x' }, { type: 'worker' }, { type: 'worker', script: 'a b' },
+      { type: 'r2_bucket', bucket_name: 'Caps' }, { type: 'r2_bucket', bucket_name: 'ab' }, { type: 7 }]) {
+      assertError(assert, await server.api('POST', server.acct(producers), bad), 400, 11001);
+    }
+    assertError(assert, await server.api('DELETE', server.acct(`${producers}/nobody`)), 404);
+    const readOnly = await server.createToken('queues_read');
+    assertError(assert, await server.api('POST', server.acct(producers), { type: 'worker', script: 'w' }, { token: readOnly }), 403, 9109);
+    assert.equal((await server.api('DELETE', server.acct(`${producers}/my-worker`))).status, 200);
+    assert.deepEqual((await server.api('GET', server.acct(`/queues/${q}`))).json.result.producers,
+      [{ type: 'r2_bucket', bucket_name: 'photos' }]);
+    assert.equal((await server.api('DELETE', server.acct(`/queues/${q}`))).status, 200);
+  });
+});
+
 describe('authentication and permissions', () => {
   let readToken;
   let otherAccount;

@@ -83,6 +83,9 @@ describe('wharf dev: producer bindings', () => {
   test('wharf dev created the queues the Workers produce to', async () => {
     assert.ok(await queueByName('events'));
     assert.ok(await queueByName('image-queue'));
+    /* Each queue lists the Worker as its producer, as a deploy records it on Cloudflare. */
+    assert.deepEqual((await queueByName('image-queue')).producers, [{ type: 'worker', script: 'image-producer' }]);
+    assert.equal((await queueByName('events')).producers_total_count, 1);
   });
 
   for (const type of ['json', 'text', 'bytes', 'v8']) {

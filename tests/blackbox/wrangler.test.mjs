@@ -66,6 +66,23 @@ describe('wrangler queues', () => {
     assert.match(r.output, /Number of Consumers: 0/, r.where);
   });
 
+  test('info lists the declared producers', async () => {
+    const q = await queueByName(Q);
+    for (const producer of [{ type: 'worker', script: 'image-producer' }, { type: 'r2_bucket', bucket_name: 'uploads' }]) {
+      const res = await server.api('POST', server.acct(`/queues/${q.queue_id}/producers`), producer);
+      assert.equal(res.status, 200, res.text);
+    }
+    const r = await wrangler(['queues', 'info', Q]);
+    assert.equal(r.code, 0, r.where);
+    assert.match(r.output, /Number of Producers: 2/, r.where);
+    assert.match(r.output, /Producers: worker:image-producer, r2_bucket:uploads/, r.where);
+    for (const name of ['image-producer', 'uploads']) {
+      const res = await server.api('DELETE', server.acct(`/queues/${q.queue_id}/producers/${name}`));
+      assert.equal(res.status, 200, res.text);
+    }
+    assert.match((await wrangler(['queues', 'info', Q])).output, /Number of Producers: 0/);
+  });
+
   test('update --delivery-delay-secs', async () => {
     const r = await wrangler(['queues', 'update', Q, '--delivery-delay-secs', '7']);
     assert.equal(r.code, 0, r.where);

@@ -155,8 +155,14 @@ async function main() {
   mkdirSync(stateDir, { recursive: true });
   const modules = bundle(resolve('wrangler/bin/wrangler.js'), configPath, path.join(stateDir, 'bundle'));
 
+  /* As a deploy does on Cloudflare, the Worker is recorded as each queue's
+   * producer (what `wrangler queues info` lists). */
   const producers = [];
-  for (const p of config.queues?.producers || []) producers.push({ binding: p.binding, queue: await ensureQueue(conn, p.queue) });
+  for (const p of config.queues?.producers || []) {
+    const queue = await ensureQueue(conn, p.queue);
+    if (config.name) await api(conn, 'POST', `/queues/${queue.queue_id}/producers`, { type: 'worker', script: config.name });
+    producers.push({ binding: p.binding, queue });
+  }
 
   const text = workerdConfig({
     user: {

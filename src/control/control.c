@@ -209,6 +209,14 @@ int control_error(control_t *control, int sqlite_rc, const char *doing) {
   return CONTROL_ERR_DATABASE;
 }
 
+int control_prepare(control_t *control, const char *sql, sqlite3_stmt **out, const char *what) {
+  int rc = sqlite3_prepare_v2(control->db, sql, -1, out, NULL);
+  if (rc == SQLITE_OK) return CONTROL_OK;
+  char doing[96];
+  snprintf(doing, sizeof doing, "preparing a %s query", what);
+  return control_error(control, rc, doing);
+}
+
 int control_step_done(control_t *control, sqlite3_stmt *statement, const char *doing) {
   int rc = sqlite3_step(statement);
   int result = rc == SQLITE_DONE ? CONTROL_OK : control_error(control, rc, doing);

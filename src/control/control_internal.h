@@ -83,6 +83,11 @@ sqlite3_stmt *control_statement(control_t *control, control_statement_t slot, co
  * else -> DATABASE, logged with what was being done. */
 int control_error(control_t *control, int sqlite_rc, const char *doing);
 
+/* Prepares a statement for one call (the tables that keep their statements
+ * out of the cache: workers, subscriptions, producers); what names the
+ * table in the logged error. */
+int control_prepare(control_t *control, const char *sql, sqlite3_stmt **out, const char *what);
+
 /* Steps a statement that returns no rows, then resets it. */
 int control_step_done(control_t *control, sqlite3_stmt *statement, const char *doing);
 

@@ -21,17 +21,12 @@ int control_producers_init(control_t *control) {
   return rc == SQLITE_OK ? CONTROL_OK : control_error(control, rc, "creating the producers table");
 }
 
-static int producer_prepare(control_t *control, const char *sql, sqlite3_stmt **out) {
-  int rc = sqlite3_prepare_v2(control->db, sql, -1, out, NULL);
-  return rc == SQLITE_OK ? CONTROL_OK : control_error(control, rc, "preparing a producer query");
-}
-
 int control_producer_add(control_t *control, const char *queue_id, const control_producer_t *producer) {
   sqlite3_stmt *statement;
-  int rc = producer_prepare(control,
+  int rc = control_prepare(control,
                             "INSERT OR IGNORE INTO producers (queue_id, type, name, created_ms) "
                             "VALUES (?,?,?,?)",
-                            &statement);
+                            &statement, "producer");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, queue_id, -1, SQLITE_STATIC);
   sqlite3_bind_int(statement, 2, (int)producer->type);
@@ -45,9 +40,9 @@ int control_producer_add(control_t *control, const char *queue_id, const control
 int control_producer_remove(control_t *control, const char *queue_id,
                             control_producer_type_t type, const char *name) {
   sqlite3_stmt *statement;
-  int rc = producer_prepare(control,
+  int rc = control_prepare(control,
                             "DELETE FROM producers WHERE queue_id = ? AND type = ? AND name = ?",
-                            &statement);
+                            &statement, "producer");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, queue_id, -1, SQLITE_STATIC);
   sqlite3_bind_int(statement, 2, (int)type);
@@ -62,9 +57,9 @@ int control_producer_remove(control_t *control, const char *queue_id,
 int control_producer_list(control_t *control, const char *queue_id,
                           void (*fn)(void *arg, const control_producer_t *), void *arg) {
   sqlite3_stmt *statement;
-  int rc = producer_prepare(
+  int rc = control_prepare(
       control, "SELECT type, name, created_ms FROM producers WHERE queue_id = ? ORDER BY seq",
-      &statement);
+      &statement, "producer");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, queue_id, -1, SQLITE_STATIC);
   control_producer_t producer;

@@ -36,16 +36,10 @@ int control_subscriptions_init(control_t *control) {
                          : control_error(control, rc, "creating the subscriptions table");
 }
 
-static int subscription_prepare(control_t *control, const char *sql, sqlite3_stmt **out) {
-  int rc = sqlite3_prepare_v2(control->db, sql, -1, out, NULL);
-  return rc == SQLITE_OK ? CONTROL_OK
-                         : control_error(control, rc, "preparing a subscription query");
-}
-
 /* Prepares sql, whose two parameters are the account and the subscription id. */
 static int subscription_prepare_by_id(control_t *control, const char *sql, const char *account_id,
                                       const char *id, sqlite3_stmt **out) {
-  int rc = subscription_prepare(control, sql, out);
+  int rc = control_prepare(control, sql, out, "subscription");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(*out, 1, account_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(*out, 2, id, -1, SQLITE_STATIC);
@@ -90,10 +84,10 @@ int control_subscription_create(control_t *control, const control_subscription_t
   int rc = control_queue_get(control, in->account_id, in->queue_id, &queue);
   if (rc != CONTROL_OK) return rc;
   sqlite3_stmt *statement;
-  rc = subscription_prepare(control,
+  rc = control_prepare(control,
                             "INSERT INTO subscriptions (" SUBSCRIPTION_COLUMNS
                             ") VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            &statement);
+                            &statement, "subscription");
   if (rc != CONTROL_OK) return rc;
   subscription_bind(statement, &subscription);
   rc = control_step_done(control, statement, "creating a subscription");
@@ -132,10 +126,10 @@ static int subscription_each(control_t *control, sqlite3_stmt *statement,
 static int subscription_count(control_t *control, const char *account_id, const char *queue_id,
                               uint64_t *total_out) {
   sqlite3_stmt *statement;
-  int rc = subscription_prepare(control,
+  int rc = control_prepare(control,
                                 "SELECT count(*) FROM subscriptions WHERE account_id = ?1"
                                 " AND (?2 IS NULL OR queue_id = ?2)",
-                                &statement);
+                                &statement, "subscription");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, account_id, -1, SQLITE_STATIC);
   control_bind_text_or_null(statement, 2, queue_id);
@@ -159,7 +153,7 @@ int control_subscription_list(control_t *control, const char *account_id, const 
            " AND (?2 IS NULL OR queue_id = ?2) ORDER BY %s %s, seq LIMIT ?3 OFFSET ?4",
            columns[order], descending ? "DESC" : "ASC");
   sqlite3_stmt *statement;
-  if ((rc = subscription_prepare(control, sql, &statement)) != CONTROL_OK) return rc;
+  if ((rc = control_prepare(control, sql, &statement, "subscription")) != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, account_id, -1, SQLITE_STATIC);
   control_bind_text_or_null(statement, 2, queue_id);
   sqlite3_bind_int64(statement, 3, per_page);
@@ -172,11 +166,11 @@ int control_subscription_matching(control_t *control, const char *account_id,
                                   void (*fn)(void *arg, const control_subscription_t *),
                                   void *arg) {
   sqlite3_stmt *statement;
-  int rc = subscription_prepare(control,
+  int rc = control_prepare(control,
                                 "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions"
                                 " WHERE account_id = ? AND source_type = ? AND source_resource = ?"
                                 " AND enabled ORDER BY seq",
-                                &statement);
+                                &statement, "subscription");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, account_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(statement, 2, source_type, -1, SQLITE_STATIC);
@@ -189,10 +183,10 @@ int control_subscription_update(control_t *control, control_subscription_t *subs
   int rc = control_queue_get(control, subscription->account_id, subscription->queue_id, &queue);
   if (rc != CONTROL_OK) return rc;
   sqlite3_stmt *statement;
-  rc = subscription_prepare(control,
+  rc = control_prepare(control,
                             "UPDATE subscriptions SET name = ?, enabled = ?, events = ?,"
                             " queue_id = ?, modified_ms = ? WHERE account_id = ? AND id = ?",
-                            &statement);
+                            &statement, "subscription");
   if (rc != CONTROL_OK) return rc;
   subscription->modified_ms = clock_now_ms();
   sqlite3_bind_text(statement, 1, subscription->name, -1, SQLITE_STATIC);

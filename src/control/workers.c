@@ -32,11 +32,6 @@ int control_workers_init(control_t *control) {
   return rc == SQLITE_OK ? CONTROL_OK : control_error(control, rc, "creating the workers table");
 }
 
-static int worker_prepare(control_t *control, const char *sql, sqlite3_stmt **out) {
-  int rc = sqlite3_prepare_v2(control->db, sql, -1, out, NULL);
-  return rc == SQLITE_OK ? CONTROL_OK : control_error(control, rc, "preparing a worker query");
-}
-
 static void worker_from_row(sqlite3_stmt *statement, control_worker_t *out) {
   control_column_text(statement, 0, out->account_id, sizeof out->account_id);
   control_column_text(statement, 1, out->script_name, sizeof out->script_name);
@@ -53,8 +48,8 @@ int control_worker_register(control_t *control, const control_worker_t *in,
   if (!worker.timeout_ms) worker.timeout_ms = CONTROL_WORKER_DEFAULT_TIMEOUT_MS;
   worker.created_ms = clock_now_ms();
   sqlite3_stmt *statement;
-  int rc = worker_prepare(control, "INSERT INTO workers (" WORKER_COLUMNS ") VALUES (?,?,?,?,?,?)",
-                          &statement);
+  int rc = control_prepare(control, "INSERT INTO workers (" WORKER_COLUMNS ") VALUES (?,?,?,?,?,?)",
+                          &statement, "worker");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, worker.account_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(statement, 2, worker.script_name, -1, SQLITE_STATIC);
@@ -71,9 +66,9 @@ int control_worker_register(control_t *control, const control_worker_t *in,
 int control_worker_get(control_t *control, const char *account_id, const char *script_name,
                        control_worker_t *out) {
   sqlite3_stmt *statement;
-  int rc = worker_prepare(
+  int rc = control_prepare(
       control, "SELECT " WORKER_COLUMNS " FROM workers WHERE account_id = ? AND script_name = ?",
-      &statement);
+      &statement, "worker");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, account_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(statement, 2, script_name, -1, SQLITE_STATIC);
@@ -86,9 +81,9 @@ int control_worker_get(control_t *control, const char *account_id, const char *s
 int control_worker_list(control_t *control, const char *account_id,
                         void (*fn)(void *arg, const control_worker_t *), void *arg) {
   sqlite3_stmt *statement;
-  int rc = worker_prepare(
+  int rc = control_prepare(
       control, "SELECT " WORKER_COLUMNS " FROM workers WHERE account_id = ? ORDER BY seq",
-      &statement);
+      &statement, "worker");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, account_id, -1, SQLITE_STATIC);
   control_worker_t worker;
@@ -103,8 +98,8 @@ int control_worker_list(control_t *control, const char *account_id,
 
 int control_worker_delete(control_t *control, const char *account_id, const char *script_name) {
   sqlite3_stmt *statement;
-  int rc = worker_prepare(control, "DELETE FROM workers WHERE account_id = ? AND script_name = ?",
-                          &statement);
+  int rc = control_prepare(control, "DELETE FROM workers WHERE account_id = ? AND script_name = ?",
+                          &statement, "worker");
   if (rc != CONTROL_OK) return rc;
   sqlite3_bind_text(statement, 1, account_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(statement, 2, script_name, -1, SQLITE_STATIC);

@@ -495,6 +495,10 @@ test(`crash campaign: producers, pull and push consumers, DLQ moves and compacti
   const ledgers = { a: new Ledger('a'), b: new Ledger('b'), p: new Ledger('p') };
   const ids = {};
   for (const name of ['a', 'b', 'p', 'a-dlq', 'b-dlq', 'p-dlq']) ids[name] = await createQueue(`campaign-${name}`);
+  for (const name of ['a-dlq', 'b-dlq', 'p-dlq']) { // read by pulls at the end
+    const res = await api('POST', acct(`/queues/${ids[name]}/consumers`), { type: 'http_pull' });
+    assert.equal(res.status, 200, res.text);
+  }
   for (const name of ['a', 'b']) {
     const res = await api('POST', acct(`/queues/${ids[name]}/consumers`), {
       type: 'http_pull',
@@ -626,6 +630,7 @@ test('a lease of an acked message never acks a later message after compaction an
     const call = (p, body) => own.api('POST', `/accounts/${own.accountId}${p}`, body, { timeoutMs: 30_000 });
     const x = (await call('/queues', { queue_name: 'seq-reuse-x' })).json.result.queue_id;
     const y = (await call('/queues', { queue_name: 'seq-reuse-y' })).json.result.queue_id;
+    for (const q of [x, y]) assert.equal((await call(`/queues/${q}/consumers`, { type: 'http_pull' })).status, 200);
     const sent = await call(`/queues/${x}/messages`, { body: 'first', content_type: 'text' });
     assert.equal(sent.status, 200, sent.text);
     const pulled = await call(`/queues/${x}/messages/pull`, { batch_size: 10, visibility_timeout_ms: 600_000 });

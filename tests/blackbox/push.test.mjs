@@ -70,7 +70,7 @@ class TestWorker {
   async waitFor(predicate, timeoutMs = 10_000, what = 'condition') {
     const deadline = Date.now() + timeoutMs;
     while (!predicate()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; batches: ${JSON.stringify(this.batches.map((b) => b.batch.messages.map((m) => [m.body, m.attempts])))}\n${server.log()}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; batches: ${JSON.stringify(this.batches.map((b) => b.batch.messages?.map((m) => [m.body, m.attempts]) ?? b.raw))}\n${server.log()}`);
       await sleep(20);
     }
   }

@@ -379,11 +379,11 @@ static void messages_ack_general(api_call_t *call) {
 }
 
 void api_messages_ack(api_call_t *call) {
-  if (!messages_http_pull_enabled(call, api_call_engine_queue(call))) return;
+  engine_queue_t *queue = api_call_engine_queue(call);
+  if (!messages_http_pull_enabled(call, queue)) return;
   ack_set_t *set = xcalloc(1, sizeof *set);
   if (ack_parse(call->request->body, call->request->body_len, set))
-    engine_ack(api_call_engine_queue(call), set->acks, set->ack_count, set->retries,
-               set->retry_count, ack_done, call);
+    engine_ack(queue, set->acks, set->ack_count, set->retries, set->retry_count, ack_done, call);
   else
     messages_ack_general(call);
   ack_set_free(set);

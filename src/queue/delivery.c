@@ -51,6 +51,8 @@ typedef struct {
   size_t count, capacity;
   buf_t *bodies; /* storage of moved bodies, until the append copied them */
   size_t body_count;
+  uint32_t moves;                /* MOVE changes, all into the queue's one DLQ */
+  const engine_queue_t *dead_letter; /* of the moves */
   engine_ack_result_t result;
   engine_ack_fn done;
   void *data;
@@ -120,6 +122,8 @@ static bool delivery_add_move(delivery_op_t *op, uint64_t seq, engine_queue_t *d
     return false;
   }
   store_record_t *put = delivery_add(op, CHANGE_MOVE, dead_letter->next_seq, RECORD_PUT);
+  op->moves++;
+  op->dead_letter = dead_letter;
   memcpy(put->queue, dead_letter->id, 16);
   memcpy(put->message_id, original.message_id, 16);
   put->timestamp_ms = original.timestamp_ms;
@@ -228,15 +232,11 @@ static bool delivery_undo(engine_queue_t *queue, const delivery_change_t *change
 }
 
 /* Tells the engine's owner how many of the op's messages were moved to the
- * dead-letter queue (all moves of one op go to the queue's one DLQ). */
+ * dead-letter queue. */
 static void delivery_report_moves(const delivery_op_t *op) {
   const engine_options_t *options = &op->queue->engine->options;
-  uint32_t moved = 0;
-  const engine_queue_t *dead_letter = NULL;
-  for (size_t i = 0; i < op->count; i++)
-    if (op->changes[i].kind == CHANGE_MOVE) moved++, dead_letter = op->changes[i].dead_letter;
-  if (moved && options->messages_dead_lettered)
-    options->messages_dead_lettered(options->context, op->queue->id, dead_letter->id, moved);
+  if (op->moves && options->messages_dead_lettered)
+    options->messages_dead_lettered(options->context, op->queue->id, op->dead_letter->id, op->moves);
 }
 
 static void delivery_op_done(void *data, int status, const uint64_t *positions) {

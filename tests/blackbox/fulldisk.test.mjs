@@ -85,6 +85,15 @@ function fillTheRest(mountPoint) {
   }
 }
 
+/* A describe block's clean-up: the server, then the tmpfs it wrote to. */
+async function stopAndUnmount(server, mountPoint) {
+  if (server) await server.stop();
+  if (mountPoint) {
+    execFileSync('umount', [mountPoint]);
+    await rm(mountPoint, { recursive: true, force: true });
+  }
+}
+
 /* Pulls and acks until the queue is empty (every ack must succeed); returns
  * the bodies. */
 async function drain(server, queueId) {
@@ -151,13 +160,7 @@ for (const { what, args } of [
     let server;
     let mountPoint;
 
-    after(async () => {
-      if (server) await server.stop();
-      if (mountPoint) {
-        execFileSync('umount', [mountPoint]);
-        await rm(mountPoint, { recursive: true, force: true });
-      }
-    });
+    after(() => stopAndUnmount(server, mountPoint));
 
     test('fill, restart, control writes fail cleanly, acking everything frees the space', async () => {
       mountPoint = await mountTmpfs();
@@ -201,13 +204,7 @@ describe('full disk, the reserve used up', () => {
   let server;
   let mountPoint;
 
-  after(async () => {
-    if (server) await server.stop();
-    if (mountPoint) {
-      execFileSync('umount', [mountPoint]);
-      await rm(mountPoint, { recursive: true, force: true });
-    }
-  });
+  after(() => stopAndUnmount(server, mountPoint));
 
   test('failed acks and retries keep their leases; acks work once space is back', async () => {
     mountPoint = await mountTmpfs();

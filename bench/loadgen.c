@@ -30,9 +30,10 @@
  * Set-up (find or create the queue, create a pull consumer, read metrics) is
  * plain blocking HTTP with jansson: it happens once, outside the measurement.
  *
- * With --pid the server's VmRSS is read before and after the run; fill turns
- * the difference into bytes of RAM per stored message (the issue's "RSS per
- * backlog message"), consume shows how much draining gives back.
+ * With --pid the server's VmRSS is read before the run and, at rest, after it
+ * (bench/rss.h); fill turns the difference into bytes of RAM per stored
+ * message (the issue's "RSS per backlog message"), consume shows how much
+ * draining gives back.
  *
  * Every run ends with one machine-readable line, "RESULT key=value ...", that
  * bench/run.sh turns into its table. Errors are reported, never retried: a
@@ -58,6 +59,7 @@
 
 #include "util/buf.h"
 #include "histogram.h"
+#include "rss.h"
 
 #define MAX_DEPTH 64
 #define HANG_SECONDS 10.0      /* no reply at all for this long: the server hung */
@@ -334,19 +336,6 @@ static long setup_backlog_count(const config_t *cfg) {
   json_decref(reply);
   buf_free(&path);
   return value;
-}
-
-/* VmRSS of a process in kB, or -1. */
-static long process_rss_kb(long pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%ld/status", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  long kb = -1;
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
-  fclose(f);
-  return kb;
 }
 
 /* ---- the measured run ---- */
@@ -757,7 +746,7 @@ int main(int argc, char **argv) {
   run.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   run.conns = xcalloc((size_t)cfg.conns, sizeof *run.conns);
   run_prepare_requests(&run);
-  long rss_before = cfg.pid ? process_rss_kb(cfg.pid) : -1;
+  long rss_before = cfg.pid ? rss_of_process_kb(cfg.pid) : -1;
 
   for (int i = 0; i < cfg.conns; i++)
     if (!conn_open(&run, &run.conns[i])) die("cannot connect to %s", cfg.host);
@@ -767,9 +756,9 @@ int main(int argc, char **argv) {
     if (!conn_start(&run, &run.conns[i])) conn_fail(&run, &run.conns[i]);
   double seconds = run_loop(&run);
 
-  long rss_after = cfg.pid ? process_rss_kb(cfg.pid) : -1;
   for (int i = 0; i < cfg.conns; i++)
     if (run.conns[i].state != CONN_DEAD) close(run.conns[i].fd);
+  long rss_after = cfg.pid ? rss_of_process_at_rest_kb(cfg.pid) : -1;
   report(&run, seconds, rss_before, rss_after, setup_backlog_count(&cfg));
   return run.error_requests || run.lost_requests ? 3 : 0;
 }

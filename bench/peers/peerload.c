@@ -68,6 +68,7 @@
 
 #include "wharf.h"
 #include "../histogram.h"
+#include "../rss.h"
 
 #define MAX_CONNS 256
 #define MAX_BATCH 100
@@ -670,17 +671,6 @@ static void *worker_run(void *arg) {
   return NULL;
 }
 
-static long process_rss_kb(long pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%ld/status", pid);
-  FILE *f = fopen(path, "r");
-  long kb = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
-  if (f) fclose(f);
-  return kb;
-}
-
 static double self_cpu_seconds(void) {
   struct rusage usage;
   getrusage(RUSAGE_SELF, &usage);
@@ -696,7 +686,7 @@ static const char *mode_name(run_mode_t mode) {
 static int run_throughput(const config_t *cfg, const peer_t *peer, const char *body) {
   static worker_t workers[MAX_CONNS];
   static pthread_t threads[MAX_CONNS];
-  long rss_before = cfg->pid ? process_rss_kb(cfg->pid) : -1;
+  long rss_before = cfg->pid ? rss_of_process_kb(cfg->pid) : -1;
   atomic_store(&fill_remaining, cfg->count);
   run_started = now_seconds();
   run_deadline = run_started + cfg->seconds;
@@ -715,7 +705,7 @@ static int run_throughput(const config_t *cfg, const peer_t *peer, const char *b
     errors += workers[i].errors;
     if (workers[i].last_ok > end) end = workers[i].last_ok;
   }
-  long rss_after = cfg->pid ? process_rss_kb(cfg->pid) : -1;
+  long rss_after = cfg->pid ? rss_of_process_at_rest_kb(cfg->pid) : -1;
   double seconds = end - run_started;
   printf("RESULT peer=%s mode=%s conns=%d batch=%d size=%d seconds=%.2f msgs=%lu msg_per_s=%.0f "
          "req_per_s=%.0f p50_ms=%.3f p99_ms=%.3f errors=%lu lost=0 loadgen_cpu_s=%.2f",

@@ -180,6 +180,9 @@ static void prometheus_server_wide(buf_t *out, const engine_t *engine) {
   prometheus_family(out, "wharf_store_fsyncs_total", "counter",
                     "fdatasyncs of the message log since the server started (group commit).");
   buf_printf(out, "wharf_store_fsyncs_total %llu\n", (unsigned long long)stats.fsyncs);
+  prometheus_family(out, "wharf_store_buffer_bytes", "gauge",
+                    "Bytes of the log writer's encoding buffers (given back when the log is idle).");
+  buf_printf(out, "wharf_store_buffer_bytes %llu\n", (unsigned long long)stats.buffer_bytes);
   prometheus_family(out, "wharf_pulls_waiting", "gauge",
                     "Long-poll pulls (wharf_wait_ms) held open, waiting for messages.");
   buf_printf(out, "wharf_pulls_waiting %zu\n", engine_wait_count(engine));

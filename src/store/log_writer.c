@@ -23,6 +23,13 @@
  * The rest of a segment file past the log reads as zeros; recovery.c stops
  * there.
  *
+ * Memory: a recycled batch keeps its buffers, so a steady load encodes
+ * without reallocating; a batch keeps at most BATCH_KEEP_BYTES. Once the log
+ * has been idle for IDLE_TRIM_MS, the writer frees the buffers of every
+ * batch on the free list and gives the heap's free pages back to the kernel
+ * (malloc_trim): a burst's megabytes of write buffers do not stay in the
+ * server's RSS beside the backlog they wrote.
+ *
  * Failure: if a write or the fdatasync fails, the bytes of the failed
  * batches are overwritten with zeros again (synced) and they fail; the write
  * position does not move, so positions always match the bytes on disk. If
@@ -33,10 +40,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/segment.h"
@@ -45,6 +54,8 @@
 /* A recycled batch keeps at most this much buffer, so one burst does not pin
  * memory forever. */
 #define BATCH_KEEP_BYTES (16u << 20)
+/* How long the log stays idle before the writer frees recycled buffers. */
+#define IDLE_TRIM_MS 50
 
 struct log_writer {
   log_writer_config_t config;
@@ -55,6 +66,7 @@ struct log_writer {
   log_batch_t *filling[2]; /* [0]: appends with a PUT; [1]: appends that may use the reserve */
   log_batch_t *free_list, *done_head, *done_tail;
   bool writing, stopping, dir_dirty, release_pending;
+  bool trim_due; /* a round ran since the free list was last trimmed */
   uint64_t release_base, release_size;
   int fail_next_sync, fail_allocation;
   /* Writer thread only. */
@@ -87,10 +99,25 @@ static log_batch_t *writer_batch_get(log_writer_t *writer) {
   return batch;
 }
 
-static void writer_batch_free(log_batch_t *batch) {
+static size_t writer_batch_buffer_bytes(const log_batch_t *batch) {
+  return batch->bytes.cap + batch->record_cap * sizeof *batch->positions +
+         batch->append_cap * sizeof *batch->appends;
+}
+
+/* Returns whether the batch held any. */
+static bool writer_batch_free_buffers(log_batch_t *batch) {
+  bool held = writer_batch_buffer_bytes(batch) > 0;
   buf_free(&batch->bytes);
   free(batch->positions);
   free(batch->appends);
+  batch->positions = NULL;
+  batch->appends = NULL;
+  batch->record_cap = batch->append_cap = 0;
+  return held;
+}
+
+static void writer_batch_free(log_batch_t *batch) {
+  writer_batch_free_buffers(batch);
   free(batch);
 }
 
@@ -337,12 +364,40 @@ static void writer_done_push(log_writer_t *writer, log_batch_t *batch) {
   writer->done_tail = batch;
 }
 
+/* Frees the buffers of the batches on the free list (under the mutex) and
+ * returns whether there were any. */
+static bool writer_free_list_trim(log_writer_t *writer) {
+  bool freed = false;
+  for (log_batch_t *batch = writer->free_list; batch; batch = batch->next)
+    freed |= writer_batch_free_buffers(batch);
+  return freed;
+}
+
+/* Waits (mutex held) for work; after a round, at most IDLE_TRIM_MS before
+ * trimming the free list once. */
+static void writer_wait_work(log_writer_t *writer) {
+  if (!writer->trim_due) {
+    pthread_cond_wait(&writer->work, &writer->mutex);
+    return;
+  }
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_nsec += IDLE_TRIM_MS * 1000000L;
+  deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+  deadline.tv_nsec %= 1000000000L;
+  if (pthread_cond_timedwait(&writer->work, &writer->mutex, &deadline) != ETIMEDOUT) return;
+  writer->trim_due = false;
+  if (!writer_free_list_trim(writer)) return;
+  pthread_mutex_unlock(&writer->mutex);
+  malloc_trim(0);
+  pthread_mutex_lock(&writer->mutex);
+}
+
 static void *writer_thread_main(void *arg) {
   log_writer_t *writer = arg;
   pthread_mutex_lock(&writer->mutex);
   for (;;) {
-    while (!writer_has_work(writer) && !writer->stopping)
-      pthread_cond_wait(&writer->work, &writer->mutex);
+    while (!writer_has_work(writer) && !writer->stopping) writer_wait_work(writer);
     if (!writer_has_work(writer)) break;
     writer_round_t round = writer_take_round(writer);
     bool sync_dir = writer->dir_dirty;
@@ -363,6 +418,7 @@ static void *writer_thread_main(void *arg) {
     if (round.release) writer_done_push(writer, round.release);
     for (size_t i = 0; i < round.count; i++) writer_done_push(writer, round.batches[i]);
     writer->writing = false;
+    writer->trim_due = true;
     pthread_cond_broadcast(&writer->idle);
     if (round.release || round.count) {
       pthread_mutex_unlock(&writer->mutex);
@@ -384,7 +440,11 @@ log_writer_t *log_writer_start(const log_writer_config_t *config) {
       config->active_allocated > config->active_size ? config->active_allocated : config->active_size;
   writer->fd = config->active_fd;
   pthread_mutex_init(&writer->mutex, NULL);
-  pthread_cond_init(&writer->work, NULL);
+  pthread_condattr_t work_attr;
+  pthread_condattr_init(&work_attr);
+  pthread_condattr_setclock(&work_attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&writer->work, &work_attr);
+  pthread_condattr_destroy(&work_attr);
   pthread_cond_init(&writer->idle, NULL);
   if (pthread_create(&writer->thread, NULL, writer_thread_main, writer) != 0) {
     log_error("store: cannot start the log writer thread");
@@ -411,6 +471,17 @@ void log_writer_recycle(log_writer_t *writer, log_batch_t *batch) {
   batch->next = writer->free_list;
   writer->free_list = batch;
   pthread_mutex_unlock(&writer->mutex);
+}
+
+size_t log_writer_buffer_bytes(log_writer_t *writer) {
+  pthread_mutex_lock(&writer->mutex);
+  size_t bytes = 0;
+  for (int i = 0; i < 2; i++)
+    if (writer->filling[i]) bytes += writer_batch_buffer_bytes(writer->filling[i]);
+  for (const log_batch_t *batch = writer->free_list; batch; batch = batch->next)
+    bytes += writer_batch_buffer_bytes(batch);
+  pthread_mutex_unlock(&writer->mutex);
+  return bytes;
 }
 
 void log_writer_wait_idle(log_writer_t *writer) {

@@ -69,6 +69,10 @@ typedef struct {
   void *context;
 } log_writer_config_t;
 
+/* Bytes of buffer the batches hold (encoded appends, positions, callbacks);
+ * freed once the log has been idle a moment (log_writer.c). */
+size_t log_writer_buffer_bytes(log_writer_t *writer);
+
 log_writer_t *log_writer_start(const log_writer_config_t *config);
 /* Encodes the records into the filling batch and wakes the writer. */
 void log_writer_append(log_writer_t *writer, const store_record_t *records, size_t count,

@@ -298,6 +298,7 @@ void store_get_stats(const store_t *store, store_stats_t *stats) {
   stats->segments = (uint32_t)store->segments.count;
   stats->appends = store->appends;
   stats->fsyncs = store->fsyncs;
+  stats->buffer_bytes = log_writer_buffer_bytes(store->writer);
 }
 
 void store_debug_fail_next_sync(store_t *store, int error) {

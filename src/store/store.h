@@ -113,6 +113,7 @@ typedef struct {
   uint64_t live_bytes;
   uint32_t segments;
   uint64_t appends, fsyncs; /* store_append calls and fdatasyncs since open */
+  uint64_t buffer_bytes;    /* the writer's encoding buffers, freed when idle */
 } store_stats_t;
 void store_get_stats(const store_t *store, store_stats_t *stats);
 

@@ -879,6 +879,35 @@ static void bench_done(void *data, int status, const uint64_t *positions) {
   }
 }
 
+static void count_done(void *data, int status, const uint64_t *positions) {
+  (void)positions;
+  assert_int_equal(status, 0);
+  (*(int *)data)++;
+}
+
+/* A burst's write buffers are given back once the log is idle, so they do
+ * not stay in the server's RSS beside the backlog (issue 14). */
+static void test_write_buffers_released_when_idle(void **state) {
+  fixture_t *f = *state;
+  store_t *store = open_store(f, 0);
+  static char body[10000];
+  memset(body, 'b', sizeof body);
+  store_record_t records[100];
+  for (int i = 0; i < 100; i++) records[i] = make_put((uint64_t)i, body, sizeof body);
+  int done = 0;
+  for (int i = 0; i < 10; i++) store_append(store, records, 100, count_done, &done);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  store_stats_t stats;
+  assert_int_equal(done, 10);
+  for (int waited_ms = 0; waited_ms < 5000; waited_ms += 10) {
+    store_get_stats(store, &stats);
+    if (stats.buffer_bytes == 0) break;
+    usleep(10000);
+  }
+  assert_int_equal(stats.buffer_bytes, 0);
+  close_store(f, store);
+}
+
 static void test_throughput(void **state) {
   fixture_t *f = *state;
   store_t *store = open_store(f, 0);
@@ -931,6 +960,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_full_disk_one_segment, setup, teardown),
       cmocka_unit_test_setup_teardown(test_full_disk_many_segments, setup, teardown),
       cmocka_unit_test_setup_teardown(test_drained_active_segment_is_released, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_write_buffers_released_when_idle, setup, teardown),
       cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,6 +74,13 @@ void api_admin_accounts_list(api_call_t *call) {
   api_reply_ok(call, list, NULL);
 }
 
+static void token_json_time(json_t *json, const char *key, uint64_t ms) {
+  if (!ms) return;
+  char text[32];
+  clock_format_iso8601(ms, text);
+  json_object_set_new(json, key, json_string(text));
+}
+
 static json_t *token_json(const control_token_t *token) {
   char created[32];
   clock_format_iso8601(token->created_ms, created);
@@ -81,9 +88,38 @@ static json_t *token_json(const control_token_t *token) {
   if (token->permissions & PERMISSION_READ) json_array_append_new(permissions, json_string("queues_read"));
   if (token->permissions & PERMISSION_WRITE)
     json_array_append_new(permissions, json_string("queues_write"));
-  return json_pack("{s:s, s:s, s:o, s:o, s:s}", "id", token->id, "name", token->name,
-                   "account_id", token->account_id[0] ? json_string(token->account_id) : json_null(),
-                   "permissions", permissions, "created_on", created);
+  json_t *json = json_pack("{s:s, s:s, s:o, s:o, s:s}", "id", token->id, "name", token->name, "account_id",
+                            token->account_id[0] ? json_string(token->account_id) : json_null(),
+                            "permissions", permissions, "created_on", created);
+  token_json_time(json, "not_before", token->not_before_ms);
+  token_json_time(json, "expires_on", token->expires_on_ms);
+  return json;
+}
+
+/* not_before / expires_on: Cloudflare's RFC 3339 times bounding when the
+ * token works; absent means unbounded. An expiry must follow not_before and
+ * lie ahead, or the token would be dead on arrival. */
+static bool read_window(api_call_t *call, control_token_window_t *out) {
+  const char *names[2] = {"not_before", "expires_on"};
+  uint64_t *fields[2] = {&out->not_before_ms, &out->expires_on_ms};
+  for (int i = 0; i < 2; i++) {
+    const char *text = NULL;
+    if (!params_string(call, call->body, names[i], &text)) return false;
+    if (text && !clock_parse_iso8601(text, fields[i])) {
+      api_reply_error(call, 400, API_ERR_INVALID_REQUEST,
+                      "Invalid %s: must be an RFC 3339 time such as 2030-01-01T00:00:00Z", names[i]);
+      return false;
+    }
+  }
+  if (out->expires_on_ms && out->expires_on_ms <= clock_now_ms()) {
+    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Invalid expires_on: it must be in the future");
+    return false;
+  }
+  if (out->expires_on_ms && out->expires_on_ms <= out->not_before_ms) {
+    api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Invalid expires_on: it must be after not_before");
+    return false;
+  }
+  return true;
 }
 
 /* permissions: ["queues_read", "queues_write"]; absent means both. */
@@ -113,8 +149,10 @@ invalid:
 void api_admin_tokens_create(api_call_t *call) {
   const char *name = NULL, *account_id = NULL;
   unsigned permissions;
+  control_token_window_t window = {0};
   if (!params_string(call, call->body, "name", &name) ||
-      !params_string(call, call->body, "account_id", &account_id) || !read_permissions(call, &permissions))
+      !params_string(call, call->body, "account_id", &account_id) || !read_permissions(call, &permissions) ||
+      !read_window(call, &window))
     return;
   if (name && strlen(name) > 100) { /* stored whole: never cut mid-character */
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "name must be at most 100 characters");
@@ -129,7 +167,7 @@ void api_admin_tokens_create(api_call_t *call) {
   char secret[65];
   control_token_t token;
   int rc = control_token_create(call->api->control, account_id ? account_id : "", permissions,
-                                name ? name : "", NULL, secret, &token);
+                                name ? name : "", NULL, secret, &token, &window);
   if (rc != CONTROL_OK) {
     api_reply_control_error(call, rc, "token");
     return;

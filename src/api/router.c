@@ -126,6 +126,23 @@ static const char *request_token(http_exchange_t *exchange) {
   return http_exchange_header(exchange, "x-auth-key");
 }
 
+/* A token's not_before / expires_on hold on every request (the cache keeps
+ * the window with the token); outside it the token is refused as Cloudflare
+ * refuses one: 401, code 10000, here saying when it expired. */
+static bool call_token_in_window(api_call_t *call) {
+  uint64_t now = clock_now_ms();
+  const control_token_t *token = &call->token;
+  bool early = now < token->not_before_ms, expired = token->expires_on_ms && now >= token->expires_on_ms;
+  if (!early && !expired) return true;
+  char when[32];
+  clock_format_iso8601(early ? token->not_before_ms : token->expires_on_ms, when);
+  api_reply_error(call, 401, API_ERR_AUTHENTICATION,
+                  early ? "Authentication error: the API token is not valid before %s"
+                        : "Authentication error: the API token expired at %s",
+                  when);
+  return false;
+}
+
 static bool call_authenticate(api_call_t *call) {
   const char *secret = request_token(call->exchange);
   if (!secret || !*secret) {
@@ -133,7 +150,7 @@ static bool call_authenticate(api_call_t *call) {
     return false;
   }
   int rc = control_token_authenticate(call->api->control, secret, &call->token);
-  if (rc == CONTROL_OK) return true;
+  if (rc == CONTROL_OK) return call_token_in_window(call);
   if (rc == CONTROL_ERR_NOT_FOUND)
     api_reply_error(call, 401, API_ERR_AUTHENTICATION, "Authentication error: invalid API token");
   else

@@ -169,10 +169,12 @@ static const command_spec_t parse_commands[] = {
     {{"tokens", "create"}, CLI_TOKENS_CREATE, "POST", CLI_SCOPE_ROOT, "/user/tokens", {{0}},
      {{"permissions", OPT_LIST, "permissions", "queues_read,queues_write"},
       {"account", OPT_STRING, "account_id", "ID"},
-      {"admin", OPT_SWITCH, "admin", NULL}, {"name", OPT_STRING, "name", "NAME"}},
+      {"admin", OPT_SWITCH, "admin", NULL}, {"name", OPT_STRING, "name", "NAME"},
+      {"not-before", OPT_STRING, "not_before", "TIME"}, {"expires-on", OPT_STRING, "expires_on", "TIME"}},
      "{\"permissions\":[\"queues_read\",\"queues_write\"]}", NULL,
      "Create an API token for --account (default WHARF_ACCOUNT_ID), or with --admin for\n"
-     "      every account and their administration; prints the secret once"},
+     "      every account and their administration, valid from --not-before until\n"
+     "      --expires-on (RFC 3339 times, e.g. 2030-01-01T00:00:00Z); prints the secret once"},
     {{"tokens", "list"}, CLI_TOKENS_LIST, "GET", CLI_SCOPE_ROOT, "/user/tokens", {{0}}, {{0}},
      NULL, NULL, "List API tokens (never their secrets)"},
     {{"tokens", "revoke"}, CLI_TOKENS_REVOKE, "DELETE", CLI_SCOPE_ROOT, "/user/tokens",

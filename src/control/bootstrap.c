@@ -84,7 +84,7 @@ static int bootstrap_create(control_t *control, const char *credentials_path,
   if (rc != CONTROL_OK) return rc;
   memcpy(account_id_out, account.id, sizeof account.id);
   rc = control_token_create(control, "", PERMISSION_READ | PERMISSION_WRITE,
-                            BOOTSTRAP_TOKEN_NAME, env_secret, secret_out, NULL);
+                            BOOTSTRAP_TOKEN_NAME, env_secret, secret_out, NULL, NULL);
   if (rc == CONTROL_ERR_INVALID)
     log_error("control: " ENV_TOKEN_NAME " must be 1 to 64 characters long");
   if (rc != CONTROL_OK || (env_account_id && env_secret)) return rc;
@@ -131,7 +131,7 @@ static int bootstrap_adopt_env(control_t *control) {
   int rc = control_token_authenticate(control, env_secret, NULL);
   if (rc != CONTROL_ERR_NOT_FOUND) return rc;
   rc = control_token_create(control, "", PERMISSION_READ | PERMISSION_WRITE, ENV_TOKEN_NAME,
-                            env_secret, NULL, NULL);
+                            env_secret, NULL, NULL, NULL);
   if (rc == CONTROL_ERR_INVALID)
     log_error("control: " ENV_TOKEN_NAME " must be 1 to 64 characters long");
   else if (rc == CONTROL_OK)

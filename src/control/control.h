@@ -54,6 +54,8 @@ typedef struct {
   char account_id[33];    /* "" for an admin token */
   unsigned permissions;   /* PERMISSION_* bits */
   uint64_t created_ms;
+  uint64_t not_before_ms; /* 0: valid from creation */
+  uint64_t expires_on_ms; /* 0: never expires */
 } control_token_t;
 
 typedef struct {
@@ -119,13 +121,23 @@ int control_account_get(control_t *control, const char *id, control_account_t *o
 int control_account_list(control_t *control, void (*fn)(void *arg, const control_account_t *),
                          void *arg);
 
+/* When a token may be used (ms since the epoch, 0 = unbounded). */
+typedef struct {
+  uint64_t not_before_ms;
+  uint64_t expires_on_ms;
+} control_token_window_t;
+
 /* Creates a token; secret_out receives the plain token (shown once): the
  * given secret (1-64 chars, else CONTROL_ERR_INVALID) or 40 random base64url
- * characters. NOT_FOUND if the account does not exist. */
+ * characters. window_or_null bounds when it is valid (NULL: always).
+ * NOT_FOUND if the account does not exist. */
 int control_token_create(control_t *control, const char *account_id_or_empty,
                          unsigned permissions, const char *name, const char *secret_or_null,
-                         char secret_out[65], control_token_t *out);
-/* Finds the token by its secret (hash lookup); CONTROL_ERR_NOT_FOUND if none. */
+                         char secret_out[65], control_token_t *out,
+                         const control_token_window_t *window_or_null);
+/* Finds the token by its secret (hash lookup); CONTROL_ERR_NOT_FOUND if none.
+ * It does not check the token's window: the caller compares not_before_ms /
+ * expires_on_ms with its clock, so it can say which bound failed. */
 int control_token_authenticate(control_t *control, const char *secret, control_token_t *out);
 int control_token_list(control_t *control, void (*fn)(void *arg, const control_token_t *),
                        void *arg);

@@ -8,6 +8,10 @@
  * in-memory cache of recent successes, then through a prepared statement on
  * the unique index. Revoking a token empties the cache, so a revoked token
  * stops working on the next request.
+ *
+ * A token may carry a validity window (not_before / expires_on, as
+ * Cloudflare's tokens do); it is stored and returned here, and enforced by
+ * the router's authentication on every request against clock_now_ms().
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +26,7 @@
 #define TOKEN_RANDOM_BYTES 30
 #define TOKEN_SECRET_MAX 64
 
-#define TOKEN_COLUMNS "id, name, account_id, permissions, created_ms"
+#define TOKEN_COLUMNS "id, name, account_id, permissions, created_ms, not_before_ms, expires_on_ms"
 
 static void token_from_row(sqlite3_stmt *statement, control_token_t *out) {
   control_column_text(statement, 0, out->id, sizeof out->id);
@@ -30,6 +34,13 @@ static void token_from_row(sqlite3_stmt *statement, control_token_t *out) {
   control_column_text(statement, 2, out->account_id, sizeof out->account_id);
   out->permissions = (unsigned)sqlite3_column_int(statement, 3);
   out->created_ms = (uint64_t)sqlite3_column_int64(statement, 4);
+  out->not_before_ms = (uint64_t)sqlite3_column_int64(statement, 5); /* NULL reads as 0 */
+  out->expires_on_ms = (uint64_t)sqlite3_column_int64(statement, 6);
+}
+
+static void token_bind_ms_or_null(sqlite3_stmt *statement, int index, uint64_t ms) {
+  if (ms) sqlite3_bind_int64(statement, index, (sqlite3_int64)ms);
+  else sqlite3_bind_null(statement, index);
 }
 
 static void token_secret_generate(char secret_out[65]) {
@@ -44,20 +55,23 @@ static void token_secret_generate(char secret_out[65]) {
 static int token_insert(control_t *control, const control_token_t *token, const char *hash) {
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_TOKEN_INSERT,
-      "INSERT INTO tokens (" TOKEN_COLUMNS ", secret_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      "INSERT INTO tokens (" TOKEN_COLUMNS ", secret_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   if (!statement) return CONTROL_ERR_DATABASE;
   sqlite3_bind_text(statement, 1, token->id, -1, SQLITE_STATIC);
   sqlite3_bind_text(statement, 2, token->name, -1, SQLITE_STATIC);
   control_bind_text_or_null(statement, 3, token->account_id);
   sqlite3_bind_int(statement, 4, (int)token->permissions);
   sqlite3_bind_int64(statement, 5, (sqlite3_int64)token->created_ms);
-  sqlite3_bind_text(statement, 6, hash, -1, SQLITE_STATIC);
+  token_bind_ms_or_null(statement, 6, token->not_before_ms);
+  token_bind_ms_or_null(statement, 7, token->expires_on_ms);
+  sqlite3_bind_text(statement, 8, hash, -1, SQLITE_STATIC);
   return control_step_done(control, statement, "creating a token");
 }
 
 int control_token_create(control_t *control, const char *account_id_or_empty,
                          unsigned permissions, const char *name, const char *secret_or_null,
-                         char secret_out[65], control_token_t *out) {
+                         char secret_out[65], control_token_t *out,
+                         const control_token_window_t *window_or_null) {
   char secret[TOKEN_SECRET_MAX + 1];
   if (secret_or_null) {
     size_t len = strlen(secret_or_null);
@@ -67,6 +81,10 @@ int control_token_create(control_t *control, const char *account_id_or_empty,
     token_secret_generate(secret);
   }
   control_token_t token = {.permissions = permissions, .created_ms = clock_now_ms()};
+  if (window_or_null) {
+    token.not_before_ms = window_or_null->not_before_ms;
+    token.expires_on_ms = window_or_null->expires_on_ms;
+  }
   crypto_random_hex(token.id, CONTROL_ID_LEN / 2);
   snprintf(token.name, sizeof token.name, "%s", name);
   snprintf(token.account_id, sizeof token.account_id, "%s",

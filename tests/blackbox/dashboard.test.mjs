@@ -283,6 +283,31 @@ test('overview: backlog, operations and concurrency charts from the GraphQL Anal
   }
 });
 
+test('errors: a token that expires while the page is open is shown as expired', async () => {
+  const now = Math.floor(Date.now() / 60000) * 60000;
+  const clocked = await startServer({ env: { WHARF_TEST_CLOCK_MS: String(now) } });
+  try {
+    const expiresOn = new Date(now + 60000).toISOString();
+    const created = await clocked.api('POST', '/user/tokens', { account_id: clocked.accountId, expires_on: expiresOn });
+    assert.equal(created.status, 200, created.text);
+    await clocked.api('POST', clocked.acct('/queues'), { queue_name: 'before-expiry' });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(clocked.url + '/');
+    await page.fill('#token', created.json.result.value);
+    await page.press('#token', 'Enter');
+    await page.locator('#queues tr', { hasText: 'before-expiry' }).waitFor();
+    const moved = await clocked.api('PUT', '/wharf/test-clock', { now_ms: now + 60000 }); // the token's last moment passes
+    assert.equal(moved.status, 200, moved.text);
+    await page.click('#refresh');
+    await errorText(page).filter({ hasText: `401: Authentication error: the API token expired at ${expiresOn}` }).waitFor();
+    await screenshot(page, 'expired-token');
+    await context.close();
+  } finally {
+    await clocked.dispose();
+  }
+});
+
 test('errors: a wrong token, a 403 and a server that went away are shown as clear messages', async () => {
   let page = await signIn('not-a-token');
   await errorText(page).filter({ hasText: /^401: / }).waitFor();

@@ -208,6 +208,13 @@ static void test_admin_commands(void **state) {
   assert_body(&req, "{\"permissions\":[\"queues_read\"],\"account_id\":\"0123\",\"name\":\"ro\"}");
   cli_request_free(&req);
 
+  assert_int_equal(PARSE(&req, "tokens", "create", "--admin", "--not-before", "2030-01-01T00:00:00Z",
+                         "--expires-on", "2030-02-01T00:00:00Z"),
+                   CLI_PARSE_OK);
+  assert_body(&req, "{\"permissions\":[\"queues_read\",\"queues_write\"],"
+                    "\"not_before\":\"2030-01-01T00:00:00Z\",\"expires_on\":\"2030-02-01T00:00:00Z\"}");
+  cli_request_free(&req);
+
   assert_int_equal(PARSE(&req, "tokens", "create", "--admin"), CLI_PARSE_OK);
   assert_true(req.admin);
   assert_body(&req, "{\"permissions\":[\"queues_read\",\"queues_write\"]}");

@@ -264,11 +264,11 @@ static void test_tokens(void **state) {
   char reader_secret[65], admin_secret[65];
   control_token_t reader, admin, found;
   assert_int_equal(control_token_create(f->control, account.id, PERMISSION_READ, "reader", NULL,
-                                        reader_secret, &reader),
+                                        reader_secret, &reader, NULL),
                    CONTROL_OK);
   assert_int_equal(strlen(reader_secret), 40);
   assert_int_equal(control_token_create(f->control, "", PERMISSION_READ | PERMISSION_WRITE,
-                                        "admin", "given-secret", admin_secret, &admin),
+                                        "admin", "given-secret", admin_secret, &admin, NULL),
                    CONTROL_OK);
   assert_string_equal(admin_secret, "given-secret");
 
@@ -281,6 +281,22 @@ static void test_tokens(void **state) {
   assert_string_equal(found.id, admin.id);
   assert_string_equal(found.account_id, "");
   assert_int_equal(found.permissions, PERMISSION_READ | PERMISSION_WRITE);
+  assert_int_equal(found.not_before_ms, 0);
+  assert_int_equal(found.expires_on_ms, 0);
+
+  /* A validity window is stored with the token and read back, also past
+   * the authentication cache (a fresh open). */
+  char windowed_secret[65];
+  control_token_window_t window = {.not_before_ms = 1000, .expires_on_ms = 4102444800000};
+  assert_int_equal(control_token_create(f->control, "", PERMISSION_READ, "windowed", NULL, windowed_secret,
+                                        NULL, &window),
+                   CONTROL_OK);
+  control_close(f->control);
+  assert_int_equal(control_open(f->dir, &f->control), CONTROL_OK);
+  assert_int_equal(control_token_authenticate(f->control, windowed_secret, &found), CONTROL_OK);
+  assert_int_equal(found.not_before_ms, 1000);
+  assert_int_equal(found.expires_on_ms, 4102444800000);
+  assert_int_equal(control_token_revoke(f->control, found.id), CONTROL_OK);
 
   /* Wrong secrets, including a prefix and a case change of a real one. */
   assert_int_equal(control_token_authenticate(f->control, "nope", &found), CONTROL_ERR_NOT_FOUND);
@@ -293,16 +309,16 @@ static void test_tokens(void **state) {
   /* Bad inputs change nothing. */
   char secret[65];
   assert_int_equal(control_token_create(f->control, "ffffffffffffffffffffffffffffffff",
-                                        PERMISSION_READ, "orphan", NULL, secret, NULL),
+                                        PERMISSION_READ, "orphan", NULL, secret, NULL, NULL),
                    CONTROL_ERR_NOT_FOUND);
   char long_secret[66];
   memset(long_secret, 'x', 65);
   long_secret[65] = '\0';
   assert_int_equal(control_token_create(f->control, "", PERMISSION_READ, "long", long_secret,
-                                        secret, NULL),
+                                        secret, NULL, NULL),
                    CONTROL_ERR_INVALID);
   assert_int_equal(control_token_create(f->control, "", PERMISSION_READ, "dup", "given-secret",
-                                        secret, NULL),
+                                        secret, NULL, NULL),
                    CONTROL_ERR_EXISTS);
 
   token_list_t list = {0};
@@ -329,7 +345,7 @@ static bool memory_contains(const char *haystack, size_t len, const char *needle
 static void test_token_secret_not_stored(void **state) {
   fixture_t *f = *state;
   char secret[65];
-  assert_int_equal(control_token_create(f->control, "", PERMISSION_READ, "t", NULL, secret, NULL),
+  assert_int_equal(control_token_create(f->control, "", PERMISSION_READ, "t", NULL, secret, NULL, NULL),
                    CONTROL_OK);
   char hash[65];
   crypto_sha256_hex(secret, strlen(secret), hash);
@@ -380,7 +396,7 @@ static void test_token_authentication_rate(void **state) {
   char secrets[4][65];
   for (int i = 0; i < 4; i++)
     assert_int_equal(control_token_create(f->control, "", PERMISSION_READ, "t", NULL, secrets[i],
-                                          NULL),
+                                          NULL, NULL),
                      CONTROL_OK);
   enum { ROUNDS = 100000 };
   control_token_t token;
@@ -580,7 +596,7 @@ static void test_transaction_rollback(void **state) {
   assert_int_equal(control_queue_create(f->control, &in, NULL), CONTROL_OK);
   char secret[65];
   assert_int_equal(control_token_create(f->control, a.id, PERMISSION_READ, "undone", NULL, secret,
-                                        NULL),
+                                        NULL, NULL),
                    CONTROL_OK);
   assert_int_equal(control_token_authenticate(f->control, secret, NULL), CONTROL_OK);
   assert_int_equal(control_transaction_rollback(f->control), CONTROL_OK);
@@ -757,7 +773,7 @@ static void test_reopen_keeps_everything(void **state) {
   char secret[65];
   control_token_t token;
   assert_int_equal(control_token_create(f->control, a.id, PERMISSION_WRITE, "w", NULL, secret,
-                                        &token),
+                                        &token, NULL),
                    CONTROL_OK);
   control_queue_t in = queue_named(a.id, "orders"), queue;
   in.delivery_delay_s = 5;
@@ -809,7 +825,7 @@ static void test_schema_version(void **state) {
   sqlite3_stmt *statement;
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &statement, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(statement, 0), 2);
+  assert_int_equal(sqlite3_column_int(statement, 0), 3);
   sqlite3_finalize(statement);
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &statement, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(statement), SQLITE_ROW);
@@ -857,16 +873,40 @@ static void test_migration_from_version_1(void **state) {
   f->control = NULL;
   assert_int_equal(db_exec(f, "DROP TRIGGER queues_counted; DROP TRIGGER queues_uncounted;"
                               "ALTER TABLE accounts DROP COLUMN queue_count;"
+                              "ALTER TABLE tokens DROP COLUMN not_before_ms;"
+                              "ALTER TABLE tokens DROP COLUMN expires_on_ms;"
                               "PRAGMA user_version = 1"),
                    SQLITE_OK);
   assert_int_equal(control_open(f->dir, &f->control), CONTROL_OK);
-  assert_int_equal(db_int(f, "PRAGMA user_version"), 2);
+  assert_int_equal(db_int(f, "PRAGMA user_version"), 3);
   assert_int_equal(db_int(f, "SELECT queue_count FROM accounts"), 3);
   control_queue_t in = queue_named(a.id, "q3"), created;
   assert_int_equal(control_queue_create(f->control, &in, &created), CONTROL_OK);
   assert_int_equal(db_int(f, "SELECT queue_count FROM accounts"), 4);
   assert_int_equal(control_queue_delete(f->control, a.id, created.id), CONTROL_OK);
   assert_int_equal(db_int(f, "SELECT queue_count FROM accounts"), 3);
+}
+
+/* A version 2 file (tokens without a validity window) keeps its tokens
+ * working, unbounded, after the migration. */
+static void test_migration_from_version_2(void **state) {
+  fixture_t *f = *state;
+  char secret[65];
+  control_token_t token, found;
+  assert_int_equal(control_token_create(f->control, "", PERMISSION_READ, "old", NULL, secret, &token, NULL),
+                   CONTROL_OK);
+  control_close(f->control);
+  f->control = NULL;
+  assert_int_equal(db_exec(f, "ALTER TABLE tokens DROP COLUMN not_before_ms;"
+                              "ALTER TABLE tokens DROP COLUMN expires_on_ms;"
+                              "PRAGMA user_version = 2"),
+                   SQLITE_OK);
+  assert_int_equal(control_open(f->dir, &f->control), CONTROL_OK);
+  assert_int_equal(db_int(f, "PRAGMA user_version"), 3);
+  assert_int_equal(control_token_authenticate(f->control, secret, &found), CONTROL_OK);
+  assert_string_equal(found.id, token.id);
+  assert_int_equal(found.not_before_ms, 0);
+  assert_int_equal(found.expires_on_ms, 0);
 }
 
 int main(void) {
@@ -896,6 +936,8 @@ int main(void) {
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_schema_version, fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_migration_from_version_1, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_migration_from_version_2, fixture_setup,
                                       fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -80,9 +80,10 @@ static const char *const migrations[] = {
     "CREATE TRIGGER queues_uncounted AFTER DELETE ON queues BEGIN"
     "  UPDATE accounts SET queue_count = queue_count - 1 WHERE id = OLD.account_id; END;",
     /* 3: a token's validity window (Cloudflare's not_before / expires_on);
-     * NULL = unbounded, so every existing token keeps working */
-    "ALTER TABLE tokens ADD COLUMN not_before_ms INTEGER;"
-    "ALTER TABLE tokens ADD COLUMN expires_on_ms INTEGER;",
+     * NULL = unbounded, so every existing token keeps working (in
+     * parentheses: clang takes two short literals for a missing comma) */
+    ("ALTER TABLE tokens ADD COLUMN not_before_ms INTEGER;"
+     "ALTER TABLE tokens ADD COLUMN expires_on_ms INTEGER;"),
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

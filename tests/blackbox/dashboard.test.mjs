@@ -24,14 +24,18 @@ after(async () => {
   if (server) await server.dispose();
 });
 
-/* A fresh tab signed in with token; errors in the page's script fail. */
-async function signIn(token = server.token, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
+const DESKTOP = { width: 1280, height: 800 };
+
+/* A fresh tab on server at, signed in with token; errors in the page's
+ * script fail. The browser's clock reads UTC, so tests can say which times
+ * the page labels. */
+async function signIn(token = server.token, viewport = DESKTOP, at = server) {
+  const context = await browser.newContext({ viewport, timezoneId: 'UTC', locale: 'en-GB' });
   const page = await context.newPage();
   const scriptErrors = [];
   page.on('pageerror', (e) => scriptErrors.push(e.message));
   page.on('close', () => assert.deepEqual(scriptErrors, [], 'no script errors'));
-  await page.goto(server.url + '/');
+  await page.goto(at.url + '/');
   await page.fill('#token', token);
   await page.press('#token', 'Enter'); // the keyboard signs in
   return page;
@@ -80,6 +84,57 @@ test('queues: list with backlog, search, create with settings', async () => {
   assert.equal(await page.locator('#queues tr').count(), 1);
   await screenshot(page, 'queues');
   await page.close();
+});
+
+test('accounts: a token that sees two accounts picks each and sees its queues, and the pick survives a reload', async () => {
+  const two = await startServer();
+  try {
+    const second = await two.api('POST', '/accounts', { name: 'second account' });
+    assert.equal(second.status, 200, second.text);
+    const secondId = second.json.result.id;
+    const made = await two.api('POST', '/user/tokens', { name: 'sees both' }); // no account_id: every account
+    assert.equal(made.status, 200, made.text);
+    const token = made.json.result.value;
+    for (const [id, name] of [[two.accountId, 'first-only'], [secondId, 'second-only']]) {
+      const q = await two.api('POST', `/accounts/${id}/queues`, { queue_name: name });
+      assert.equal(q.status, 200, q.text);
+    }
+    const memberships = (await two.api('GET', '/memberships', undefined, { token })).json.result;
+    assert.deepEqual(memberships.map((m) => m.account.id).sort(), [two.accountId, secondId].sort());
+    const queueNames = async (id) => (await two.api('GET', `/accounts/${id}/queues`)).json.result.map((q) => q.queue_name);
+    const page = await signIn(token, DESKTOP, two);
+    await page.locator('#queues tr').first().waitFor();
+    assert.deepEqual((await page.locator('#account option').evaluateAll((os) => os.map((o) => o.value))).sort(),
+      memberships.map((m) => m.account.id).sort());
+    assert.equal(await page.locator('#account').isEnabled(), true, 'several accounts: the user picks');
+    for (const id of [secondId, two.accountId]) {
+      await page.selectOption('#account', id);
+      const names = await queueNames(id);
+      await page.locator('#queues tr', { hasText: names[0] }).waitFor();
+      assert.deepEqual(await page.locator('#queues tr td:first-child').allTextContents(), names);
+    }
+    await page.selectOption('#account', secondId);
+    await openQueue(page, 'second-only');
+    await page.click('#tab-messages');
+    await page.fill('#send-body', '"to the second account"');
+    await page.click('#send button');
+    const secondQueue = (await two.api('GET', `/accounts/${secondId}/queues`)).json.result[0];
+    await assertEventually(async () =>
+      (await two.api('GET', `/accounts/${secondId}/queues/${secondQueue.queue_id}/metrics`)).json.result.backlog_count === 1);
+    await page.reload();
+    await page.locator('#queues tr', { hasText: 'second-only' }).waitFor();
+    assert.equal(await page.locator('#account').inputValue(), secondId, 'the pick is kept in the tab');
+    await screenshot(page, 'accounts');
+    await page.close();
+
+    const bound = await signIn(await two.createToken('queues_read', secondId), DESKTOP, two);
+    await bound.locator('#queues tr', { hasText: 'second-only' }).waitFor();
+    assert.equal(await bound.locator('#account option').count(), 1);
+    assert.equal(await bound.locator('#account').isDisabled(), true, 'one account: nothing to pick');
+    await bound.close();
+  } finally {
+    await two.dispose();
+  }
 });
 
 test('messages: send text, JSON and a file with a delay; preview changes nothing; select and acknowledge', async () => {
@@ -260,11 +315,7 @@ test('overview: backlog, operations and concurrency charts from the GraphQL Anal
     for (let i = 0; i < 3; i++) await clocked.api('POST', clocked.acct(`/queues/${id}/messages`), { body: i });
     const moved = await clocked.api('PUT', '/wharf/test-clock', { now_ms: minute + 60000 }); // the minute is written
     assert.equal(moved.status, 200, moved.text);
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await page.goto(clocked.url + '/');
-    await page.fill('#token', clocked.token);
-    await page.press('#token', 'Enter');
+    const page = await signIn(clocked.token, DESKTOP, clocked);
     await page.click('button[aria-label="Open charts-q"]');
     await page.locator('#pane-overview[data-loaded="hour"]').waitFor().catch(async (e) => {
       throw new Error(`no charts (${e.message.split('\n')[0]}); the page says: ${await page.locator('#error').textContent()}`);
@@ -277,7 +328,7 @@ test('overview: backlog, operations and concurrency charts from the GraphQL Anal
     await page.locator('#pane-overview[data-loaded="week"]').waitFor();
     assert.deepEqual(await points('#chart-backlog'), [[minute - (minute % 3600000), 3]]);
     await screenshot(page, 'queue-overview');
-    await context.close();
+    await page.close();
   } finally {
     await clocked.dispose();
   }
@@ -291,18 +342,14 @@ test('errors: a token that expires while the page is open is shown as expired', 
     const created = await clocked.api('POST', '/user/tokens', { account_id: clocked.accountId, expires_on: expiresOn });
     assert.equal(created.status, 200, created.text);
     await clocked.api('POST', clocked.acct('/queues'), { queue_name: 'before-expiry' });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await page.goto(clocked.url + '/');
-    await page.fill('#token', created.json.result.value);
-    await page.press('#token', 'Enter');
+    const page = await signIn(created.json.result.value, DESKTOP, clocked);
     await page.locator('#queues tr', { hasText: 'before-expiry' }).waitFor();
     const moved = await clocked.api('PUT', '/wharf/test-clock', { now_ms: now + 60000 }); // the token's last moment passes
     assert.equal(moved.status, 200, moved.text);
     await page.click('#refresh');
     await errorText(page).filter({ hasText: `401: Authentication error: the API token expired at ${expiresOn}` }).waitFor();
     await screenshot(page, 'expired-token');
-    await context.close();
+    await page.close();
   } finally {
     await clocked.dispose();
   }

@@ -324,9 +324,21 @@ test('overview: backlog, operations and concurrency charts from the GraphQL Anal
     assert.deepEqual(await points('#chart-backlog'), [[minute, 3]]);
     assert.deepEqual(await points('#chart-operations'), [[minute, 3]], 'three writes');
     assert.deepEqual(await points('#chart-concurrency'), [[minute, 0]], 'no consumer');
+    const drawnAt = Date.now();
+    await assertAxes(page, '#chart-backlog', { values: ['0', '1', '2', '3'], tick: 600e3, length: 3600e3, now: drawnAt,
+      label: (t) => new Date(t).toISOString().slice(11, 16), point: [minute, 3] });
+    await assertAxes(page, '#chart-concurrency', { values: ['0', '0.5', '1'], tick: 600e3, length: 3600e3, now: drawnAt,
+      label: (t) => new Date(t).toISOString().slice(11, 16), point: [minute, 0] });
+    await page.selectOption('#range', 'day');
+    await page.locator('#pane-overview[data-loaded="day"]').waitFor();
+    await assertAxes(page, '#chart-operations', { values: ['0', '1', '2', '3'], tick: 4 * 3600e3, length: 86400e3, now: Date.now(),
+      label: (t) => new Date(t).toISOString().slice(11, 16), point: [minute - (minute % 900e3), 3] });
     await page.selectOption('#range', 'week');
     await page.locator('#pane-overview[data-loaded="week"]').waitFor();
     assert.deepEqual(await points('#chart-backlog'), [[minute - (minute % 3600000), 3]]);
+    const weekday = (t) => ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][new Date(t).getUTCDay()];
+    await assertAxes(page, '#chart-backlog', { values: ['0', '1', '2', '3'], tick: 86400e3, length: 604800e3, now: Date.now(),
+      label: (t) => `${weekday(t)} ${new Date(t).getUTCDate()}`, point: [minute - (minute % 3600000), 3] });
     await screenshot(page, 'queue-overview');
     await page.close();
   } finally {
@@ -379,6 +391,32 @@ test('errors: a wrong token, a 403 and a server that went away are shown as clea
   await errorText(page).filter({ hasText: 'The Wharf server cannot be reached' }).waitFor();
   await page.close();
 });
+
+/* A chart's axes (the browser runs in UTC): value labels from 0 up to the
+ * data's nice ceiling; time labels at every whole tick of the range ending
+ * at about now, written as label(t); the point drawn where the time labels
+ * put it along the axis and at its value against the value labels. */
+async function assertAxes(page, chart, { values, tick, length, now, label, point }) {
+  const labels = (axis, key) => page.locator(`${chart} .${axis} text`).evaluateAll((ts, k) =>
+    ts.map((t) => ({ value: Number(t.dataset[k]), text: t.textContent, x: Number(t.getAttribute('x')), y: Number(t.getAttribute('y')) })), key);
+  const ys = await labels('axis-y', 'value');
+  assert.deepEqual(ys.map((l) => l.text), values, `${chart}: value axis labels`);
+  assert.deepEqual(ys.map((l) => l.value), values.map(Number));
+  const xs = await labels('axis-x', 'time');
+  const times = xs.map((l) => l.value);
+  assert.ok(times.length >= 5, `${chart}: ${times.length} time labels`);
+  assert.ok(times.every((t, i) => t % tick === 0 && (i === 0 || t - times[i - 1] === tick)), `${chart}: a label every ${tick} ms`);
+  assert.ok(times[0] - tick < now - length - 5000 && times[0] >= now - length - 5000, `${chart}: the first label is the range's first whole tick`);
+  assert.ok(times[times.length - 1] <= now && times[times.length - 1] + tick > now - 5000, `${chart}: the last is the last before now`);
+  assert.deepEqual(xs.map((l) => l.text), times.map(label), `${chart}: time labels`);
+  const mark = await page.locator(`${chart} circle`).evaluate((c) => [Number(c.getAttribute('cx')), Number(c.getAttribute('cy'))]);
+  const [a, b] = [xs[0], xs[xs.length - 1]];
+  const expectedX = a.x + ((point[0] - a.value) / (b.value - a.value)) * (b.x - a.x);
+  assert.ok(Math.abs(mark[0] - expectedX) < 0.5, `${chart}: the point at x ${mark[0]}, its time says ${expectedX}`);
+  const [low, high] = [ys[0], ys[ys.length - 1]];
+  const expectedY = low.y + ((point[1] - low.value) / (high.value - low.value)) * (high.y - low.y);
+  assert.ok(Math.abs(mark[1] - expectedY) < 0.5, `${chart}: the point at y ${mark[1]}, its value says ${expectedY}`);
+}
 
 async function assertEventually(check, ms = 5000) {
   const end = Date.now() + ms;

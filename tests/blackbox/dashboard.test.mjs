@@ -26,16 +26,22 @@ after(async () => {
 
 const DESKTOP = { width: 1280, height: 800 };
 
-/* A fresh tab on server at, signed in with token; errors in the page's
- * script fail. The browser's clock reads UTC, so tests can say which times
- * the page labels. */
-async function signIn(token = server.token, viewport = DESKTOP, at = server) {
+/* A fresh tab with the dashboard of server at. */
+async function openPage(viewport = DESKTOP, at = server) {
   const context = await browser.newContext({ viewport, timezoneId: 'UTC', locale: 'en-GB' });
   const page = await context.newPage();
   const scriptErrors = [];
   page.on('pageerror', (e) => scriptErrors.push(e.message));
   page.on('close', () => assert.deepEqual(scriptErrors, [], 'no script errors'));
   await page.goto(at.url + '/');
+  return page;
+}
+
+/* A fresh tab on server at, signed in with token; errors in the page's
+ * script fail. The browser's clock reads UTC, so tests can say which times
+ * the page labels. */
+async function signIn(token = server.token, viewport = DESKTOP, at = server) {
+  const page = await openPage(viewport, at);
   await page.fill('#token', token);
   await page.press('#token', 'Enter'); // the keyboard signs in
   return page;
@@ -176,6 +182,53 @@ test('messages: send text, JSON and a file with a delay; preview changes nothing
   assert.equal(consumer.status, 200, consumer.text);
   const pulled = (await server.api('POST', server.acct(`/queues/${id}/messages/pull`), { batch_size: 10 })).json.result;
   assert.deepEqual(pulled.messages.map((m) => m.id), [before[1].id], 'the file waits out its 600 s delay');
+  await page.close();
+});
+
+test('keyboard only: sign in, open a queue, move across the tabs (arrows, Home, End) and send a message', async () => {
+  const { json } = await server.api('POST', server.acct('/queues'), { queue_name: 'keys-q' });
+  const id = json.result.queue_id;
+  const page = await openPage();
+  const focused = () => page.evaluate(() => document.activeElement.id || document.activeElement.getAttribute('aria-label'));
+  /* Tab until the focus is on selector; fails if it never gets there. */
+  const tabTo = async (selector) => {
+    for (let i = 0; i < 60; i++) {
+      await page.keyboard.press('Tab');
+      if (await page.evaluate((s) => document.activeElement.matches(s), selector)) return;
+    }
+    assert.fail(`Tab never reaches ${selector} (stuck at ${await focused()})`);
+  };
+  await tabTo('#token');
+  await page.keyboard.type(server.token);
+  await page.keyboard.press('Enter');
+  await page.locator('#queues tr', { hasText: 'keys-q' }).waitFor();
+  await tabTo('button[aria-label="Open keys-q"]');
+  await page.keyboard.press('Enter');
+  await page.locator('#detail-title', { hasText: 'keys-q' }).waitFor();
+  await tabTo('[role=tab]');
+  assert.equal(await focused(), 'tab-overview', 'Tab reaches the selected tab');
+  const shown = () => page.evaluate(() => ({
+    focus: document.activeElement.id,
+    selected: [...document.querySelectorAll('[role=tab][aria-selected=true]')].map((t) => t.id),
+    inTabOrder: [...document.querySelectorAll('[role=tab]')].filter((t) => t.tabIndex === 0).map((t) => t.id),
+    panes: [...document.querySelectorAll('[role=tabpanel]')].filter((p) => !p.hidden).map((p) => p.id),
+  }));
+  for (const [key, tab] of [['ArrowRight', 'messages'], ['ArrowRight', 'consumers'], ['End', 'settings'], ['ArrowRight', 'overview'],
+    ['ArrowLeft', 'settings'], ['Home', 'overview'], ['ArrowLeft', 'settings'], ['ArrowLeft', 'subscriptions'], ['Home', 'overview'],
+    ['ArrowRight', 'messages']]) {
+    await page.keyboard.press(key);
+    assert.deepEqual(await shown(), { focus: `tab-${tab}`, selected: [`tab-${tab}`], inTabOrder: [`tab-${tab}`], panes: [`pane-${tab}`] }, key);
+  }
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(), 'send-body', 'the other tabs are not in the tab order: Tab goes into the pane');
+  await page.keyboard.type('{"typed": "by keys"}');
+  await tabTo('#send button');
+  await page.keyboard.press('Enter');
+  await page.locator('#queues tr', { hasText: 'keys-q' }).locator('td.n').first().filter({ hasText: '1' }).waitFor();
+  const { messages } = (await server.api('POST', server.acct(`/queues/${id}/messages/peek`), { batch_size: 10 })).json.result;
+  assert.deepEqual(messages.map((m) => JSON.parse(Buffer.from(m.body, 'base64').toString())), [{ typed: 'by keys' }]);
+  assert.equal(await errorText(page).textContent(), '');
+  await screenshot(page, 'keyboard');
   await page.close();
 });
 

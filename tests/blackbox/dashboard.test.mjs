@@ -399,6 +399,63 @@ test('overview: backlog, operations and concurrency charts from the GraphQL Anal
   }
 });
 
+const PHONE = { width: 390, height: 844 };
+const PHONE_QUEUE = 'a-queue-with-a-name-long-enough-to-overflow-a-phone-screen';
+let phoneQueue; // the queue the phone-width tests show, with something in each tab
+
+function phoneQueueReady() {
+  phoneQueue ??= (async () => {
+    const made = async (method, path, body) => {
+      const res = await server.api(method, server.acct(path), body);
+      assert.equal(res.status, 200, res.text);
+      return res.json.result;
+    };
+    const id = (await made('POST', '/queues', { queue_name: PHONE_QUEUE })).queue_id;
+    await made('POST', `/queues/${id}/messages`, { body: { order: 'x'.repeat(60), nested: { list: [1, 2, 3] } } });
+    await made('POST', `/queues/${id}/messages`, { body: 'averyveryverylongwordwithoutanyspacesinitatall'.repeat(3), content_type: 'text' });
+    await made('POST', '/queues', { queue_name: PHONE_QUEUE + '-dlq' });
+    await made('POST', `/queues/${id}/consumers`, { type: 'http_pull', dead_letter_queue: PHONE_QUEUE + '-dlq', settings: { batch_size: 10 } });
+    await made('POST', '/event_subscriptions/subscriptions', {
+      name: 'a-subscription-with-a-long-name', enabled: true, source: { type: 'r2' },
+      events: ['bucket.created', 'bucket.deleted'], destination: { type: 'queues.queue', queue_id: id },
+    });
+  })();
+  return phoneQueue;
+}
+
+test('phone width: the sign-in page fits 390 px', async () => {
+  const page = await openPage(PHONE);
+  await page.locator('#token').waitFor();
+  await assertFitsPhone(page, 'sign-in');
+  await page.close();
+});
+
+test('phone width: the queue list fits 390 px', async () => {
+  await phoneQueueReady();
+  const page = await signIn(server.token, PHONE);
+  await page.locator('#queues tr', { hasText: PHONE_QUEUE }).first().waitFor();
+  await assertFitsPhone(page, 'queues');
+  await page.close();
+});
+
+for (const tab of ['overview', 'messages', 'consumers', 'subscriptions', 'settings']) {
+  test(`phone width: the queue's ${tab} tab fits 390 px`, async () => {
+    await phoneQueueReady();
+    const page = await signIn(server.token, PHONE);
+    await openQueue(page, PHONE_QUEUE);
+    await page.click(`#tab-${tab}`);
+    if (tab === 'overview') await page.locator('#pane-overview[data-loaded="hour"]').waitFor();
+    if (tab === 'messages') {
+      await page.click('#peek');
+      await page.locator('#messages tr').nth(1).waitFor();
+    }
+    if (tab === 'consumers') await page.locator('#consumers tr').first().waitFor();
+    if (tab === 'subscriptions') await page.locator('#subscriptions tr').first().waitFor();
+    await assertFitsPhone(page, tab);
+    await page.close();
+  });
+}
+
 test('errors: a token that expires while the page is open is shown as expired', async () => {
   const now = Math.floor(Date.now() / 60000) * 60000;
   const clocked = await startServer({ env: { WHARF_TEST_CLOCK_MS: String(now) } });
@@ -436,7 +493,7 @@ test('errors: a wrong token, a 403 and a server that went away are shown as clea
   assert.equal(await queueByName('not-allowed'), undefined);
   await page.close();
 
-  page = await signIn(server.token, { width: 390, height: 844 }); // phone width
+  page = await signIn(server.token, PHONE);
   await page.locator('#queues tr').first().waitFor();
   await screenshot(page, 'phone');
   await server.stop();
@@ -469,6 +526,25 @@ async function assertAxes(page, chart, { values, tick, length, now, label, point
   const [low, high] = [ys[0], ys[ys.length - 1]];
   const expectedY = low.y + ((point[1] - low.value) / (high.value - low.value)) * (high.y - low.y);
   assert.ok(Math.abs(mark[1] - expectedY) < 0.5, `${chart}: the point at y ${mark[1]}, its value says ${expectedY}`);
+}
+
+/* At a phone's width nothing scrolls sideways: the document is no wider
+ * than the viewport and no element reaches past either edge (a table in a
+ * scrolling box counts too). The page's screenshot is phone-<name>.png. */
+async function assertFitsPhone(page, name) {
+  const fit = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [];
+    for (const el of document.querySelectorAll('body *')) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue; // not shown
+      if (r.left < -0.5 || r.right > width + 0.5) wide.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} ${Math.round(r.left)}..${Math.round(r.right)}`);
+    }
+    return { scrollWidth: document.documentElement.scrollWidth, width, wide };
+  });
+  await screenshot(page, `phone-${name}`);
+  assert.ok(fit.scrollWidth <= fit.width, `${name}: the page is ${fit.scrollWidth} px wide at ${fit.width}`);
+  assert.deepEqual(fit.wide, [], `${name}: elements wider than the ${fit.width} px viewport`);
 }
 
 async function assertEventually(check, ms = 5000) {

@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const SHOT_DIR = path.join(process.env.WHARF_TEST_OUTPUT || path.join(repo, 'build/test-output'), 'dashboard');
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const SHOT_DIR = path.join(process.env.WHARF_TEST_OUTPUT || path.join(REPO, 'build/test-output'), 'dashboard');
 
 export async function launchBrowser() {
   try {

@@ -4,11 +4,15 @@
  * with headers that keep it from being framed or loading anything foreign.
  * Then a person's tasks in headless Chromium (browser.mjs) against this
  * real server, each action's effect checked through the REST API, a
- * screenshot of each page in build/test-output/dashboard/.
+ * screenshot of each page in build/test-output/dashboard/: queues, the
+ * account picker, each queue tab, the charts' axes, keyboard-only use, each
+ * page at a phone's width, and the errors a user can meet.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot } from './browser.mjs';
+import { launchBrowser, REPO, screenshot } from './browser.mjs';
 import { assertError, startServer } from './harness.mjs';
 
 let server;
@@ -26,13 +30,19 @@ after(async () => {
 
 const DESKTOP = { width: 1280, height: 800 };
 
-/* A fresh tab with the dashboard of server at. */
+/* A fresh tab with the dashboard of server at; on close, script errors or
+ * a request anywhere but that server fail the test. */
 async function openPage(viewport = DESKTOP, at = server) {
   const context = await browser.newContext({ viewport, timezoneId: 'UTC', locale: 'en-GB' });
   const page = await context.newPage();
   const scriptErrors = [];
+  const foreign = [];
   page.on('pageerror', (e) => scriptErrors.push(e.message));
-  page.on('close', () => assert.deepEqual(scriptErrors, [], 'no script errors'));
+  page.on('request', (r) => { if (!r.url().startsWith(at.url + '/')) foreign.push(r.url()); });
+  page.on('close', () => {
+    assert.deepEqual(scriptErrors, [], 'no script errors');
+    assert.deepEqual(foreign, [], 'nothing loaded from elsewhere');
+  });
   await page.goto(at.url + '/');
   return page;
 }
@@ -65,6 +75,9 @@ test('GET / is the dashboard page, with no secret in it', async () => {
   assert.equal(res.headers.get('x-frame-options'), 'DENY');
   assert.ok(!res.text.includes(server.token), 'no token in the page');
   assert.ok(!res.text.includes(server.accountId), 'no account id in the page');
+  const bytes = Buffer.byteLength(res.text);
+  const stated = Number(readFileSync(path.join(REPO, 'README.md'), 'utf8').match(/It is one file of ([\d,]+) bytes/)[1].replace(/,/g, ''));
+  assert.ok(Math.abs(stated - bytes) <= bytes * 0.05, `the README says the page is ${stated} bytes, it is ${bytes}: update it`);
   const script = res.text.slice(res.text.indexOf('<script>') + 8, res.text.indexOf('</script>'));
   assert.doesNotThrow(() => new Function(script), 'the page script compiles'); // eslint-disable-line no-new-func
 });
@@ -493,9 +506,8 @@ test('errors: a wrong token, a 403 and a server that went away are shown as clea
   assert.equal(await queueByName('not-allowed'), undefined);
   await page.close();
 
-  page = await signIn(server.token, PHONE);
+  page = await signIn();
   await page.locator('#queues tr').first().waitFor();
-  await screenshot(page, 'phone');
   await server.stop();
   await page.click('#refresh');
   await errorText(page).filter({ hasText: 'The Wharf server cannot be reached' }).waitFor();

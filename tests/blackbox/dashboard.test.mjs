@@ -528,7 +528,8 @@ async function assertAxes(page, chart, { values, tick, length, now, label, point
   const times = xs.map((l) => l.value);
   assert.ok(times.length >= 5, `${chart}: ${times.length} time labels`);
   assert.ok(times.every((t, i) => t % tick === 0 && (i === 0 || t - times[i - 1] === tick)), `${chart}: a label every ${tick} ms`);
-  assert.ok(times[0] - tick < now - length - 5000 && times[0] >= now - length - 5000, `${chart}: the first label is the range's first whole tick`);
+  // the page drew at most 5 s before now: its range began in [now - length - 5 s, now - length]
+  assert.ok(times[0] >= now - length - 5000 && times[0] - tick < now - length, `${chart}: the first label is the range's first whole tick`);
   assert.ok(times[times.length - 1] <= now && times[times.length - 1] + tick > now - 5000, `${chart}: the last is the last before now`);
   assert.deepEqual(xs.map((l) => l.text), times.map(label), `${chart}: time labels`);
   const mark = await page.locator(`${chart} circle`).evaluate((c) => [Number(c.getAttribute('cx')), Number(c.getAttribute('cy'))]);

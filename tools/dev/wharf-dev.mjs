@@ -6,18 +6,25 @@
  *
  * Steps, once at start-up: read the wrangler config with wrangler's own
  * reader; bundle the Worker with `wrangler deploy --dry-run --outdir` (no
- * network); create the queues it names that Wharf lacks; write the workerd
- * config (workerd_config.mjs) with the bridge Worker (bridge.js); run
- * workerd until SIGINT/SIGTERM, which it passes on.
+ * network); create the queues it names that Wharf lacks; when it consumes
+ * queues, register it as a Wharf worker whose URL is the bridge's push
+ * endpoint and attach it to each consumed queue with the config's settings
+ * (as `wrangler deploy` does on Cloudflare); write the workerd config
+ * (workerd_config.mjs) with the bridge Worker (bridge.js); run workerd until
+ * SIGINT/SIGTERM, which it passes on.
  *
- * State (the bundle, the workerd config) lives in .wharf-dev/ beside the
- * wrangler config. Every failure before workerd runs is one line
+ * State (the bundle, the workerd config, worker.json) lives in .wharf-dev/
+ * beside the wrangler config. worker.json (mode 0600) keeps the worker's
+ * signing secret and push port, which Wharf shows only when registering:
+ * a restart reuses both, so the registration, and the batches in flight
+ * towards it, stay valid. Every failure before workerd runs is one line
  * "wharf dev: …" on stderr and exit status 1; afterwards the exit status is
  * workerd's.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { workerdConfig } from './workerd_config.mjs';
@@ -25,9 +32,12 @@ import { workerdConfig } from './workerd_config.mjs';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 const USAGE = `Usage: wharf dev [--config wrangler.toml|wrangler.json[c]] [--url WHARF_URL]
-                 [--port N] [--ip HOST]
+                 [--port N] [--queue-port N] [--ip HOST]
   Runs the Worker in workerd against Wharf: env.QUEUE.send()/sendBatch() go
-  to Wharf's queues. The Worker's fetch handler listens on --port (8788).
+  to Wharf's queues, and Wharf pushes the batches of the queues in
+  queues.consumers to its queue() handler. The Worker's fetch handler
+  listens on --port (8788); Wharf posts batches to --queue-port (chosen once
+  and kept in .wharf-dev/worker.json).
   The server, account and token come from --url/WHARF_URL, WHARF_ACCOUNT_ID
   and WHARF_API_TOKEN (or the CLOUDFLARE_* names), as for the other commands.
 `;
@@ -38,13 +48,14 @@ function fail(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { config: null, url: null, port: 8788, ip: '127.0.0.1' };
+  const opts = { config: null, url: null, port: 8788, queuePort: null, ip: '127.0.0.1' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => (i + 1 < argv.length ? argv[++i] : fail(`${a} needs a value\n${USAGE}`));
     if (a === '--config' || a === '-c') opts.config = value();
     else if (a === '--url') opts.url = value();
     else if (a === '--port') opts.port = Number(value());
+    else if (a === '--queue-port') opts.queuePort = Number(value());
     else if (a === '--ip') opts.ip = value();
     else if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE);
@@ -113,6 +124,78 @@ async function ensureQueue(conn, name) {
   return api(conn, 'POST', '/queues', { queue_name: name });
 }
 
+/* The consumer settings a wrangler config entry names, as Wharf's consumer
+ * API takes them; unset ones take Wharf's (Cloudflare's) defaults. */
+function consumerBody(scriptName, c) {
+  const settings = {
+    batch_size: c.max_batch_size,
+    max_batch_timeout: c.max_batch_timeout,
+    max_retries: c.max_retries,
+    max_concurrency: c.max_concurrency ?? undefined,
+    retry_delay: c.retry_delay,
+  };
+  for (const k of Object.keys(settings)) if (settings[k] === undefined) delete settings[k];
+  const body = { type: 'worker', script_name: scriptName, settings };
+  if (c.dead_letter_queue) body.dead_letter_queue = c.dead_letter_queue;
+  return body;
+}
+
+/* Attaches the Worker to the queue as its consumer, or brings its existing
+ * consumer in line with the config. A queue has one consumer: one that is
+ * not this Worker's is not taken over. */
+async function ensureConsumer(conn, scriptName, c) {
+  const queue = await ensureQueue(conn, c.queue);
+  const body = consumerBody(scriptName, c);
+  const existing = queue.consumers?.[0];
+  if (!existing) {
+    process.stderr.write(`wharf dev: ${scriptName} consumes ${c.queue}\n`);
+    await api(conn, 'POST', `/queues/${queue.queue_id}/consumers`, body);
+  } else if (existing.type === 'worker' && existing.script_name === scriptName) {
+    await api(conn, 'PUT', `/queues/${queue.queue_id}/consumers/${existing.consumer_id}`, body);
+  } else {
+    const who = existing.type === 'worker' ? `worker ${existing.script_name}` : existing.type;
+    fail(`queue ${c.queue} already has a consumer (${who}); remove it first (wharf queues consumer remove)`);
+  }
+  return queue;
+}
+
+function freePort(host) {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function readState(file) {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
+/* The Worker registered in Wharf with the bridge's push URL, and its
+ * secret. The secret Wharf showed at registration is kept in stateFile; a
+ * registration this program cannot sign for (secret lost, other URL or
+ * server) is replaced. Returns {secret, port}. */
+async function ensureWorker(conn, scriptName, opts, stateFile) {
+  const state = readState(stateFile);
+  const same = state.server === conn.base && state.script_name === scriptName && state.secret;
+  const port = opts.queuePort || (same && state.port) || (await freePort(opts.ip));
+  const url = `http://${opts.ip}:${port}/queue`;
+  const registered = (await api(conn, 'GET', '/workers/queue-handlers')).find((w) => w.script_name === scriptName);
+  if (registered && same && registered.url === url) return { secret: state.secret, port };
+  if (registered) await api(conn, 'DELETE', `/workers/queue-handlers/${encodeURIComponent(scriptName)}`);
+  process.stderr.write(`wharf dev: registering worker ${scriptName} at ${url}\n`);
+  const created = await api(conn, 'POST', '/workers/queue-handlers', { script_name: scriptName, url });
+  const next = { server: conn.base, script_name: scriptName, port, secret: created.secret };
+  writeFileSync(stateFile, JSON.stringify(next, null, 2) + '\n', { mode: 0o600 });
+  return next;
+}
+
 function bundle(wranglerBin, configPath, outDir) {
   rmSync(outDir, { recursive: true, force: true });
   const r = spawnSync(process.execPath, [wranglerBin, 'deploy', '--dry-run', '--outdir', outDir, '--config', configPath], {
@@ -136,8 +219,6 @@ function warnUnserved(config) {
     const list = Array.isArray(v) ? v : v?.bindings || (v && typeof v === 'object' ? [v] : []);
     for (const b of list) names.push(`${b.binding || b.name} (${k})`);
   }
-  /* The queue() consumer side is not built yet (issue 17, step 2). */
-  for (const c of config.queues?.consumers || []) names.push(`consumer of ${c.queue} (queues.consumers)`);
   if (names.length) process.stderr.write(`wharf dev: warning: these bindings are not provided and will be undefined: ${names.join(', ')}\n`);
 }
 
@@ -164,6 +245,15 @@ async function main() {
     producers.push({ binding: p.binding, queue });
   }
 
+  const consumers = (config.queues?.consumers || []).filter((c) => (c.type || 'worker') === 'worker');
+  let worker = null;
+  const consumed = [];
+  if (consumers.length) {
+    if (!config.name) fail(`${configPath} names no Worker (name = "..."): a consumer needs one`);
+    worker = await ensureWorker(conn, config.name, opts, path.join(stateDir, 'worker.json'));
+    for (const c of consumers) consumed.push(await ensureConsumer(conn, config.name, c));
+  }
+
   const text = workerdConfig({
     user: {
       modules,
@@ -172,12 +262,15 @@ async function main() {
       vars: config.vars,
     },
     producers,
+    consumed,
     configDir: stateDir,
     bridgePath: path.join(HERE, 'bridge.js'),
     wharfAddress: conn.address,
     accountId: conn.accountId,
     token: conn.token,
+    secret: worker?.secret,
     httpAddress: `${opts.ip}:${opts.port}`,
+    queueAddress: worker && `${opts.ip}:${worker.port}`,
   });
   const capnp = path.join(stateDir, 'workerd.capnp');
   writeFileSync(capnp, text, { mode: 0o600 }); /* it holds the token */

@@ -97,6 +97,9 @@ function connection(opts) {
   return { base: `${url.origin}/client/v4/accounts/${accountId}`, address: `${url.hostname}:${url.port || 80}`, accountId, token };
 }
 
+/* A Wharf REST call: its result, or an ApiError naming what failed. */
+class ApiError extends Error {}
+
 async function api(conn, method, p, body) {
   let res;
   try {
@@ -106,12 +109,12 @@ async function api(conn, method, p, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
-    fail(`cannot reach Wharf at ${conn.base}: ${e.cause?.message || e.message}`);
+    throw new ApiError(`cannot reach Wharf at ${conn.base}: ${e.cause?.message || e.message}`);
   }
   const envelope = await res.json().catch(() => null);
   if (!envelope?.success) {
     const err = envelope?.errors?.[0];
-    fail(`${method} ${p}: ${err ? `${err.message} [code: ${err.code}]` : `HTTP ${res.status}`}`);
+    throw new ApiError(`${method} ${p}: ${err ? `${err.message} [code: ${err.code}]` : `HTTP ${res.status}`}`);
   }
   return envelope.result;
 }
@@ -169,6 +172,7 @@ function freePort(host) {
   });
 }
 
+/* .wharf-dev/worker.json: {server, script_name, port, secret, paused}. */
 function readState(file) {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
@@ -177,23 +181,72 @@ function readState(file) {
   }
 }
 
+function writeState(file, state) {
+  writeFileSync(file, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+}
+
 /* The Worker registered in Wharf with the bridge's push URL, and its
- * secret. The secret Wharf showed at registration is kept in stateFile; a
+ * secret. The secret Wharf showed at registration is kept in the state; a
  * registration this program cannot sign for (secret lost, other URL or
- * server) is replaced. Returns {secret, port}. */
-async function ensureWorker(conn, scriptName, opts, stateFile) {
-  const state = readState(stateFile);
+ * server) is replaced. Returns the state to keep. */
+async function ensureWorker(conn, scriptName, opts, state) {
   const same = state.server === conn.base && state.script_name === scriptName && state.secret;
   const port = opts.queuePort || (same && state.port) || (await freePort(opts.ip));
   const url = `http://${opts.ip}:${port}/queue`;
   const registered = (await api(conn, 'GET', '/workers/queue-handlers')).find((w) => w.script_name === scriptName);
-  if (registered && same && registered.url === url) return { secret: state.secret, port };
+  if (registered && same && registered.url === url) return { ...state, port };
   if (registered) await api(conn, 'DELETE', `/workers/queue-handlers/${encodeURIComponent(scriptName)}`);
   process.stderr.write(`wharf dev: registering worker ${scriptName} at ${url}\n`);
   const created = await api(conn, 'POST', '/workers/queue-handlers', { script_name: scriptName, url });
-  const next = { server: conn.base, script_name: scriptName, port, secret: created.secret };
-  writeFileSync(stateFile, JSON.stringify(next, null, 2) + '\n', { mode: 0o600 });
-  return next;
+  return { server: conn.base, script_name: scriptName, port, secret: created.secret, paused: [] };
+}
+
+/* While wharf dev is stopped nothing answers at the push URL, and Wharf
+ * counts every refused connection as a failed delivery: without a pause a
+ * stopped dev session would burn the messages' retries and dead-letter or
+ * delete them. So a stop pauses delivery of the consumed queues that were
+ * delivering (recorded in the state) and the next start resumes those, and
+ * only those: a pause the user made stays. */
+async function setPaused(conn, queueIds, paused) {
+  for (const id of queueIds) await api(conn, 'PATCH', `/queues/${id}`, { settings: { delivery_paused: paused } });
+}
+
+/* Resolves once something accepts connections at host:port (workerd's
+ * push socket), or rejects after timeoutMs. */
+async function listening(host, port, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const socket = net.connect(port, host, () => socket.end(() => resolve(true)));
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new ApiError(`workerd did not listen on ${host}:${port} within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/* The pause of the last stop is lifted once the push socket accepts
+ * connections: earlier, Wharf's first batches would be refused. */
+async function resumeWhenListening(conn, consumed, stateFile, worker, host) {
+  const resume = (worker.paused || []).filter((id) => consumed.some((q) => q.queue_id === id));
+  if (!resume.length) return;
+  await listening(host, worker.port);
+  process.stderr.write(`wharf dev: resuming delivery paused at the last stop\n`);
+  await setPaused(conn, resume, false);
+  writeState(stateFile, { ...worker, paused: [] });
+}
+
+async function pauseForStop(conn, consumed, stateFile, worker) {
+  const paused = [];
+  for (const q of consumed) {
+    const now = await api(conn, 'GET', `/queues/${q.queue_id}`);
+    if (now.settings?.delivery_paused) continue;
+    await setPaused(conn, [q.queue_id], true);
+    paused.push(q.queue_id);
+    writeState(stateFile, { ...worker, paused });
+  }
+  if (paused.length) process.stderr.write(`wharf dev: delivery paused until the next wharf dev\n`);
 }
 
 function bundle(wranglerBin, configPath, outDir) {
@@ -245,12 +298,14 @@ async function main() {
     producers.push({ binding: p.binding, queue });
   }
 
+  const stateFile = path.join(stateDir, 'worker.json');
   const consumers = (config.queues?.consumers || []).filter((c) => (c.type || 'worker') === 'worker');
   let worker = null;
   const consumed = [];
   if (consumers.length) {
     if (!config.name) fail(`${configPath} names no Worker (name = "..."): a consumer needs one`);
-    worker = await ensureWorker(conn, config.name, opts, path.join(stateDir, 'worker.json'));
+    worker = await ensureWorker(conn, config.name, opts, readState(stateFile));
+    writeState(stateFile, worker);
     for (const c of consumers) consumed.push(await ensureConsumer(conn, config.name, c));
   }
 
@@ -276,19 +331,32 @@ async function main() {
   writeFileSync(capnp, text, { mode: 0o600 }); /* it holds the token */
 
   const workerd = spawn(resolve('workerd/bin/workerd'), ['serve', capnp, '--experimental'], { stdio: 'inherit' });
-  let stopping = false;
   workerd.on('error', (e) => fail(`cannot run workerd: ${e.message}`));
+  /* Stopping pauses the consumed queues first (setPaused says why), then
+   * stops workerd; a workerd that exits by itself pauses them too. */
+  let stopped = null;
+  const stop = (sig) => {
+    stopped ||= (worker ? pauseForStop(conn, consumed, stateFile, worker) : Promise.resolve())
+      .catch((e) => process.stderr.write(`wharf dev: warning: delivery not paused: ${e.message}\n`))
+      .then(() => workerd.kill(sig));
+    return stopped;
+  };
   /* wrangler's modules leave a signal listener that kills this process at
    * once, which would orphan workerd: ours replaces it and waits for it. */
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.removeAllListeners(sig);
-    process.on(sig, () => {
-      stopping = true;
-      workerd.kill(sig);
-    });
+    process.on(sig, () => stop(sig));
+  }
+  workerd.on('exit', (code) => {
+    const asked = stopped !== null;
+    stop('SIGTERM').then(() => process.exit(asked ? 0 : (code ?? 1)));
+  });
+  if (worker) {
+    await resumeWhenListening(conn, consumed, stateFile, worker, opts.ip).catch((e) =>
+      process.stderr.write(`wharf dev: warning: delivery still paused: ${e.message}\n`),
+    );
   }
   process.stderr.write(`wharf dev: ${config.name || 'worker'} on http://${opts.ip}:${opts.port} against ${conn.base}\n`);
-  workerd.on('exit', (code) => process.exit(stopping ? 0 : (code ?? 1)));
 }
 
-main().catch((e) => fail(e.stack || e.message));
+main().catch((e) => fail(e instanceof ApiError ? e.message : e.stack));

@@ -18,7 +18,7 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import { after, before, describe, test } from 'node:test';
 import { Queue } from '../../clients/node/src/index.mjs';
-import { WharfDev } from './dev_harness.mjs';
+import { WharfDev, drainQueue, queueNamed } from './dev_harness.mjs';
 import { sleep, startServer } from './harness.mjs';
 
 let server;
@@ -31,10 +31,6 @@ before(async () => {
   dev = new WharfDev(server, 'queue-handler');
   await dev.start();
   for (const name of ['work', 'types', 'seen', 'work-dlq']) ids[name] = (await queueByName(name)).queue_id;
-  for (const name of ['seen', 'work-dlq']) {
-    const r = await server.api('POST', server.acct(`/queues/${ids[name]}/consumers`), { type: 'http_pull' });
-    assert.equal(r.status, 200, r.text);
-  }
 });
 
 after(async () => {
@@ -42,31 +38,8 @@ after(async () => {
   if (server) await server.dispose();
 });
 
-async function queueByName(name) {
-  const r = await server.api('GET', server.acct(`/queues?name=${name}`));
-  assert.equal(r.status, 200, r.text);
-  return r.json.result[0];
-}
-
-/* Pulls and acks what is in the queue; v8 bodies deserialized. */
-async function take(name) {
-  const r = await server.api('POST', server.acct(`/queues/${ids[name]}/messages/pull`), {
-    batch_size: 100,
-    visibility_timeout_ms: 60_000,
-  });
-  assert.equal(r.status, 200, r.text);
-  const messages = r.json.result.messages;
-  if (messages.length) {
-    const acks = messages.map((m) => ({ lease_id: m.lease_id }));
-    assert.equal((await server.api('POST', server.acct(`/queues/${ids[name]}/messages/ack`), { acks })).status, 200);
-  }
-  return messages.map((m) => {
-    const type = m.metadata['CF-Content-Type'];
-    if (type === 'text') return m.body;
-    const raw = Buffer.from(m.body, 'base64');
-    return type === 'v8' ? v8.deserialize(raw) : type === 'json' ? JSON.parse(raw) : raw;
-  });
-}
+const queueByName = (name) => queueNamed(server, name);
+const take = async (name) => (await drainQueue(server, name)).map((m) => m.body);
 
 /* Waits until the handler's reports satisfy done(reports), then returns
  * them; fails with what arrived and what wharf dev printed. */

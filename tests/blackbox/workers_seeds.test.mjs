@@ -111,6 +111,10 @@ describe("the seeds' Workers under wharf dev", () => {
       'max_retries 3: four deliveries, then the DLQ',
     );
     assert.deepEqual({ ...(await counters('email-dlq')) }, { backlog: 0, delayed: 0, delivered: 4, dead_lettered: 0, deleted: 1 });
+    /* each of the 8 invocations' exception is shown, with its JavaScript stack and none of workerd's internals */
+    const uncaught = dev.output.match(/^Uncaught \(in promise\): TypeError: Cannot read properties of undefined \(reading 'prepare'\)\n +at Object\.queue/gm) || [];
+    assert.equal(uncaught.length, 8, dev.output);
+    assert.doesNotMatch(dev.output, /workerd@|info: /);
   });
 
   test("seed 004's exponential backoff holds the message back 30 ** attempts seconds", async () => {

@@ -28,6 +28,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { workerdConfig } from './workerd_config.mjs';
+import { workerdLogFilter } from './workerd_log.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -330,7 +331,11 @@ async function main() {
   const capnp = path.join(stateDir, 'workerd.capnp');
   writeFileSync(capnp, text, { mode: 0o600 }); /* it holds the token */
 
-  const workerd = spawn(resolve('workerd/bin/workerd'), ['serve', capnp, '--experimental'], { stdio: 'inherit' });
+  /* --verbose: the only way workerd reports a handler's uncaught exception */
+  const workerd = spawn(resolve('workerd/bin/workerd'), ['serve', capnp, '--experimental', '--verbose'], {
+    stdio: ['inherit', 'inherit', 'pipe'],
+  });
+  workerdLogFilter(workerd.stderr, process.stderr);
   workerd.on('error', (e) => fail(`cannot run workerd: ${e.message}`));
   /* Stopping pauses the consumed queues first (setPaused says why), then
    * stops workerd; a workerd that exits by itself pauses them too. */

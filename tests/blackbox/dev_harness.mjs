@@ -1,14 +1,16 @@
 /*
  * dev_harness.mjs — runs `wharf dev` for the black-box tests: copies an
  * example Worker from examples/workers/ to a temporary directory (so its
- * .wharf-dev/ state stays out of the checkout), starts `wharf dev` on it
- * against a test server, and waits until the Worker answers. If workerd (or
+ * .wharf-dev/ state stays out of the checkout), starts `wharf dev` on its
+ * wrangler.toml, .jsonc or .json against a test server, and waits until the
+ * Worker answers. If workerd (or
  * the bundling before it) cannot start, start() throws with everything
  * `wharf dev` printed: the tests fail, they never skip. queueNamed and
  * drainQueue read what the Workers did from Wharf's REST API.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -76,7 +78,8 @@ export class WharfDev {
       await cp(path.join(EXAMPLES, this.example), this.dir, { recursive: true });
       this.port = await freePort();
     }
-    const args = ['dev', '--config', path.join(this.dir, 'wrangler.toml'), '--url', this.server.url];
+    const config = ['wrangler.toml', 'wrangler.jsonc', 'wrangler.json'].find((f) => existsSync(path.join(this.dir, f)));
+    const args = ['dev', '--config', path.join(this.dir, config), '--url', this.server.url];
     args.push('--port', String(this.port));
     const child = spawn(WHARF_BIN, args, {
       env: { ...process.env, WHARF_ACCOUNT_ID: this.server.accountId, WHARF_API_TOKEN: this.server.token },

@@ -10,7 +10,8 @@
  *   email-dlq and throws (no D1 behind env.DB), so the message moves to
  *   email-dlq after max_retries 3 and is deleted there after 3 more;
  * - seed 004's exponential backoff: retry({delaySeconds: 30 ** attempts})
- *   holds the message back 30 s after its first delivery.
+ *   holds the message back 30 s after its first delivery (its config is a
+ *   wrangler.jsonc).
  * What Wharf did is read from its Prometheus counters per queue.
  */
 import assert from 'node:assert/strict';

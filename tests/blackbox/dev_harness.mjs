@@ -3,10 +3,10 @@
  * example Worker from examples/workers/ to a temporary directory (so its
  * .wharf-dev/ state stays out of the checkout), starts `wharf dev` on its
  * wrangler.toml, .jsonc or .json against a test server, and waits until the
- * Worker answers. If workerd (or
- * the bundling before it) cannot start, start() throws with everything
- * `wharf dev` printed: the tests fail, they never skip. queueNamed and
- * drainQueue read what the Workers did from Wharf's REST API.
+ * Worker answers. If workerd (or the bundling before it) cannot start,
+ * start() throws with everything `wharf dev` printed: the tests fail, they
+ * never skip. queueNamed and drainQueue read what the Workers did from
+ * Wharf's REST API.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -76,7 +76,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@echo "  LINK  $@"
 	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-run: $(BUILD)/wharf
+run: $(BUILD)/wharf npm-deps
 	$(BUILD)/wharf serve --data-dir ./wharf-data
 
 unit-bins: $(UNIT_BINS)

@@ -8,9 +8,8 @@
  * queue that is gone rejects in the Worker with Wharf's error.
  */
 import assert from 'node:assert/strict';
-import v8 from 'node:v8';
 import { after, before, describe, test } from 'node:test';
-import { WharfDev } from './dev_harness.mjs';
+import { WharfDev, drainQueue, queueNamed } from './dev_harness.mjs';
 import { sleep, startServer } from './harness.mjs';
 
 let server;
@@ -29,41 +28,8 @@ after(async () => {
   if (server) await server.dispose();
 });
 
-async function queueByName(name) {
-  const r = await server.api('GET', server.acct(`/queues?name=${name}`));
-  assert.equal(r.status, 200, r.text);
-  return r.json.result[0];
-}
-
-/* Everything ready in the queue, acked so the next test starts empty
- * (through an http_pull consumer, added the first time: pulls need one). */
-async function drain(name) {
-  const q = await queueByName(name);
-  if (!q.consumers.length) {
-    const added = await server.api('POST', server.acct(`/queues/${q.queue_id}/consumers`), { type: 'http_pull' });
-    assert.equal(added.status, 200, added.text);
-  }
-  const r = await server.api('POST', server.acct(`/queues/${q.queue_id}/messages/pull`), {
-    batch_size: 100,
-    visibility_timeout_ms: 60_000,
-  });
-  assert.equal(r.status, 200, r.text);
-  const messages = r.json.result.messages;
-  if (messages.length) {
-    const acks = messages.map((m) => ({ lease_id: m.lease_id }));
-    await server.api('POST', server.acct(`/queues/${q.queue_id}/messages/ack`), { acks });
-  }
-  return messages.map((m) => ({ type: m.metadata['CF-Content-Type'], body: decode(m) }));
-}
-
-function decode(m) {
-  const type = m.metadata['CF-Content-Type'];
-  const raw = type === 'text' ? Buffer.from(m.body) : Buffer.from(m.body, 'base64');
-  if (type === 'json') return JSON.parse(raw.toString());
-  if (type === 'text') return raw.toString();
-  if (type === 'v8') return v8.deserialize(raw);
-  return [...raw];
-}
+const queueByName = (name) => queueNamed(server, name);
+const drain = (name) => drainQueue(server, name);
 
 async function get(dev, p) {
   const res = await fetch(dev.url + p);

@@ -1,7 +1,9 @@
 /*
  * workerd_config.mjs — writes the workerd configuration (Cap'n Proto text)
  * that `wharf dev` runs: the user's bundled Worker, the bridge Worker
- * (bridge.js) and an external service for the Wharf server.
+ * (bridge.js), an external service for the Wharf server, and two sockets:
+ * the user's fetch handler and the bridge's push endpoint (Wharf POSTs the
+ * consumed queues' batches there).
  *
  * Pure: a description in, the config text out; the caller writes the file
  * into desc.configDir. Cap'n Proto reads an absolute `embed` path from its
@@ -36,8 +38,11 @@ function queueBinding(binding, queue) {
  * desc: {
  *   user: {modules:[{name, path}], compatibilityDate, compatibilityFlags, vars:{}},
  *   producers: [{binding, queue:{queue_id, queue_name}}],
+ *   consumed: [{queue_id, queue_name}], the queues whose batches reach queue(),
  *   configDir, bridgePath, wharfAddress ("host:port"), accountId, token,
- *   httpAddress ("host:port", the user's fetch handler)
+ *   secret (the worker's signing secret), httpAddress ("host:port", the
+ *   user's fetch handler), queueAddress ("host:port", the push endpoint; none
+ *   when the Worker consumes nothing)
  * }
  */
 export function workerdConfig(desc) {
@@ -51,6 +56,9 @@ export function workerdConfig(desc) {
     '(name = "WHARF", service = "wharf")',
     `(name = "WHARF_ACCOUNT_ID", text = ${str(desc.accountId)})`,
     `(name = "WHARF_API_TOKEN", text = ${str(desc.token)})`,
+    '(name = "USER", service = "user")',
+    `(name = "WHARF_SECRET", text = ${str(desc.secret || '')})`,
+    `(name = "WHARF_QUEUES", text = ${str(JSON.stringify(Object.fromEntries(desc.consumed.map((q) => [q.queue_name, q.queue_id]))))})`,
   ];
   return `using Workerd = import "/workerd/workerd.capnp";
 
@@ -60,13 +68,17 @@ const config :Workerd.Config = (
     (name = "wharf-bridge", worker = ${worker(desc.configDir, {
       modules: [{ name: 'bridge.js', path: desc.bridgePath }],
       compatibilityDate: '2024-09-23',
-      compatibilityFlags: [],
+      compatibilityFlags: ['service_binding_extra_handlers'], /* USER.queue() */
       bindings: bridgeBindings,
     })}),
     (name = "wharf", external = (address = ${str(desc.wharfAddress)}, http = ())),
+    # The Worker's own fetch(): as under wrangler dev, loopback and the LAN
+    # are reachable too (workerd's default "internet" allows public only).
+    (name = "internet", network = (allow = ["public", "private", "local"], tlsOptions = (trustBrowserCas = true))),
   ],
   sockets = [
     (name = "http", address = ${str(desc.httpAddress)}, http = (), service = "user"),
+    ${desc.queueAddress ? `(name = "queue", address = ${str(desc.queueAddress)}, http = (), service = "wharf-bridge"),` : ''}
   ],
 );
 `;

@@ -5,10 +5,14 @@
  * The queue is addressed by name, as in wrangler.toml; its id is looked up
  * once (GET …/queues?name=) and kept. Content types follow the Workers API:
  * "json" (the default; any JSON-serializable value), "text" (a string) and
- * "bytes" (an ArrayBuffer or typed array, sent base64). "v8" is Workers'
- * structured clone, which only the Workers runtime writes: it is refused.
- * Limits are the server's to check; its error message is thrown as is.
+ * "bytes" (an ArrayBuffer or typed array, sent base64) and "v8" (V8's
+ * structured clone, what a Worker's send() writes by default before
+ * 2024-03-18: Dates, Maps, Sets, typed arrays…), so a Node producer and a
+ * Worker consumer (wharf dev) can share a queue. Limits are the server's to
+ * check; its error message is thrown as is.
  */
+import v8 from 'node:v8';
+
 const DEFAULT_URL = 'http://127.0.0.1:8787';
 const MAX_DELAY_SECONDS = 43200;
 
@@ -22,6 +26,17 @@ function checkDelay(delaySeconds, what) {
   if (!Number.isInteger(delaySeconds) || delaySeconds < 0 || delaySeconds > MAX_DELAY_SECONDS) {
     throw new RangeError(`${what}: delaySeconds must be an integer from 0 to ${MAX_DELAY_SECONDS}`);
   }
+}
+
+/* The bytes workerd writes and reads: the plain v8.Serializer, not
+ * v8.serialize(), whose Node-only host-object encoding of typed arrays and
+ * Buffers a Worker cannot read. Throws (DataCloneError) on functions and
+ * the like, before anything is sent. */
+function v8Serialize(body) {
+  const serializer = new v8.Serializer();
+  serializer.writeHeader();
+  serializer.writeValue(body);
+  return serializer.releaseBuffer();
 }
 
 /* One message as the REST API takes it: {body, content_type}. */
@@ -44,9 +59,9 @@ function encodeMessage(body, contentType = 'json') {
       return { body: Buffer.from(bytes).toString('base64'), content_type: 'bytes' };
     }
     case 'v8':
-      throw new TypeError('contentType "v8" is only written by the Workers runtime; use json, text or bytes');
+      return { body: v8Serialize(body).toString('base64'), content_type: 'v8' };
     default:
-      throw new TypeError(`unknown contentType ${JSON.stringify(contentType)}: use json, text or bytes`);
+      throw new TypeError(`unknown contentType ${JSON.stringify(contentType)}: use json, text, bytes or v8`);
   }
 }
 

@@ -66,14 +66,15 @@ describe('Queue (producer)', () => {
     await q.send('plain', { contentType: 'text' });
     await q.send(new Uint8Array([0, 1, 255]), { contentType: 'bytes' });
     await q.sendBatch([{ body: 1 }, { body: 'two', contentType: 'text' }], { delaySeconds: 0 });
-    assert.equal(await backlog('node-produce'), 5);
-    await assert.rejects(q.send({ x: 1 }, { contentType: 'v8' }), /v8/);
+    await q.send(new Map([[1, 2]]), { contentType: 'v8' });
+    assert.equal(await backlog('node-produce'), 6);
+    await assert.rejects(q.send({ f() {} }, { contentType: 'v8' }), /could not be cloned/);
     await assert.rejects(q.send(42, { contentType: 'text' }), /string/);
     await assert.rejects(q.send('x', { contentType: 'bytes' }), /ArrayBuffer/);
     await assert.rejects(q.send(1, { delaySeconds: 43201 }), RangeError);
     await assert.rejects(q.send('x'.repeat(130_000)), /too large|exceeds|128/i);
     await assert.rejects(queue('no-such-queue').send(1), /not found/);
-    assert.equal(await backlog('node-produce'), 5);
+    assert.equal(await backlog('node-produce'), 6);
   });
 
   test('the environment supplies URL, token and account', async () => {
@@ -128,17 +129,20 @@ describe('serveQueueHandler (push consumer)', () => {
     await q.send('again', { contentType: 'text' });
     await q.send(new Uint8Array([7, 8]).buffer, { contentType: 'bytes' });
     await q.send('later', { contentType: 'text', delaySeconds: 2 });
-    await until(() => seen.length === 5, 'five deliveries');
+    const structured = { d: new Date(0), m: new Map([[1, 2]]), s: new Set(['x']), u: new Uint8Array([9]) };
+    await q.send(structured, { contentType: 'v8' });
+    await until(() => seen.length === 6, 'six deliveries');
     await until(async () => (await backlog('node-typed')) === 0, 'an empty queue');
     assert.ok(seen.every((s) => s.queue === 'node-typed' && s.timestamp instanceof Date));
     assert.ok(seen.every((s) => Math.abs(s.timestamp.getTime() - sent) < 10_000));
-    assert.deepEqual(seen.find((s) => typeof s.body === 'object' && !(s.body instanceof ArrayBuffer)).body, { n: 1 });
+    assert.deepEqual(seen.find((s) => s.body?.n === 1).body, { n: 1 });
     const bytes = seen.find((s) => s.body instanceof ArrayBuffer);
     assert.deepEqual([...new Uint8Array(bytes.body)], [7, 8]);
     const again = seen.filter((s) => s.body === 'again');
     assert.deepEqual(again.map((s) => s.attempts), [1, 2]);
     assert.equal(again[0].id, again[1].id);
     assert.ok(again[1].at - again[0].at >= 950, 'retry delay honoured');
+    assert.deepEqual(seen.find((s) => s.body?.m instanceof Map).body, structured, 'v8 round trip');
     const later = seen.find((s) => s.body === 'later');
     assert.ok(later.at - sent >= 1950, 'send delay honoured');
   });

@@ -116,3 +116,13 @@ bool json_text_utf8_valid(const char *s, size_t len) {
   }
   return true;
 }
+
+bool json_text_whitespace_valid(const char *s, size_t len) {
+  return !memchr(s, '\v', len) && !memchr(s, '\f', len);
+}
+
+bool json_text_is_blank(const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') return false;
+  return true;
+}

@@ -1,8 +1,9 @@
 /*
  * http_server.c — HTTP/1.1 on libuv and llhttp.
  *
- * A connection is one uv_tcp_t, one llhttp parser, one timer and a FIFO of
- * exchanges in request order. An exchange joins the FIFO at the first byte of
+ * A connection is one uv_tcp_t, one llhttp parser, one timer, one state
+ * (connection_state_t: its diagram is below, its transitions are all in
+ * connection_enter) and a FIFO of exchanges in request order. An exchange joins the FIFO at the first byte of
  * its request and leaves it when its response has been written; the server
  * only ever writes the oldest exchange that has responded, so pipelined
  * responses go out in request order whatever order handlers answer in. Up to
@@ -40,6 +41,7 @@
  */
 #include "http/http_server.h"
 
+#include <assert.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,27 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 typedef struct http_connection http_connection_t;
+
+/* A connection's life, one state at a time, changed only by
+ * connection_enter (which does what entering each state takes):
+ *
+ *   READING ──> PAUSED ──> READING     HTTP_MAX_PENDING in flight, then fewer
+ *      │           │
+ *      ├───────────┴──> LAST           no request after this one: the peer
+ *      │                  │            said close or sent EOF, or the server
+ *      │                  │            is stopping; closes once answered
+ *      └──> FAILED ──> LINGERING       a protocol error was answered; once it
+ *                         │            is written, discard input a moment
+ *   any ───────────────> CLOSING       uv_close called; handles going away
+ */
+typedef enum {
+  CONNECTION_READING,   /* reading and parsing requests as they come */
+  CONNECTION_PAUSED,    /* not reading; the rest of the input kept in unparsed */
+  CONNECTION_LAST,      /* no further request will be parsed */
+  CONNECTION_FAILED,    /* as LAST, after a protocol error: linger, then close */
+  CONNECTION_LINGERING, /* our side is shut down; input is read and discarded */
+  CONNECTION_CLOSING,
+} connection_state_t;
 
 typedef enum {
   EXCHANGE_RECEIVING, /* request bytes still arriving */
@@ -122,13 +145,11 @@ struct http_connection {
   const char *error_message;
   char error_text[128]; /* "malformed request: " and llhttp's reason */
   int open_handles;
-  bool parsing;      /* inside llhttp_execute: responses wait for the flush after */
-  bool paused;       /* HTTP_MAX_PENDING reached */
-  bool input_done;   /* no further request will be parsed */
-  bool peer_eof;
-  bool failed;       /* a protocol error was answered: linger, then close */
-  bool lingering;    /* our side is shut down; input is read and discarded */
-  bool closing;
+  connection_state_t state;
+  /* Not a state but a guard: inside llhttp_execute, responses wait for the
+   * flush after it (a handler answering at once must not re-enter the
+   * parser through a write). */
+  bool parsing;
   char peer[HTTP_PEER_BYTES];
   uint64_t id;
 };
@@ -150,11 +171,17 @@ struct http_server {
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void connection_close(http_connection_t *connection);
+static void connection_enter(http_connection_t *connection, connection_state_t next);
 static void connection_flush(http_connection_t *connection);
 static void connection_parse(http_connection_t *connection, const char *data, size_t len,
                              bool from_unparsed);
 static void connection_start_reading(http_connection_t *connection);
-static void connection_linger(http_connection_t *connection);
+static void connection_detach_and_close(http_connection_t *connection);
+
+/* LAST, FAILED, LINGERING, CLOSING: no request will be parsed any more. */
+static bool connection_input_done(const http_connection_t *connection) {
+  return connection->state >= CONNECTION_LAST;
+}
 
 /* ---- exchanges ---- */
 
@@ -306,7 +333,7 @@ static int header_bytes_add(http_connection_t *connection, http_exchange_t *exch
 
 static int on_message_begin(llhttp_t *parser) {
   http_connection_t *connection = parser->data;
-  if (connection->closing) return -1;
+  if (connection->state == CONNECTION_CLOSING) return -1;
   exchange_acquire(connection);
   connection_arm_timer(connection, connection->server->options.request_timeout_ms);
   return 0;
@@ -397,13 +424,14 @@ static int on_message_complete(llhttp_t *parser) {
   exchange->state = EXCHANGE_HANDLING;
   server->options.on_request(exchange, server->options.context);
   /* Stop parsing after this request when it is the connection's last (the
-   * handler may have stopped the server), or when enough are in flight; the
-   * rest of the input waits in unparsed. */
-  if (!llhttp_should_keep_alive(parser) || parser->upgrade || server->stopping)
-    connection->input_done = true;
-  else if (connection->pending >= HTTP_MAX_PENDING)
-    connection->paused = true;
-  return connection->input_done || connection->paused ? HPE_PAUSED : 0;
+   * handler may have stopped the server, which made it LAST already), or
+   * when enough are in flight; the rest of the input waits in unparsed. */
+  if (connection->state == CONNECTION_READING &&
+      (!llhttp_should_keep_alive(parser) || parser->upgrade || server->stopping))
+    connection_enter(connection, CONNECTION_LAST);
+  else if (connection->state == CONNECTION_READING && connection->pending >= HTTP_MAX_PENDING)
+    connection_enter(connection, CONNECTION_PAUSED);
+  return connection->state == CONNECTION_READING ? 0 : HPE_PAUSED;
 }
 
 static const llhttp_settings_t parser_settings = {
@@ -422,11 +450,7 @@ static const llhttp_settings_t parser_settings = {
  * when the bytes never made a request) and parses nothing more. */
 static void connection_fail(http_connection_t *connection, int status, const char *message) {
   http_server_t *server = connection->server;
-  connection->input_done = true;
-  connection->failed = true;
-  connection->paused = false;
-  uv_read_stop((uv_stream_t *)&connection->tcp);
-  uv_timer_stop(&connection->timer);
+  connection_enter(connection, CONNECTION_FAILED);
   buf_free(&connection->unparsed);
   http_exchange_t *exchange = connection->tail;
   if (!exchange || exchange->state != EXCHANGE_RECEIVING) exchange = exchange_acquire(connection);
@@ -466,7 +490,7 @@ static void connection_keep_unparsed(http_connection_t *connection, const char *
 
 static void connection_parse(http_connection_t *connection, const char *data, size_t len,
                              bool from_unparsed) {
-  if (connection->input_done || connection->closing) return;
+  if (connection->state != CONNECTION_READING) return;
   connection->parsing = true;
   http_input_begin(&connection->input, data);
   llhttp_errno_t error = llhttp_execute(&connection->parser, data, len);
@@ -475,18 +499,14 @@ static void connection_parse(http_connection_t *connection, const char *data, si
   size_t parsed = paused ? (size_t)(llhttp_get_error_pos(&connection->parser) - data) : len;
   http_input_end(&connection->input, data, parsed);
   connection->parsing = false;
-  if (connection->closing) return;
+  if (connection->state == CONNECTION_CLOSING) return;
   connection_flush(connection);
-  if (paused && connection->paused && !connection->input_done) {
-    uv_read_stop((uv_stream_t *)&connection->tcp);
+  if (paused && connection->state == CONNECTION_PAUSED) {
     connection_keep_unparsed(connection, data + parsed, len - parsed, from_unparsed);
     return;
   }
   if (from_unparsed) buf_reset(&connection->unparsed);
-  if (paused || connection->input_done) {
-    uv_read_stop((uv_stream_t *)&connection->tcp);
-    return;
-  }
+  if (paused || connection_input_done(connection)) return;
   if (error != HPE_OK) {
     const char *message;
     int status = parser_error_status(connection, &message);
@@ -497,7 +517,7 @@ static void connection_parse(http_connection_t *connection, const char *data, si
 /* The peer sent its last byte: a request it left unfinished is dropped, and
  * the connection closes once the responses it is owed are written. */
 static void connection_end_input(http_connection_t *connection) {
-  connection->input_done = true;
+  connection_enter(connection, CONNECTION_LAST);
   http_exchange_t *tail = connection->tail;
   if (tail && tail->state == EXCHANGE_RECEIVING) {
     uv_timer_stop(&connection->timer);
@@ -512,14 +532,13 @@ static void connection_end_input(http_connection_t *connection) {
   if (!connection->head) connection_close(connection);
 }
 
+/* PAUSED to READING: what was kept is parsed first, then reading resumes
+ * unless that input paused or ended the connection again. */
 static void connection_resume(http_connection_t *connection) {
-  connection->paused = false;
-  llhttp_resume(&connection->parser);
+  connection_enter(connection, CONNECTION_READING);
   if (connection->unparsed.len)
     connection_parse(connection, connection->unparsed.data, connection->unparsed.len, true);
-  if (connection->closing || connection->paused || connection->input_done) return;
-  if (connection->peer_eof) connection_end_input(connection);
-  else connection_start_reading(connection);
+  if (connection->state == CONNECTION_READING) connection_start_reading(connection);
 }
 
 /* Tells the handlers that asked (http_exchange_on_abandon) that their
@@ -550,17 +569,15 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   http_connection_t *connection = stream->data;
-  if (connection->lingering) {
+  if (connection->state == CONNECTION_LINGERING) {
     if (nread < 0) connection_close(connection);
     return;
   }
   if (nread > 0) {
     connection_parse(connection, buf->base, (size_t)nread, false);
   } else if (nread == UV_EOF) {
-    connection->peer_eof = true;
-    uv_read_stop(stream);
-    connection_abandon(connection);
-    connection_end_input(connection);
+    connection_abandon(connection); /* whose answers may fail to write, closing it */
+    if (connection->state == CONNECTION_READING) connection_end_input(connection);
   } else if (nread < 0) {
     connection_close(connection);
   }
@@ -572,7 +589,7 @@ static void connection_start_reading(http_connection_t *connection) {
 
 static void on_timer(uv_timer_t *timer) {
   http_connection_t *connection = timer->data;
-  if (connection->lingering)
+  if (connection->state == CONNECTION_LINGERING)
     connection_close(connection);
   else if (connection->tail && connection->tail->state == EXCHANGE_RECEIVING)
     connection_fail(connection, 408, "request timeout");
@@ -583,7 +600,7 @@ static void on_timer(uv_timer_t *timer) {
 static void on_write(uv_write_t *request, int status) {
   http_exchange_t *exchange = container_of(request, http_exchange_t, write_request);
   http_connection_t *connection = exchange->connection;
-  if (connection->closing) return; /* the exchanges go with the connection */
+  if (connection->state == CONNECTION_CLOSING) return; /* the exchanges go with the connection */
   /* Writes complete in order, so the batch is at the FIFO head. */
   for (unsigned i = exchange->batch_count; i > 0; i--) {
     http_exchange_t *written = connection->head;
@@ -596,30 +613,17 @@ static void on_write(uv_write_t *request, int status) {
     connection_close(connection);
     return;
   }
-  if (!connection->head) {
-    if (connection->input_done) {
-      if (connection->failed && !connection->peer_eof) connection_linger(connection);
-      else connection_close(connection);
-      return;
-    }
-    connection_arm_timer(connection, connection->server->options.idle_timeout_ms);
+  if (!connection->head && connection->state == CONNECTION_FAILED) {
+    connection_enter(connection, CONNECTION_LINGERING);
+    return;
   }
-  if (connection->paused && connection->pending < HTTP_MAX_PENDING) connection_resume(connection);
-}
-
-/* After an error reply the client may still be sending what we refused (a
- * body over the limit). Closing at once would make the kernel answer those
- * bytes with a reset that can destroy our reply before the client reads it;
- * so, like nginx's lingering close, shut our side down, read and discard for
- * a moment, then close. */
-static void connection_linger(http_connection_t *connection) {
-  connection->lingering = true;
-  if (uv_shutdown(&connection->shutdown_request, (uv_stream_t *)&connection->tcp, NULL)) {
+  if (!connection->head && connection_input_done(connection)) {
     connection_close(connection);
     return;
   }
-  connection_arm_timer(connection, HTTP_LINGER_MS);
-  connection_start_reading(connection);
+  if (!connection->head) connection_arm_timer(connection, connection->server->options.idle_timeout_ms);
+  if (connection->state == CONNECTION_PAUSED && connection->pending < HTTP_MAX_PENDING)
+    connection_resume(connection);
 }
 
 static void on_continue_written(uv_write_t *request, int status) {
@@ -630,7 +634,7 @@ static void on_continue_written(uv_write_t *request, int status) {
 /* Adds a response's head and body to a batch of buffers to write. */
 static unsigned exchange_gather(http_connection_t *connection, http_exchange_t *exchange,
                                 uv_buf_t *bufs) {
-  bool last = connection->input_done && !exchange->next;
+  bool last = connection_input_done(connection) && !exchange->next;
   buf_append_str(&exchange->head,
                  last ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
   exchange->state = EXCHANGE_WRITING;
@@ -663,7 +667,7 @@ static void connection_write_ready(http_connection_t *connection) {
  * owed to a request whose turn has come. */
 static void connection_flush(http_connection_t *connection) {
   http_exchange_t *exchange;
-  while (!connection->closing && !connection->parsing &&
+  while (connection->state != CONNECTION_CLOSING && !connection->parsing &&
          (exchange = connection->next_to_write)) {
     if (exchange->state == EXCHANGE_RECEIVING && exchange->expect_continue) {
       exchange->expect_continue = false;
@@ -705,14 +709,17 @@ static void on_connection_closed(uv_handle_t *handle) {
   server_finish_if_done(server);
 }
 
-/* Exchanges whose handler has not answered are detached to be freed by
- * http_exchange_respond; the others are freed once both handles are closed
- * (after libuv has cancelled their writes). */
+/* The handlers that asked are told first (they may close it themselves). */
 static void connection_close(http_connection_t *connection) {
-  if (connection->closing) return;
+  if (connection->state == CONNECTION_CLOSING) return;
   connection_abandon(connection);
-  if (connection->closing) return;
-  connection->closing = true;
+  if (connection->state != CONNECTION_CLOSING) connection_enter(connection, CONNECTION_CLOSING);
+}
+
+/* Entering CLOSING: exchanges whose handler has not answered are detached to
+ * be freed by http_exchange_respond; the others are freed once both handles
+ * are closed (after libuv has cancelled their writes). */
+static void connection_detach_and_close(http_connection_t *connection) {
   http_exchange_t **link = &connection->head;
   while (*link) {
     http_exchange_t *exchange = *link;
@@ -729,19 +736,63 @@ static void connection_close(http_connection_t *connection) {
   uv_close((uv_handle_t *)&connection->timer, on_connection_closed);
 }
 
+#define STATE_BIT(state) (1u << (state))
+
+/* Which states each one may go to (the diagram at the top). */
+static const unsigned connection_next_states[] = {
+    [CONNECTION_READING] = STATE_BIT(CONNECTION_PAUSED) | STATE_BIT(CONNECTION_LAST) |
+                           STATE_BIT(CONNECTION_FAILED) | STATE_BIT(CONNECTION_CLOSING),
+    [CONNECTION_PAUSED] = STATE_BIT(CONNECTION_READING) | STATE_BIT(CONNECTION_LAST) |
+                          STATE_BIT(CONNECTION_CLOSING),
+    [CONNECTION_LAST] = STATE_BIT(CONNECTION_CLOSING),
+    [CONNECTION_FAILED] = STATE_BIT(CONNECTION_LINGERING) | STATE_BIT(CONNECTION_CLOSING),
+    [CONNECTION_LINGERING] = STATE_BIT(CONNECTION_CLOSING),
+    [CONNECTION_CLOSING] = 0,
+};
+
+/* Every change of state, and what entering each takes. Reading stops on
+ * leaving READING (the unparsed input is kept or dropped by the caller,
+ * which knows whether a parse is still reading it). LINGERING: after an
+ * error reply the client may still be sending what we refused (a body over
+ * the limit); closing at once would make the kernel answer those bytes with
+ * a reset that can destroy our reply before the client reads it, so, like
+ * nginx's lingering close, shut our side down, read and discard for a
+ * moment, then close. */
+static void connection_enter(http_connection_t *connection, connection_state_t next) {
+  assert(connection_next_states[connection->state] & STATE_BIT(next));
+  connection->state = next;
+  uv_stream_t *stream = (uv_stream_t *)&connection->tcp;
+  switch (next) {
+  case CONNECTION_READING: llhttp_resume(&connection->parser); break;
+  case CONNECTION_PAUSED:
+  case CONNECTION_LAST: uv_read_stop(stream); break;
+  case CONNECTION_FAILED:
+    uv_read_stop(stream);
+    uv_timer_stop(&connection->timer);
+    break;
+  case CONNECTION_LINGERING:
+    if (uv_shutdown(&connection->shutdown_request, stream, NULL)) {
+      connection_close(connection);
+      break;
+    }
+    connection_arm_timer(connection, HTTP_LINGER_MS);
+    connection_start_reading(connection);
+    break;
+  case CONNECTION_CLOSING: connection_detach_and_close(connection); break;
+  }
+}
+
 /* For http_server_stop: a request being received may finish (on_message_complete
  * stops parsing after it); otherwise nothing new is parsed. */
 static void connection_drain(http_connection_t *connection) {
-  if (connection->closing) return;
+  if (connection->state == CONNECTION_CLOSING) return;
   if (!connection->head) {
     connection_close(connection);
     return;
   }
-  if (connection->input_done || connection->tail->state == EXCHANGE_RECEIVING) return;
-  connection->input_done = true;
-  connection->paused = false;
-  uv_read_stop((uv_stream_t *)&connection->tcp);
-  buf_free(&connection->unparsed);
+  if (connection_input_done(connection) || connection->tail->state == EXCHANGE_RECEIVING) return;
+  connection_enter(connection, CONNECTION_LAST);
+  if (!connection->parsing) buf_free(&connection->unparsed); /* else the parse is reading it */
 }
 
 static void connection_format_peer(http_connection_t *connection) {

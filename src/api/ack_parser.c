@@ -143,6 +143,7 @@ bool ack_parse(const char *body, size_t len, ack_set_t *out) {
   p->set = out;
   yajl_handle parser = yajl_alloc(&ack_callbacks, NULL, p);
   p->handle = parser;
+  if (parser) yajl_config(parser, yajl_dont_validate_strings, 1); /* json_text_utf8_valid does */
   bool ok = parser && yajl_parse(parser, (const unsigned char *)body, len) == yajl_status_ok &&
             yajl_complete_parse(parser) == yajl_status_ok && p->state == AT_END &&
             json_text_utf8_valid(body, len) && json_text_whitespace_valid(body, len) &&

@@ -53,6 +53,7 @@ typedef struct {
   field_t content_type, delay;
   bool has_body, body_is_string;
   size_t body_off, body_len; /* in raw: the string, or the JSON text */
+  bool body_as_sent;         /* a string without escapes: body_off is in the request body */
 } pending_t;
 
 typedef enum { CTX_OTHER, CTX_ROOT, CTX_MESSAGES, CTX_MESSAGE } context_t;
@@ -79,6 +80,7 @@ typedef struct {
   uint8_t has_member[MAX_DEPTH / 8 + 1]; /* writing: the container at a depth is not empty */
   buf_t scratch;                       /* NUL-terminated copy of a number */
   yajl_handle handle;                  /* for the byte offset of a key */
+  const char *body;                    /* the request body */
   size_t len;                          /* of the body */
   bool finishing;                      /* in yajl_complete_parse: all of it is consumed */
   buf_t keys;                          /* outside bodies: the keys of the open objects */
@@ -274,6 +276,13 @@ static context_t value_place(parser_t *p, value_t kind, const char *s, size_t le
     p->current->has_body = true;
     p->current->body_is_string = kind == VALUE_STRING;
     p->current->body_off = p->set->raw.len;
+    /* yajl hands a string without escapes over where it stands in the body */
+    p->current->body_as_sent = kind == VALUE_STRING && s > p->body && s + len < p->body + p->len;
+    if (p->current->body_as_sent) {
+      p->current->body_off = (size_t)(s - p->body);
+      p->current->body_len = len;
+      break;
+    }
     if (kind == VALUE_STRING) buf_append(&p->set->raw, s, len);
     else if (container) buf_append(&p->set->raw, kind == VALUE_MAP ? "{" : "[", 1);
     else emit_scalar(p, kind, s, len, number, truth);
@@ -498,21 +507,28 @@ static bool content_type_check(const parser_t *p, const field_t *field, uint8_t 
 
 /* Where a checked message's body ended up, fixed into pointers once no
  * buffer grows any more. */
+typedef enum { PLACE_RAW, PLACE_DECODED, PLACE_SENT } place_t;
 typedef struct {
-  bool in_decoded;
+  place_t in;
   size_t off;
 } body_place_t;
 
 static bool body_store(parser_t *p, const pending_t *pending, uint8_t content_type,
                        body_place_t *place, size_t *len, message_parse_error_t *error) {
   if (!pending->has_body) return fail(error, 400, API_ERR_INVALID_REQUEST, "Missing body");
-  const char *text = p->set->raw.data + pending->body_off;
+  bool sent = pending->body_as_sent;
+  const char *text = (sent ? p->body : p->set->raw.data) + pending->body_off;
   buf_t *decoded = &p->set->decoded;
-  *place = (body_place_t){false, pending->body_off};
+  *place = (body_place_t){sent ? PLACE_SENT : PLACE_RAW, pending->body_off};
   *len = pending->body_len;
   if (content_type == CONTENT_TYPE_JSON) {
     if (!pending->body_is_string) return true;
-    *place = (body_place_t){true, decoded->len};
+    if (sent) { /* the token with its quotes is what jansson would write */
+      *place = (body_place_t){PLACE_SENT, pending->body_off - 1};
+      *len = pending->body_len + 2;
+      return true;
+    }
+    *place = (body_place_t){PLACE_DECODED, decoded->len};
     json_text_append_string(decoded, text, pending->body_len);
     *len = decoded->len - place->off;
     return true;
@@ -522,7 +538,7 @@ static bool body_store(parser_t *p, const pending_t *pending, uint8_t content_ty
                 record_content_type_name(content_type),
                 content_type == CONTENT_TYPE_TEXT ? "string" : "base64 string");
   if (content_type == CONTENT_TYPE_TEXT) return true;
-  *place = (body_place_t){true, decoded->len};
+  *place = (body_place_t){PLACE_DECODED, decoded->len};
   if (!crypto_base64_decode(text, pending->body_len, decoded))
     return fail(error, 400, API_ERR_INVALID_REQUEST, "Invalid body: not valid base64");
   *len = decoded->len - place->off;
@@ -563,7 +579,9 @@ static bool messages_check(parser_t *p, int64_t default_delay, message_parse_err
     return fail(error, 413, API_ERR_BATCH_TOO_LARGE,
                 "Batch too large: %zu bytes, at most %d bytes per batch", total, BATCH_MAX_BYTES);
   for (size_t i = 0; i < p->message_count; i++) {
-    const char *base = places[i].in_decoded ? set->decoded.data : set->raw.data;
+    const char *base = places[i].in == PLACE_SENT      ? p->body
+                       : places[i].in == PLACE_DECODED ? set->decoded.data
+                                                       : set->raw.data;
     set->messages[i].body = base ? base + places[i].off : "";
   }
   set->count = p->message_count;
@@ -581,7 +599,9 @@ static bool parse(parser_t *p, const char *body, size_t len, message_parse_error
     p->root_is_object = true; /* an empty body is an empty object */
   } else {
     yajl_handle handle = yajl_alloc(&callbacks, NULL, p);
+    yajl_config(handle, yajl_dont_validate_strings, 1); /* json_text_utf8_valid does, stricter */
     p->handle = handle;
+    p->body = body;
     p->len = len;
     yajl_status status = yajl_parse(handle, (const unsigned char *)body, len);
     p->finishing = true;

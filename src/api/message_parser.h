@@ -19,7 +19,9 @@
  *     number or a literal, is refused in words of our own (MESSAGE_NUL_TEXT);
  *   - a `json` body is stored as its compact JSON text, byte-for-byte what
  *     json_dumps(JSON_COMPACT) made of it (reals go through jansson to get
- *     its exact formatting); `text` as the string; `bytes`/`v8` base64-decoded.
+ *     its exact formatting; a string without escapes is its token as sent,
+ *     which is what jansson writes); `text` as the string; `bytes`/`v8`
+ *     base64-decoded.
  * Inside a message body a repeated key is stored as sent (both members);
  * JSON.parse and jansson, reading it, take the last (docs/errors.md).
  *
@@ -52,7 +54,9 @@ typedef struct {
   size_t count;
   buf_t raw;     /* strings and JSON texts as parsed; bodies point in here */
   buf_t decoded; /* bodies that needed escaping or base64 decoding */
-} message_set_t;
+} message_set_t; /* a string body sent without escapes points into the parsed
+                  * body itself (as the token, quotes included, for json):
+                  * keep that until the messages are sent */
 
 /* Why a body was refused: the reply to give. */
 typedef struct {

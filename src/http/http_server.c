@@ -24,8 +24,11 @@
  * and none while only handlers are running — that time is the server's own.
  *
  * Responses a handler gives while a read is being parsed are written after
- * the parse, consecutive ready ones in one uv_write, so a pipelined burst
- * costs one system call rather than one per response.
+ * the parse, consecutive ready ones in one write, so a pipelined burst
+ * costs one system call rather than one per response. The write is tried at
+ * once (uv_try_write) when none is in flight, and queued to libuv only for
+ * what the socket does not take; what a finished write leaves to do runs
+ * from the connection's timer, outside the flush that wrote it.
  *
  * llhttp is built strict (the Makefile defines LLHTTP_STRICT_MODE); what it
  * still lets through, http_syntax.c refuses: an obs-fold continuation line
@@ -140,6 +143,7 @@ struct http_connection {
   http_exchange_t *free_exchanges;
   size_t free_count;
   size_t pending;    /* exchanges in the FIFO */
+  unsigned writes_in_flight; /* uv_writes (responses, 100 Continue) whose callback has not run */
   buf_t unparsed;    /* input kept while the parser is paused */
   int error_status;  /* set by a parser callback that rejects the request */
   const char *error_message;
@@ -587,22 +591,39 @@ static void connection_start_reading(http_connection_t *connection) {
   uv_read_start((uv_stream_t *)&connection->tcp, on_alloc, on_read);
 }
 
+/* The timeouts (idle, request, linger), and what a finished write leaves to
+ * do (connection_written): resume a paused connection, close or linger once
+ * the last response is out. */
 static void on_timer(uv_timer_t *timer) {
   http_connection_t *connection = timer->data;
-  if (connection->state == CONNECTION_LINGERING)
-    connection_close(connection);
-  else if (connection->tail && connection->tail->state == EXCHANGE_RECEIVING)
-    connection_fail(connection, 408, "request timeout");
-  else if (!connection->head)
-    connection_close(connection);
+  switch (connection->state) {
+  case CONNECTION_READING:
+    if (connection->tail && connection->tail->state == EXCHANGE_RECEIVING)
+      connection_fail(connection, 408, "request timeout");
+    else if (!connection->head)
+      connection_close(connection);
+    break;
+  case CONNECTION_PAUSED:
+    if (connection->pending < HTTP_MAX_PENDING) connection_resume(connection);
+    break;
+  case CONNECTION_LAST:
+    if (!connection->head) connection_close(connection);
+    break;
+  case CONNECTION_FAILED:
+    if (!connection->head) connection_enter(connection, CONNECTION_LINGERING);
+    break;
+  case CONNECTION_LINGERING: connection_close(connection); break;
+  case CONNECTION_CLOSING: break;
+  }
 }
 
-static void on_write(uv_write_t *request, int status) {
-  http_exchange_t *exchange = container_of(request, http_exchange_t, write_request);
-  http_connection_t *connection = exchange->connection;
+/* The oldest `count` exchanges' responses are written (or failed). What
+ * follows (resume, close, linger) runs from the timer at once, never from
+ * here: a write may complete inside a flush, and resuming there would parse
+ * and answer and flush again, one level deeper per batch. */
+static void connection_written(http_connection_t *connection, unsigned count, int status) {
   if (connection->state == CONNECTION_CLOSING) return; /* the exchanges go with the connection */
-  /* Writes complete in order, so the batch is at the FIFO head. */
-  for (unsigned i = exchange->batch_count; i > 0; i--) {
+  for (unsigned i = count; i > 0; i--) {
     http_exchange_t *written = connection->head;
     connection->head = written->next;
     connection->pending--;
@@ -613,22 +634,43 @@ static void on_write(uv_write_t *request, int status) {
     connection_close(connection);
     return;
   }
-  if (!connection->head && connection->state == CONNECTION_FAILED) {
-    connection_enter(connection, CONNECTION_LINGERING);
-    return;
-  }
-  if (!connection->head && connection_input_done(connection)) {
-    connection_close(connection);
-    return;
-  }
-  if (!connection->head) connection_arm_timer(connection, connection->server->options.idle_timeout_ms);
-  if (connection->state == CONNECTION_PAUSED && connection->pending < HTTP_MAX_PENDING)
-    connection_resume(connection);
+  bool done = !connection->head && connection_input_done(connection);
+  bool resume = connection->state == CONNECTION_PAUSED && connection->pending < HTTP_MAX_PENDING;
+  if (done || resume) connection_arm_timer(connection, 0);
+  else if (!connection->head) connection_arm_timer(connection, connection->server->options.idle_timeout_ms);
+}
+
+static void on_write(uv_write_t *request, int status) {
+  http_connection_t *connection = request->handle->data;
+  connection->writes_in_flight--;
+  /* Writes complete in order, so the batch is at the FIFO head. */
+  connection_written(connection,
+                     container_of(request, http_exchange_t, write_request)->batch_count, status);
 }
 
 static void on_continue_written(uv_write_t *request, int status) {
-  (void)request;
+  http_connection_t *connection = request->handle->data;
+  connection->writes_in_flight--;
   (void)status; /* a failed write also fails the next one, which closes */
+}
+
+/* Writes what the socket takes at once; true if that was everything, else
+ * bufs and *count are left describing the rest. Most responses fit the
+ * socket buffer, and written this way they skip libuv's write request,
+ * whose completion costs an epoll_ctl per response (libuv re-arms the
+ * socket's watcher when its write queue drains). */
+static bool connection_try_write(http_connection_t *connection, uv_buf_t *bufs, unsigned *count) {
+  int written = uv_try_write((uv_stream_t *)&connection->tcp, bufs, *count);
+  if (written < 0) return false; /* EAGAIN; an error fails the uv_write too */
+  unsigned first = 0;
+  size_t left = (size_t)written;
+  while (first < *count && left >= bufs[first].len) left -= bufs[first++].len;
+  if (first == *count) return true;
+  bufs[first].base += left;
+  bufs[first].len -= (unsigned)left;
+  memmove(bufs, bufs + first, (*count - first) * sizeof *bufs);
+  *count -= first;
+  return false;
 }
 
 /* Adds a response's head and body to a batch of buffers to write. */
@@ -659,6 +701,13 @@ static void connection_write_ready(http_connection_t *connection) {
     exchange = exchange->next;
   }
   connection->next_to_write = exchange;
+  /* Only with nothing in flight: the exchanges a write releases are the
+   * FIFO's oldest, which an unfinished uv_write's still are. */
+  if (!connection->writes_in_flight && connection_try_write(connection, bufs, &count)) {
+    connection_written(connection, first->batch_count, 0);
+    return;
+  }
+  connection->writes_in_flight++;
   if (uv_write(&first->write_request, (uv_stream_t *)&connection->tcp, bufs, count, on_write))
     connection_close(connection);
 }
@@ -672,6 +721,7 @@ static void connection_flush(http_connection_t *connection) {
     if (exchange->state == EXCHANGE_RECEIVING && exchange->expect_continue) {
       exchange->expect_continue = false;
       uv_buf_t buf = uv_buf_init((char *)continue_line, sizeof continue_line - 1);
+      connection->writes_in_flight++;
       if (uv_write(&exchange->continue_request, (uv_stream_t *)&connection->tcp, &buf, 1,
                    on_continue_written))
         connection_close(connection);

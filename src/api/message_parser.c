@@ -86,7 +86,8 @@ typedef struct {
   buf_t keys;                          /* outside bodies: the keys of the open objects */
   buf_t seen;                          /* key_seen_t for each of those keys, and marks */
   size_t dup_end;                      /* 0, or where the first repeated key's token ends */
-  pending_t pending[BATCH_MAX_MESSAGES]; /* last: cleared one by one as messages start */
+  pending_t pending[]; /* 1 for a send, BATCH_MAX_MESSAGES for a batch; cleared
+                        * one by one as messages start */
 } parser_t;
 
 /* A JSON number as jansson reads it: an integer when it has no fraction or
@@ -619,12 +620,15 @@ static bool parse(parser_t *p, const char *body, size_t len, message_parse_error
 
 /* Clears only what every parse reads: messages[] and pending[] are written
  * before they are read, and zeroing all hundred of each cost a single send
- * more than parsing it. */
-static void parser_init(parser_t *p, bool batch, message_set_t *out) {
+ * more than parsing it. A send gets room for one pending message only, which
+ * keeps its parser small enough for malloc's per-thread cache. */
+static parser_t *parser_new(bool batch, message_set_t *out) {
+  size_t messages = batch ? BATCH_MAX_MESSAGES : 1;
+  parser_t *p = xmalloc(sizeof *p + messages * sizeof p->pending[0]);
   out->count = 0;
   out->raw = (buf_t)BUF_INIT;
   out->decoded = (buf_t)BUF_INIT;
-  memset(p, 0, offsetof(parser_t, pending));
+  memset(p, 0, sizeof *p);
   p->batch = batch;
   p->set = out;
   if (!batch) {
@@ -633,6 +637,7 @@ static void parser_init(parser_t *p, bool batch, message_set_t *out) {
     p->pending[0].is_object = true;
     p->current = &p->pending[0];
   }
+  return p;
 }
 
 static void parser_free(parser_t *p) {
@@ -644,8 +649,7 @@ static void parser_free(parser_t *p) {
 
 bool message_parse_send(const char *body, size_t len, message_set_t *out,
                         message_parse_error_t *error) {
-  parser_t *p = xmalloc(sizeof *p);
-  parser_init(p, false, out);
+  parser_t *p = parser_new(false, out);
   bool ok = parse(p, body, len, error) && messages_check(p, -1, error);
   parser_free(p);
   return ok;
@@ -653,8 +657,7 @@ bool message_parse_send(const char *body, size_t len, message_set_t *out,
 
 bool message_parse_batch(const char *body, size_t len, message_set_t *out,
                          message_parse_error_t *error) {
-  parser_t *p = xmalloc(sizeof *p);
-  parser_init(p, true, out);
+  parser_t *p = parser_new(true, out);
   int64_t batch_delay;
   bool ok = parse(p, body, len, error) && seconds_check(&p->batch_delay, &batch_delay, error);
   if (ok && (!p->messages_is_array || p->message_count == 0))

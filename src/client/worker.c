@@ -34,6 +34,11 @@
  * framing; anything larger is refused with 413. */
 #define WORKER_MAX_BODY (32u * 1024 * 1024)
 #define WORKER_SIGNATURE_PREFIX "sha256="
+/* The handler runs on the loop, up to a registration's longest timeout_ms
+ * (1 h, docs/workers.md); while it runs no other connection is read, so a
+ * request half received then must not time out for that: the idle and
+ * request timeouts are that long, not the API server's 60 s and 30 s. */
+#define WORKER_TIMEOUT_MS (3600u * 1000)
 
 struct wharf_worker {
   uv_loop_t loop;
@@ -205,6 +210,8 @@ static int worker_listen(wharf_worker_t *worker, const char *host, int port, wha
   }
   http_server_options_t options = {
       .max_body_bytes = WORKER_MAX_BODY,
+      .idle_timeout_ms = WORKER_TIMEOUT_MS,
+      .request_timeout_ms = WORKER_TIMEOUT_MS,
       .quiet = true, /* a library does not log every request */
       .on_request = worker_on_request,
       .on_error = worker_on_error,

@@ -21,8 +21,8 @@
 
 LIBWHARF_VERSION := 0.1.0
 LIBWHARF_SONAME  := libwharf.so.0
-LIBWHARF_SRCS    := $(wildcard src/client/*.c) src/util/buf.c src/util/crypto.c \
-                    src/http/http_syntax.c
+LIBWHARF_SRCS    := $(wildcard src/client/*.c) src/util/buf.c src/util/crypto.c src/util/log.c \
+                    src/http/http_server.c src/http/http_syntax.c
 LIBWHARF_OBJS    := $(LIBWHARF_SRCS:%.c=$(BUILD)/pic/%.o) $(LLHTTP_NAMES:%=$(BUILD)/pic/llhttp/%.o)
 LIBWHARF_LIBS    := -luv -lcurl -ljansson -lcrypto -lpthread
 LIBWHARF_EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))

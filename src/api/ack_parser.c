@@ -2,7 +2,8 @@
  * ack_parser.c — see ack_parser.h. The parse is a small state machine over
  * yajl's events: root map, then a list key, then an array of entry maps,
  * each with a lease_id string and (for retries) an optional integer
- * delay_seconds. Any event it does not expect stops the parse.
+ * delay_seconds. Any event it does not expect stops the parse; every kind
+ * of value has a callback, since yajl silently skips one that has none.
  */
 #include "api/ack_parser.h"
 
@@ -20,6 +21,8 @@ typedef struct {
   bool in_retries, seen_acks, seen_retries, entry_has_lease;
   size_t offsets[2][ACK_MAX_ENTRIES]; /* lease ids' offsets in strings, until it stops moving */
   int64_t delay;
+  yajl_handle handle;
+  size_t root_end; /* where the root object's '}' ends */
 } ack_parse_t;
 
 static size_t *entry_count(ack_parse_t *p) {
@@ -80,6 +83,7 @@ static int on_end_map(void *context) {
   ack_parse_t *p = context;
   if (p->state == AT_ROOT) {
     p->state = AT_END;
+    p->root_end = yajl_get_bytes_consumed(p->handle);
     return 1;
   }
   if (p->state != AT_ENTRY || !p->entry_has_lease) return 0;
@@ -103,8 +107,29 @@ static int on_end_array(void *context) {
   return 1;
 }
 
+/* yajl skips a value whose callback is NULL, so {"acks":[null]} would pass
+ * as no acks (the jansson path answers 400): these values stop the parse
+ * (found by tests/fuzz/fuzz_parsers.c). */
+static int on_null(void *context) {
+  (void)context;
+  return 0;
+}
+static int on_boolean(void *context, int value) {
+  (void)context;
+  (void)value;
+  return 0;
+}
+static int on_double(void *context, double value) {
+  (void)context;
+  (void)value;
+  return 0;
+}
+
 static const yajl_callbacks ack_callbacks = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_boolean,
     .yajl_integer = on_integer,
+    .yajl_double = on_double,
     .yajl_string = on_string,
     .yajl_start_map = on_start_map,
     .yajl_map_key = on_key,
@@ -117,9 +142,12 @@ bool ack_parse(const char *body, size_t len, ack_set_t *out) {
   ack_parse_t *p = xcalloc(1, sizeof *p);
   p->set = out;
   yajl_handle parser = yajl_alloc(&ack_callbacks, NULL, p);
+  p->handle = parser;
+  if (parser) yajl_config(parser, yajl_dont_validate_strings, 1); /* json_text_utf8_valid does */
   bool ok = parser && yajl_parse(parser, (const unsigned char *)body, len) == yajl_status_ok &&
             yajl_complete_parse(parser) == yajl_status_ok && p->state == AT_END &&
-            json_text_utf8_valid(body, len);
+            json_text_utf8_valid(body, len) && json_text_whitespace_valid(body, len) &&
+            json_text_is_blank(body + p->root_end, len - p->root_end);
   if (parser) yajl_free(parser);
   for (size_t i = 0; ok && i < out->ack_count; i++) out->acks[i] = out->strings.data + p->offsets[0][i];
   for (size_t i = 0; ok && i < out->retry_count; i++)

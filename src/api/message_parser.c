@@ -53,6 +53,7 @@ typedef struct {
   field_t content_type, delay;
   bool has_body, body_is_string;
   size_t body_off, body_len; /* in raw: the string, or the JSON text */
+  bool body_as_sent;         /* a string without escapes: body_off is in the request body */
 } pending_t;
 
 typedef enum { CTX_OTHER, CTX_ROOT, CTX_MESSAGES, CTX_MESSAGE } context_t;
@@ -68,6 +69,7 @@ typedef struct {
   message_set_t *set;
   size_t message_count; /* elements of `messages`, also beyond the maximum */
   bool messages_is_array, root_is_object, malformed;
+  size_t root_end;                     /* where the root value's last token ends */
   field_t batch_delay;
   int depth;                           /* containers open */
   context_t context[CONTEXT_LEVELS + 1]; /* of the container open at each depth */
@@ -78,10 +80,14 @@ typedef struct {
   uint8_t has_member[MAX_DEPTH / 8 + 1]; /* writing: the container at a depth is not empty */
   buf_t scratch;                       /* NUL-terminated copy of a number */
   yajl_handle handle;                  /* for the byte offset of a key */
+  const char *body;                    /* the request body */
+  size_t len;                          /* of the body */
+  bool finishing;                      /* in yajl_complete_parse: all of it is consumed */
   buf_t keys;                          /* outside bodies: the keys of the open objects */
   buf_t seen;                          /* key_seen_t for each of those keys, and marks */
   size_t dup_end;                      /* 0, or where the first repeated key's token ends */
-  pending_t pending[BATCH_MAX_MESSAGES]; /* last: cleared one by one as messages start */
+  pending_t pending[]; /* 1 for a send, BATCH_MAX_MESSAGES for a batch; cleared
+                        * one by one as messages start */
 } parser_t;
 
 /* A JSON number as jansson reads it: an integer when it has no fraction or
@@ -126,13 +132,20 @@ typedef struct {
   size_t off, len, end;
 } key_seen_t;
 
+/* Where the token just reported ends in the body. yajl counts from the start
+ * of the buffer last given; yajl_complete_parse gives it none, and a number
+ * at the very end is only reported then. */
+static size_t parser_offset(const parser_t *p) {
+  return p->finishing ? p->len : yajl_get_bytes_consumed(p->handle);
+}
+
 static void keys_object_open(parser_t *p) {
   key_seen_t mark = {p->keys.len, SIZE_MAX, 0};
   buf_append(&p->seen, &mark, sizeof mark);
 }
 
 static void keys_add(parser_t *p, const char *s, size_t len) {
-  key_seen_t key = {p->keys.len, len, yajl_get_bytes_consumed(p->handle)};
+  key_seen_t key = {p->keys.len, len, parser_offset(p)};
   buf_append(&p->keys, s, len);
   buf_append(&p->seen, &key, sizeof key);
 }
@@ -264,6 +277,13 @@ static context_t value_place(parser_t *p, value_t kind, const char *s, size_t le
     p->current->has_body = true;
     p->current->body_is_string = kind == VALUE_STRING;
     p->current->body_off = p->set->raw.len;
+    /* yajl hands a string without escapes over where it stands in the body */
+    p->current->body_as_sent = kind == VALUE_STRING && s > p->body && s + len < p->body + p->len;
+    if (p->current->body_as_sent) {
+      p->current->body_off = (size_t)(s - p->body);
+      p->current->body_len = len;
+      break;
+    }
     if (kind == VALUE_STRING) buf_append(&p->set->raw, s, len);
     else if (container) buf_append(&p->set->raw, kind == VALUE_MAP ? "{" : "[", 1);
     else emit_scalar(p, kind, s, len, number, truth);
@@ -294,6 +314,7 @@ static int value_begin(parser_t *p, value_t kind, const char *s, size_t len, boo
     context = value_place(p, kind, s, len, &number, truth);
   }
   if (container) container_open(p, context);
+  else if (!p->depth) p->root_end = parser_offset(p);
   if (kind == VALUE_MAP && !p->emit_base) keys_object_open(p);
   return 1;
 }
@@ -308,6 +329,7 @@ static int value_end(parser_t *p, const char *close) {
     }
   }
   p->depth--;
+  if (!p->depth) p->root_end = parser_offset(p);
   return 1;
 }
 
@@ -431,6 +453,17 @@ static bool fail_duplicate(const char *body, size_t dup_end, message_parse_error
               body + start, dup_end);
 }
 
+/* A body jansson takes and yajl does not: jansson drops a NUL byte that
+ * directly follows a number or a literal ({"body":1\0} reads as
+ * {"body":1}, found by fuzz_parsers); a NUL is never JSON, so it is refused
+ * where it is. */
+static bool fail_nul(const char *body, size_t len, message_parse_error_t *error) {
+  const char *nul = memchr(body, '\0', len);
+  if (!nul) return fail(error, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body");
+  return fail(error, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body: %s (at byte %zu)",
+              MESSAGE_NUL_TEXT, (size_t)(nul - body));
+}
+
 /* The cold path: jansson names what is wrong, in the words it always used;
  * a repeated key (dup_end, 0 for none) comes first unless jansson finds a
  * fault before it. */
@@ -444,7 +477,7 @@ static bool fail_malformed(const char *body, size_t len, size_t dup_end,
   if (!value)
     return fail(error, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body: %s (at byte %d)",
                 parse_error.text, parse_error.position);
-  return fail(error, 400, API_ERR_MALFORMED_JSON, "Malformed JSON body");
+  return fail_nul(body, len, error);
 }
 
 /* params_optional_seconds' rules: absent or null is -1; else an integral
@@ -475,21 +508,28 @@ static bool content_type_check(const parser_t *p, const field_t *field, uint8_t 
 
 /* Where a checked message's body ended up, fixed into pointers once no
  * buffer grows any more. */
+typedef enum { PLACE_RAW, PLACE_DECODED, PLACE_SENT } place_t;
 typedef struct {
-  bool in_decoded;
+  place_t in;
   size_t off;
 } body_place_t;
 
 static bool body_store(parser_t *p, const pending_t *pending, uint8_t content_type,
                        body_place_t *place, size_t *len, message_parse_error_t *error) {
   if (!pending->has_body) return fail(error, 400, API_ERR_INVALID_REQUEST, "Missing body");
-  const char *text = p->set->raw.data + pending->body_off;
+  bool sent = pending->body_as_sent;
+  const char *text = (sent ? p->body : p->set->raw.data) + pending->body_off;
   buf_t *decoded = &p->set->decoded;
-  *place = (body_place_t){false, pending->body_off};
+  *place = (body_place_t){sent ? PLACE_SENT : PLACE_RAW, pending->body_off};
   *len = pending->body_len;
   if (content_type == CONTENT_TYPE_JSON) {
     if (!pending->body_is_string) return true;
-    *place = (body_place_t){true, decoded->len};
+    if (sent) { /* the token with its quotes is what jansson would write */
+      *place = (body_place_t){PLACE_SENT, pending->body_off - 1};
+      *len = pending->body_len + 2;
+      return true;
+    }
+    *place = (body_place_t){PLACE_DECODED, decoded->len};
     json_text_append_string(decoded, text, pending->body_len);
     *len = decoded->len - place->off;
     return true;
@@ -499,7 +539,7 @@ static bool body_store(parser_t *p, const pending_t *pending, uint8_t content_ty
                 record_content_type_name(content_type),
                 content_type == CONTENT_TYPE_TEXT ? "string" : "base64 string");
   if (content_type == CONTENT_TYPE_TEXT) return true;
-  *place = (body_place_t){true, decoded->len};
+  *place = (body_place_t){PLACE_DECODED, decoded->len};
   if (!crypto_base64_decode(text, pending->body_len, decoded))
     return fail(error, 400, API_ERR_INVALID_REQUEST, "Invalid body: not valid base64");
   *len = decoded->len - place->off;
@@ -540,7 +580,9 @@ static bool messages_check(parser_t *p, int64_t default_delay, message_parse_err
     return fail(error, 413, API_ERR_BATCH_TOO_LARGE,
                 "Batch too large: %zu bytes, at most %d bytes per batch", total, BATCH_MAX_BYTES);
   for (size_t i = 0; i < p->message_count; i++) {
-    const char *base = places[i].in_decoded ? set->decoded.data : set->raw.data;
+    const char *base = places[i].in == PLACE_SENT      ? p->body
+                       : places[i].in == PLACE_DECODED ? set->decoded.data
+                                                       : set->raw.data;
     set->messages[i].body = base ? base + places[i].off : "";
   }
   set->count = p->message_count;
@@ -558,12 +600,17 @@ static bool parse(parser_t *p, const char *body, size_t len, message_parse_error
     p->root_is_object = true; /* an empty body is an empty object */
   } else {
     yajl_handle handle = yajl_alloc(&callbacks, NULL, p);
+    yajl_config(handle, yajl_dont_validate_strings, 1); /* json_text_utf8_valid does, stricter */
     p->handle = handle;
+    p->body = body;
+    p->len = len;
     yajl_status status = yajl_parse(handle, (const unsigned char *)body, len);
+    p->finishing = true;
     if (status == yajl_status_ok) status = yajl_complete_parse(handle);
     yajl_free(handle);
     if (status != yajl_status_ok || p->malformed || p->dup_end || !surrogates_paired(body, len) ||
-        !json_text_utf8_valid(body, len))
+        !json_text_utf8_valid(body, len) || !json_text_whitespace_valid(body, len) ||
+        !json_text_is_blank(body + p->root_end, len - p->root_end))
       return fail_malformed(body, len, p->dup_end, error);
   }
   if (!p->root_is_object)
@@ -573,12 +620,15 @@ static bool parse(parser_t *p, const char *body, size_t len, message_parse_error
 
 /* Clears only what every parse reads: messages[] and pending[] are written
  * before they are read, and zeroing all hundred of each cost a single send
- * more than parsing it. */
-static void parser_init(parser_t *p, bool batch, message_set_t *out) {
+ * more than parsing it. A send gets room for one pending message only, which
+ * keeps its parser small enough for malloc's per-thread cache. */
+static parser_t *parser_new(bool batch, message_set_t *out) {
+  size_t messages = batch ? BATCH_MAX_MESSAGES : 1;
+  parser_t *p = xmalloc(sizeof *p + messages * sizeof p->pending[0]);
   out->count = 0;
   out->raw = (buf_t)BUF_INIT;
   out->decoded = (buf_t)BUF_INIT;
-  memset(p, 0, offsetof(parser_t, pending));
+  memset(p, 0, sizeof *p);
   p->batch = batch;
   p->set = out;
   if (!batch) {
@@ -587,6 +637,7 @@ static void parser_init(parser_t *p, bool batch, message_set_t *out) {
     p->pending[0].is_object = true;
     p->current = &p->pending[0];
   }
+  return p;
 }
 
 static void parser_free(parser_t *p) {
@@ -598,8 +649,7 @@ static void parser_free(parser_t *p) {
 
 bool message_parse_send(const char *body, size_t len, message_set_t *out,
                         message_parse_error_t *error) {
-  parser_t *p = xmalloc(sizeof *p);
-  parser_init(p, false, out);
+  parser_t *p = parser_new(false, out);
   bool ok = parse(p, body, len, error) && messages_check(p, -1, error);
   parser_free(p);
   return ok;
@@ -607,8 +657,7 @@ bool message_parse_send(const char *body, size_t len, message_set_t *out,
 
 bool message_parse_batch(const char *body, size_t len, message_set_t *out,
                          message_parse_error_t *error) {
-  parser_t *p = xmalloc(sizeof *p);
-  parser_init(p, true, out);
+  parser_t *p = parser_new(true, out);
   int64_t batch_delay;
   bool ok = parse(p, body, len, error) && seconds_check(&p->batch_delay, &batch_delay, error);
   if (ok && (!p->messages_is_array || p->message_count == 0))

@@ -1,5 +1,7 @@
 /*
- * http_server.h — an HTTP/1.1 server on a libuv loop.
+ * http_server.h — an HTTP/1.1 server on a libuv loop: Wharf's API, and
+ * libwharf's worker endpoint (src/client/worker.c) on the worker's own loop
+ * — one implementation of HTTP serving for both.
  *
  * The server parses requests with llhttp (Node's parser), built strict, plus
  * the checks of http_syntax.h (no obs-fold, no coding but chunked), supports

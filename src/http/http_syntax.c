@@ -30,10 +30,11 @@ bool http_coding_is_chunked(const char *value, size_t len) {
   return len == 7 && !strncasecmp(value, "chunked", 7);
 }
 
-/* The end of the run of s[0..len) that holds none of the characters in stop. */
-static size_t span_until(const char *s, size_t len, const char *stop) {
+/* The end of the run of s[0..len) that holds none of a, b and c: three
+ * compares a byte (strchr per byte cost a sixth of a send's instructions). */
+static size_t span_until(const char *s, size_t len, char a, char b, char c) {
   size_t i = 0;
-  while (i < len && !strchr(stop, s[i])) i++;
+  while (i < len && s[i] != a && s[i] != b && s[i] != c) i++;
   return i;
 }
 
@@ -41,8 +42,8 @@ bool http_target_split(const char *target, size_t len, const char **path, size_t
                        const char **query, size_t *query_len) {
   if (!len) return false;
   size_t at = 0;
-  const char *scheme_end = memmem(target, len, "://", 3);
   if (target[0] != '/' && target[0] != '*') {
+    const char *scheme_end = memmem(target, len, "://", 3);
     if (!scheme_end) { /* authority form: no path */
       *path = "/";
       *path_len = 1;
@@ -51,9 +52,9 @@ bool http_target_split(const char *target, size_t len, const char **path, size_t
       return true;
     }
     at = (size_t)(scheme_end - target) + 3;
-    at += span_until(target + at, len - at, "/?#");
+    at += span_until(target + at, len - at, '/', '?', '#');
   }
-  size_t n = span_until(target + at, len - at, "?#");
+  size_t n = span_until(target + at, len - at, '?', '#', '#');
   *path = n ? target + at : "/";
   *path_len = n ? n : 1;
   at += n;
@@ -61,7 +62,7 @@ bool http_target_split(const char *target, size_t len, const char **path, size_t
   *query_len = 0;
   if (at < len && target[at] == '?') {
     *query = target + at + 1;
-    *query_len = span_until(*query, len - at - 1, "#");
+    *query_len = span_until(*query, len - at - 1, '#', '#', '#');
   }
   return true;
 }

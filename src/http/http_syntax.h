@@ -1,7 +1,7 @@
 /*
  * http_syntax.h — the parts of RFC 9112 that llhttp 8.1 leaves to its user,
- * shared by both HTTP servers (src/http/http_server.c and libwharf's worker
- * endpoint, src/client/worker.c).
+ * for the HTTP server (src/http/http_server.c, which is also libwharf's
+ * worker endpoint).
  *
  * llhttp, built strict, refuses most malformed requests itself (whitespace
  * before a colon, a chunk not followed by CRLF, Content-Length with

@@ -53,6 +53,16 @@ void buf_append(buf_t *b, const void *data, size_t len) {
 
 void buf_append_str(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
 
+void buf_append_uint(buf_t *b, uint64_t value) {
+  char digits[20];
+  size_t n = sizeof digits;
+  do {
+    digits[--n] = (char)('0' + value % 10);
+    value /= 10;
+  } while (value);
+  buf_append(b, digits + n, sizeof digits - n);
+}
+
 void buf_printf(buf_t *b, const char *fmt, ...) {
   buf_reserve(b, 64);
   for (;;) {

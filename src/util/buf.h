@@ -7,6 +7,7 @@
 #define WHARF_UTIL_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
   char *data; /* always NUL-terminated when len > 0 or after buf_reserve */
@@ -20,6 +21,9 @@ void buf_reserve(buf_t *b, size_t extra);
 void buf_append(buf_t *b, const void *data, size_t len);
 void buf_append_str(buf_t *b, const char *s);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* value in decimal: what "%" PRIu64 writes, without printf's cost (a reply
+ * carries several numbers, and vsnprintf was ~1,000 instructions each). */
+void buf_append_uint(buf_t *b, uint64_t value);
 void buf_reset(buf_t *b); /* len = 0, keeps memory */
 void buf_free(buf_t *b);
 /* Hands the memory to the caller (free() it); the buffer is empty after. */

@@ -1,7 +1,6 @@
 /* json_text.c — see json_text.h. */
 #include "util/json_text.h"
 
-#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,14 +57,11 @@ void json_text_append_string(buf_t *out, const char *s, size_t len) {
 }
 
 void json_text_append_int(buf_t *out, int64_t value) {
-  char digits[24];
-  buf_append(out, digits, (size_t)snprintf(digits, sizeof digits, "%" PRId64, value));
+  if (value < 0) buf_append(out, "-", 1);
+  buf_append_uint(out, value < 0 ? -(uint64_t)value : (uint64_t)value);
 }
 
-void json_text_append_uint(buf_t *out, uint64_t value) {
-  char digits[24];
-  buf_append(out, digits, (size_t)snprintf(digits, sizeof digits, "%" PRIu64, value));
-}
+void json_text_append_uint(buf_t *out, uint64_t value) { buf_append_uint(out, value); }
 
 /* The length of the valid UTF-8 sequence at s (n bytes there), or 0:
  * no overlong forms, no surrogates, nothing above U+10FFFF. */
@@ -114,5 +110,15 @@ bool json_text_utf8_valid(const char *s, size_t len) {
     if (!n) return false;
     i += n;
   }
+  return true;
+}
+
+bool json_text_whitespace_valid(const char *s, size_t len) {
+  return !memchr(s, '\v', len) && !memchr(s, '\f', len);
+}
+
+bool json_text_is_blank(const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') return false;
   return true;
 }

@@ -33,5 +33,14 @@ void json_text_repair_utf8(char *text);
  * no surrogates, nothing above U+10FFFF). yajl checks only the shape of each
  * sequence, so its callers check this too. */
 bool json_text_utf8_valid(const char *s, size_t len);
+/* False when s[0..len) holds a vertical tab or a form feed: yajl reads them
+ * as whitespace between tokens, JSON (and jansson) does not, and inside a
+ * string both refuse them raw — so a text yajl accepted that holds one is
+ * not JSON (found by tests/fuzz/fuzz_parsers.c). */
+bool json_text_whitespace_valid(const char *s, size_t len);
+/* True when s[0..len) is only JSON whitespace (space, tab, CR, LF): what
+ * may follow the value. yajl takes an unterminated string there ({}"),
+ * since it waits for more input, so its callers check the rest with this. */
+bool json_text_is_blank(const char *s, size_t len);
 
 #endif

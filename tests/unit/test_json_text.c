@@ -3,7 +3,8 @@
  * json_dumps does, whatever the length and wherever the bytes to escape sit
  * (the fast path skips 8 plain bytes at a time); json_text_repair_utf8
  * leaves, and json_text_utf8_valid accepts, exactly valid UTF-8 (jansson's
- * judgement), wherever the sequences sit against the 32-byte steps.
+ * judgement), wherever the sequences sit against the 32-byte steps; integers
+ * are written as printf writes them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <inttypes.h>
 #include <jansson.h>
 
 #include "util/json_text.h"
@@ -114,12 +116,30 @@ static void test_utf8_valid_like_jansson(void **state) {
   }
 }
 
+static void test_integers_like_printf(void **state) {
+  (void)state;
+  static const int64_t values[] = {0, 1, -1, 9, 10, -10, 1764763200123, INT64_MAX, INT64_MIN};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    char expected[32];
+    buf_t out = BUF_INIT;
+    snprintf(expected, sizeof expected, "%" PRId64, values[i]);
+    json_text_append_int(&out, values[i]);
+    assert_string_equal(out.data, expected);
+    buf_reset(&out);
+    snprintf(expected, sizeof expected, "%" PRIu64, (uint64_t)values[i]);
+    json_text_append_uint(&out, (uint64_t)values[i]);
+    assert_string_equal(out.data, expected);
+    buf_free(&out);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_matches_jansson),
       cmocka_unit_test(test_repair_utf8_cases),
       cmocka_unit_test(test_repair_utf8_random),
       cmocka_unit_test(test_utf8_valid_like_jansson),
+      cmocka_unit_test(test_integers_like_printf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

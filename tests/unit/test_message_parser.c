@@ -139,6 +139,10 @@ static void test_malformed_bodies(void **state) {
       "{\"body\":\"\xc0\xaf\"}", "{\"body\":\"\xe0\x80\xaf\"}", "{\"body\":\"\xf0\x80\x80\xaf\"}",
       "{\"\xc1\xbf\":1,\"body\":1}", "{\"body\":\"\xed\xa0\x80\"}", "{\"body\":\"\xf4\x90\x80\x80\"}",
       "{\"body\":{\"a\":\"\xc0\xaf\"}}",
+      /* whitespace to yajl, not to JSON (fuzz_parsers): vertical tab, form feed */
+      "\v{\"body\":1}", "{\"body\":\f1}", "{\"messages\":[]\v}",
+      /* an unterminated string after the value, which yajl waits for */
+      "{\"body\":1}\"", "{\"body\":1} \"ab", "2\"",
   };
   for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
     assert_malformed_like_jansson(bodies[i], strlen(bodies[i]));
@@ -226,6 +230,10 @@ static void test_send_errors(void **state) {
   assert_send_error("{}", 400, bad, "Missing body");
   assert_send_error("[1,2]", 400, bad, "Request body must be a JSON object");
   assert_send_error("null", 400, bad, "Request body must be a JSON object");
+  /* a number at the very end is reported by yajl_complete_parse, whose byte
+   * count starts again at 0: still all of the body */
+  assert_send_error("42", 400, bad, "Request body must be a JSON object");
+  assert_send_error(" -1.5e3 ", 400, bad, "Request body must be a JSON object");
   assert_send_error("{\"body\":\"x\",\"content_type\":\"xml\"}", 400, bad,
                     "Invalid content_type \"xml\": must be json, text, bytes or v8");
   assert_send_error("{\"body\":\"x\",\"content_type\":5}", 400, bad, "Invalid content_type: must be a string");
@@ -294,6 +302,37 @@ static void test_batches(void **state) {
   buf_free(&many);
 }
 
+/* jansson drops a NUL right after a number or a literal ({"body":1\0}
+ * reads as {"body":1}); found by fuzz_parsers, where the fast path said only
+ * "Malformed JSON body". It is refused, saying where the NUL is. */
+static void test_nul_outside_strings(void **state) {
+  (void)state;
+  static const struct {
+    const char *body;
+    size_t len;
+    size_t at;
+  } cases[] = {
+      {"1\0", 2, 1},
+      {"{\"body\":1\0}", 11, 9},
+      {"{\"body\":[true\0]}", 16, 13},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    json_t *value = json_loadb(cases[i].body, cases[i].len, JSON_DECODE_ANY, NULL);
+    assert_non_null(value); /* the quirk this is about */
+    json_decref(value);
+    char expected[128];
+    snprintf(expected, sizeof expected, "Malformed JSON body: %s (at byte %zu)", MESSAGE_NUL_TEXT,
+             cases[i].at);
+    message_set_t set;
+    message_parse_error_t error;
+    assert_false(message_parse_send(cases[i].body, cases[i].len, &set, &error));
+    message_set_free(&set);
+    assert_int_equal(error.status, 400);
+    assert_int_equal(error.code, API_ERR_MALFORMED_JSON);
+    assert_string_equal(error.message, expected);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_bodies_match_jansson),
@@ -303,6 +342,7 @@ int main(void) {
       cmocka_unit_test(test_repeated_fields),
       cmocka_unit_test(test_send_errors),
       cmocka_unit_test(test_batches),
+      cmocka_unit_test(test_nul_outside_strings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,7 @@ static void token_bind_ms_or_null(sqlite3_stmt *statement, int index, uint64_t m
   else sqlite3_bind_null(statement, index);
 }
 
-static void token_secret_generate(char secret_out[65]) {
+void control_token_secret_generate(char secret_out[65]) {
   uint8_t random[TOKEN_RANDOM_BYTES];
   buf_t encoded = BUF_INIT;
   crypto_random_bytes(random, sizeof random);
@@ -78,7 +78,7 @@ int control_token_create(control_t *control, const char *account_id_or_empty,
     if (len == 0 || len > TOKEN_SECRET_MAX) return CONTROL_ERR_INVALID;
     memcpy(secret, secret_or_null, len + 1);
   } else {
-    token_secret_generate(secret);
+    control_token_secret_generate(secret);
   }
   control_token_t token = {.permissions = permissions, .created_ms = clock_now_ms()};
   if (window_or_null) {

@@ -37,10 +37,12 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Shared test helpers (tests/unit/helpers/*.c), linked into every unit test.
 UNIT_HELPER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/helpers/*.c))
 .SECONDARY: $(UNIT_HELPER_OBJS)
+# nats_cluster.c starts nodes with deploy/nats/wharf-nats.conf of this tree.
+$(UNIT_HELPER_OBJS): CFLAGS += -DWHARF_SOURCE_DIR='"$(CURDIR)"'
 
 DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
                 libssl-dev node-llhttp libcmocka-dev zlib1g-dev pkg-config libyajl-dev \
-                chromium nats-server libnats-dev
+                chromium nats-server libnats-dev curl
 
 .PHONY: all run test unit unit-bins sanitize-build blackbox bench bench-peers soak crash-long deps npm-deps clean cluster cluster-stop
 

@@ -5,9 +5,10 @@
  * Ports are picked by binding port 0 on 127.0.0.1 and closing the socket
  * just before nats-server binds it: another process could take one in
  * between, in which case the node fails to start and the readiness wait
- * fails the test with the node's log named. Each node gets a config file
- * (DIR/nN.conf) rather than flags, so a failing test leaves something to
- * rerun by hand.
+ * fails the test with the node's log named. Every node runs
+ * deploy/nats/wharf-nats.conf, the config a deployment uses, with its
+ * values in its environment (WHARF_SOURCE_DIR is the tree, from the
+ * Makefile).
  */
 #include "nats_cluster.h"
 
@@ -53,34 +54,37 @@ static bool nats_server_in_path(void) {
   return false;
 }
 
-static void write_config(const nats_cluster_t *c, int node) {
-  char path[320];
-  snprintf(path, sizeof path, "%s/n%d.conf", c->dir, node + 1);
-  FILE *f = fopen(path, "w");
-  if (!f) fail_msg("nats_cluster: cannot write %s: %s", path, strerror(errno));
-  fprintf(f,
-          "server_name: n%d\nlisten: 127.0.0.1:%d\n"
-          "jetstream { store_dir: \"%s/n%d\" }\n"
-          "cluster {\n  name: wharf-test\n  listen: 127.0.0.1:%d\n  routes: [",
-          node + 1, c->client_port[node], c->dir, node + 1, c->route_port[node]);
+/* The node's values for deploy/nats/wharf-nats.conf, as its environment. */
+static void node_environment(const nats_cluster_t *c, int node, char vars[10][320], char *envp[11]) {
+  int n = 0;
+  snprintf(vars[n++], 320, "PATH=%s", getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+  snprintf(vars[n++], 320, "NATS_NAME=n%d", node + 1);
+  snprintf(vars[n++], 320, "NATS_LISTEN=127.0.0.1:%d", c->client_port[node]);
+  snprintf(vars[n++], 320, "NATS_HTTP=127.0.0.1:%d", c->http_port[node]);
+  snprintf(vars[n++], 320, "NATS_STORE_DIR=%s/n%d", c->dir, node + 1);
+  snprintf(vars[n++], 320, "NATS_CLUSTER_NAME=wharf-test");
+  snprintf(vars[n++], 320, "NATS_CLUSTER_LISTEN=127.0.0.1:%d", c->route_port[node]);
   for (int i = 0; i < NATS_CLUSTER_NODES; i++)
-    if (i != node) fprintf(f, "\n    nats-route://127.0.0.1:%d", c->route_port[i]);
-  fprintf(f, "\n  ]\n}\n");
-  fclose(f);
+    snprintf(vars[n++], 320, "NATS_ROUTE_%d=nats-route://127.0.0.1:%d", i + 1, c->route_port[i]);
+  for (int i = 0; i < n; i++) envp[i] = vars[i];
+  envp[n] = NULL;
 }
 
+/* Built before fork: the child of a threaded process may only exec. */
 void nats_cluster_restart(nats_cluster_t *c, int node) {
-  char conf[320], log[320];
-  snprintf(conf, sizeof conf, "%s/n%d.conf", c->dir, node + 1);
+  char log[320], vars[10][320], *envp[11];
   snprintf(log, sizeof log, "%s/n%d.log", c->dir, node + 1);
+  node_environment(c, node, vars, envp);
+  char *argv[] = {"nats-server", "-c", WHARF_SOURCE_DIR "/deploy/nats/wharf-nats.conf", NULL};
+  int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   pid_t pid = fork();
   if (pid < 0) fail_msg("nats_cluster: fork: %s", strerror(errno));
   if (pid == 0) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
-    execlp("nats-server", "nats-server", "-c", conf, (char *)NULL);
+    execvpe("nats-server", argv, envp);
     _exit(127);
   }
+  if (fd >= 0) close(fd);
   c->pid[node] = pid;
 }
 
@@ -116,10 +120,10 @@ void nats_cluster_start(nats_cluster_t *c, const char *dir) {
   for (int i = 0; i < NATS_CLUSTER_NODES; i++) {
     c->client_port[i] = free_port();
     c->route_port[i] = free_port();
+    c->http_port[i] = free_port();
     used += (size_t)snprintf(c->urls + used, sizeof c->urls - used, "%snats://127.0.0.1:%d",
                              i ? "," : "", c->client_port[i]);
   }
-  for (int i = 0; i < NATS_CLUSTER_NODES; i++) write_config(c, i);
   for (int i = 0; i < NATS_CLUSTER_NODES; i++) nats_cluster_restart(c, i);
   if (!nats_cluster_wait_ready(c->urls, 20000)) {
     nats_cluster_stop(c);

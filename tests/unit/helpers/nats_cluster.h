@@ -22,6 +22,7 @@ typedef struct {
   char dir[256];
   int client_port[NATS_CLUSTER_NODES];
   int route_port[NATS_CLUSTER_NODES];
+  int http_port[NATS_CLUSTER_NODES]; /* monitoring */
   pid_t pid[NATS_CLUSTER_NODES]; /* 0: not running */
   char urls[256];                /* "nats://127.0.0.1:P1,nats://..." */
 } nats_cluster_t;

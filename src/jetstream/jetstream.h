@@ -35,6 +35,10 @@
  *   entries already stored (within the duplicate window). Not one message
  *   per batch in the queue stream, because Cloudflare acks and retries
  *   messages of a batch one by one.
+ *   An error answer (JETSTREAM_ERR_UNAVAILABLE after a timeout) means
+ *   "unknown", not "nothing stored": a publish the cluster could not commit
+ *   in time may commit when its nodes return, and then the whole batch
+ *   appears (recovery fans it out). Never a part of it.
  *
  * - Delivery delay on send (and the queue's delivery_delay): the header
  *   Wharf-Not-Before (ms since the epoch). 2.9 has no scheduled messages,
@@ -71,6 +75,9 @@
  *   published to the dead-letter queue's stream (resolve_dead_letter_queue,
  *   as the engine's) and then acked, or only acked (deleted) without one.
  *
+ * - pause: the queue's delivery_paused refuses pulls on every node that has
+ *   the queue's configuration (the control plane's watchers spread it);
+ *   messages stay in the stream.
  * - purge: PurgeStream. Peek: reads by stream sequence (Direct/GetMsg) from
  *   the first sequence, which touches no consumer state (no delivery, no
  *   attempt); a ref is (queue, seq) signed, and deleting by ref deletes that
@@ -141,8 +148,9 @@ int jetstream_send(jetstream_queue_t *queue, const engine_message_t *messages, s
 /* Fans out staged batches older than min_age_ms; returns how many. */
 int jetstream_batches_recover(jetstream_t *js, uint64_t min_age_ms);
 
-/* Leases up to batch_size ready messages (waits at most wait_ms for the
- * first); count or error. Free with engine_deliveries_free. */
+/* Leases up to batch_size ready messages (waits at most wait_ms, at least
+ * 100, for the first); count, ENGINE_ERR_PAUSED while delivery is paused,
+ * or an error. Free with engine_deliveries_free. */
 int jetstream_pull(jetstream_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
                    uint32_t wait_ms, engine_delivery_t *out);
 /* Acks and retries by lease id, each confirmed by the cluster before this

@@ -92,6 +92,7 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
 
 int jetstream_pull(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibility_ms,
                    uint32_t wait_ms, engine_delivery_t *out) {
+  if (q->config.delivery_paused) return ENGINE_ERR_PAUSED;
   natsMsgList list = {0};
   pthread_mutex_lock(&q->pull_lock);
   natsStatus s = pull_subscribe(q);

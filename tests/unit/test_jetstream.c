@@ -171,9 +171,9 @@ static void test_delay_on_send_is_no_attempt(void **state) {
   (void)state;
   engine_queue_config_t config = default_config();
   jetstream_queue_t *q = new_queue(&config);
+  uint64_t start = clock_now_ms();
   send_text(q, "later", 1);
   engine_delivery_t d[10];
-  uint64_t start = clock_now_ms();
   assert_int_equal(pull(q, 0, d), 0); /* deferred with NakWithDelay */
   int got = 0;
   while (!got && clock_now_ms() - start < 4000) got = pull(q, 0, d);
@@ -264,6 +264,53 @@ static void test_max_retries_without_dlq_deletes(void **state) {
   send_text(q, "gone", -1);
   assert_int_equal(retry_until_gone(q), 2);
   backlog_settles(q, 0);
+  jetstream_queue_delete(q);
+}
+
+/* A lease that runs out on the message's last try: the redelivery goes to
+ * the dead-letter queue (here: none, so it is deleted), not to a consumer. */
+static void test_expired_last_lease_deletes(void **state) {
+  (void)state;
+  engine_queue_config_t config = default_config();
+  config.max_retries = 0;
+  jetstream_queue_t *q = new_queue(&config);
+  send_text(q, "once", -1);
+  engine_delivery_t d[10];
+  assert_int_equal(pull(q, 1000, d), 1);
+  engine_deliveries_free(d, 1);
+  jetstream_leases_tick(fixture.js, clock_now_ms() + 1100);
+  assert_int_equal(pull(q, 0, d), 0);
+  backlog_settles(q, 0);
+  jetstream_queue_delete(q);
+}
+
+static void test_stream_settings_follow_the_queue(void **state) {
+  (void)state;
+  engine_queue_config_t config = default_config();
+  config.message_retention_s = 60;
+  jetstream_queue_t *q = new_queue(&config);
+  jsStreamInfo *info = NULL;
+  assert_int_equal(js_GetStreamInfo(&info, fixture.js->js, q->stream, NULL, NULL), NATS_OK);
+  assert_int_equal(info->Config->MaxAge, 60LL * 1000000000);
+  assert_int_equal(info->Config->Replicas, 3);
+  assert_int_equal(info->Config->Storage, js_FileStorage);
+  assert_int_equal(info->Config->Retention, js_WorkQueuePolicy);
+  jsStreamInfo_Destroy(info);
+  config.message_retention_s = 7200; /* reconfiguring updates the stream */
+  config.visibility_timeout_ms = 5000;
+  assert_int_equal(jetstream_queue_configure(fixture.js, q->id, &config, NULL), ENGINE_OK);
+  assert_int_equal(js_GetStreamInfo(&info, fixture.js->js, q->stream, NULL, NULL), NATS_OK);
+  assert_int_equal(info->Config->MaxAge, 7200LL * 1000000000);
+  jsStreamInfo_Destroy(info);
+  jsConsumerInfo *consumer = NULL;
+  assert_int_equal(js_GetConsumerInfo(&consumer, fixture.js->js, q->stream, "wharf", NULL, NULL), NATS_OK);
+  assert_int_equal(consumer->Config->AckWait, 5000LL * 1000000);
+  assert_int_equal(consumer->Config->AckPolicy, js_AckExplicit);
+  jsConsumerInfo_Destroy(consumer);
+  config.delivery_paused = true;
+  assert_int_equal(jetstream_queue_configure(fixture.js, q->id, &config, NULL), ENGINE_OK);
+  engine_delivery_t d[10];
+  assert_int_equal(pull(q, 0, d), ENGINE_ERR_PAUSED);
   jetstream_queue_delete(q);
 }
 
@@ -400,9 +447,12 @@ static void test_staged_batch_recovered_once(void **state) {
   jetstream_queue_delete(q);
 }
 
-/* Without a quorum the staging publish fails: the batch is refused and none
- * of it appears once the cluster is whole again. */
-static void test_batch_refused_whole_without_quorum(void **state) {
+/* Without a quorum the batch is refused (JETSTREAM_ERR_UNAVAILABLE). A
+ * refused publish may still be committed once the nodes return (a timeout
+ * says "unknown", as for any server), so what the test holds the backend to
+ * is all-or-nothing: once the cluster is whole and staged batches are
+ * recovered, the queue has all 4 messages or none, never part of them. */
+static void test_batch_without_quorum_refused_and_never_partial(void **state) {
   (void)state;
   engine_queue_config_t config = default_config();
   jetstream_queue_t *q = new_queue(&config);
@@ -412,23 +462,25 @@ static void test_batch_refused_whole_without_quorum(void **state) {
   nats_cluster_restart(&fixture.cluster, 1);
   nats_cluster_restart(&fixture.cluster, 2);
   assert_true(nats_cluster_wait_ready(fixture.cluster.urls, 20000));
-  uint64_t deadline = clock_now_ms() + 20000, count = UINT64_MAX;
-  engine_metrics_t m;
-  while (clock_now_ms() < deadline) { /* until the stream has its leader back */
-    if (jetstream_queue_metrics(q, &m) == ENGINE_OK) {
-      count = m.backlog_count;
-      break;
-    }
-    usleep(200 * 1000);
+  uint64_t deadline = clock_now_ms() + 20000;
+  int recovered = -1;
+  while (recovered < 0 && clock_now_ms() < deadline) { /* until the streams have leaders */
+    recovered = jetstream_batches_recover(fixture.js, 0);
+    if (recovered < 0) usleep(200 * 1000);
   }
-  assert_int_equal(count, 0);
-  jetstream_batches_recover(fixture.js, 0);
-  assert_int_equal(backlog(q), 0);
+  assert_true(recovered >= 0);
+  uint64_t count = UINT64_MAX;
+  engine_metrics_t m;
+  while (clock_now_ms() < deadline && jetstream_queue_metrics(q, &m) != ENGINE_OK) usleep(200 * 1000);
+  count = m.backlog_count;
+  print_message("batch without quorum: %" PRIu64 " of 4 stored in the end (%d recovered)\n", count,
+                recovered);
+  assert_true(count == 0 || count == 4);
   jetstream_queue_delete(q);
 }
 
 #define PUBLISHERS 4
-#define PUBLISHES_EACH 2048
+#define PUBLISHES_EACH 8192
 
 typedef struct {
   jetstream_queue_t *queue;
@@ -453,7 +505,9 @@ static void *publish_loop(void *arg) {
       if (now - p->last_ack_ms > p->longest_gap_ms) p->longest_gap_ms = now - p->last_ack_ms;
       p->last_ack_ms = now;
       p->acked[p->sent] = 1, p->acknowledged++;
-      if (*p->killed_ms) p->after_kill++;
+      if (*p->killed_ms) __atomic_add_fetch(&p->after_kill, 1, __ATOMIC_RELAXED);
+    } else {
+      usleep(20 * 1000); /* no stream leader yet: JetStream answers at once */
     }
     p->sent++;
   }
@@ -496,7 +550,12 @@ static void test_kill9_under_publishes_loses_no_acked_message(void **state) {
   usleep(500 * 1000);
   nats_cluster_kill(&fixture.cluster, 0, SIGKILL);
   killed_ms = clock_now_ms();
-  usleep(4000 * 1000);
+  /* Until the two left have taken 500 publishes (or 20 s pass). */
+  for (uint32_t taken = 0; taken < 500 && clock_now_ms() - killed_ms < 20000;) {
+    usleep(100 * 1000);
+    taken = 0;
+    for (int i = 0; i < PUBLISHERS; i++) taken += __atomic_load_n(&p[i].after_kill, __ATOMIC_RELAXED);
+  }
   stop = true;
   uint32_t sent = 0, acknowledged = 0, after_kill = 0;
   uint64_t longest_gap = 0;
@@ -510,7 +569,7 @@ static void test_kill9_under_publishes_loses_no_acked_message(void **state) {
   print_message("kill -9: %" PRIu32 " sends, %" PRIu32 " acknowledged (%" PRIu32
                 " after the kill), longest gap between acks %" PRIu64 " ms\n",
                 sent, acknowledged, after_kill, longest_gap);
-  assert_true(after_kill > 0); /* two of three nodes keep answering */
+  assert_true(after_kill >= 500); /* two of three nodes keep answering */
   assert_all_acked_present(q, p, acknowledged);
   free(p);
   jetstream_queue_delete(q);
@@ -526,12 +585,14 @@ int main(void) {
       cmocka_unit_test(test_visibility_longer_than_ack_wait),
       cmocka_unit_test(test_max_retries_then_dead_letter),
       cmocka_unit_test(test_max_retries_without_dlq_deletes),
+      cmocka_unit_test(test_expired_last_lease_deletes),
+      cmocka_unit_test(test_stream_settings_follow_the_queue),
       cmocka_unit_test(test_counts_and_purge),
       cmocka_unit_test(test_peek_has_no_side_effects),
       cmocka_unit_test(test_lease_acked_through_another_node),
       cmocka_unit_test(test_batch_stored_whole),
       cmocka_unit_test(test_staged_batch_recovered_once),
-      cmocka_unit_test(test_batch_refused_whole_without_quorum),
+      cmocka_unit_test(test_batch_without_quorum_refused_and_never_partial),
       cmocka_unit_test(test_kill9_under_publishes_loses_no_acked_message),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -25,21 +25,14 @@ static natsStatus bucket_create(jetstream_t *js, const char *name, int64_t ttl_m
   snprintf(subject, sizeof subject, "$KV.%s.>", name);
   const char *subjects[] = {subject};
   jsStreamConfig config;
-  jsStreamConfig_Init(&config);
-  config.Name = stream;
-  config.Subjects = subjects;
-  config.SubjectsLen = 1;
+  jetstream__stream_init(js, &config, stream, subjects);
   config.MaxMsgsPerSubject = 1;
   config.MaxAge = ttl_ms * NS_PER_MS;
-  config.Storage = js_FileStorage;
-  config.Replicas = js->replicas;
   config.AllowRollup = true;
   config.DenyDelete = true;
   config.Discard = js_DiscardNew;
   config.AllowDirect = false;
-  jsErrCode code = 0;
-  natsStatus s = js_AddStream(NULL, js->js, &config, NULL, &code);
-  return s != NATS_OK && code == JSStreamNameExistErr ? NATS_OK : s;
+  return jetstream__stream_add(js, &config, false);
 }
 
 int jetstream__bucket_open(jetstream_t *js, const char *name, int64_t ttl_ms, kvStore **out) {

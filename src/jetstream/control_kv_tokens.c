@@ -11,8 +11,6 @@
 #include "util/clock.h"
 #include "util/crypto.h"
 
-#define TOKEN_SECRET_MAX 64
-
 static json_t *token_to_json(const control_token_t *t) {
   return json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:I}", "id", t->id, "name", t->name,
                    "account_id", t->account_id, "permissions", (int)t->permissions, "created_ms",
@@ -35,14 +33,8 @@ int jetstream_control_token_create(jetstream_control_t *c, const char *account_i
                                    unsigned permissions, const char *name,
                                    const char *secret_or_null, char secret_out[65],
                                    control_token_t *out, const control_token_window_t *window) {
-  char secret[TOKEN_SECRET_MAX + 1];
-  if (secret_or_null) {
-    size_t len = strlen(secret_or_null);
-    if (len == 0 || len > TOKEN_SECRET_MAX) return CONTROL_ERR_INVALID;
-    memcpy(secret, secret_or_null, len + 1);
-  } else {
-    control_token_secret_generate(secret);
-  }
+  char secret[65];
+  if (control_token_secret_take(secret_or_null, secret) != CONTROL_OK) return CONTROL_ERR_INVALID;
   const char *account = account_id_or_empty ? account_id_or_empty : "";
   if (*account && jetstream_control_account_get(c, account, NULL) != CONTROL_OK)
     return CONTROL_ERR_NOT_FOUND;

@@ -27,6 +27,26 @@ const char *jetstream__stream_name(const uint8_t id[16], char out[48]) {
   return out;
 }
 
+void jetstream__stream_init(const jetstream_t *js, jsStreamConfig *config, const char *name,
+                           const char **subject) {
+  jsStreamConfig_Init(config);
+  config->Name = name;
+  config->Subjects = subject;
+  config->SubjectsLen = 1;
+  config->Storage = js_FileStorage;
+  config->Replicas = js->replicas;
+}
+
+natsStatus jetstream__stream_add(jetstream_t *js, jsStreamConfig *config, bool update) {
+  jsErrCode code = 0;
+  natsStatus s = js_AddStream(NULL, js->js, config, NULL, &code);
+  if (s != NATS_OK && code == JSStreamNameExistErr)
+    s = update ? js_UpdateStream(NULL, js->js, config, NULL, &code) : NATS_OK;
+  if (s != NATS_OK)
+    log_error("jetstream: stream %s: %s (%d)", config->Name, natsStatus_GetText(s), (int)code);
+  return s;
+}
+
 /* natsOptions_SetURL takes one URL; the option is a comma-separated list. */
 static natsStatus jetstream_set_servers(natsOptions *options, const char *urls) {
   char *copy = xstrdup(urls), *save = NULL;

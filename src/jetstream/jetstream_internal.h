@@ -66,6 +66,13 @@ static inline uint64_t jetstream__get_be(const uint8_t *p, int bytes) {
 /* jetstream.c */
 int jetstream__status(natsStatus status);
 const char *jetstream__stream_name(const uint8_t id[16], char out[48]);
+/* What every Wharf stream shares: one subject, file storage, the backend's
+ * replicas. */
+void jetstream__stream_init(const jetstream_t *js, jsStreamConfig *config, const char *name,
+                           const char **subject);
+/* Adds the stream; one that exists is updated to config (update) or left
+ * as it is. Logs a failure. */
+natsStatus jetstream__stream_add(jetstream_t *js, jsStreamConfig *config, bool update);
 /* Unlinks the queue from the backend and frees it (no network). */
 void jetstream__queue_forget(jetstream_queue_t *queue);
 

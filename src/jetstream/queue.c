@@ -22,25 +22,14 @@ static natsStatus queue_stream_put(jetstream_queue_t *q) {
   jetstream_t *js = q->js;
   const char *subjects[] = {q->subject};
   jsStreamConfig config;
-  jsStreamConfig_Init(&config);
-  config.Name = q->stream;
-  config.Subjects = subjects;
-  config.SubjectsLen = 1;
+  jetstream__stream_init(js, &config, q->stream, subjects);
   config.Retention = js_WorkQueuePolicy;
-  config.Storage = js_FileStorage;
-  config.Replicas = js->replicas;
   int64_t retention_ms = (int64_t)q->config.message_retention_s * 1000;
   config.MaxAge = retention_ms * NS_PER_MS;
   config.Duplicates =
       (retention_ms && retention_ms < DUPLICATE_WINDOW_MS ? retention_ms : DUPLICATE_WINDOW_MS) *
       NS_PER_MS;
-  jsErrCode code = 0;
-  natsStatus s = js_AddStream(NULL, js->js, &config, NULL, &code);
-  if (s != NATS_OK && code == JSStreamNameExistErr)
-    s = js_UpdateStream(NULL, js->js, &config, NULL, &code);
-  if (s != NATS_OK)
-    log_error("jetstream: stream %s: %s (%d)", q->stream, natsStatus_GetText(s), (int)code);
-  return s;
+  return jetstream__stream_add(js, &config, true);
 }
 
 static natsStatus queue_consumer_put(jetstream_queue_t *q) {

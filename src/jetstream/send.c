@@ -16,7 +16,6 @@
 #include "jetstream/jetstream_internal.h"
 #include "util/buf.h"
 #include "util/clock.h"
-#include "util/log.h"
 
 #define HEADER_SUBJECT "Wharf-Subject"
 #define ENTRY_HEAD 13
@@ -43,17 +42,8 @@ static uint64_t send_not_before(const jetstream_queue_t *q, const engine_message
 int jetstream__batches_open(jetstream_t *js) {
   const char *subjects[] = {JETSTREAM_BATCH_SUBJECT};
   jsStreamConfig config;
-  jsStreamConfig_Init(&config);
-  config.Name = JETSTREAM_BATCH_STREAM;
-  config.Subjects = subjects;
-  config.SubjectsLen = 1;
-  config.Storage = js_FileStorage;
-  config.Replicas = js->replicas;
-  jsErrCode code = 0;
-  natsStatus s = js_AddStream(NULL, js->js, &config, NULL, &code);
-  if (s != NATS_OK && code == JSStreamNameExistErr) s = NATS_OK;
-  if (s != NATS_OK) log_error("jetstream: staging stream: %s (%d)", natsStatus_GetText(s), (int)code);
-  return jetstream__status(s);
+  jetstream__stream_init(js, &config, JETSTREAM_BATCH_STREAM, subjects);
+  return jetstream__status(jetstream__stream_add(js, &config, false));
 }
 
 static void batch_encode(const jetstream_queue_t *q, const engine_message_t *messages,

@@ -63,11 +63,7 @@ int jetstream__dead_letter(jetstream_queue_t *q, const jetstream_handle_t *h) {
   return jetstream__ack_request(q, h, "+ACK");
 }
 
-static int ack_one(jetstream_queue_t *q, const jetstream_handle_t *h) {
-  jetstream__keeper_remove(q, h->stream_seq);
-  return jetstream__ack_request(q, h, "+ACK");
-}
-
+/* One by one: each may become a dead-letter move instead. */
 static int retry_one(jetstream_queue_t *q, const jetstream_handle_t *h, int64_t delay_s) {
   if (h->attempts > q->config.max_retries) return jetstream__dead_letter(q, h);
   jetstream__keeper_remove(q, h->stream_seq);
@@ -78,16 +74,28 @@ static int retry_one(jetstream_queue_t *q, const jetstream_handle_t *h, int64_t 
   return jetstream__ack_request(q, h, body);
 }
 
+/* Acks every valid lease id of acks in one pipelined round. */
+static int ack_all(jetstream_queue_t *q, const char *const *acks, size_t count,
+                   engine_ack_result_t *result) {
+  jetstream_handle_t *handles = xcalloc(count ? count : 1, sizeof *handles);
+  const char **bodies = xcalloc(count ? count : 1, sizeof *bodies);
+  size_t valid = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (!ack_decode(q, acks[i], LEASE_KIND_LEASE, &handles[valid], result)) continue;
+    jetstream__keeper_remove(q, handles[valid].stream_seq);
+    bodies[valid++] = "+ACK";
+  }
+  int status = jetstream__ack_requests(q, handles, bodies, valid);
+  if (!status) result->ack_count = (uint32_t)valid;
+  free(handles), free(bodies);
+  return status;
+}
+
 int jetstream_ack(jetstream_queue_t *q, const char *const *acks, size_t ack_count,
                   const engine_retry_t *retries, size_t retry_count, engine_ack_result_t *result) {
   memset(result, 0, sizeof *result);
-  int status = ENGINE_OK;
+  int status = ack_all(q, acks, ack_count, result);
   jetstream_handle_t h;
-  for (size_t i = 0; i < ack_count && !status; i++) {
-    if (!ack_decode(q, acks[i], LEASE_KIND_LEASE, &h, result)) continue;
-    status = ack_one(q, &h);
-    if (!status) result->ack_count++;
-  }
   for (size_t i = 0; i < retry_count && !status; i++) {
     if (!ack_decode(q, retries[i].lease_id, LEASE_KIND_LEASE, &h, result)) continue;
     status = retry_one(q, &h, retries[i].delay_seconds);

@@ -12,6 +12,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jetstream/jetstream_internal.h"
@@ -65,11 +66,46 @@ void jetstream__ack_subject(const jetstream_queue_t *q, const jetstream_handle_t
            JETSTREAM_CONSUMER, h->delivered, h->stream_seq, h->consumer_seq);
 }
 
+/* Every request is published at once with its own reply subject under one
+ * fresh inbox, and the replies are counted as they come: n acks cost about
+ * one round trip, not n. */
+int jetstream__ack_requests(jetstream_queue_t *q, const jetstream_handle_t *handles,
+                            const char *const *bodies, size_t n) {
+  if (n == 0) return ENGINE_OK;
+  natsConnection *nc = q->js->nc;
+  natsInbox *inbox = NULL;
+  natsSubscription *sub = NULL;
+  char wildcard[128];
+  natsStatus s = natsInbox_Create(&inbox);
+  if (s == NATS_OK) {
+    snprintf(wildcard, sizeof wildcard, "%s.*", inbox);
+    s = natsConnection_SubscribeSync(&sub, nc, wildcard);
+  }
+  for (size_t i = 0; i < n && s == NATS_OK; i++) {
+    char subject[160], reply[128];
+    jetstream__ack_subject(q, &handles[i], subject);
+    snprintf(reply, sizeof reply, "%s.%zu", inbox, i);
+    s = natsConnection_PublishRequestString(nc, subject, reply, bodies[i]);
+  }
+  uint8_t *confirmed = xcalloc(n, 1);
+  size_t count = 0;
+  int64_t deadline = nats_Now() + q->js->timeout_ms;
+  while (s == NATS_OK && count < n) {
+    natsMsg *reply = NULL;
+    int64_t left = deadline - nats_Now();
+    s = left > 0 ? natsSubscription_NextMsg(&reply, sub, left) : NATS_TIMEOUT;
+    if (s != NATS_OK) break;
+    const char *dot = strrchr(natsMsg_GetSubject(reply), '.');
+    size_t i = dot ? strtoul(dot + 1, NULL, 10) : n;
+    if (i < n && !confirmed[i]) confirmed[i] = 1, count++;
+    natsMsg_Destroy(reply);
+  }
+  free(confirmed);
+  natsSubscription_Destroy(sub);
+  natsInbox_Destroy(inbox);
+  return count == n ? ENGINE_OK : JETSTREAM_ERR_UNAVAILABLE;
+}
+
 int jetstream__ack_request(jetstream_queue_t *q, const jetstream_handle_t *h, const char *body) {
-  char subject[160];
-  jetstream__ack_subject(q, h, subject);
-  natsMsg *reply = NULL;
-  natsStatus s = natsConnection_RequestString(&reply, q->js->nc, subject, body, q->js->timeout_ms);
-  natsMsg_Destroy(reply);
-  return jetstream__status(s);
+  return jetstream__ack_requests(q, h, &body, 1);
 }

@@ -95,8 +95,13 @@ bool jetstream__handle_decode(const jetstream_t *js, const char *text, jetstream
 /* The consumer's ack subject for the handle. */
 void jetstream__ack_subject(const jetstream_queue_t *queue, const jetstream_handle_t *handle,
                             char out[160]);
-/* Sends body ("+ACK", "-NAK", "+WPI", …) to the ack subject and waits for
- * the consumer leader's confirmation. */
+/* Sends bodies[i] ("+ACK", "-NAK", "+WPI", …) to handles[i]'s ack subject,
+ * all in flight at once, and waits for the consumer leader to confirm each:
+ * ENGINE_OK once all are, else JETSTREAM_ERR_UNAVAILABLE (some may have
+ * been applied; each is idempotent, so the caller may send them again). */
+int jetstream__ack_requests(jetstream_queue_t *queue, const jetstream_handle_t *handles,
+                            const char *const *bodies, size_t count);
+/* One of them. */
 int jetstream__ack_request(jetstream_queue_t *queue, const jetstream_handle_t *handle,
                            const char *body);
 

@@ -479,6 +479,55 @@ static void test_batch_without_quorum_refused_and_never_partial(void **state) {
   jetstream_queue_delete(q);
 }
 
+/* Figures, not limits: 2,000 messages sent in batches of 100, then pulled
+ * and acked 100 at a time; every one must come back exactly once. */
+static void test_throughput_batches_of_100(void **state) {
+  (void)state;
+  engine_queue_config_t config = default_config();
+  jetstream_queue_t *q = new_queue(&config);
+  enum { TOTAL = 2000, BATCH = 100 };
+  engine_message_t m[BATCH];
+  char bodies[BATCH][16];
+  uint64_t start = clock_now_ms();
+  for (int sent = 0; sent < TOTAL; sent += BATCH) {
+    for (int i = 0; i < BATCH; i++) {
+      snprintf(bodies[i], sizeof bodies[i], "%d", sent + i);
+      m[i] = (engine_message_t){.content_type = 1, .body = bodies[i],
+                                .body_len = (uint32_t)strlen(bodies[i]), .delay_seconds = -1};
+    }
+    assert_int_equal(jetstream_send(q, m, BATCH), ENGINE_OK);
+  }
+  uint64_t sent_ms = clock_now_ms() - start;
+  uint8_t *seen = calloc(TOTAL, 1);
+  engine_delivery_t *d = calloc(BATCH, sizeof *d);
+  const char **acks = calloc(BATCH, sizeof *acks);
+  int received = 0;
+  start = clock_now_ms();
+  while (received < TOTAL) {
+    int n = jetstream_pull(q, BATCH, 0, 1000, d);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++) {
+      int k = atoi((const char *)d[i].body.data);
+      assert_false(seen[k]);
+      seen[k] = 1;
+      acks[i] = d[i].handle;
+    }
+    engine_ack_result_t result;
+    assert_int_equal(jetstream_ack(q, acks, (size_t)n, NULL, 0, &result), ENGINE_OK);
+    assert_int_equal(result.ack_count, (uint32_t)n);
+    jetstream_ack_result_free(&result);
+    engine_deliveries_free(d, (size_t)n);
+    received += n;
+  }
+  uint64_t consumed_ms = clock_now_ms() - start;
+  print_message("%d messages: sent in batches of %d at %.0f msg/s, pulled+acked at %.0f msg/s\n",
+                TOTAL, BATCH, TOTAL * 1000.0 / (double)(sent_ms ? sent_ms : 1),
+                TOTAL * 1000.0 / (double)(consumed_ms ? consumed_ms : 1));
+  backlog_settles(q, 0);
+  free(seen), free(d), free(acks);
+  jetstream_queue_delete(q);
+}
+
 #define PUBLISHERS 4
 #define PUBLISHES_EACH 8192
 
@@ -593,6 +642,7 @@ int main(void) {
       cmocka_unit_test(test_batch_stored_whole),
       cmocka_unit_test(test_staged_batch_recovered_once),
       cmocka_unit_test(test_batch_without_quorum_refused_and_never_partial),
+      cmocka_unit_test(test_throughput_batches_of_100),
       cmocka_unit_test(test_kill9_under_publishes_loses_no_acked_message),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,7 +1,8 @@
 /*
  * jetstream.c — the backend's connection: connect to the cluster, pick the
  * replica count, load the shared lease key, and map libnats statuses onto
- * Wharf's codes. The design of the whole backend is in jetstream.h.
+ * Wharf's codes, and start the maintenance thread. The design of the
+ * whole backend is in jetstream.h.
  *
  * The connection reconnects forever (a node of the cluster going away is
  * routine); a request made while no server is reachable times out after
@@ -95,6 +96,7 @@ int jetstream_open(const jetstream_options_t *options, jetstream_t **out) {
   js->timeout_ms = options->timeout_ms ? options->timeout_ms : 5000;
   pthread_mutex_init(&js->lock, NULL);
   pthread_cond_init(&js->published, NULL);
+  pthread_cond_init(&js->maintenance_wake, NULL);
   natsStatus s = jetstream_connect(js);
   int status = jetstream__status(s);
   if (status) log_write(LOG_ERROR, "jetstream: cannot connect to %s: %s", options->urls,
@@ -105,6 +107,7 @@ int jetstream_open(const jetstream_options_t *options, jetstream_t **out) {
   }
   if (!status) status = jetstream__deferrals_open(js);
   if (!status) status = jetstream__batches_open(js);
+  if (!status) status = jetstream__maintenance_start(js);
   if (status) {
     jetstream_close(js);
     return status;
@@ -142,12 +145,14 @@ void jetstream__queue_forget(jetstream_queue_t *queue) {
 
 void jetstream_close(jetstream_t *js) {
   if (!js) return;
+  jetstream__maintenance_stop(js);
   while (js->queues) jetstream__queue_forget(js->queues);
   kvStore_Destroy(js->deferrals);
   jsCtx_Destroy(js->js);
   natsConnection_Destroy(js->nc);
   crypto_hmac_key_free(js->lease_key);
   pthread_cond_destroy(&js->published);
+  pthread_cond_destroy(&js->maintenance_wake);
   pthread_mutex_destroy(&js->lock);
   free(js);
 }

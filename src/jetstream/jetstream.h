@@ -55,8 +55,8 @@
  *   sends in-progress (+WPI, resets AckWait) every AckWait/2 until the
  *   pull's deadline; a pull asking for shorter gets a -NAK at its deadline
  *   (a failed delivery, as an expired lease is). jetstream_leases_tick runs
- *   the keeper. Only the pulling node keeps these timers; if it dies the
- *   consumer's AckWait applies.
+ *   the keeper, on the backend's maintenance thread. Only the pulling node
+ *   keeps these timers; if it dies the consumer's AckWait applies.
  *
  * - Lease ids carry the ack subject's numbers (stream seq, consumer seq,
  *   delivery count) signed with the cluster's lease key (shared through the
@@ -127,7 +127,9 @@ typedef struct {
 } jetstream_options_t;
 
 /* Connects, reads (or, on the first node ever, creates) the lease key in
- * wharf_secrets, and the staging stream. */
+ * wharf_secrets, opens the staging stream, and starts the backend's
+ * maintenance thread (lease keeper every 100 ms, batch recovery every 10 s;
+ * maintenance.c). */
 int jetstream_open(const jetstream_options_t *options, jetstream_t **out);
 void jetstream_close(jetstream_t *js);
 /* The replicas new streams get. */
@@ -145,7 +147,8 @@ int jetstream_queue_metrics(jetstream_queue_t *queue, engine_metrics_t *metrics)
 /* Durable (publish-acked) when it returns ENGINE_OK; a batch (count > 1)
  * all-or-nothing as described above. */
 int jetstream_send(jetstream_queue_t *queue, const engine_message_t *messages, size_t count);
-/* Fans out staged batches older than min_age_ms; returns how many. */
+/* Fans out staged batches older than min_age_ms; returns how many (the
+ * maintenance thread calls it too). */
 int jetstream_batches_recover(jetstream_t *js, uint64_t min_age_ms);
 
 /* Leases up to batch_size ready messages (waits at most wait_ms, at least
@@ -159,7 +162,8 @@ int jetstream_pull(jetstream_queue_t *queue, uint32_t batch_size, uint32_t visib
 int jetstream_ack(jetstream_queue_t *queue, const char *const *acks, size_t ack_count,
                   const engine_retry_t *retries, size_t retry_count, engine_ack_result_t *result);
 void jetstream_ack_result_free(engine_ack_result_t *result);
-/* Sends the keeper's in-progress and expiry naks that are due at now_ms. */
+/* Sends the keeper's in-progress and expiry naks that are due at now_ms
+ * (the maintenance thread calls it; tests call it to move time on). */
 void jetstream_leases_tick(jetstream_t *js, uint64_t now_ms);
 
 /* Up to batch_size stored messages, oldest first, changing nothing. */

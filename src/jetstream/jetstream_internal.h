@@ -50,6 +50,9 @@ struct jetstream {
   jetstream_queue_t *queues;
   jetstream_pending_t *pending[JETSTREAM_PENDING_BUCKETS];
   jetstream_lease_t *leases;
+  pthread_t maintenance;
+  pthread_cond_t maintenance_wake;
+  bool maintenance_running, stopping;
 };
 
 /* Big-endian integers in handles and staged batches. */
@@ -133,5 +136,9 @@ void jetstream__keeper_forget_queue(jetstream_queue_t *queue);
 
 /* send.c */
 int jetstream__batches_open(jetstream_t *js);
+
+/* maintenance.c: the keeper's and recovery's thread. */
+int jetstream__maintenance_start(jetstream_t *js);
+void jetstream__maintenance_stop(jetstream_t *js);
 
 #endif

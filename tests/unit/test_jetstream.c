@@ -203,6 +203,27 @@ static void test_visibility_timeout_per_pull(void **state) {
   jetstream_queue_delete(q);
 }
 
+/* No tick by hand: the backend's maintenance thread expires the lease. */
+static void test_visibility_timeout_kept_by_the_backend(void **state) {
+  (void)state;
+  engine_queue_config_t config = default_config();
+  jetstream_queue_t *q = new_queue(&config);
+  send_text(q, "self", -1);
+  engine_delivery_t d[10];
+  uint64_t start = clock_now_ms();
+  assert_int_equal(jetstream_pull(q, 10, 1000, 300, d), 1);
+  engine_deliveries_free(d, 1);
+  int got = 0;
+  while (!got && clock_now_ms() - start < 5000) got = jetstream_pull(q, 10, 0, 200, d);
+  assert_int_equal(got, 1);
+  assert_true(clock_now_ms() - start >= 1000);
+  assert_true(clock_now_ms() - start < 3000); /* not AckWait's 30 s */
+  assert_int_equal(d[0].attempts, 2);
+  ack_expect(q, d[0].handle, 1);
+  engine_deliveries_free(d, 1);
+  jetstream_queue_delete(q);
+}
+
 static void test_visibility_longer_than_ack_wait(void **state) {
   (void)state;
   engine_queue_config_t config = default_config();
@@ -211,9 +232,8 @@ static void test_visibility_longer_than_ack_wait(void **state) {
   send_text(q, "long", -1);
   engine_delivery_t d[10];
   assert_int_equal(pull(q, 3000, d), 1);
-  for (int i = 0; i < 5; i++) { /* 2.5 s of in-progress beats */
+  for (int i = 0; i < 5; i++) { /* 2.5 s of the maintenance thread's in-progress beats */
     usleep(500 * 1000);
-    jetstream_leases_tick(fixture.js, clock_now_ms());
     engine_delivery_t none[10];
     assert_int_equal(jetstream_pull(q, 10, 0, 10, none), 0);
   }
@@ -631,6 +651,7 @@ int main(void) {
       cmocka_unit_test(test_retry_with_delay_counts_attempts),
       cmocka_unit_test(test_delay_on_send_is_no_attempt),
       cmocka_unit_test(test_visibility_timeout_per_pull),
+      cmocka_unit_test(test_visibility_timeout_kept_by_the_backend),
       cmocka_unit_test(test_visibility_longer_than_ack_wait),
       cmocka_unit_test(test_max_retries_then_dead_letter),
       cmocka_unit_test(test_max_retries_without_dlq_deletes),

@@ -139,7 +139,9 @@ int jetstream_replicas(const jetstream_t *js);
 int jetstream_queue_configure(jetstream_t *js, const uint8_t id[16],
                               const engine_queue_config_t *config, jetstream_queue_t **out);
 jetstream_queue_t *jetstream_queue_find(jetstream_t *js, const uint8_t id[16]);
-/* Deletes the stream (and consumer) and forgets the queue. */
+/* Deletes the stream (and consumer) and forgets the queue: the caller
+ * makes sure no other call is using this jetstream_queue_t (the backend
+ * does not count references; the catalog owns queue lifetimes). */
 int jetstream_queue_delete(jetstream_queue_t *queue);
 int jetstream_queue_purge(jetstream_queue_t *queue);
 int jetstream_queue_metrics(jetstream_queue_t *queue, engine_metrics_t *metrics);

@@ -98,10 +98,13 @@ bool jetstream__handle_decode(const jetstream_t *js, const char *text, jetstream
 /* The consumer's ack subject for the handle. */
 void jetstream__ack_subject(const jetstream_queue_t *queue, const jetstream_handle_t *handle,
                             char out[160]);
-/* Sends bodies[i] ("+ACK", "-NAK", "+WPI", …) to handles[i]'s ack subject,
+/* Sends bodies[i] ("+ACK", "-NAK", "+WPI", …) to ack subject subjects[i],
  * all in flight at once, and waits for the consumer leader to confirm each:
  * ENGINE_OK once all are, else JETSTREAM_ERR_UNAVAILABLE (some may have
  * been applied; each is idempotent, so the caller may send them again). */
+int jetstream__ack_send(jetstream_t *js, const char *const *subjects, const char *const *bodies,
+                        size_t count);
+/* The same to handles[i]'s ack subjects. */
 int jetstream__ack_requests(jetstream_queue_t *queue, const jetstream_handle_t *handles,
                             const char *const *bodies, size_t count);
 /* One of them. */

@@ -16,9 +16,13 @@
 #include "jetstream/jetstream_internal.h"
 #include "util/clock.h"
 
+/* The ack subject is kept, not looked up at send time: a due lease is sent
+ * outside the lock, when its queue may have been deleted meanwhile. */
 struct jetstream_lease {
-  jetstream_queue_t *queue;
-  jetstream_handle_t handle;
+  jetstream_queue_t *queue; /* only compared, and only under the lock */
+  uint64_t stream_seq;
+  char subject[160];
+  uint64_t half_ack_wait_ms;
   uint64_t deadline_ms, progress_ms;
   jetstream_lease_t *next;
 };
@@ -29,8 +33,13 @@ static uint64_t keeper_half_ack_wait(const jetstream_queue_t *q) {
 }
 
 void jetstream__keeper_add(jetstream_queue_t *q, const jetstream_handle_t *h, uint64_t deadline_ms) {
-  jetstream_lease_t *lease = xmalloc(sizeof *lease);
-  *lease = (jetstream_lease_t){q, *h, deadline_ms, clock_now_ms() + keeper_half_ack_wait(q), NULL};
+  jetstream_lease_t *lease = xcalloc(1, sizeof *lease);
+  lease->queue = q;
+  lease->stream_seq = h->stream_seq;
+  jetstream__ack_subject(q, h, lease->subject);
+  lease->half_ack_wait_ms = keeper_half_ack_wait(q);
+  lease->deadline_ms = deadline_ms;
+  lease->progress_ms = clock_now_ms() + lease->half_ack_wait_ms;
   pthread_mutex_lock(&q->js->lock);
   lease->next = q->js->leases;
   q->js->leases = lease;
@@ -41,7 +50,7 @@ void jetstream__keeper_add(jetstream_queue_t *q, const jetstream_handle_t *h, ui
 static void keeper_remove_locked(jetstream_t *js, jetstream_queue_t *q, uint64_t seq) {
   for (jetstream_lease_t **p = &js->leases; *p;) {
     jetstream_lease_t *lease = *p;
-    if (lease->queue == q && (!seq || lease->handle.stream_seq == seq)) {
+    if (lease->queue == q && (!seq || lease->stream_seq == seq)) {
       *p = lease->next;
       free(lease);
     } else {
@@ -70,7 +79,7 @@ static void keeper_collect(jetstream_t *js, uint64_t now, jetstream_lease_t **ex
       continue;
     }
     if (lease->progress_ms <= now) {
-      lease->progress_ms = now + keeper_half_ack_wait(lease->queue);
+      lease->progress_ms = now + lease->half_ack_wait_ms;
       jetstream_lease_t *copy = xmalloc(sizeof *copy);
       *copy = *lease;
       copy->next = *progress, *progress = copy;
@@ -79,10 +88,18 @@ static void keeper_collect(jetstream_t *js, uint64_t now, jetstream_lease_t **ex
   }
 }
 
-static void keeper_send_all(jetstream_lease_t *list, const char *body) {
+/* Sends body for every lease of list, in one pipelined round, and frees them. */
+static void keeper_send_all(jetstream_t *js, jetstream_lease_t *list, const char *body) {
+  size_t n = 0;
+  for (jetstream_lease_t *l = list; l; l = l->next) n++;
+  const char **subjects = xcalloc(n ? n : 1, sizeof *subjects);
+  const char **bodies = xcalloc(n ? n : 1, sizeof *bodies);
+  size_t i = 0;
+  for (jetstream_lease_t *l = list; l; l = l->next, i++) subjects[i] = l->subject, bodies[i] = body;
+  jetstream__ack_send(js, subjects, bodies, n); /* a failure: AckWait still ends the lease */
+  free(subjects), free(bodies);
   while (list) {
     jetstream_lease_t *next = list->next;
-    jetstream__ack_request(list->queue, &list->handle, body);
     free(list);
     list = next;
   }
@@ -93,6 +110,6 @@ void jetstream_leases_tick(jetstream_t *js, uint64_t now_ms) {
   pthread_mutex_lock(&js->lock);
   keeper_collect(js, now_ms, &expired, &progress);
   pthread_mutex_unlock(&js->lock);
-  keeper_send_all(progress, "+WPI");
-  keeper_send_all(expired, "-NAK");
+  keeper_send_all(js, progress, "+WPI");
+  keeper_send_all(js, expired, "-NAK");
 }

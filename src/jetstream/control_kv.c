@@ -16,6 +16,10 @@ static const char *const bucket_names[JETSTREAM_CONTROL_BUCKETS] = {
     "wharf_accounts", "wharf_tokens", "wharf_queues", "wharf_queue_names", "wharf_consumers",
     "wharf_workers"};
 
+const char *control_kv__bucket_name(jetstream_control_bucket_t bucket) {
+  return bucket_names[bucket];
+}
+
 static int control_kv_status(natsStatus s) {
   if (s == NATS_OK) return CONTROL_OK;
   if (s == NATS_NOT_FOUND) return CONTROL_ERR_NOT_FOUND;
@@ -71,6 +75,13 @@ int control_kv__get(jetstream_control_t *c, jetstream_control_bucket_t bucket, c
     if (!*out) status = CONTROL_ERR_DATABASE;
   }
   kvEntry_Destroy(entry);
+  return status;
+}
+
+int control_kv__exists(jetstream_control_t *c, jetstream_control_bucket_t bucket, const char *key) {
+  json_t *value = NULL;
+  int status = control_kv__get(c, bucket, key, &value);
+  json_decref(value);
   return status;
 }
 

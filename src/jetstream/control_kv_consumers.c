@@ -39,12 +39,12 @@ static void consumer_from_json(const json_t *v, control_consumer_t *out) {
 
 int jetstream_control_consumer_create(jetstream_control_t *c, const control_consumer_t *in,
                                       control_consumer_t *out) {
-  if (jetstream_control_queue_get(c, NULL, in->queue_id, NULL) != CONTROL_OK)
-    return CONTROL_ERR_NOT_FOUND;
+  int status = control_kv__exists(c, JETSTREAM_CONTROL_QUEUES, in->queue_id);
+  if (status) return status;
   control_consumer_t k = *in;
   crypto_random_hex(k.id, CONTROL_ID_LEN / 2);
   k.created_ms = clock_now_ms();
-  int status = control_kv__create(c, JETSTREAM_CONTROL_CONSUMERS, k.queue_id, consumer_to_json(&k));
+  status = control_kv__create(c, JETSTREAM_CONTROL_CONSUMERS, k.queue_id, consumer_to_json(&k));
   if (!status && out) *out = k;
   return status;
 }

@@ -22,9 +22,14 @@ struct jetstream_control {
   void *context;
 };
 
+const char *control_kv__bucket_name(jetstream_control_bucket_t bucket);
+
 /* A record's value; CONTROL_ERR_NOT_FOUND if the key has none. */
 int control_kv__get(jetstream_control_t *c, jetstream_control_bucket_t bucket, const char *key,
                     json_t **out);
+/* CONTROL_OK if the key has a value, CONTROL_ERR_NOT_FOUND if not, or the
+ * cluster's failure (never mistaken for "not found"). */
+int control_kv__exists(jetstream_control_t *c, jetstream_control_bucket_t bucket, const char *key);
 int control_kv__put(jetstream_control_t *c, jetstream_control_bucket_t bucket, const char *key,
                     json_t *value); /* takes value */
 /* CONTROL_ERR_EXISTS if the key has a value (across nodes: the server decides). */

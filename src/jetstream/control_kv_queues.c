@@ -62,11 +62,12 @@ static void count_one(void *arg, const char *key, json_t *v) {
 
 int jetstream_control_queue_create(jetstream_control_t *c, const control_queue_t *in,
                                    control_queue_t *out) {
-  if (jetstream_control_account_get(c, in->account_id, NULL) != CONTROL_OK) return CONTROL_ERR_NOT_FOUND;
+  int status = control_kv__exists(c, JETSTREAM_CONTROL_ACCOUNTS, in->account_id);
+  if (status) return status;
   char prefix[40];
   snprintf(prefix, sizeof prefix, "%s.", in->account_id);
   size_t count = 0;
-  int status = control_kv__each(c, JETSTREAM_CONTROL_QUEUE_NAMES, prefix, count_one, &count);
+  status = control_kv__each(c, JETSTREAM_CONTROL_QUEUE_NAMES, prefix, count_one, &count);
   if (status) return status;
   if (count >= CONTROL_MAX_QUEUES_PER_ACCOUNT) return CONTROL_ERR_LIMIT;
   control_queue_t q = *in;
@@ -147,9 +148,9 @@ int jetstream_control_queue_delete(jetstream_control_t *c, const char *account_i
   int status = jetstream_control_queue_get(c, account_id, queue_id, &q);
   if (status) return status;
   control_consumer_t consumer;
-  if (jetstream_control_consumer_of_queue(c, queue_id, &consumer) == CONTROL_OK &&
-      (status = jetstream_control_consumer_delete(c, queue_id, consumer.id)))
-    return status;
+  status = jetstream_control_consumer_of_queue(c, queue_id, &consumer);
+  if (status == CONTROL_OK) status = jetstream_control_consumer_delete(c, queue_id, consumer.id);
+  if (status && status != CONTROL_ERR_NOT_FOUND) return status;
   status = control_kv__delete(c, JETSTREAM_CONTROL_QUEUES, queue_id);
   if (!status) name_free(c, q.account_id, q.name);
   return status;

@@ -36,8 +36,8 @@ int jetstream_control_token_create(jetstream_control_t *c, const char *account_i
   char secret[65];
   if (control_token_secret_take(secret_or_null, secret) != CONTROL_OK) return CONTROL_ERR_INVALID;
   const char *account = account_id_or_empty ? account_id_or_empty : "";
-  if (*account && jetstream_control_account_get(c, account, NULL) != CONTROL_OK)
-    return CONTROL_ERR_NOT_FOUND;
+  int status = *account ? control_kv__exists(c, JETSTREAM_CONTROL_ACCOUNTS, account) : CONTROL_OK;
+  if (status) return status;
   control_token_t token = {.permissions = permissions, .created_ms = clock_now_ms()};
   if (window) token.not_before_ms = window->not_before_ms, token.expires_on_ms = window->expires_on_ms;
   crypto_random_hex(token.id, CONTROL_ID_LEN / 2);
@@ -45,7 +45,7 @@ int jetstream_control_token_create(jetstream_control_t *c, const char *account_i
   snprintf(token.account_id, sizeof token.account_id, "%s", account);
   char hash[65];
   crypto_sha256_hex(secret, strlen(secret), hash);
-  int status = control_kv__create(c, JETSTREAM_CONTROL_TOKENS, hash, token_to_json(&token));
+  status = control_kv__create(c, JETSTREAM_CONTROL_TOKENS, hash, token_to_json(&token));
   if (!status) {
     if (secret_out) memcpy(secret_out, secret, strlen(secret) + 1);
     if (out) *out = token;

@@ -28,8 +28,8 @@ static void worker_from_json(const json_t *v, control_worker_t *out) {
 
 int jetstream_control_worker_register(jetstream_control_t *c, const control_worker_t *in,
                                       control_worker_t *out) {
-  if (jetstream_control_account_get(c, in->account_id, NULL) != CONTROL_OK)
-    return CONTROL_ERR_NOT_FOUND;
+  int status = control_kv__exists(c, JETSTREAM_CONTROL_ACCOUNTS, in->account_id);
+  if (status) return status;
   char key[200];
   worker_key(in->account_id, in->script_name, key);
   if (!control_kv__key_ok(key)) return CONTROL_ERR_INVALID;
@@ -40,7 +40,7 @@ int jetstream_control_worker_register(jetstream_control_t *c, const control_work
   json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "account_id", w.account_id,
                         "script_name", w.script_name, "url", w.url, "secret", w.secret,
                         "timeout_ms", (int)w.timeout_ms, "created_ms", (json_int_t)w.created_ms);
-  int status = control_kv__create(c, JETSTREAM_CONTROL_WORKERS, key, v);
+  status = control_kv__create(c, JETSTREAM_CONTROL_WORKERS, key, v);
   if (!status && out) *out = w;
   crypto_wipe(&w, sizeof w);
   return status;

@@ -63,7 +63,8 @@
  *   KV bucket wharf_secrets), so any node can ack a lease that another
  *   took: an ack is a request to the ack subject, answered by the consumer
  *   leader once it has applied the ack (AckSync), and Wharf answers only
- *   after that; the message is never delivered again. The work-queue
+ *   after that; the message is never delivered again. The acks of one call
+ *   are all in flight at once (one inbox, each reply counted). The work-queue
  *   stream drops it a moment later, when the consumer's ack is committed
  *   through its raft group, so backlog_count may lag an answered ack by
  *   milliseconds. JetStream keys pending acks by stream sequence: a
@@ -78,8 +79,8 @@
  * - pause: the queue's delivery_paused refuses pulls on every node that has
  *   the queue's configuration (the control plane's watchers spread it);
  *   messages stay in the stream.
- * - purge: PurgeStream. Peek: reads by stream sequence (Direct/GetMsg) from
- *   the first sequence, which touches no consumer state (no delivery, no
+ * - purge: PurgeStream. Peek: reads by stream sequence (the stream API's
+ *   message get, answered by the stream leader) from the first sequence, which touches no consumer state (no delivery, no
  *   attempt); a ref is (queue, seq) signed, and deleting by ref deletes that
  *   sequence. Peek reports attempts 0: stream reads do not know the
  *   consumer's delivery counts.
@@ -87,12 +88,20 @@
  *   per-message subject and header overhead); oldest is its first message's
  *   time. delayed_count is not known without reading every message: 0.
  *
+ * - Not here yet: push delivery from every node and a cluster-wide
+ *   max_concurrency (issue 13's push part), rate and storage limits (the
+ *   API layer's), and the serve flag that puts this behind the catalog.
+ *
  * Threads: every function here blocks on network round trips (libnats is
  * thread-safe; one connection per jetstream_t) and must not run on the
- * libuv loop thread. The server's adapter runs them through uv_queue_work
- * and answers on the loop in the after-work callback; sends overlap inside
- * one call through async publishes. libnats' own threads run the publish
- * ack handler and the KV watchers, which only signal.
+ * libuv loop thread. The server's adapter (with the serve flag, next) is to
+ * run each call through uv_queue_work and answer on the loop in the
+ * after-work callback, as the embedded store's writer thread answers
+ * through uv_async; inside a call, sends and acks overlap (async publishes,
+ * pipelined ack requests). libnats' own threads run the publish ack
+ * handler; the backend's maintenance thread runs the lease keeper and
+ * batch recovery; the control plane's watcher threads (control_kv.h) call
+ * a hook that is to hand changes to the loop with uv_async.
  *
  * Errors: ENGINE_OK, ENGINE_ERR_* from queue/engine.h where the meaning is
  * the same, or JETSTREAM_ERR_UNAVAILABLE when the cluster did not answer

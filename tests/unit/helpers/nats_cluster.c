@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -80,6 +81,7 @@ void nats_cluster_restart(nats_cluster_t *c, int node) {
   pid_t pid = fork();
   if (pid < 0) fail_msg("nats_cluster: fork: %s", strerror(errno));
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a crashed test leaves no servers behind */
     if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
     execvpe("nats-server", argv, envp);
     _exit(127);

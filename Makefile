@@ -10,6 +10,9 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -Iinclude -MMD -MP
 LDLIBS  += -luv -lcurl -ljansson -lyajl -lsqlite3 -lssl -lcrypto -lz -lpthread -lm
+# libnats (nats.c), the JetStream client of clustered mode (src/jetstream/).
+# Asked lazily: on a fresh machine pkg-config knows it only after `deps`.
+LDLIBS  += $(shell pkg-config --libs libnats 2>/dev/null || echo -lnats)
 
 # SANITIZE=1: AddressSanitizer (leaks included) and UBSan, any report fatal.
 ifeq ($(SANITIZE),1)
@@ -31,12 +34,17 @@ MAIN_OBJ:= $(BUILD)/obj/src/server/main.o
 LIB_OBJS:= $(filter-out $(MAIN_OBJ),$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# Shared test helpers (tests/unit/helpers/*.c), linked into every unit test.
+UNIT_HELPER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/helpers/*.c))
+.SECONDARY: $(UNIT_HELPER_OBJS)
+# nats_cluster.c starts nodes with deploy/nats/wharf-nats.conf of this tree.
+$(UNIT_HELPER_OBJS): CFLAGS += -DWHARF_SOURCE_DIR='"$(CURDIR)"'
 
 DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
                 libssl-dev node-llhttp libcmocka-dev zlib1g-dev pkg-config libyajl-dev \
-                chromium
+                chromium nats-server libnats-dev curl
 
-.PHONY: all run test unit unit-bins sanitize-build blackbox bench bench-peers soak crash-long deps npm-deps clean
+.PHONY: all run test unit unit-bins sanitize-build blackbox bench bench-peers soak crash-long deps npm-deps clean cluster cluster-stop
 
 all: $(BUILD)/wharf
 
@@ -71,13 +79,20 @@ $(BUILD)/wharf: $(OBJS)
 	@echo "  LINK  $@"
 	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(UNIT_HELPER_OBJS)
 	@mkdir -p $(dir $@)
 	@echo "  LINK  $@"
 	@$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 run: $(BUILD)/wharf npm-deps
 	$(BUILD)/wharf serve --data-dir ./wharf-data
+
+# Three local nats-server nodes with JetStream in one cluster (deploy/cluster/run.sh).
+cluster: deps
+	deploy/cluster/run.sh start
+
+cluster-stop:
+	deploy/cluster/run.sh stop
 
 unit-bins: $(UNIT_BINS)
 
@@ -114,7 +129,7 @@ test: $(BUILD)/wharf $(UNIT_BINS) npm-deps sanitize-build fuzz-build
 clean:
 	rm -rf $(BUILD)
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(UNIT_HELPER_OBJS:.o=.d)
 
 include mk/libwharf.mk
 include mk/reliability.mk

@@ -135,6 +135,10 @@ int control_token_create(control_t *control, const char *account_id_or_empty,
                          unsigned permissions, const char *name, const char *secret_or_null,
                          char secret_out[65], control_token_t *out,
                          const control_token_window_t *window_or_null);
+/* The secret of a new token: the given one (1-64 chars, else
+ * CONTROL_ERR_INVALID) or 40 random base64url characters (the length of a
+ * Cloudflare API token). Clustered mode's tokens use it too. */
+int control_token_secret_take(const char *secret_or_null, char secret_out[65]);
 /* Finds the token by its secret (hash lookup); CONTROL_ERR_NOT_FOUND if none.
  * It does not check the token's window: the caller compares not_before_ms /
  * expires_on_ms with its clock, so it can say which bound failed. */

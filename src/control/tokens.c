@@ -52,6 +52,17 @@ static void token_secret_generate(char secret_out[65]) {
   buf_free(&encoded);
 }
 
+int control_token_secret_take(const char *secret_or_null, char secret_out[65]) {
+  if (!secret_or_null) {
+    token_secret_generate(secret_out);
+    return CONTROL_OK;
+  }
+  size_t len = strlen(secret_or_null);
+  if (len == 0 || len > TOKEN_SECRET_MAX) return CONTROL_ERR_INVALID;
+  memcpy(secret_out, secret_or_null, len + 1);
+  return CONTROL_OK;
+}
+
 static int token_insert(control_t *control, const control_token_t *token, const char *hash) {
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_TOKEN_INSERT,
@@ -73,13 +84,7 @@ int control_token_create(control_t *control, const char *account_id_or_empty,
                          char secret_out[65], control_token_t *out,
                          const control_token_window_t *window_or_null) {
   char secret[TOKEN_SECRET_MAX + 1];
-  if (secret_or_null) {
-    size_t len = strlen(secret_or_null);
-    if (len == 0 || len > TOKEN_SECRET_MAX) return CONTROL_ERR_INVALID;
-    memcpy(secret, secret_or_null, len + 1);
-  } else {
-    token_secret_generate(secret);
-  }
+  if (control_token_secret_take(secret_or_null, secret) != CONTROL_OK) return CONTROL_ERR_INVALID;
   control_token_t token = {.permissions = permissions, .created_ms = clock_now_ms()};
   if (window_or_null) {
     token.not_before_ms = window_or_null->not_before_ms;

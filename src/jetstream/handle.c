@@ -1,0 +1,122 @@
+/*
+ * handle.c — lease ids and peek refs of the JetStream backend, and acking
+ * through them from any node.
+ *
+ * A handle is base64url(kind, queue id, stream seq, consumer seq, delivery
+ * count, attempts, tag), the tag being HMAC-SHA256 (cut to 16 bytes) under the
+ * cluster's lease key: what a node needs to rebuild the consumer's ack
+ * subject $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer
+ * seq>.<time>.<pending> (the server reads only the three numbers; time and
+ * pending go as 0), so a lease taken on one node acks on another. Not
+ * queue/lease.h's format: that one has no room for the consumer sequence.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jetstream/jetstream_internal.h"
+#include "queue/lease.h"
+#include "util/buf.h"
+
+#define HANDLE_PAYLOAD 41
+#define HANDLE_TAG 16
+
+void jetstream__handle_encode(const jetstream_t *js, const jetstream_handle_t *h, char out[96]) {
+  uint8_t raw[HANDLE_PAYLOAD + 32];
+  raw[0] = h->kind;
+  memcpy(raw + 1, h->queue, 16);
+  jetstream__put_be(raw + 17, h->stream_seq, 8);
+  jetstream__put_be(raw + 25, h->consumer_seq, 8);
+  jetstream__put_be(raw + 33, h->delivered, 4);
+  jetstream__put_be(raw + 37, h->attempts, 4);
+  crypto_hmac_key_sign(js->lease_key, raw, HANDLE_PAYLOAD, raw + HANDLE_PAYLOAD);
+  buf_t text = BUF_INIT;
+  crypto_base64url_encode(raw, HANDLE_PAYLOAD + HANDLE_TAG, &text);
+  snprintf(out, 96, "%s", text.data);
+  buf_free(&text);
+}
+
+bool jetstream__handle_decode(const jetstream_t *js, const char *text, jetstream_handle_t *out) {
+  buf_t raw = BUF_INIT;
+  size_t len = text ? strnlen(text, 96) : 96;
+  bool ok = len < 96 && crypto_base64url_decode(text, len, &raw) &&
+            raw.len == HANDLE_PAYLOAD + HANDLE_TAG;
+  if (ok) {
+    const uint8_t *p = (const uint8_t *)raw.data;
+    uint8_t tag[32];
+    crypto_hmac_key_sign(js->lease_key, p, HANDLE_PAYLOAD, tag);
+    ok = crypto_equal(tag, p + HANDLE_PAYLOAD, HANDLE_TAG);
+    if (ok) {
+      out->kind = p[0];
+      memcpy(out->queue, p + 1, 16);
+      out->stream_seq = jetstream__get_be(p + 17, 8);
+      out->consumer_seq = jetstream__get_be(p + 25, 8);
+      out->delivered = (uint32_t)jetstream__get_be(p + 33, 4);
+      out->attempts = (uint32_t)jetstream__get_be(p + 37, 4);
+    }
+  }
+  buf_free(&raw);
+  return ok;
+}
+
+void jetstream__ack_subject(const jetstream_queue_t *q, const jetstream_handle_t *h,
+                            char out[160]) {
+  snprintf(out, 160, "$JS.ACK.%s.%s.%" PRIu32 ".%" PRIu64 ".%" PRIu64 ".0.0", q->stream,
+           JETSTREAM_CONSUMER, h->delivered, h->stream_seq, h->consumer_seq);
+}
+
+/* Every request is published at once with its own reply subject under one
+ * fresh inbox, and the replies are counted as they come: n acks cost about
+ * one round trip, not n. */
+int jetstream__ack_send(jetstream_t *js, const char *const *subjects, const char *const *bodies,
+                        size_t n) {
+  if (n == 0) return ENGINE_OK;
+  natsInbox *inbox = NULL;
+  natsSubscription *sub = NULL;
+  char wildcard[128];
+  natsStatus s = natsInbox_Create(&inbox);
+  if (s == NATS_OK) {
+    snprintf(wildcard, sizeof wildcard, "%s.*", inbox);
+    s = natsConnection_SubscribeSync(&sub, js->nc, wildcard);
+  }
+  for (size_t i = 0; i < n && s == NATS_OK; i++) {
+    char reply[128];
+    snprintf(reply, sizeof reply, "%s.%zu", inbox, i);
+    s = natsConnection_PublishRequestString(js->nc, subjects[i], reply, bodies[i]);
+  }
+  uint8_t *confirmed = xcalloc(n, 1);
+  size_t count = 0;
+  int64_t deadline = nats_Now() + js->timeout_ms;
+  while (s == NATS_OK && count < n) {
+    natsMsg *reply = NULL;
+    int64_t left = deadline - nats_Now();
+    s = left > 0 ? natsSubscription_NextMsg(&reply, sub, left) : NATS_TIMEOUT;
+    if (s != NATS_OK) break;
+    const char *dot = strrchr(natsMsg_GetSubject(reply), '.');
+    size_t i = dot ? strtoul(dot + 1, NULL, 10) : n;
+    if (i < n && !confirmed[i]) confirmed[i] = 1, count++;
+    natsMsg_Destroy(reply);
+  }
+  free(confirmed);
+  natsSubscription_Destroy(sub);
+  natsInbox_Destroy(inbox);
+  return count == n ? ENGINE_OK : JETSTREAM_ERR_UNAVAILABLE;
+}
+
+int jetstream__ack_requests(jetstream_queue_t *q, const jetstream_handle_t *handles,
+                            const char *const *bodies, size_t n) {
+  char (*subjects)[160] = xcalloc(n ? n : 1, sizeof *subjects);
+  const char **pointers = xcalloc(n ? n : 1, sizeof *pointers);
+  for (size_t i = 0; i < n; i++) {
+    jetstream__ack_subject(q, &handles[i], subjects[i]);
+    pointers[i] = subjects[i];
+  }
+  int status = jetstream__ack_send(q->js, pointers, bodies, n);
+  free(subjects), free(pointers);
+  return status;
+}
+
+int jetstream__ack_request(jetstream_queue_t *q, const jetstream_handle_t *h, const char *body) {
+  return jetstream__ack_requests(q, h, &body, 1);
+}

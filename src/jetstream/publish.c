@@ -1,0 +1,129 @@
+/*
+ * publish.c — publishing a group of messages with all of them in flight at
+ * once, and waiting for exactly that group's publish acks.
+ *
+ * libnats reports every async publish's outcome to one ack handler per
+ * context (jetstream__publish_ack, on a libnats thread) with the message it
+ * was given. A table from message to its group (jetstream_t.pending, under
+ * jetstream_t.lock) lets several worker threads publish at once, each
+ * waiting only for its own messages; js_PublishAsyncComplete would wait for
+ * everyone's. Every publish carries MaxWait, so libnats reports a timeout for
+ * an ack that never comes; the group's own wait has a backstop a little
+ * longer, after which it unregisters what is left and counts it as failed.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "jetstream/jetstream_internal.h"
+#include "util/buf.h"
+
+typedef struct {
+  size_t outstanding;
+  size_t failed;
+} jetstream_group_t;
+
+struct jetstream_pending {
+  natsMsg *msg;
+  jetstream_group_t *group;
+  jetstream_pending_t *next;
+};
+
+static size_t pending_bucket(const natsMsg *msg) {
+  return ((uintptr_t)msg >> 4) % JETSTREAM_PENDING_BUCKETS;
+}
+
+/* With js->lock held. */
+static jetstream_group_t *pending_take(jetstream_t *js, const natsMsg *msg) {
+  jetstream_pending_t **p = &js->pending[pending_bucket(msg)];
+  while (*p && (*p)->msg != msg) p = &(*p)->next;
+  if (!*p) return NULL;
+  jetstream_pending_t *found = *p;
+  jetstream_group_t *group = found->group;
+  *p = found->next;
+  free(found);
+  return group;
+}
+
+static void pending_put(jetstream_t *js, natsMsg *msg, jetstream_group_t *group) {
+  jetstream_pending_t *entry = xmalloc(sizeof *entry);
+  size_t bucket = pending_bucket(msg);
+  *entry = (jetstream_pending_t){msg, group, js->pending[bucket]};
+  js->pending[bucket] = entry;
+}
+
+void jetstream__publish_ack(jsCtx *ctx, natsMsg *msg, jsPubAck *ack, jsPubAckErr *error,
+                            void *closure) {
+  (void)ctx;
+  jetstream_t *js = closure;
+  pthread_mutex_lock(&js->lock);
+  jetstream_group_t *group = pending_take(js, msg);
+  if (group) {
+    group->outstanding--;
+    if (!ack || error) group->failed++;
+    pthread_cond_broadcast(&js->published);
+  }
+  pthread_mutex_unlock(&js->lock);
+  natsMsg_Destroy(msg);
+}
+
+/* With js->lock held: what the backstop gives up on. */
+static void pending_abandon(jetstream_t *js, jetstream_group_t *group) {
+  for (size_t b = 0; b < JETSTREAM_PENDING_BUCKETS; b++) {
+    for (jetstream_pending_t **p = &js->pending[b]; *p;) {
+      jetstream_pending_t *entry = *p;
+      if (entry->group != group) {
+        p = &entry->next;
+        continue;
+      }
+      *p = entry->next;
+      free(entry);
+      group->outstanding--, group->failed++;
+    }
+  }
+}
+
+static void group_wait(jetstream_t *js, jetstream_group_t *group) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  int64_t wait_ms = js->timeout_ms + 1000;
+  deadline.tv_sec += wait_ms / 1000;
+  deadline.tv_nsec += (wait_ms % 1000) * 1000000;
+  if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+  while (group->outstanding > 0) {
+    if (pthread_cond_timedwait(&js->published, &js->lock, &deadline) == ETIMEDOUT) {
+      pending_abandon(js, group);
+      break;
+    }
+  }
+}
+
+int jetstream__publish_all(jetstream_t *js, natsMsg **messages, size_t count,
+                           jsPubOptions *options) {
+  jetstream_group_t group = {0, 0};
+  jsPubOptions defaults;
+  jsPubOptions_Init(&defaults);
+  defaults.MaxWait = js->timeout_ms;
+  for (size_t i = 0; i < count; i++) {
+    jsPubOptions *each = options ? &options[i] : &defaults;
+    if (!each->MaxWait) each->MaxWait = js->timeout_ms;
+    pthread_mutex_lock(&js->lock);
+    pending_put(js, messages[i], &group);
+    group.outstanding++;
+    pthread_mutex_unlock(&js->lock);
+    natsMsg *msg = messages[i];
+    if (js_PublishMsgAsync(js->js, &messages[i], each) != NATS_OK) {
+      pthread_mutex_lock(&js->lock);
+      if (pending_take(js, msg)) group.outstanding--, group.failed++;
+      pthread_mutex_unlock(&js->lock);
+      natsMsg_Destroy(messages[i]); /* still ours: libnats did not take it */
+      for (size_t j = i + 1; j < count; j++) natsMsg_Destroy(messages[j]), group.failed++;
+      break;
+    }
+  }
+  pthread_mutex_lock(&js->lock);
+  group_wait(js, &group);
+  pthread_mutex_unlock(&js->lock);
+  return group.failed ? JETSTREAM_ERR_UNAVAILABLE : ENGINE_OK;
+}

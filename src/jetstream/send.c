@@ -1,0 +1,140 @@
+/*
+ * send.c — send and sendBatch into a queue's stream, and the staging stream
+ * that makes a batch all-or-nothing (jetstream.h says why and how).
+ *
+ * A staged batch is one message on wharf.batch with the header
+ * Wharf-Subject (the queue's subject) and a body of entries, each
+ * content type (1 byte), not-before ms (8, big-endian), body length (4),
+ * body. Fan-out gives entry i the msg id "<staging seq>.<i>", so doing it
+ * twice (the sender and a recovering node) stores each entry once.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jetstream/jetstream_internal.h"
+#include "util/buf.h"
+#include "util/clock.h"
+
+#define HEADER_SUBJECT "Wharf-Subject"
+#define ENTRY_HEAD 13
+
+natsMsg *jetstream__message_new(const char *subject, uint8_t content_type, const void *body,
+                                uint32_t body_len, uint64_t not_before_ms) {
+  natsMsg *msg = NULL;
+  if (natsMsg_Create(&msg, subject, NULL, body, (int)body_len) != NATS_OK) return NULL;
+  char text[24];
+  snprintf(text, sizeof text, "%u", content_type);
+  natsMsgHeader_Set(msg, JETSTREAM_HEADER_CONTENT_TYPE, text);
+  if (not_before_ms) {
+    snprintf(text, sizeof text, "%" PRIu64, not_before_ms);
+    natsMsgHeader_Set(msg, JETSTREAM_HEADER_NOT_BEFORE, text);
+  }
+  return msg;
+}
+
+static uint64_t send_not_before(const jetstream_queue_t *q, const engine_message_t *m) {
+  int64_t delay_s = m->delay_seconds < 0 ? q->config.delivery_delay_s : m->delay_seconds;
+  return delay_s > 0 ? clock_now_ms() + (uint64_t)delay_s * 1000 : 0;
+}
+
+int jetstream__batches_open(jetstream_t *js) {
+  const char *subjects[] = {JETSTREAM_BATCH_SUBJECT};
+  jsStreamConfig config;
+  jetstream__stream_init(js, &config, JETSTREAM_BATCH_STREAM, subjects);
+  return jetstream__status(jetstream__stream_add(js, &config, false));
+}
+
+static void batch_encode(const jetstream_queue_t *q, const engine_message_t *messages,
+                         size_t count, buf_t *body) {
+  for (size_t i = 0; i < count; i++) {
+    uint8_t head[ENTRY_HEAD];
+    head[0] = messages[i].content_type;
+    jetstream__put_be(head + 1, send_not_before(q, &messages[i]), 8);
+    jetstream__put_be(head + 9, messages[i].body_len, 4);
+    buf_append(body, head, sizeof head);
+    buf_append(body, messages[i].body, messages[i].body_len);
+  }
+}
+
+/* Publishes the staged batch's entries into subject, deduplicated by msg id. */
+static int batch_fan_out(jetstream_t *js, const char *subject, uint64_t staging_seq,
+                         const uint8_t *body, size_t len) {
+  size_t count = 0;
+  for (size_t at = 0; at + ENTRY_HEAD <= len; count++)
+    at += ENTRY_HEAD + (size_t)jetstream__get_be(body + at + 9, 4);
+  natsMsg **messages = xcalloc(count ? count : 1, sizeof *messages);
+  jsPubOptions *options = xcalloc(count ? count : 1, sizeof *options);
+  char (*ids)[48] = xcalloc(count ? count : 1, sizeof *ids);
+  size_t at = 0;
+  for (size_t i = 0; i < count; i++) {
+    uint32_t n = (uint32_t)jetstream__get_be(body + at + 9, 4);
+    if (at + ENTRY_HEAD + n > len) n = 0; /* a torn entry cannot be stored: it is a bug */
+    messages[i] = jetstream__message_new(subject, body[at], body + at + ENTRY_HEAD, n,
+                                         jetstream__get_be(body + at + 1, 8));
+    jsPubOptions_Init(&options[i]);
+    snprintf(ids[i], sizeof ids[i], "%" PRIu64 ".%zu", staging_seq, i);
+    options[i].MsgId = ids[i];
+    at += ENTRY_HEAD + n;
+  }
+  int status = jetstream__publish_all(js, messages, count, options);
+  free(messages), free(options), free(ids);
+  if (!status)
+    status = jetstream__status(js_DeleteMsg(js->js, JETSTREAM_BATCH_STREAM, staging_seq, NULL, NULL));
+  return status;
+}
+
+static int send_batch(jetstream_queue_t *q, const engine_message_t *messages, size_t count) {
+  jetstream_t *js = q->js;
+  buf_t body = BUF_INIT;
+  batch_encode(q, messages, count, &body);
+  natsMsg *staged = NULL;
+  jsPubAck *ack = NULL;
+  natsStatus s = natsMsg_Create(&staged, JETSTREAM_BATCH_SUBJECT, NULL, body.data, (int)body.len);
+  if (s == NATS_OK) s = natsMsgHeader_Set(staged, HEADER_SUBJECT, q->subject);
+  if (s == NATS_OK) s = js_PublishMsg(&ack, js->js, staged, NULL, NULL);
+  natsMsg_Destroy(staged);
+  int status = jetstream__status(s); /* on failure nothing of the batch was stored */
+  if (!status) status = batch_fan_out(js, q->subject, ack->Sequence, (const uint8_t *)body.data, body.len);
+  jsPubAck_Destroy(ack);
+  buf_free(&body);
+  return status;
+}
+
+int jetstream_send(jetstream_queue_t *q, const engine_message_t *messages, size_t count) {
+  if (count == 0) return ENGINE_OK;
+  if (count > 1) return send_batch(q, messages, count);
+  natsMsg *msg = jetstream__message_new(q->subject, messages[0].content_type, messages[0].body,
+                                        messages[0].body_len, send_not_before(q, &messages[0]));
+  if (!msg) return JETSTREAM_ERR_UNAVAILABLE;
+  return jetstream__publish_all(q->js, &msg, 1, NULL);
+}
+
+static int batch_recover_one(jetstream_t *js, uint64_t seq, uint64_t min_age_ms) {
+  natsMsg *msg = NULL;
+  jsErrCode code = 0;
+  if (js_GetMsg(&msg, js->js, JETSTREAM_BATCH_STREAM, seq, NULL, &code) != NATS_OK) return 0;
+  const char *subject = NULL;
+  int recovered = 0;
+  uint64_t written_ms = (uint64_t)(natsMsg_GetTime(msg) / 1000000);
+  if (written_ms + min_age_ms <= clock_now_ms() &&
+      natsMsgHeader_Get(msg, HEADER_SUBJECT, &subject) == NATS_OK &&
+      batch_fan_out(js, subject, seq, (const uint8_t *)natsMsg_GetData(msg),
+                    (size_t)natsMsg_GetDataLength(msg)) == ENGINE_OK)
+    recovered = 1;
+  natsMsg_Destroy(msg);
+  return recovered;
+}
+
+int jetstream_batches_recover(jetstream_t *js, uint64_t min_age_ms) {
+  jsStreamInfo *info = NULL;
+  natsStatus s = js_GetStreamInfo(&info, js->js, JETSTREAM_BATCH_STREAM, NULL, NULL);
+  if (s != NATS_OK) return jetstream__status(s);
+  uint64_t first = info->State.FirstSeq, last = info->State.LastSeq, msgs = info->State.Msgs;
+  jsStreamInfo_Destroy(info);
+  int recovered = 0;
+  for (uint64_t seq = first; msgs && seq <= last; seq++)
+    recovered += batch_recover_one(js, seq, min_age_ms);
+  return recovered;
+}

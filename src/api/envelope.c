@@ -20,6 +20,7 @@
 
 static void call_free(api_call_t *call) {
   json_decref(call->body);
+  json_decref(call->audit_old_value);
   free(call);
 }
 

@@ -73,7 +73,7 @@ static void send_done(void *data, int status, const engine_metrics_t *metrics) {
 }
 
 static void send_parsed(api_call_t *call, const message_set_t *set) {
-  int rc = engine_send(api_call_engine_queue(call), set->messages, set->count, send_done, call);
+  int rc = engine_send(call->catalog_queue->engine_queue, set->messages, set->count, send_done, call);
   if (rc == ENGINE_ERR_STORAGE_LIMIT) {
     api_reply_error(call, 413, API_ERR_STORAGE_LIMIT,
                     "Storage Limit Exceeded: the queue's backlog would exceed 25 GB");
@@ -108,7 +108,7 @@ void api_messages_send_batch(api_call_t *call) { send_body(call, true); }
  * consumer's current concurrency as autoscaling has set it. */
 void api_queues_metrics(api_call_t *call) {
   engine_metrics_t metrics;
-  engine_queue_metrics(api_call_engine_queue(call), &metrics);
+  engine_queue_metrics(call->catalog_queue->engine_queue, &metrics);
   uint32_t concurrency = call->api->push ? push_queue_concurrency(call->api->push, call->queue.id) : 0;
   buf_t result = BUF_INIT;
   metrics_write_open(&result, &metrics);
@@ -260,7 +260,7 @@ static bool messages_http_pull_enabled(api_call_t *call, engine_queue_t *queue) 
 }
 
 void api_messages_pull(api_call_t *call) {
-  engine_queue_t *queue = api_call_engine_queue(call);
+  engine_queue_t *queue = call->catalog_queue->engine_queue;
   if (!messages_http_pull_enabled(call, queue)) return;
   uint32_t batch_size = PULL_DEFAULT_BATCH, visibility_ms = 0, wait_ms = 0;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size) ||
@@ -280,7 +280,7 @@ static void messages_look(api_call_t *call, const char *handle_key) {
   uint32_t batch_size = PULL_DEFAULT_BATCH;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size)) return;
   engine_delivery_t deliveries[PULL_MAX_BATCH];
-  int count = engine_peek(api_call_engine_queue(call), batch_size, deliveries);
+  int count = engine_peek(call->catalog_queue->engine_queue, batch_size, deliveries);
   if (count < 0) {
     reply_storage_failure(call, count);
     return;
@@ -375,11 +375,11 @@ static void messages_ack_general(api_call_t *call) {
   engine_retry_t retries[1000];
   for (size_t i = 0; i < retry_count; i++)
     retries[i] = (engine_retry_t){.lease_id = retry_ids[i], .delay_seconds = delays[i]};
-  engine_ack(api_call_engine_queue(call), acks, ack_count, retries, retry_count, ack_done, call);
+  engine_ack(call->catalog_queue->engine_queue, acks, ack_count, retries, retry_count, ack_done, call);
 }
 
 void api_messages_ack(api_call_t *call) {
-  engine_queue_t *queue = api_call_engine_queue(call);
+  engine_queue_t *queue = call->catalog_queue->engine_queue;
   if (!messages_http_pull_enabled(call, queue)) return;
   ack_set_t *set = xcalloc(1, sizeof *set);
   if (ack_parse(call->request->body, call->request->body_len, set))
@@ -396,7 +396,7 @@ static void messages_purge_handles(api_call_t *call, const char *list_key, const
   const char *refs[1000];
   size_t count;
   if (!read_handles(call, list_key, key, refs, NULL, &count)) return;
-  engine_purge_refs(api_call_engine_queue(call), refs, count, ack_done, call);
+  engine_purge_refs(call->catalog_queue->engine_queue, refs, count, ack_done, call);
 }
 
 void api_messages_purge_refs(api_call_t *call) { messages_purge_handles(call, "refs", "ref"); }

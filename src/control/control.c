@@ -271,6 +271,5 @@ int control_transaction_rollback(control_t *control) {
   /* The caches may hold a row created or changed by the undone work. */
   control_token_cache_clear(control);
   memset(control->account_cache, 0, sizeof control->account_cache);
-  memset(control->queue_cache, 0, sizeof control->queue_cache);
   return rc == CONTROL_OK ? control_transaction_commit(control) : rc;
 }

@@ -102,7 +102,7 @@ static engine_queue_t *delivery_dead_letter_queue(engine_queue_t *queue) {
   engine_t *engine = queue->engine;
   uint8_t id[16];
   if (!queue->config.has_dead_letter_queue || !engine->options.resolve_dead_letter_queue ||
-      !engine->options.resolve_dead_letter_queue(engine->options.context, queue->id, id))
+      !engine->options.resolve_dead_letter_queue(engine->options.dead_letter_context, queue->id, id))
     return NULL;
   return engine_queue_find(engine, id);
 }

@@ -101,15 +101,17 @@ typedef struct {
 
 typedef struct {
   /* Resolves (creating it if needed, and configuring it in the engine) the
-   * dead-letter queue of queue `source`. False: there is none; the message is
+   * dead-letter queue of queue `source`: the catalog, which owns the queues'
+   * settings (catalog/catalog.h). False: there is none; the message is
    * deleted instead. */
   bool (*resolve_dead_letter_queue)(void *context, const uint8_t source[16],
                                     uint8_t dead_letter_out[16]);
+  void *dead_letter_context; /* resolve_dead_letter_queue's */
   /* Told (may be NULL) once `count` messages of `source` are durably in its
    * dead-letter queue: Wharf's event source (api/events.h). */
   void (*messages_dead_lettered)(void *context, const uint8_t source[16],
                                  const uint8_t dead_letter[16], uint32_t count);
-  void *context;
+  void *context; /* messages_dead_lettered's */
   uint64_t segment_bytes; /* 0 = store default */
 } engine_options_t;
 

@@ -51,7 +51,7 @@ static bool resolve_dead_letter(void *context, const uint8_t source[16], uint8_t
 }
 
 static void engine_start(fixture_t *f) {
-  engine_options_t options = {.resolve_dead_letter_queue = resolve_dead_letter, .context = f};
+  engine_options_t options = {.resolve_dead_letter_queue = resolve_dead_letter, .dead_letter_context = f};
   assert_int_equal(engine_open(&f->loop, f->dir, &options, &f->engine), 0);
   engine_queue_config_t config = config_default();
   f->a = engine_queue_configure(f->engine, QUEUE_A, &config);
@@ -558,7 +558,7 @@ static void reopen_small_segments(fixture_t *f, uint64_t first_base) {
   assert_true(fd >= 0);
   close(fd);
   engine_options_t options = {
-      .resolve_dead_letter_queue = resolve_dead_letter, .context = f, .segment_bytes = 16384};
+      .resolve_dead_letter_queue = resolve_dead_letter, .dead_letter_context = f, .segment_bytes = 16384};
   assert_int_equal(engine_open(&f->loop, f->dir, &options, &f->engine), 0);
   engine_queue_config_t config = config_default();
   f->a = engine_queue_configure(f->engine, QUEUE_A, &config);

@@ -71,7 +71,7 @@ static int setup(void **state) {
   assert_int_equal(control_queue_create(f->control, &queue, &created), CONTROL_OK);
   memcpy(f->queue_id, created.id, sizeof f->queue_id);
 
-  engine_options_t options = {.resolve_dead_letter_queue = no_dead_letter, .context = f};
+  engine_options_t options = {.resolve_dead_letter_queue = no_dead_letter, .dead_letter_context = f};
   assert_int_equal(engine_open(&f->loop, f->dir, &options, &f->engine), 0);
   uint8_t id[16];
   assert_true(crypto_hex_decode(f->queue_id, 16, id));

@@ -160,9 +160,10 @@ static void deliveries_write(buf_t *out, engine_delivery_t *deliveries, int coun
   engine_deliveries_free(deliveries, (size_t)count);
 }
 
-/* Answers a pull: count deliveries (freed here), or an engine error. */
-static void pull_reply(api_call_t *call, engine_queue_t *queue, engine_delivery_t *deliveries,
-                       int count) {
+/* Answers a pull: count deliveries (freed here) and the queue's metrics
+ * after it, or an engine error. */
+static void pull_reply(api_call_t *call, const engine_metrics_t *metrics,
+                       engine_delivery_t *deliveries, int count) {
   if (count == ENGINE_ERR_DELETED) {
     api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue was deleted while the pull waited");
     return;
@@ -176,20 +177,19 @@ static void pull_reply(api_call_t *call, engine_queue_t *queue, engine_delivery_
     reply_storage_failure(call, count);
     return;
   }
-  engine_metrics_t metrics;
-  engine_queue_metrics(queue, &metrics);
   buf_t result = BUF_INIT;
   buf_append_str(&result, "{\"message_backlog_count\":");
-  json_text_append_int(&result, (int64_t)metrics.backlog_count);
+  json_text_append_int(&result, (int64_t)metrics->backlog_count);
   buf_append_str(&result, ",\"messages\":");
   deliveries_write(&result, deliveries, count, "lease_id");
   buf_append_str(&result, ",\"metadata\":{\"metrics\":");
-  metrics_write_open(&result, &metrics);
+  metrics_write_open(&result, metrics);
   buf_append_str(&result, "}}}");
   reply_ok_text(call, &result);
 }
 
-/* A pull waiting for messages (engine_pull_wait), on the api's list. */
+/* A pull: its leased deliveries until their bodies are read; while it
+ * waits for messages (engine_pull_wait), on the api's list of holds. */
 typedef struct pull_hold {
   api_call_t *call;
   engine_queue_t *queue;
@@ -197,6 +197,30 @@ typedef struct pull_hold {
   struct pull_hold *prev, *next;
   engine_delivery_t deliveries[];
 } pull_hold_t;
+
+static pull_hold_t *pull_new(api_call_t *call, engine_queue_t *queue, uint32_t batch_size) {
+  pull_hold_t *pull = xcalloc(1, sizeof *pull + batch_size * sizeof pull->deliveries[0]);
+  pull->call = call;
+  pull->queue = queue;
+  return pull;
+}
+
+static void pull_read_done(void *data, int count, const engine_metrics_t *metrics) {
+  pull_hold_t *pull = data;
+  pull_reply(pull->call, metrics, pull->deliveries, count);
+  free(pull);
+}
+
+/* Answers with what was leased: the bodies are read off the loop first. */
+static void pull_finish(pull_hold_t *pull, int count) {
+  if (count > 0) {
+    engine_deliveries_read(pull->queue, pull->deliveries, count, pull_read_done, pull);
+    return;
+  }
+  engine_metrics_t metrics = {0};
+  if (count == 0) engine_queue_metrics(pull->queue, &metrics);
+  pull_read_done(pull, count, &metrics);
+}
 
 static void pull_hold_unlink(pull_hold_t *hold) {
   if (hold->prev) hold->prev->next = hold->next;
@@ -207,15 +231,18 @@ static void pull_hold_unlink(pull_hold_t *hold) {
 static void pull_hold_done(void *data, int count) {
   pull_hold_t *hold = data;
   pull_hold_unlink(hold);
-  pull_reply(hold->call, hold->queue, hold->deliveries, count);
-  free(hold);
+  /* The wait is over: a client going away now only loses the answer. */
+  http_exchange_on_abandon(hold->call->exchange, NULL, NULL);
+  pull_finish(hold, count);
 }
 
 /* The client went away: nothing is leased for it; the answer is discarded. */
 static void pull_hold_abandon(void *data) {
   pull_hold_t *hold = data;
   engine_wait_cancel(hold->wait);
-  pull_hold_done(hold, 0);
+  pull_hold_unlink(hold);
+  engine_metrics_t metrics = {0};
+  pull_read_done(hold, 0, &metrics);
 }
 
 static bool pull_hold_allowed(const api_call_t *call) {
@@ -229,18 +256,13 @@ static bool pull_hold_allowed(const api_call_t *call) {
 
 /* Holds a pull that found nothing; false (nothing held) past a cap or
  * when the engine holds no more (shutdown). */
-static bool pull_hold_start(api_call_t *call, engine_queue_t *queue, uint32_t batch_size,
-                            uint32_t visibility_ms, uint32_t wait_ms) {
+static bool pull_hold_start(pull_hold_t *hold, uint32_t batch_size, uint32_t visibility_ms,
+                            uint32_t wait_ms) {
+  api_call_t *call = hold->call;
   if (!pull_hold_allowed(call)) return false;
-  pull_hold_t *hold = xcalloc(1, sizeof *hold + batch_size * sizeof hold->deliveries[0]);
-  hold->call = call;
-  hold->queue = queue;
-  hold->wait = engine_pull_wait(queue, batch_size, visibility_ms, wait_ms, hold->deliveries,
+  hold->wait = engine_pull_wait(hold->queue, batch_size, visibility_ms, wait_ms, hold->deliveries,
                                 pull_hold_done, hold);
-  if (!hold->wait) {
-    free(hold);
-    return false;
-  }
+  if (!hold->wait) return false;
   hold->next = call->api->holds;
   if (hold->next) hold->next->prev = hold;
   call->api->holds = hold;
@@ -268,11 +290,10 @@ void api_messages_pull(api_call_t *call) {
       !params_uint(call, call->body, "visibility_timeout_ms", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
       !params_uint(call, call->body, "wharf_wait_ms", 0, PULL_MAX_WAIT_MS, &wait_ms))
     return;
-  engine_delivery_t deliveries[PULL_MAX_BATCH];
-  int count = engine_pull(queue, batch_size, visibility_ms, deliveries);
-  if (count == 0 && wait_ms && pull_hold_start(call, queue, batch_size, visibility_ms, wait_ms))
-    return;
-  pull_reply(call, queue, deliveries, count);
+  pull_hold_t *pull = pull_new(call, queue, batch_size);
+  int count = engine_pull_leases(queue, batch_size, visibility_ms, pull->deliveries);
+  if (count == 0 && wait_ms && pull_hold_start(pull, batch_size, visibility_ms, wait_ms)) return;
+  pull_finish(pull, count);
 }
 
 /* peek and preview: the same look, handles named as each API names them. */

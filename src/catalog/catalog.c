@@ -259,7 +259,7 @@ int catalog_open(uv_loop_t *loop, control_t *control, const char *data_dir,
   int rc = control_account_list(control, load_account, &load);
   if (rc == CONTROL_OK) rc = control_queue_list_all(control, load_queue, &load);
   if (rc == CONTROL_OK) rc = load.status;
-  catalog->writer = rc == CONTROL_OK ? catalog_writer_open(loop, control, data_dir) : NULL;
+  catalog->writer = rc == CONTROL_OK ? catalog_writer_open(loop, data_dir) : NULL;
   if (!catalog->writer) {
     catalog_close(catalog);
     return rc == CONTROL_OK ? CONTROL_ERR_DATABASE : rc;

@@ -3,7 +3,8 @@
  * the catalog module only; see catalog.h, "Writes").
  *
  * A job has two halves: work, which may touch nothing but the control_t it
- * is given and the job's own fields (it runs on the writer), and apply,
+ * is given and the job's own fields (it runs on a thread-pool thread with
+ * the writer's own connection), and apply,
  * which runs on the loop thread once work has returned and may change the
  * catalog and answer the caller. Jobs run one at a time, in the order they
  * were submitted, and each one's apply runs before the next one's work
@@ -28,10 +29,10 @@ struct catalog_job {
 
 typedef struct catalog_writer catalog_writer_t;
 
-/* control: the loop's connection; data_dir: where the writer may open its
- * own. NULL if it cannot. */
-catalog_writer_t *catalog_writer_open(uv_loop_t *loop, control_t *control, const char *data_dir);
+/* Opens the writer's own connection to DIR/wharf.db; NULL if it cannot. */
+catalog_writer_t *catalog_writer_open(uv_loop_t *loop, const char *data_dir);
 void catalog_writer_submit(catalog_writer_t *writer, catalog_job_t *job);
+/* Call once no job is in flight. */
 void catalog_writer_close(catalog_writer_t *writer);
 
 #endif

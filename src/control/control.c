@@ -3,8 +3,11 @@
  * and its migrations, the statement cache and the helpers the other control
  * files (accounts, tokens, queues, consumers, bootstrap) share.
  *
- * One connection, used only from the loop thread (SQLITE_OPEN_NOMUTEX). WAL
- * mode so that an operator's sqlite3 shell can read while Wharf writes;
+ * A control_t is one connection, used by one thread at a time
+ * (SQLITE_OPEN_NOMUTEX): the loop thread's, and the catalog writer's own,
+ * which commits the catalog's changes on the thread pool
+ * (catalog/catalog_writer.c). WAL mode so that readers (the loop, an
+ * operator's sqlite3 shell) never wait for the writer;
  * synchronous=FULL because control writes are rare and an answered "queue
  * created" must survive a power cut. Foreign keys are on, so deleting a queue
  * deletes its consumer in the same statement.

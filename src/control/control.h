@@ -8,7 +8,9 @@
  * administration). Ids are 32 lowercase hex characters.
  *
  * Functions return CONTROL_OK or a CONTROL_ERR_* code; nothing is changed on
- * error. All calls are made on the loop thread. Names and setting ranges are
+ * error. A control_t is used by one thread at a time: the loop thread's, or
+ * the catalog writer's own connection (catalog/catalog_writer.c), which makes
+ * the changes to accounts, queues, consumers and workers off the loop. Names and setting ranges are
  * validated by the API layer; the control plane stores what it is given.
  * List functions call fn while their query runs: fn may call other control
  * functions, but not the same list function again.

@@ -182,14 +182,29 @@ typedef struct {
   char handle[96];        /* lease id (pull) or ref (peek) */
   uint64_t seq;           /* pull: the lease, for engine_lease_renew/return */
   uint32_t lease_generation;
+  uint64_t position;      /* pull: the record in the log, for engine_deliveries_read */
 } engine_delivery_t;
 
 /* Leases up to batch_size ready messages. Returns their count or
  * ENGINE_ERR_PAUSED. The caller frees with engine_deliveries_free. */
 int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
                 engine_delivery_t *out);
+/* engine_pull in two steps, so that the bodies are read off the loop
+ * thread (a pull of 100 messages is 100 preads): engine_pull_leases leases
+ * as engine_pull does, filling everything but id, content type and body;
+ * engine_deliveries_read then reads those on the thread pool and calls
+ * done(data, count, metrics) on the loop with the deliveries that were
+ * read moved to the front (a message that cannot be read stays leased: it
+ * expires and is retried) and the queue's metrics after the pull. The
+ * deliveries must stay put until done; the queue is kept alive meanwhile. */
+int engine_pull_leases(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
+                       engine_delivery_t *out);
+typedef void (*engine_read_fn)(void *data, int count, const engine_metrics_t *metrics);
+void engine_deliveries_read(engine_queue_t *queue, engine_delivery_t *deliveries, int count,
+                            engine_read_fn done, void *data);
 /* Long-poll (pull_wait.c): holds a pull that found nothing until the queue
- * has ready messages, then pulls into out and calls done(data, count) —
+ * has ready messages, then leases into out as engine_pull_leases (read the
+ * bodies with engine_deliveries_read) and calls done(data, count) —
  * also with 0 when wait_ms pass or the server shuts down, ENGINE_ERR_PAUSED
  * when delivery is paused, ENGINE_ERR_DELETED when the queue is deleted.
  * Waits are served in the order they began. NULL (nothing held) once the

@@ -86,7 +86,7 @@ size_t engine_wait_count(const engine_t *engine) { return engine->wait_count; }
 void engine_waits_serve(engine_queue_t *queue) {
   while (queue->waits_head) {
     engine_wait_t *wait = queue->waits_head;
-    int count = engine_pull(queue, wait->batch_size, wait->visibility_timeout_ms, wait->out);
+    int count = engine_pull_leases(queue, wait->batch_size, wait->visibility_timeout_ms, wait->out);
     if (count == 0) return; /* nothing ready is left for the ones behind */
     wait_finish(wait, count);
   }

@@ -114,8 +114,22 @@ void api_reply_text(api_call_t *call, const char *content_type, buf_t *text);
  * x-should-retry: false on 4xx. Frees the call. */
 void api_reply_error(api_call_t *call, int status, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Maps a CONTROL_ERR_* to a reply (database errors become 500). */
+/* The one mapping from the modules' statuses to the envelope: a
+ * CONTROL_ERR_* (control.h), an ENGINE_ERR_* (engine.h) or a negative errno
+ * from the message log, to the HTTP status and code of its reply. */
+typedef struct {
+  int http_status;
+  int code; /* api_error_code_t */
+} api_error_t;
+api_error_t api_error_of(int status);
+/* Answers status (not 0) as api_error_of maps it, with the message given
+ * (and Retry-After: 1 for a rate limit). Frees the call. */
+void api_reply_failure(api_call_t *call, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A control-plane status with its stock message (database errors become 500). */
 void api_reply_control_error(api_call_t *call, int control_status, const char *what);
+/* A failed write of the message log (-errno): nothing was stored. */
+void api_reply_storage_failure(api_call_t *call, int status);
 
 /* Handlers, one file per resource. */
 void api_queues_create(api_call_t *call);

@@ -159,16 +159,15 @@ static void reply_unknown_type(api_call_t *call, const char *type) {
 static void publish_done(void *data, int status, json_t *deliveries) {
   api_call_t *call = data;
   if (status == ENGINE_ERR_RATE_LIMIT) {
-    http_exchange_add_header(call->exchange, "Retry-After", "1"); /* a per-second limit */
-    api_reply_error(call, 429, API_ERR_TOO_MANY_REQUESTS,
-                    "Too Many Requests: a subscribed queue's message rate limit was exceeded");
+    api_reply_failure(call, status,
+                      "Too Many Requests: a subscribed queue's message rate limit was exceeded");
   } else if (status == ENGINE_ERR_STORAGE_LIMIT) {
-    api_reply_error(call, 413, API_ERR_STORAGE_LIMIT,
-                    "Storage Limit Exceeded: a subscribed queue's backlog would exceed 25 GB");
+    api_reply_failure(call, status,
+                      "Storage Limit Exceeded: a subscribed queue's backlog would exceed 25 GB");
   } else if (status != 0) {
-    api_reply_error(call, status == -ENOSPC ? 507 : 500, API_ERR_STORAGE_FAILURE,
-                    "Storage failure (%s): the event may be in some subscribed queues only",
-                    strerror(-status));
+    api_reply_failure(call, status,
+                      "Storage failure (%s): the event may be in some subscribed queues only",
+                      strerror(-status));
   } else {
     api_reply_ok(call,
                  json_pack("{s:O, s:O}", "type", json_object_get(call->body, "type"),

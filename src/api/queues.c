@@ -34,8 +34,7 @@ static void reply_queue(api_call_t *call, const control_queue_t *queue) {
 
 static void reply_write_error(api_call_t *call, int rc, const char *name) {
   if (rc == CONTROL_ERR_EXISTS)
-    api_reply_error(call, 409, API_ERR_QUEUE_EXISTS, "A queue with name \"%s\" already exists",
-                    name);
+    api_reply_failure(call, rc, "A queue with name \"%s\" already exists", name);
   else
     api_reply_control_error(call, rc, "queue");
 }

@@ -292,14 +292,15 @@ static void queue_fill(push_queue_t *queue, engine_queue_t *engine_queue,
   if (queue->forming_count >= batch_size) return;
   if (!queue->forming) queue->forming = xcalloc(PUSH_MAX_BATCH, sizeof *queue->forming);
   uint32_t visibility = queue->entry->consumer.max_wait_time_ms + worker->timeout_ms + PUSH_LEASE_MARGIN_MS;
-  int got = engine_pull(engine_queue, batch_size - queue->forming_count, visibility,
-                        queue->forming + queue->forming_count);
-  for (int i = 0; i < got; i++) {
-    uint64_t timestamp = queue->forming[queue->forming_count + (uint32_t)i].timestamp_ms;
+  uint32_t got; /* none while paused: queue_pump does not get here then */
+  engine_pull(engine_queue, batch_size - queue->forming_count, visibility,
+              queue->forming + queue->forming_count, &got);
+  for (uint32_t i = 0; i < got; i++) {
+    uint64_t timestamp = queue->forming[queue->forming_count + i].timestamp_ms;
     if ((queue->forming_count == 0 && i == 0) || timestamp < queue->forming_oldest_ms)
       queue->forming_oldest_ms = timestamp;
   }
-  if (got > 0) queue->forming_count += (uint32_t)got;
+  queue->forming_count += got;
 }
 
 static void queue_on_timer(uv_timer_t *timer) { queue_pump(timer->data); }

@@ -24,11 +24,11 @@ typedef struct {
   uv_work_t work;
   engine_queue_t *queue;
   engine_delivery_t *deliveries;
-  int count;
+  uint32_t count;
   engine_read_fn done;
   void *data;
   int *fds;               /* one dup per segment touched */
-  int fd_count;
+  uint32_t fd_count;
   store_place_t *places;  /* per delivery; fd -1: not found */
   int *statuses;          /* per delivery, set by the thread */
 } body_read_t;
@@ -37,7 +37,7 @@ typedef struct {
  * deliveries are mostly in the same segment). */
 static void body_read_locate(body_read_t *read) {
   store_t *store = read->queue->engine->store;
-  for (int i = 0; i < read->count; i++) {
+  for (uint32_t i = 0; i < read->count; i++) {
     store_place_t *place = &read->places[i];
     if (store_locate(store, read->deliveries[i].position, place) != 0) {
       place->fd = -1;
@@ -55,7 +55,7 @@ static void body_read_locate(body_read_t *read) {
 static void body_read_work(uv_work_t *work) {
   body_read_t *read = work->data;
   buf_t storage = BUF_INIT;
-  for (int i = 0; i < read->count; i++) {
+  for (uint32_t i = 0; i < read->count; i++) {
     store_record_t record;
     const store_place_t *place = &read->places[i];
     read->statuses[i] = place->fd < 0 ? -ENOENT : store_read_place(place, &record, &storage);
@@ -67,10 +67,10 @@ static void body_read_work(uv_work_t *work) {
 static void body_read_after(uv_work_t *work, int status) {
   (void)status; /* never cancelled */
   body_read_t *read = work->data;
-  for (int i = 0; i < read->fd_count; i++) close(read->fds[i]);
+  for (uint32_t i = 0; i < read->fd_count; i++) close(read->fds[i]);
   uint64_t now = clock_now_ms();
-  int count = 0;
-  for (int i = 0; i < read->count; i++) {
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < read->count; i++) {
     if (read->statuses[i] != 0) {
       log_error("engine: cannot read a stored message (%d)", read->statuses[i]);
       continue;
@@ -88,7 +88,7 @@ static void body_read_after(uv_work_t *work, int status) {
   free(read);
 }
 
-void engine_deliveries_read(engine_queue_t *queue, engine_delivery_t *deliveries, int count,
+void engine_deliveries_read(engine_queue_t *queue, engine_delivery_t *deliveries, uint32_t count,
                             engine_read_fn done, void *data) {
   body_read_t *read = xcalloc(1, sizeof *read);
   read->queue = queue;

@@ -308,29 +308,32 @@ void engine__delivery_count_read(engine_queue_t *queue, const engine_delivery_t 
 }
 
 int engine_pull_leases(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
-                       engine_delivery_t *out) {
+                       engine_delivery_t *out, uint32_t *count_out) {
+  *count_out = 0;
   if (queue->config.delivery_paused) return ENGINE_ERR_PAUSED;
   if (!visibility_timeout_ms) visibility_timeout_ms = queue->config.visibility_timeout_ms;
   if (!visibility_timeout_ms) visibility_timeout_ms = ENGINE_DEFAULT_VISIBILITY_MS;
   uint64_t now = clock_now_ms(), expiry = now + visibility_timeout_ms;
-  int count = 0;
-  while ((uint32_t)count < batch_size && delivery_lease_next(queue, now, expiry, &out[count])) count++;
+  uint32_t count = 0;
+  while (count < batch_size && delivery_lease_next(queue, now, expiry, &out[count])) count++;
   if (count) retention_schedule(queue->engine, expiry);
-  return count;
+  *count_out = count;
+  return ENGINE_OK;
 }
 
 /* A message that cannot be read stays leased: it expires and is retried. */
 int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
-                engine_delivery_t *out) {
-  int leased = engine_pull_leases(queue, batch_size, visibility_timeout_ms, out);
+                engine_delivery_t *out, uint32_t *count_out) {
+  uint32_t leased;
+  int status = engine_pull_leases(queue, batch_size, visibility_timeout_ms, out, &leased);
   uint64_t now = clock_now_ms();
   buf_t storage = BUF_INIT;
-  int count = 0;
-  for (int i = 0; i < leased; i++) {
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < leased; i++) {
     store_record_t record;
-    int status = store_read(queue->engine->store, out[i].position, &record, &storage);
-    if (status) {
-      log_error("engine: cannot read a stored message (%d)", status);
+    int read_status = store_read(queue->engine->store, out[i].position, &record, &storage);
+    if (read_status) {
+      log_error("engine: cannot read a stored message (%d)", read_status);
       continue;
     }
     out[count] = out[i];
@@ -338,7 +341,8 @@ int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_
     engine__delivery_count_read(queue, &out[count++], now);
   }
   buf_free(&storage);
-  return leased < 0 ? leased : count;
+  *count_out = count;
+  return status;
 }
 
 /* True if a pulled message's lease is still delivery's. */
@@ -364,11 +368,11 @@ void engine_lease_return(engine_queue_t *queue, const engine_delivery_t *deliver
   if (delivery_still_leased(queue, delivery)) queue_index_set_ready(&queue->index, delivery->seq);
 }
 
-int engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {
+uint32_t engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {
   buf_t storage = BUF_INIT;
-  int count = 0;
+  uint32_t count = 0;
   uint64_t seq = queue->index.base_seq;
-  while ((uint32_t)count < batch_size && queue_index_next_live(&queue->index, seq, &seq)) {
+  while (count < batch_size && queue_index_next_live(&queue->index, seq, &seq)) {
     index_entry_t entry;
     queue_index_get(&queue->index, seq, &entry);
     /* Deliveries so far: the failed ones, plus the one in flight. */

@@ -138,7 +138,9 @@ static void ack_done(void *data, int status, const engine_ack_result_t *result) 
 /* Pulls `count` messages; acks the first and retries the rest. */
 static void pull_ack_first(fixture_t *f, size_t count) {
   engine_delivery_t deliveries[8];
-  assert_int_equal(engine_pull(f->queue, 8, 30000, deliveries), (int)count);
+  uint32_t pulled;
+  assert_int_equal(engine_pull(f->queue, 8, 30000, deliveries, &pulled), ENGINE_OK);
+  assert_int_equal(pulled, count);
   const char *acks[1] = {deliveries[0].handle};
   engine_retry_t retries[8];
   for (size_t i = 1; i < count; i++) retries[i - 1] = (engine_retry_t){deliveries[i].handle, 0};

@@ -4,10 +4,12 @@
  *
  * Who owns what.
  * - The control plane (control/, SQLite) owns what is durable: every row of
- *   accounts, queues, consumers and workers. It is written only through the
- *   catalog's change functions below, and read back only by the catalog at
- *   start-up (and by listings that page through SQLite: queue lists, audit,
- *   subscriptions, producers).
+ *   accounts, queues, consumers and workers. Those rows are written only
+ *   through the catalog's change functions below, and read back only by the
+ *   catalog at start-up, and by what pages or joins through SQLite without
+ *   keeping a copy (queue lists, memberships, the metrics history's queue
+ *   names). Tokens, subscriptions, producers and the audit log are the
+ *   control plane's alone, written by their handlers on the loop.
  * - The catalog owns the in-memory view of those rows: the one copy of a
  *   queue's name, settings and consumer that the rest of the server reads.
  *   It loads the view from the control plane at start, applies every change
@@ -39,10 +41,11 @@
  * Threads. Everything here runs on one loop thread, and so does the engine
  * it drives. The design keeps two later steps open:
  * (a) N loop threads, each owning a shard of the queues: a catalog_queue_t
- *     is the unit of ownership. Every message operation a request or push
- *     makes goes through the entry the router (or the listener event)
- *     handed it, never through a global table, so a shard's loop can own
- *     its entries and engine queues outright; changes are applied by the
+ *     is the unit of ownership. A request reaches a queue's messages only
+ *     through the entry the router resolved, push through the entry its
+ *     listener was given (and, for a batch that outlives it, the engine's
+ *     lookup by id), so a shard's loop can own its entries and engine
+ *     queues outright; changes are applied by the
  *     owning shard's loop (apply runs where the queue lives, the writer is
  *     shared), and listeners are per shard. No locks on queue state.
  * (b) The message backend being the embedded log (store/, today) or NATS
@@ -50,8 +53,9 @@
  *     operation set on one queue, which is what every caller above uses:
  *       configure (settings and consumer), delete, purge;
  *       send (durable before its callback), pull with a lease (visibility
- *       timeout; long-poll wait), ack, retry with a delay, lease renew and
- *       return, peek, purge by ref;
+ *       timeout; long-poll wait; the bodies read off the loop:
+ *       engine_pull_leases, engine_deliveries_read), ack, retry with a
+ *       delay, lease renew and return, peek, purge by ref;
  *       counts (backlog count, bytes, oldest, delayed; operation counters);
  *       a ready notification (engine_queue_set_ready_hook) when a queue
  *       gains deliverable messages, and the dead-letter resolution above.

@@ -169,6 +169,46 @@ static void body_is(const engine_delivery_t *d, const char *body) {
   assert_memory_equal(d->body.data, body, d->body.len);
 }
 
+typedef struct {
+  bool done;
+  uint32_t count;
+  engine_metrics_t metrics;
+} read_wait_t;
+
+static void on_read(void *data, uint32_t count, const engine_metrics_t *metrics) {
+  read_wait_t *w = data;
+  w->done = true;
+  w->count = count;
+  w->metrics = *metrics;
+}
+
+/* A pull in two steps (bodies read on the thread pool) delivers what a
+ * one-step pull does, and counts the reads once they are done. */
+static void test_pull_leases_then_read(void **state) {
+  fixture_t *f = *state;
+  send_one(f, f->a, "one", -1);
+  send_one(f, f->a, "two", -1);
+  engine_delivery_t d[10];
+  uint32_t leased;
+  assert_int_equal(engine_pull_leases(f->a, 10, 0, d, &leased), ENGINE_OK);
+  assert_int_equal(leased, 2);
+  assert_int_equal(d[0].body.len, 0); /* not read yet */
+  assert_int_equal(engine_queue_counters(f->a)->delivered, 0);
+  read_wait_t w = {0};
+  engine_deliveries_read(f->a, d, leased, on_read, &w);
+  while (!w.done) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(w.count, 2);
+  body_is(&d[0], "one");
+  body_is(&d[1], "two");
+  assert_int_equal(strlen(d[0].id), 32);
+  assert_int_equal(d[0].content_type, CONTENT_TYPE_TEXT);
+  assert_int_equal(w.metrics.backlog_count, 2);
+  assert_int_equal(engine_queue_counters(f->a)->delivered, 2);
+  const char *acks[2] = {d[0].handle, d[1].handle};
+  assert_int_equal(ack(f, f->a, acks, 2, NULL, 0).result.ack_count, 2);
+  engine_deliveries_free(d, 2);
+}
+
 static void test_send_pull_ack(void **state) {
   fixture_t *f = *state;
   send_one(f, f->a, "one", -1);
@@ -815,6 +855,7 @@ static void test_measure_memory_per_message(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_send_pull_ack),
+      T(test_pull_leases_then_read),
       T(test_pull_never_double_leases),
       T(test_delays_and_ready_hook),
       T(test_retry_without_delay),

@@ -8,8 +8,9 @@
  *   through the catalog's change functions below, and read back only by the
  *   catalog at start-up, and by what pages or joins through SQLite without
  *   keeping a copy (queue lists, memberships, the metrics history's queue
- *   names). Tokens, subscriptions, producers and the audit log are the
- *   control plane's alone, written by their handlers on the loop.
+ *   names). Tokens, subscriptions and producers are the control plane's
+ *   alone, written by their handlers on the loop (rare admin changes); the
+ *   audit log has its own writer thread (control/audit_log.h).
  * - The catalog owns the in-memory view of those rows: the one copy of a
  *   queue's name, settings and consumer that the rest of the server reads.
  *   It loads the view from the control plane at start, applies every change

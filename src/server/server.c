@@ -67,7 +67,7 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   metrics_history_options_t history = {server->loop, server->api.engine, server->api.control,
                                        server_queue_concurrency, &server->api,
                                        config->metrics_retention_days};
-  if (audit_log_open(config->data_dir, &server->api.audit) != 0) return -1;
+  if (audit_log_open(server->loop, config->data_dir, &server->api.audit) != 0) return -1;
   return metrics_history_open(config->data_dir, &history, &server->api.history);
 }
 

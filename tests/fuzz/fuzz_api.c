@@ -203,7 +203,7 @@ static void fuzz_start(void) {
   catalog_attach_engine(fuzz.api.catalog, fuzz.api.engine);
   /* Everything the server opens, so that every route has what it needs. */
   metrics_history_options_t history = {fuzz.loop, fuzz.api.engine, fuzz.api.control, NULL, NULL, 0};
-  if (audit_log_open(dir, &fuzz.api.audit) != 0 ||
+  if (audit_log_open(fuzz.loop, dir, &fuzz.api.audit) != 0 ||
       metrics_history_open(dir, &history, &fuzz.api.history) != 0)
     abort();
   http_server_options_t options = {.quiet = true,

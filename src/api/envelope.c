@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "jetstream/jetstream.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/json_text.h"
@@ -110,6 +111,9 @@ api_error_t api_error_of(int status) {
   case ENGINE_ERR_RATE_LIMIT: return (api_error_t){429, API_ERR_TOO_MANY_REQUESTS};
   case ENGINE_ERR_PAUSED: return (api_error_t){409, API_ERR_DELIVERY_PAUSED};
   case ENGINE_ERR_DELETED: return (api_error_t){404, API_ERR_QUEUE_NOT_FOUND};
+  case ENGINE_ERR_WAIT_NEEDED: return (api_error_t){429, API_ERR_TOO_MANY_REQUESTS}; /* pull cap */
+  case JETSTREAM_ERR_UNAVAILABLE:
+  case JETSTREAM_ERR_NOT_FOUND: return (api_error_t){503, API_ERR_INTERNAL};
   default: /* the log's errno, or the control plane's database failing */
     return (api_error_t){500, status < 0 && status >= -4095 ? API_ERR_STORAGE_FAILURE : API_ERR_INTERNAL};
   }

@@ -278,7 +278,7 @@ void api_messages_pull(api_call_t *call) {
   pull_hold_t *pull = pull_new(call, queue, batch_size);
   uint32_t count;
   int status = engine_pull_leases(queue, batch_size, visibility_ms, pull->deliveries, &count);
-  if (status == ENGINE_OK && count == 0 && wait_ms &&
+  if (((status == ENGINE_OK && count == 0 && wait_ms) || status == ENGINE_ERR_WAIT_NEEDED) &&
       pull_hold_start(pull, batch_size, visibility_ms, wait_ms))
     return;
   pull_finish(pull, status, count);

@@ -77,7 +77,12 @@ catalog_queue_t *catalog__queue_lookup(const catalog_t *catalog, const char *que
 }
 
 catalog_queue_t *catalog__queue_insert(catalog_t *catalog, const control_queue_t *row) {
-  catalog_queue_t *queue = xcalloc(1, sizeof *queue);
+  catalog_queue_t *queue = catalog__queue_lookup(catalog, row->id);
+  if (queue) { /* clustered mode: the watchers saw it before the change's apply */
+    catalog__queue_set_row(catalog, queue, row);
+    return queue;
+  }
+  queue = xcalloc(1, sizeof *queue);
   queue->row = *row;
   queue->prev = catalog->last;
   if (catalog->last) catalog->last->next = queue;
@@ -259,7 +264,7 @@ int catalog_open(uv_loop_t *loop, control_t *control, const char *data_dir,
   int rc = control_account_list(control, load_account, &load);
   if (rc == CONTROL_OK) rc = control_queue_list_all(control, load_queue, &load);
   if (rc == CONTROL_OK) rc = load.status;
-  catalog->writer = rc == CONTROL_OK ? catalog_writer_open(loop, data_dir) : NULL;
+  catalog->writer = rc == CONTROL_OK ? catalog_writer_open(loop, control, data_dir) : NULL;
   if (!catalog->writer) {
     catalog_close(catalog);
     return rc == CONTROL_OK ? CONTROL_ERR_DATABASE : rc;

@@ -183,6 +183,13 @@ void catalog_worker_register(catalog_t *catalog, const control_worker_t *wanted,
 void catalog_worker_remove(catalog_t *catalog, const char *account_id, const char *script_name,
                            catalog_worker_done_fn done, void *data);
 
+/* Clustered mode: a change seen through the cluster's watchers (made by
+ * any node, this one included): reads the queue's row and consumer again
+ * from the control plane and brings the view, the engine and the listeners
+ * in line (created, changed, or deleted elsewhere). catalog_remote.c. */
+void catalog_queue_refresh(catalog_t *catalog, const char *queue_id);
+void catalog_account_refresh(catalog_t *catalog, const char *account_id);
+
 /* engine_options_t.resolve_dead_letter_queue, with the catalog as its
  * dead_letter_context: the dead-letter queue of source's consumer, created
  * if it does not exist. */

@@ -34,7 +34,7 @@ struct catalog {
   size_t listener_count;
 };
 
-/* Adds the row to the view; the engine and listeners are told by
+/* Adds the row to the view (or, if its id is there, replaces it); the engine and listeners are told by
  * catalog__queue_changed. */
 catalog_queue_t *catalog__queue_insert(catalog_t *catalog, const control_queue_t *row);
 /* Replaces the entry's row (a rename moves it in the name index). */

@@ -26,10 +26,11 @@ struct catalog_writer {
   bool busy; /* head's work is running */
 };
 
-catalog_writer_t *catalog_writer_open(uv_loop_t *loop, const char *data_dir) {
+catalog_writer_t *catalog_writer_open(uv_loop_t *loop, const control_t *control,
+                                      const char *data_dir) {
   catalog_writer_t *writer = xcalloc(1, sizeof *writer);
   writer->loop = loop;
-  if (control_open(data_dir, &writer->control) != CONTROL_OK) {
+  if (control_open_again(control, data_dir, &writer->control) != CONTROL_OK) {
     log_error("catalog: cannot open the control writer's connection");
     free(writer);
     return NULL;

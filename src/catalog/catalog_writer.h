@@ -29,8 +29,10 @@ struct catalog_job {
 
 typedef struct catalog_writer catalog_writer_t;
 
-/* Opens the writer's own connection to DIR/wharf.db; NULL if it cannot. */
-catalog_writer_t *catalog_writer_open(uv_loop_t *loop, const char *data_dir);
+/* Opens the writer's own connection of control's kind (DIR/wharf.db, or
+ * the cluster's); NULL if it cannot. */
+catalog_writer_t *catalog_writer_open(uv_loop_t *loop, const control_t *control,
+                                      const char *data_dir);
 void catalog_writer_submit(catalog_writer_t *writer, catalog_job_t *job);
 /* Call once no job is in flight. */
 void catalog_writer_close(catalog_writer_t *writer);

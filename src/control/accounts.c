@@ -20,6 +20,7 @@ static void account_from_row(sqlite3_stmt *statement, control_account_t *out) {
 
 int control_account_create(control_t *control, const char *id_or_null, const char *name,
                            control_account_t *out) {
+  if (control->cluster) return jetstream_control_account_create(control->cluster, id_or_null, name, out);
   control_account_t account = {.created_ms = clock_now_ms()};
   if (id_or_null)
     snprintf(account.id, sizeof account.id, "%s", id_or_null);
@@ -44,6 +45,7 @@ static control_account_t *account_cache_slot(control_t *control, const char *id)
 }
 
 int control_account_get(control_t *control, const char *id, control_account_t *out) {
+  if (control->cluster) return jetstream_control_account_get(control->cluster, id, out);
   control_account_t *cached = account_cache_slot(control, id);
   if (cached->id[0] && strcmp(cached->id, id) == 0) {
     if (out) *out = *cached;
@@ -64,6 +66,7 @@ int control_account_get(control_t *control, const char *id, control_account_t *o
 
 int control_account_list(control_t *control, void (*fn)(void *arg, const control_account_t *),
                          void *arg) {
+  if (control->cluster) return jetstream_control_account_list(control->cluster, fn, arg);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_ACCOUNT_LIST, "SELECT " ACCOUNT_COLUMNS " FROM accounts ORDER BY seq");
   if (!statement) return CONTROL_ERR_DATABASE;

@@ -25,7 +25,14 @@
 #define BOOTSTRAP_TOKEN_NAME "admin"
 #define ENV_TOKEN_NAME "WHARF_API_TOKEN"
 
+static void bootstrap_account_seen(void *arg, const control_account_t *account) {
+  (void)account;
+  *(bool *)arg = true;
+}
+
 static int bootstrap_has_accounts(control_t *control, bool *out) {
+  *out = false;
+  if (control->cluster) return control_account_list(control, bootstrap_account_seen, out);
   sqlite3_stmt *statement = control_statement(control, STATEMENT_ACCOUNT_COUNT,
                                               "SELECT EXISTS (SELECT 1 FROM accounts)");
   if (!statement) return CONTROL_ERR_DATABASE;

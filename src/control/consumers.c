@@ -60,6 +60,7 @@ static int consumer_step_one(control_t *control, sqlite3_stmt *statement,
 
 int control_consumer_create(control_t *control, const control_consumer_t *in,
                             control_consumer_t *out) {
+  if (control->cluster) return jetstream_control_consumer_create(control->cluster, in, out);
   control_consumer_t consumer = *in;
   crypto_random_hex(consumer.id, CONTROL_ID_LEN / 2);
   consumer.created_ms = clock_now_ms();
@@ -77,6 +78,13 @@ int control_consumer_create(control_t *control, const control_consumer_t *in,
 
 int control_consumer_get(control_t *control, const char *queue_id, const char *consumer_id,
                          control_consumer_t *out) {
+  if (control->cluster) { /* a queue has at most one consumer: its key is the queue's */
+    control_consumer_t consumer;
+    int rc = jetstream_control_consumer_of_queue(control->cluster, queue_id, &consumer);
+    if (rc == CONTROL_OK && strcmp(consumer.id, consumer_id) != 0) rc = CONTROL_ERR_NOT_FOUND;
+    if (rc == CONTROL_OK && out) *out = consumer;
+    return rc;
+  }
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_CONSUMER_GET,
       "SELECT " CONSUMER_COLUMNS " FROM consumers WHERE id = ?1 AND queue_id = ?2");
@@ -88,6 +96,7 @@ int control_consumer_get(control_t *control, const char *queue_id, const char *c
 
 int control_consumer_of_queue(control_t *control, const char *queue_id,
                               control_consumer_t *out) {
+  if (control->cluster) return jetstream_control_consumer_of_queue(control->cluster, queue_id, out);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_CONSUMER_OF_QUEUE,
       "SELECT " CONSUMER_COLUMNS " FROM consumers WHERE queue_id = ?1");
@@ -97,6 +106,7 @@ int control_consumer_of_queue(control_t *control, const char *queue_id,
 }
 
 int control_consumer_update(control_t *control, const control_consumer_t *consumer) {
+  if (control->cluster) return jetstream_control_consumer_update(control->cluster, consumer);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_CONSUMER_UPDATE,
       "UPDATE consumers SET type = ?3, script_name = ?4, dead_letter_queue = ?5, "
@@ -110,6 +120,7 @@ int control_consumer_update(control_t *control, const control_consumer_t *consum
 }
 
 int control_consumer_delete(control_t *control, const char *queue_id, const char *consumer_id) {
+  if (control->cluster) return jetstream_control_consumer_delete(control->cluster, queue_id, consumer_id);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_CONSUMER_DELETE,
       "DELETE FROM consumers WHERE id = ?1 AND queue_id = ?2");

@@ -189,6 +189,16 @@ int control_open(const char *data_dir, control_t **out) {
   return CONTROL_OK;
 }
 
+int control_open_cluster(const char *data_dir, jetstream_control_t *cluster, control_t **out) {
+  int rc = control_open(data_dir, out);
+  if (rc == CONTROL_OK) (*out)->cluster = cluster;
+  return rc;
+}
+
+int control_open_again(const control_t *control, const char *data_dir, control_t **out) {
+  return control_open_cluster(data_dir, control->cluster, out);
+}
+
 void control_close(control_t *control) {
   if (!control) return;
   for (int i = 0; i < STATEMENT_COUNT; i++) sqlite3_finalize(control->statements[i]);
@@ -256,17 +266,20 @@ void control_bind_text_or_null(sqlite3_stmt *statement, int index, const char *t
  * inside it nests, so control functions that need atomicity (queue create's
  * count-then-insert) also work inside a caller's larger transaction. */
 int control_transaction_begin(control_t *control) {
+  if (control->cluster) return CONTROL_OK; /* no multi-key transactions in KV (control_kv.h) */
   sqlite3_stmt *statement = control_statement(control, STATEMENT_SAVEPOINT, "SAVEPOINT control");
   return statement ? control_step_done(control, statement, "beginning a transaction")
                    : CONTROL_ERR_DATABASE;
 }
 
 int control_transaction_commit(control_t *control) {
+  if (control->cluster) return CONTROL_OK;
   sqlite3_stmt *statement = control_statement(control, STATEMENT_RELEASE, "RELEASE control");
   return statement ? control_step_done(control, statement, "committing") : CONTROL_ERR_DATABASE;
 }
 
 int control_transaction_rollback(control_t *control) {
+  if (control->cluster) return CONTROL_OK;
   sqlite3_stmt *statement =
       control_statement(control, STATEMENT_ROLLBACK_TO, "ROLLBACK TO control");
   int rc = statement ? control_step_done(control, statement, "rolling back")

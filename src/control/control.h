@@ -95,6 +95,15 @@ typedef struct {
 } control_consumer_t;
 
 int control_open(const char *data_dir, control_t **out);
+/* Clustered mode (issue 13): accounts, tokens, queues, consumers and workers
+ * are the cluster's KV buckets (jetstream/control_kv.h; cluster must
+ * outlive the connection), read and written by every function of theirs
+ * here, transactions being no-ops (the KV has none); subscriptions and
+ * producers stay in DIR/wharf.db, node-local. */
+typedef struct jetstream_control jetstream_control_t;
+int control_open_cluster(const char *data_dir, jetstream_control_t *cluster, control_t **out);
+/* Another connection of control's kind (the catalog's writer). */
+int control_open_again(const control_t *control, const char *data_dir, control_t **out);
 void control_close(control_t *control);
 
 /* On an empty database: creates the account "default" (id from

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "control/control.h"
+#include "jetstream/control_kv.h"
 
 /* One slot per cached statement. */
 typedef enum {
@@ -62,6 +63,10 @@ typedef struct {
 
 struct control {
   sqlite3 *db;
+  /* Clustered mode: accounts, tokens, queues, consumers and workers are
+   * the cluster's (every function of theirs answers from it); the rest of
+   * wharf.db (subscriptions, producers) stays node-local. */
+  jetstream_control_t *cluster;
   sqlite3_stmt *statements[STATEMENT_COUNT];
   control_account_t account_cache[CONTROL_ACCOUNT_CACHE_SIZE]; /* id "" = empty slot */
   control_token_cache_entry_t token_cache[CONTROL_TOKEN_CACHE_SIZE];

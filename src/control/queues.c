@@ -77,6 +77,7 @@ static int queue_insert(control_t *control, const control_queue_t *queue) {
 
 int control_queue_create(control_t *control, const control_queue_t *queue_in,
                          control_queue_t *out) {
+  if (control->cluster) return jetstream_control_queue_create(control->cluster, queue_in, out);
   control_queue_t queue = *queue_in;
   crypto_random_hex(queue.id, CONTROL_ID_LEN / 2);
   queue.created_ms = queue.modified_ms = clock_now_ms();
@@ -98,6 +99,7 @@ int control_queue_create(control_t *control, const control_queue_t *queue_in,
 /* account_id NULL matches any account, as in the query. */
 int control_queue_get(control_t *control, const char *account_id, const char *queue_id,
                       control_queue_t *out) {
+  if (control->cluster) return jetstream_control_queue_get(control->cluster, account_id, queue_id, out);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_QUEUE_GET,
       "SELECT " QUEUE_COLUMNS " FROM queues WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2)");
@@ -109,6 +111,7 @@ int control_queue_get(control_t *control, const char *account_id, const char *qu
 
 int control_queue_get_by_name(control_t *control, const char *account_id, const char *name,
                               control_queue_t *out) {
+  if (control->cluster) return jetstream_control_queue_get_by_name(control->cluster, account_id, name, out);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_QUEUE_GET_BY_NAME,
       "SELECT " QUEUE_COLUMNS " FROM queues WHERE account_id = ?1 AND name = ?2");
@@ -167,10 +170,42 @@ static int queue_list_page(control_t *control, const char *account_id, const cha
   return rc == SQLITE_DONE ? CONTROL_OK : control_error(control, rc, "listing queues");
 }
 
+/* Clustered mode: the KV buckets have no index to page by, so a list
+ * walks every queue (in creation order) and keeps the page's. */
+typedef struct {
+  const char *account_id;
+  const char *const *names;
+  size_t name_count;
+  uint64_t first, end, total; /* the page is matches [first, end) */
+  void (*fn)(void *arg, const control_queue_t *);
+  void *arg;
+} queue_list_walk_t;
+
+static void queue_list_walk(void *arg, const control_queue_t *queue) {
+  queue_list_walk_t *walk = arg;
+  if (strcmp(queue->account_id, walk->account_id) != 0) return;
+  bool named = walk->name_count == 0;
+  for (size_t i = 0; i < walk->name_count && !named; i++) named = strcmp(queue->name, walk->names[i]) == 0;
+  if (!named) return;
+  if (walk->total >= walk->first && walk->total < walk->end) walk->fn(walk->arg, queue);
+  walk->total++;
+}
+
+static int queue_list_cluster(control_t *control, queue_list_walk_t *walk, uint64_t *total_out) {
+  int rc = jetstream_control_queue_list_all(control->cluster, queue_list_walk, walk);
+  if (rc == CONTROL_OK && total_out) *total_out = walk->total;
+  return rc;
+}
+
 int control_queue_list(control_t *control, const char *account_id, const char *const *names,
                        size_t name_count, uint32_t page, uint32_t per_page,
                        void (*fn)(void *arg, const control_queue_t *), void *arg,
                        uint64_t *total_out) {
+  if (control->cluster) {
+    uint64_t first = (uint64_t)(page ? page - 1 : 0) * per_page;
+    queue_list_walk_t walk = {account_id, names, name_count, first, first + per_page, 0, fn, arg};
+    return queue_list_cluster(control, &walk, total_out);
+  }
   char *names_json = queue_names_json(names, name_count);
   uint64_t total = 0;
   int rc = queue_list_count(control, account_id, names_json, &total);
@@ -182,6 +217,7 @@ int control_queue_list(control_t *control, const char *account_id, const char *c
 
 int control_queue_list_all(control_t *control, void (*fn)(void *arg, const control_queue_t *),
                            void *arg) {
+  if (control->cluster) return jetstream_control_queue_list_all(control->cluster, fn, arg);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_QUEUE_LIST_ALL, "SELECT " QUEUE_COLUMNS " FROM queues ORDER BY seq");
   if (!statement) return CONTROL_ERR_DATABASE;
@@ -196,6 +232,7 @@ int control_queue_list_all(control_t *control, void (*fn)(void *arg, const contr
 }
 
 int control_queue_update(control_t *control, control_queue_t *queue) {
+  if (control->cluster) return jetstream_control_queue_update(control->cluster, queue);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_QUEUE_UPDATE,
       "UPDATE queues SET name = ?3, modified_ms = ?4, delivery_delay_s = ?5, "
@@ -217,6 +254,7 @@ int control_queue_update(control_t *control, control_queue_t *queue) {
 }
 
 int control_queue_delete(control_t *control, const char *account_id, const char *queue_id) {
+  if (control->cluster) return jetstream_control_queue_delete(control->cluster, account_id, queue_id);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_QUEUE_DELETE, "DELETE FROM queues WHERE id = ?1 AND account_id = ?2");
   if (!statement) return CONTROL_ERR_DATABASE;

@@ -83,6 +83,8 @@ int control_token_create(control_t *control, const char *account_id_or_empty,
                          unsigned permissions, const char *name, const char *secret_or_null,
                          char secret_out[65], control_token_t *out,
                          const control_token_window_t *window_or_null) {
+  if (control->cluster) return jetstream_control_token_create(control->cluster, account_id_or_empty, permissions, name,
+                                          secret_or_null, secret_out, out, window_or_null);
   char secret[TOKEN_SECRET_MAX + 1];
   if (control_token_secret_take(secret_or_null, secret) != CONTROL_OK) return CONTROL_ERR_INVALID;
   control_token_t token = {.permissions = permissions, .created_ms = clock_now_ms()};
@@ -129,6 +131,7 @@ static int token_lookup(control_t *control, const char *hash, control_token_t *o
 }
 
 int control_token_authenticate(control_t *control, const char *secret, control_token_t *out) {
+  if (control->cluster) return jetstream_control_token_authenticate(control->cluster, secret, out);
   char hash[65];
   crypto_sha256_hex(secret, strlen(secret), hash);
   control_token_cache_entry_t *slot = token_cache_slot(control, hash);
@@ -147,6 +150,7 @@ int control_token_authenticate(control_t *control, const char *secret, control_t
 
 int control_token_list(control_t *control, void (*fn)(void *arg, const control_token_t *),
                        void *arg) {
+  if (control->cluster) return jetstream_control_token_list(control->cluster, fn, arg);
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_TOKEN_LIST, "SELECT " TOKEN_COLUMNS " FROM tokens ORDER BY seq");
   if (!statement) return CONTROL_ERR_DATABASE;
@@ -162,6 +166,7 @@ int control_token_list(control_t *control, void (*fn)(void *arg, const control_t
 }
 
 int control_token_revoke(control_t *control, const char *token_id) {
+  if (control->cluster) return jetstream_control_token_revoke(control->cluster, token_id);
   sqlite3_stmt *statement =
       control_statement(control, STATEMENT_TOKEN_DELETE, "DELETE FROM tokens WHERE id = ?1");
   if (!statement) return CONTROL_ERR_DATABASE;

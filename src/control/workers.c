@@ -43,6 +43,7 @@ static void worker_from_row(sqlite3_stmt *statement, control_worker_t *out) {
 
 int control_worker_register(control_t *control, const control_worker_t *in,
                             control_worker_t *out) {
+  if (control->cluster) return jetstream_control_worker_register(control->cluster, in, out);
   control_worker_t worker = *in;
   crypto_random_hex(worker.secret, CONTROL_WORKER_SECRET_LEN / 2);
   if (!worker.timeout_ms) worker.timeout_ms = CONTROL_WORKER_DEFAULT_TIMEOUT_MS;
@@ -65,6 +66,7 @@ int control_worker_register(control_t *control, const control_worker_t *in,
 
 int control_worker_get(control_t *control, const char *account_id, const char *script_name,
                        control_worker_t *out) {
+  if (control->cluster) return jetstream_control_worker_get(control->cluster, account_id, script_name, out);
   sqlite3_stmt *statement;
   int rc = control_prepare(
       control, "SELECT " WORKER_COLUMNS " FROM workers WHERE account_id = ? AND script_name = ?",
@@ -80,6 +82,7 @@ int control_worker_get(control_t *control, const char *account_id, const char *s
 
 int control_worker_list(control_t *control, const char *account_id,
                         void (*fn)(void *arg, const control_worker_t *), void *arg) {
+  if (control->cluster) return jetstream_control_worker_list(control->cluster, account_id, fn, arg);
   sqlite3_stmt *statement;
   int rc = control_prepare(
       control, "SELECT " WORKER_COLUMNS " FROM workers WHERE account_id = ? ORDER BY seq",
@@ -97,6 +100,7 @@ int control_worker_list(control_t *control, const char *account_id,
 }
 
 int control_worker_delete(control_t *control, const char *account_id, const char *script_name) {
+  if (control->cluster) return jetstream_control_worker_delete(control->cluster, account_id, script_name);
   sqlite3_stmt *statement;
   int rc = control_prepare(control, "DELETE FROM workers WHERE account_id = ? AND script_name = ?",
                           &statement, "worker");

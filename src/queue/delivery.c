@@ -311,6 +311,7 @@ int engine_pull_leases(engine_queue_t *queue, uint32_t batch_size, uint32_t visi
                        engine_delivery_t *out, uint32_t *count_out) {
   *count_out = 0;
   if (queue->config.delivery_paused) return ENGINE_ERR_PAUSED;
+  if (queue->engine->backend) return ENGINE_ERR_WAIT_NEEDED;
   if (!visibility_timeout_ms) visibility_timeout_ms = queue->config.visibility_timeout_ms;
   if (!visibility_timeout_ms) visibility_timeout_ms = ENGINE_DEFAULT_VISIBILITY_MS;
   uint64_t now = clock_now_ms(), expiry = now + visibility_timeout_ms;
@@ -369,6 +370,7 @@ void engine_lease_return(engine_queue_t *queue, const engine_delivery_t *deliver
 }
 
 uint32_t engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {
+  if (queue->engine->backend) return engine_backend_peek(queue, batch_size, out);
   buf_t storage = BUF_INIT;
   uint32_t count = 0;
   uint64_t seq = queue->index.base_seq;
@@ -425,6 +427,8 @@ static bool delivery_resolve(delivery_op_t *op, const char *handle, uint8_t kind
 void engine_ack(engine_queue_t *queue, const char *const *acks, size_t ack_count,
                 const engine_retry_t *retries, size_t retry_count, engine_ack_fn done,
                 void *data) {
+  if (queue->engine->backend)
+    return engine_backend_ack(queue, false, acks, ack_count, retries, retry_count, done, data);
   delivery_op_t *op = delivery_op_new(queue, done, data);
   uint64_t now = clock_now_ms();
   lease_t lease;
@@ -451,6 +455,7 @@ void engine_ack(engine_queue_t *queue, const char *const *acks, size_t ack_count
 
 void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t count,
                        engine_ack_fn done, void *data) {
+  if (queue->engine->backend) return engine_backend_ack(queue, true, refs, count, NULL, 0, done, data);
   delivery_op_t *op = delivery_op_new(queue, done, data);
   lease_t ref;
   index_entry_t entry;

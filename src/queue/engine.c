@@ -54,7 +54,7 @@ engine_queue_t *engine_queue_find(engine_t *engine, const uint8_t id[16]) {
   return NULL;
 }
 
-static void engine_map_remove(engine_queue_t *queue) {
+void engine_map_remove(engine_queue_t *queue) {
   engine_t *engine = queue->engine;
   engine_queue_t **link = &engine->buckets[engine_bucket(engine, queue->id)];
   while (*link != queue) link = &(*link)->next_in_bucket;
@@ -294,7 +294,24 @@ int engine_open(uv_loop_t *loop, const char *data_dir, const engine_options_t *o
   return 0;
 }
 
+void engine_backend_close(engine_t *engine) { engine_free(engine); }
+
+int engine_open_backend(uv_loop_t *loop, const engine_backend_t *backend,
+                        const engine_options_t *options, engine_t **out) {
+  engine_t *engine = xcalloc(1, sizeof *engine);
+  engine->loop = loop;
+  engine->options = *options;
+  engine->backend = backend;
+  *out = engine;
+  return 0;
+}
+
 void engine_close(engine_t *engine) {
+  if (engine->backend) { /* freed once the last call in flight has answered */
+    engine->waits_closed = engine->closing = true;
+    if (!engine->backend_jobs) engine_backend_close(engine);
+    return;
+  }
   engine_waits_close(engine);
   store_close(engine->store);
   retention_stop(engine);
@@ -305,6 +322,7 @@ void engine_close(engine_t *engine) {
 
 engine_queue_t *engine_queue_configure(engine_t *engine, const uint8_t id[16],
                                        const engine_queue_config_t *config) {
+  if (engine->backend) return engine_backend_configure(engine, id, config);
   engine_queue_t *queue = engine_queue_find(engine, id);
   if (!queue) queue = engine_queue_create(engine, id);
   bool resumed = queue->config.delivery_paused && !config->delivery_paused;
@@ -329,6 +347,7 @@ static void engine_forget_if_unconfigured(engine_queue_t *queue, void *context) 
 bool engine_queue_http_pull(const engine_queue_t *queue) { return queue->config.http_pull; }
 
 void engine_forget_unconfigured(engine_t *engine) {
+  if (engine->backend) return; /* a backend's queues are the cluster's, not this node's */
   engine_queue_each(engine, engine_forget_if_unconfigured, NULL);
 }
 
@@ -346,6 +365,10 @@ void engine_notify_ready(engine_queue_t *queue) {
 /* --- metrics -------------------------------------------------------------- */
 
 void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics) {
+  if (queue->engine->backend) {
+    *metrics = queue->remote_metrics;
+    return;
+  }
   uint64_t seq;
   index_entry_t oldest = {0};
   if (queue_index_next_live(&queue->index, queue->index.base_seq, &seq))
@@ -384,6 +407,10 @@ void engine_count_operation(engine_queue_t *queue, engine_op_t op, uint32_t body
 }
 
 void engine_store_stats(const engine_t *engine, store_stats_t *stats) {
+  if (engine->backend) {
+    memset(stats, 0, sizeof *stats);
+    return;
+  }
   store_get_stats(engine->store, stats);
 }
 
@@ -429,9 +456,11 @@ void engine_purge_below(engine_queue_t *queue, uint64_t below, engine_done_fn do
 }
 
 void engine_queue_delete(engine_queue_t *queue, engine_done_fn done, void *data) {
+  if (queue->engine->backend) return engine_backend_remove(queue, false, done, data);
   engine_purge_below(queue, UINT64_MAX, done, data);
 }
 
 void engine_queue_purge(engine_queue_t *queue, engine_done_fn done, void *data) {
+  if (queue->engine->backend) return engine_backend_remove(queue, true, done, data);
   engine_purge_below(queue, queue->next_seq, done, data);
 }

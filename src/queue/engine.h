@@ -43,6 +43,7 @@ enum {
   ENGINE_ERR_RATE_LIMIT = -5002,    /* over the queue's messages/s limit; nothing was changed */
   ENGINE_ERR_PAUSED = -5003,        /* delivery paused: pull refused */
   ENGINE_ERR_DELETED = -5004,       /* the queue was deleted while a pull waited */
+  ENGINE_ERR_WAIT_NEEDED = -5005,   /* a backend's pull: use engine_pull_wait (below) */
 };
 
 #define ENGINE_MAX_BACKLOG_BYTES 25000000000ull
@@ -264,5 +265,42 @@ void engine_ack(engine_queue_t *queue, const char *const *acks, size_t ack_count
 /* Deletes peeked messages by ref (result.ack_count); as engine_ack. */
 void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t count,
                        engine_ack_fn done, void *data);
+
+/* ---- another message backend (clustered mode) ----
+ *
+ * The same operation set over a backend whose calls block on the network
+ * (jetstream/, wired by cluster/cluster_backend.c): the engine runs each
+ * call on libuv's thread pool and answers its callback on the loop, so
+ * nobody above the engine knows which backend holds the messages. With a
+ * backend: engine_pull_leases leases nothing and returns
+ * ENGINE_ERR_WAIT_NEEDED (pull through engine_pull_wait, which then also
+ * serves wait_ms 0 with one short fetch); engine_deliveries_read has
+ * nothing to read; engine_queue_metrics answers the figures the queue's
+ * last operation on this node brought back; engine_queue_configure and
+ * engine_peek make their call on the loop (admin and debugging paths);
+ * push (engine_pull, leases renew and return) is not supported. */
+typedef struct {
+  /* The backend's queue for id, created or updated; NULL if unreachable. */
+  void *(*configure)(void *context, const uint8_t id[16], const engine_queue_config_t *config);
+  int (*remove)(void *queue);
+  int (*purge)(void *queue);
+  int (*metrics)(void *queue, engine_metrics_t *out);
+  int (*send)(void *queue, const engine_message_t *messages, size_t count);
+  /* A count or an error. */
+  int (*pull)(void *queue, uint32_t batch_size, uint32_t visibility_timeout_ms, uint32_t wait_ms,
+              engine_delivery_t *out);
+  int (*ack)(void *queue, const char *const *acks, size_t ack_count, const engine_retry_t *retries,
+             size_t retry_count, engine_ack_result_t *result);
+  int (*peek)(void *queue, uint32_t batch_size, engine_delivery_t *out);
+  int (*purge_refs)(void *queue, const char *const *refs, size_t count,
+                    engine_ack_result_t *result);
+  void (*ack_result_free)(engine_ack_result_t *result);
+  int unavailable; /* the status of an operation on a queue the backend could not configure */
+  void *context;
+} engine_backend_t;
+
+/* An engine whose messages are backend's (which must outlive it). */
+int engine_open_backend(uv_loop_t *loop, const engine_backend_t *backend,
+                        const engine_options_t *options, engine_t **out);
 
 #endif

@@ -34,6 +34,8 @@ struct engine_queue {
   engine_ready_fn ready_hook;
   void *ready_context;
   engine_wait_t *waits_head, *waits_tail; /* pull_wait.c, oldest first */
+  void *remote;                   /* with a backend: the backend's queue */
+  engine_metrics_t remote_metrics; /* with a backend: as of the last operation */
 };
 
 struct engine {
@@ -51,7 +53,26 @@ struct engine {
   uint64_t replay_now_ms;
   size_t wait_count;     /* pull_wait.c: pulls waiting in all queues */
   bool waits_closed;     /* shutting down: no pull waits any more */
+  const engine_backend_t *backend; /* NULL: the embedded log (engine_backend.c) */
+  unsigned backend_jobs;           /* calls in flight on the thread pool */
+  bool closing;                    /* engine_close waits for those */
 };
+
+/* engine_backend.c: the operations of an engine with a backend. */
+void engine_backend_close(engine_t *engine);
+engine_queue_t *engine_backend_configure(engine_t *engine, const uint8_t id[16],
+                                         const engine_queue_config_t *config);
+void engine_backend_remove(engine_queue_t *queue, bool purge_only, engine_done_fn done, void *data);
+void engine_backend_send(engine_queue_t *queue, const engine_message_t *messages, size_t count,
+                         engine_done_fn done, void *data);
+engine_wait_t *engine_backend_pull(engine_queue_t *queue, uint32_t batch_size,
+                                   uint32_t visibility_timeout_ms, uint32_t wait_ms,
+                                   engine_delivery_t *out, engine_pull_fn done, void *data);
+bool engine_backend_wait_cancel(engine_wait_t *wait); /* false: not a backend's wait */
+void engine_backend_ack(engine_queue_t *queue, bool refs, const char *const *acks, size_t ack_count,
+                        const engine_retry_t *retries, size_t retry_count, engine_ack_fn done,
+                        void *data);
+uint32_t engine_backend_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
 
 /* delivery.c: a leased delivery's id, timestamp, content type and body
  * from its record; and counting it as delivered (a read operation). */
@@ -67,6 +88,7 @@ void engine_count_operation(engine_queue_t *queue, engine_op_t op, uint32_t body
 engine_queue_t *engine_queue_create(engine_t *engine, const uint8_t id[16]);
 void engine_queue_ref(engine_queue_t *queue);
 void engine_queue_unref(engine_queue_t *queue);
+void engine_map_remove(engine_queue_t *queue);
 /* The PUT record of the entry is dead: tell the store (compaction). */
 void engine_release(engine_t *engine, uint64_t position, uint32_t body_len);
 /* Kills a live message (no-op if gone) and releases its PUT record. */

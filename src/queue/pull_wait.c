@@ -59,6 +59,8 @@ engine_wait_t *engine_pull_wait(engine_queue_t *queue, uint32_t batch_size,
                                 uint32_t visibility_timeout_ms, uint32_t wait_ms,
                                 engine_delivery_t *out, engine_pull_fn done, void *data) {
   engine_t *engine = queue->engine;
+  if (engine->backend)
+    return engine_backend_pull(queue, batch_size, visibility_timeout_ms, wait_ms, out, done, data);
   if (engine->waits_closed || queue->deleted) return NULL;
   engine_wait_t *wait = xcalloc(1, sizeof *wait);
   wait->queue = queue;
@@ -79,7 +81,9 @@ engine_wait_t *engine_pull_wait(engine_queue_t *queue, uint32_t batch_size,
   return wait;
 }
 
-void engine_wait_cancel(engine_wait_t *wait) { wait_unlink(wait); }
+void engine_wait_cancel(engine_wait_t *wait) {
+  if (!engine_backend_wait_cancel(wait)) wait_unlink(wait);
+}
 
 size_t engine_wait_count(const engine_t *engine) { return engine->wait_count; }
 

@@ -11,7 +11,10 @@
 
 static int serve_usage(void) {
   fprintf(stderr, "usage: wharf serve [--data-dir DIR] [--listen HOST:PORT] [--max-queue-rate N]"
-                  " [--metrics-retention-days N] [--cloudflare-limits] [--segment-bytes N]\n");
+                  " [--metrics-retention-days N] [--cloudflare-limits] [--segment-bytes N]"
+                  " [--nats URL[,URL...]]\n"
+                  "  --nats URLS  clustered mode: queues, messages, accounts and tokens live in this\n"
+                  "               NATS JetStream cluster, shared by every wharf node given it\n");
   return 2;
 }
 
@@ -29,7 +32,7 @@ static int parse_listen(const char *text, char *host, size_t host_size, int *por
 
 static int serve_main(int argc, char **argv) {
   static char host[256] = SERVER_DEFAULT_HOST;
-  server_config_t config = {SERVER_DEFAULT_DATA_DIR, host, SERVER_DEFAULT_PORT, 0, 0, false, 0};
+  server_config_t config = {SERVER_DEFAULT_DATA_DIR, host, SERVER_DEFAULT_PORT, 0, 0, false, 0, NULL};
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
       config.data_dir = argv[++i];
@@ -50,6 +53,8 @@ static int serve_main(int argc, char **argv) {
       unsigned long days = strtoul(argv[++i], &end, 10);
       if (*end || days < 1 || days > 3650) return serve_usage();
       config.metrics_retention_days = (uint32_t)days;
+    } else if (strcmp(argv[i], "--nats") == 0 && i + 1 < argc) {
+      config.nats_urls = argv[++i];
     } else if (strcmp(argv[i], "--cloudflare-limits") == 0) {
       config.cloudflare_limits = true;
     } else {

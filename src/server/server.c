@@ -7,6 +7,10 @@
  * no longer exist are dropped, and only then does the HTTP server accept
  * requests and /healthz answer 200.
  *
+ * With --nats (server_cluster.h) the control plane and the engine are the
+ * cluster's instead of DIR's, and the catalog follows the other nodes'
+ * changes; everything else is the same.
+ *
  * Shutdown on SIGINT/SIGTERM runs the other way: stop accepting, let started
  * requests finish (their sends become durable and are answered), stop push
  * delivery (batches in flight are abandoned; their leases are not persisted,
@@ -26,6 +30,7 @@
 #include "api/api.h"
 #include "api/events.h"
 #include "http/http_server.h"
+#include "server/server_cluster.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -35,6 +40,7 @@ typedef struct {
   http_server_t *http;
   uv_signal_t sigint, sigterm;
   bool stopping;
+  server_cluster_t *cluster; /* --nats: clustered mode */
 } server_t;
 
 static uint32_t server_queue_concurrency(void *context, const char *queue_id) {
@@ -47,7 +53,13 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
     log_error("cannot create data directory %s: %s", config->data_dir, strerror(errno));
     return -1;
   }
-  if (control_open(config->data_dir, &server->api.control) != CONTROL_OK) return -1;
+  if (config->nats_urls) {
+    server->cluster = server_cluster_open(server->loop, config->nats_urls, config->data_dir,
+                                          &server->api.control);
+    if (!server->cluster) return -1;
+  } else if (control_open(config->data_dir, &server->api.control) != CONTROL_OK) {
+    return -1;
+  }
   if (control_bootstrap(server->api.control, config->data_dir) != CONTROL_OK) return -1;
   if (catalog_open(server->loop, server->api.control, config->data_dir, config->max_queue_rate,
                    &server->api.catalog) != CONTROL_OK)
@@ -57,12 +69,14 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
                               .messages_dead_lettered = api_events_dead_lettered,
                               .context = &server->api,
                               .segment_bytes = config->segment_bytes};
-  int rc = engine_open(server->loop, config->data_dir, &options, &server->api.engine);
+  int rc = server->cluster ? server_cluster_engine_open(server->cluster, &options, &server->api.engine)
+                          : engine_open(server->loop, config->data_dir, &options, &server->api.engine);
   if (rc != 0) {
     log_error("cannot open the message log in %s: %s", config->data_dir, uv_strerror(rc));
     return -1;
   }
   catalog_attach_engine(server->api.catalog, server->api.engine);
+  if (server->cluster) server_cluster_watch(server->cluster, server->api.catalog);
   server->api.push = push_start(server->loop, server->api.catalog, server->api.engine);
   metrics_history_options_t history = {server->loop, server->api.engine, server->api.control,
                                        server_queue_concurrency, &server->api,
@@ -156,6 +170,7 @@ int server_run(const server_config_t *config) {
   fflush(stdout);
   uv_run(server.loop, UV_RUN_DEFAULT);
   uv_loop_close(server.loop);
+  server_cluster_close(server.cluster);
   json_decref(server.api.purges);
   json_decref(server.api.request_windows);
   return 0;

@@ -24,6 +24,9 @@ typedef struct {
   /* Size at which the message log rolls to a new segment file; 0 means the
    * store's default (64 MiB). */
   uint64_t segment_bytes;
+  /* --nats: clustered mode on this NATS JetStream cluster (comma-separated
+   * URLs); NULL: the embedded store in data_dir. */
+  const char *nats_urls;
 } server_config_t;
 
 /* Runs until SIGINT/SIGTERM; returns the process exit code. */

@@ -1,0 +1,39 @@
+/*
+ * catalog_remote.c — clustered mode: changes seen through the cluster's
+ * watchers (jetstream/control_kv.h), made by any node, this one included.
+ * The watcher says only which key changed; the record is read again from
+ * the control plane (the loop's connection, a KV read: one round trip),
+ * so a node applies the latest state whatever order the changes came in.
+ * A node's own change may arrive before or after its job's apply; both
+ * orders end in the same view (catalog__queue_insert replaces by id).
+ */
+#include "catalog/catalog_internal.h"
+
+#include "util/log.h"
+
+void catalog_queue_refresh(catalog_t *catalog, const char *queue_id) {
+  control_queue_t row;
+  int rc = control_queue_get(catalog->control, NULL, queue_id, &row);
+  catalog_queue_t *queue = catalog__queue_lookup(catalog, queue_id);
+  if (rc == CONTROL_ERR_NOT_FOUND) {
+    if (!queue) return;
+    engine_queue_t *engine_queue = catalog__queue_remove(catalog, queue);
+    if (engine_queue) engine_queue_delete(engine_queue, NULL, NULL);
+    return;
+  }
+  if (rc != CONTROL_OK) {
+    log_warn("catalog: cannot read queue %s after a change in the cluster (%d)", queue_id, rc);
+    return;
+  }
+  queue = catalog__queue_insert(catalog, &row);
+  queue->has_consumer = control_consumer_of_queue(catalog->control, queue_id, &queue->consumer) ==
+                        CONTROL_OK;
+  catalog__queue_changed(catalog, queue);
+}
+
+void catalog_account_refresh(catalog_t *catalog, const char *account_id) {
+  control_account_t account;
+  if (catalog_account_exists(catalog, account_id)) return; /* accounts never change */
+  if (control_account_get(catalog->control, account_id, &account) == CONTROL_OK)
+    catalog__account_add(catalog, &account);
+}

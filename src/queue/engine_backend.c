@@ -1,0 +1,238 @@
+/*
+ * engine_backend.c — the engine's operations when another backend holds
+ * the messages (engine.h, "another message backend"; clustered mode's
+ * JetStream): every backend call blocks on the network, so each one is a
+ * job on libuv's thread pool whose result is answered on the loop.
+ *
+ * A job copies what it is given (bodies, lease ids): callers may free their
+ * arguments once the call returns, as they may with the embedded engine's
+ * in-memory operations. The queue is referenced while a job runs; the
+ * engine is freed once the last job has answered (engine_close waits).
+ * A cancelled pull (the client went away) still runs to its end: what it
+ * leased is freed unanswered and its leases run out (at least once).
+ * Each job also brings back the queue's metrics, which engine_queue_metrics
+ * answers until the next one.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue/engine_internal.h"
+#include "util/buf.h"
+
+typedef enum { JOB_REMOVE, JOB_PURGE, JOB_SEND, JOB_PULL, JOB_ACK, JOB_PURGE_REFS } job_kind_t;
+
+typedef struct {
+  engine_queue_t *queue; /* first, as in struct engine_wait: engine_wait_cancel tells them apart */
+  job_kind_t kind;
+  uv_work_t request;
+  int status;
+  bool cancelled;
+  void *remote;
+  engine_metrics_t metrics;
+  bool has_metrics;
+  union {
+    engine_done_fn done;
+    engine_pull_fn pull;
+    engine_ack_fn ack;
+  } done;
+  void *data;
+  engine_message_t *messages;
+  size_t count;
+  uint32_t batch_size, visibility_timeout_ms, wait_ms;
+  engine_delivery_t *deliveries, *out;
+  char **acks;
+  size_t ack_count;
+  engine_retry_t *retries;
+  size_t retry_count;
+  engine_ack_result_t result;
+} job_t;
+
+static job_t *job_new(engine_queue_t *queue, job_kind_t kind, void *data) {
+  job_t *job = xcalloc(1, sizeof *job);
+  job->queue = queue;
+  job->kind = kind;
+  job->remote = queue->remote;
+  job->data = data;
+  job->request.data = job;
+  engine_queue_ref(queue);
+  return job;
+}
+
+static int job_call(job_t *job) {
+  const engine_backend_t *backend = job->queue->engine->backend;
+  switch (job->kind) {
+  case JOB_REMOVE: return backend->remove(job->remote);
+  case JOB_PURGE: return backend->purge(job->remote);
+  case JOB_SEND: return backend->send(job->remote, job->messages, job->count);
+  case JOB_PULL:
+    return backend->pull(job->remote, job->batch_size, job->visibility_timeout_ms, job->wait_ms,
+                         job->deliveries);
+  case JOB_ACK:
+    return backend->ack(job->remote, (const char *const *)job->acks, job->ack_count, job->retries,
+                        job->retry_count, &job->result);
+  case JOB_PURGE_REFS:
+    return backend->purge_refs(job->remote, (const char *const *)job->acks, job->ack_count,
+                               &job->result);
+  }
+  return backend->unavailable;
+}
+
+/* On a thread-pool thread: touches only the job and the backend. */
+static void job_work(uv_work_t *request) {
+  job_t *job = request->data;
+  const engine_backend_t *backend = job->queue->engine->backend;
+  if (!job->remote) {
+    job->status = backend->unavailable;
+    return;
+  }
+  job->status = job_call(job);
+  if (job->kind != JOB_REMOVE && job->status >= 0)
+    job->has_metrics = backend->metrics(job->remote, &job->metrics) == ENGINE_OK;
+}
+
+static void job_answer(job_t *job) {
+  engine_queue_t *queue = job->queue;
+  const engine_metrics_t *metrics = &queue->remote_metrics;
+  switch (job->kind) {
+  case JOB_REMOVE:
+  case JOB_PURGE:
+  case JOB_SEND:
+    if (job->done.done) job->done.done(job->data, job->status, metrics);
+    break;
+  case JOB_PULL:
+    if (job->cancelled) {
+      if (job->status > 0) engine_deliveries_free(job->deliveries, (size_t)job->status);
+      break;
+    }
+    queue->engine->wait_count--;
+    if (job->status > 0) memcpy(job->out, job->deliveries, (size_t)job->status * sizeof *job->out);
+    job->done.pull(job->data, job->status < 0 ? job->status : ENGINE_OK,
+                   job->status < 0 ? 0 : (uint32_t)job->status);
+    break;
+  case JOB_ACK:
+  case JOB_PURGE_REFS:
+    job->done.ack(job->data, job->status, &job->result);
+    if (job->status == ENGINE_OK) queue->engine->backend->ack_result_free(&job->result);
+    break;
+  }
+}
+
+static void job_free(job_t *job) {
+  for (size_t i = 0; i < job->count; i++) free((void *)job->messages[i].body);
+  free(job->messages);
+  for (size_t i = 0; i < job->ack_count; i++) free(job->acks[i]);
+  for (size_t i = 0; i < job->retry_count; i++) free((void *)job->retries[i].lease_id);
+  free(job->acks);
+  free(job->retries);
+  free(job->deliveries);
+  free(job);
+}
+
+static void job_after(uv_work_t *request, int status) {
+  (void)status;
+  job_t *job = request->data;
+  engine_queue_t *queue = job->queue;
+  engine_t *engine = queue->engine;
+  if (job->has_metrics) queue->remote_metrics = job->metrics;
+  job_answer(job);
+  job_free(job);
+  engine_queue_unref(queue);
+  if (--engine->backend_jobs == 0 && engine->closing) engine_backend_close(engine);
+}
+
+static void job_submit(job_t *job) {
+  engine_t *engine = job->queue->engine;
+  engine->backend_jobs++;
+  uv_queue_work(engine->loop, &job->request, job_work, job_after);
+}
+
+engine_queue_t *engine_backend_configure(engine_t *engine, const uint8_t id[16],
+                                         const engine_queue_config_t *config) {
+  engine_queue_t *queue = engine_queue_find(engine, id);
+  if (!queue) queue = engine_queue_create(engine, id);
+  queue->config = *config;
+  queue->configured = true;
+  void *remote = engine->backend->configure(engine->backend->context, id, config);
+  if (remote) queue->remote = remote;
+  if (queue->remote) engine->backend->metrics(queue->remote, &queue->remote_metrics);
+  return queue;
+}
+
+void engine_backend_remove(engine_queue_t *queue, bool purge_only, engine_done_fn done, void *data) {
+  job_t *job = job_new(queue, purge_only ? JOB_PURGE : JOB_REMOVE, data);
+  job->done.done = done;
+  if (!purge_only) { /* gone from the map now: no new operation finds it */
+    engine_map_remove(queue);
+    queue->remote = NULL;
+    engine_queue_unref(queue); /* the map's reference */
+  }
+  job_submit(job);
+}
+
+void engine_backend_send(engine_queue_t *queue, const engine_message_t *messages, size_t count,
+                         engine_done_fn done, void *data) {
+  job_t *job = job_new(queue, JOB_SEND, data);
+  job->done.done = done;
+  job->messages = xcalloc(count ? count : 1, sizeof *job->messages);
+  job->count = count;
+  for (size_t i = 0; i < count; i++) {
+    job->messages[i] = messages[i];
+    void *body = xmalloc(messages[i].body_len ? messages[i].body_len : 1);
+    memcpy(body, messages[i].body, messages[i].body_len);
+    job->messages[i].body = body;
+  }
+  job_submit(job);
+}
+
+engine_wait_t *engine_backend_pull(engine_queue_t *queue, uint32_t batch_size,
+                                   uint32_t visibility_timeout_ms, uint32_t wait_ms,
+                                   engine_delivery_t *out, engine_pull_fn done, void *data) {
+  if (queue->engine->waits_closed) return NULL;
+  job_t *job = job_new(queue, JOB_PULL, data);
+  job->done.pull = done;
+  job->batch_size = batch_size;
+  job->visibility_timeout_ms = visibility_timeout_ms;
+  job->wait_ms = wait_ms;
+  job->out = out;
+  job->deliveries = xcalloc(batch_size, sizeof *job->deliveries);
+  queue->engine->wait_count++;
+  job_submit(job);
+  return (engine_wait_t *)job;
+}
+
+bool engine_backend_wait_cancel(engine_wait_t *wait) {
+  job_t *job = (job_t *)wait;
+  if (!job->queue->engine->backend) return false;
+  job->cancelled = true;
+  job->queue->engine->wait_count--;
+  return true;
+}
+
+static char *job_strdup(const char *text) {
+  size_t len = strlen(text) + 1;
+  char *copy = xmalloc(len);
+  memcpy(copy, text, len);
+  return copy;
+}
+
+void engine_backend_ack(engine_queue_t *queue, bool refs, const char *const *acks, size_t ack_count,
+                        const engine_retry_t *retries, size_t retry_count, engine_ack_fn done,
+                        void *data) {
+  job_t *job = job_new(queue, refs ? JOB_PURGE_REFS : JOB_ACK, data);
+  job->done.ack = done;
+  job->acks = xcalloc(ack_count ? ack_count : 1, sizeof *job->acks);
+  for (; job->ack_count < ack_count; job->ack_count++)
+    job->acks[job->ack_count] = job_strdup(acks[job->ack_count]);
+  job->retries = xcalloc(retry_count ? retry_count : 1, sizeof *job->retries);
+  for (; job->retry_count < retry_count; job->retry_count++) {
+    job->retries[job->retry_count] = retries[job->retry_count];
+    job->retries[job->retry_count].lease_id = job_strdup(retries[job->retry_count].lease_id);
+  }
+  job_submit(job);
+}
+
+uint32_t engine_backend_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {
+  if (!queue->remote) return 0;
+  int count = queue->engine->backend->peek(queue->remote, batch_size, out);
+  return count > 0 ? (uint32_t)count : 0;
+}

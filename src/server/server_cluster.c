@@ -1,0 +1,157 @@
+/*
+ * server_cluster.c — clustered mode's wiring (server_cluster.h): adapts the
+ * JetStream backend (jetstream/jetstream.h) to the engine's backend
+ * operations (queue/engine.h; the engine runs them off the loop) and hands
+ * the KV watchers' changes, which arrive on their own threads, to the loop
+ * through a uv_async and a mutex-guarded list.
+ *
+ * Dead-letter queues: the backend would ask for one on its own threads,
+ * where the catalog (loop-only) cannot answer; until that is routed
+ * through the loop, a message past max_retries is deleted in clustered
+ * mode, as it is without a dead-letter queue.
+ */
+#include "server/server_cluster.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jetstream/control_kv.h"
+#include "jetstream/jetstream.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+typedef struct change {
+  jetstream_control_bucket_t bucket;
+  char key[160];
+  struct change *next;
+} change_t;
+
+struct server_cluster {
+  jetstream_t *js;
+  jetstream_control_t *kv;
+  engine_backend_t backend;
+  catalog_t *catalog; /* NULL until watched */
+  uv_async_t async;
+  pthread_mutex_t lock;
+  change_t *head, *tail; /* under lock */
+};
+
+/* ---- the engine's backend operations ---- */
+
+static void *backend_configure(void *context, const uint8_t id[16],
+                               const engine_queue_config_t *config) {
+  jetstream_queue_t *queue = NULL;
+  int rc = jetstream_queue_configure(context, id, config, &queue);
+  if (rc != ENGINE_OK) log_warn("cluster: cannot configure a queue's stream (%d)", rc);
+  return rc == ENGINE_OK ? queue : NULL;
+}
+
+static int backend_remove(void *queue) { return jetstream_queue_delete(queue); }
+static int backend_purge(void *queue) { return jetstream_queue_purge(queue); }
+static int backend_metrics(void *queue, engine_metrics_t *out) {
+  return jetstream_queue_metrics(queue, out);
+}
+static int backend_send(void *queue, const engine_message_t *messages, size_t count) {
+  return jetstream_send(queue, messages, count);
+}
+static int backend_pull(void *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
+                        uint32_t wait_ms, engine_delivery_t *out) {
+  return jetstream_pull(queue, batch_size, visibility_timeout_ms, wait_ms, out);
+}
+static int backend_ack(void *queue, const char *const *acks, size_t ack_count,
+                       const engine_retry_t *retries, size_t retry_count,
+                       engine_ack_result_t *result) {
+  return jetstream_ack(queue, acks, ack_count, retries, retry_count, result);
+}
+static int backend_peek(void *queue, uint32_t batch_size, engine_delivery_t *out) {
+  return jetstream_peek(queue, batch_size, out);
+}
+static int backend_purge_refs(void *queue, const char *const *refs, size_t count,
+                              engine_ack_result_t *result) {
+  return jetstream_purge_refs(queue, refs, count, result);
+}
+
+/* ---- watchers: their threads hand changes to the loop ---- */
+
+static void cluster_on_change(void *context, const jetstream_control_change_t *change) {
+  server_cluster_t *cluster = context;
+  if (change->bucket != JETSTREAM_CONTROL_QUEUES && change->bucket != JETSTREAM_CONTROL_CONSUMERS &&
+      change->bucket != JETSTREAM_CONTROL_ACCOUNTS)
+    return; /* tokens are read at each request; names follow their queue */
+  change_t *entry = xcalloc(1, sizeof *entry);
+  entry->bucket = change->bucket;
+  snprintf(entry->key, sizeof entry->key, "%s", change->key);
+  pthread_mutex_lock(&cluster->lock);
+  if (cluster->tail) cluster->tail->next = entry;
+  else cluster->head = entry;
+  cluster->tail = entry;
+  pthread_mutex_unlock(&cluster->lock);
+  uv_async_send(&cluster->async);
+}
+
+static void cluster_on_async(uv_async_t *async) {
+  server_cluster_t *cluster = async->data;
+  pthread_mutex_lock(&cluster->lock);
+  change_t *entry = cluster->head;
+  cluster->head = cluster->tail = NULL;
+  pthread_mutex_unlock(&cluster->lock);
+  while (entry) {
+    change_t *next = entry->next;
+    /* Before the catalog is loaded, its load reads the latest state. */
+    if (cluster->catalog && entry->bucket == JETSTREAM_CONTROL_ACCOUNTS)
+      catalog_account_refresh(cluster->catalog, entry->key);
+    else if (cluster->catalog) /* queues and consumers are both keyed by queue id */
+      catalog_queue_refresh(cluster->catalog, entry->key);
+    free(entry);
+    entry = next;
+  }
+}
+
+server_cluster_t *server_cluster_open(uv_loop_t *loop, const char *urls, const char *data_dir,
+                                      control_t **control_out) {
+  server_cluster_t *cluster = xcalloc(1, sizeof *cluster);
+  pthread_mutex_init(&cluster->lock, NULL);
+  jetstream_options_t options = {.urls = urls};
+  if (jetstream_open(&options, &cluster->js) != ENGINE_OK ||
+      jetstream_control_open(cluster->js, cluster_on_change, cluster, &cluster->kv) != CONTROL_OK ||
+      control_open_cluster(data_dir, cluster->kv, control_out) != CONTROL_OK) {
+    log_error("cannot open the NATS JetStream cluster at %s", urls);
+    server_cluster_close(cluster);
+    return NULL;
+  }
+  uv_async_init(loop, &cluster->async, cluster_on_async); /* closed with the loop's handles */
+  cluster->async.data = cluster;
+  cluster->backend = (engine_backend_t){
+      .configure = backend_configure, .remove = backend_remove, .purge = backend_purge,
+      .metrics = backend_metrics, .send = backend_send, .pull = backend_pull,
+      .ack = backend_ack, .peek = backend_peek, .purge_refs = backend_purge_refs,
+      .ack_result_free = jetstream_ack_result_free, .unavailable = JETSTREAM_ERR_UNAVAILABLE,
+      .context = cluster->js};
+  log_info("clustered mode: NATS JetStream at %s, %d replicas per stream", urls,
+           jetstream_replicas(cluster->js));
+  return cluster;
+}
+
+int server_cluster_engine_open(server_cluster_t *cluster, const engine_options_t *options,
+                               engine_t **out) {
+  return engine_open_backend(uv_handle_get_loop((uv_handle_t *)&cluster->async), &cluster->backend,
+                             options, out);
+}
+
+void server_cluster_watch(server_cluster_t *cluster, catalog_t *catalog) {
+  cluster->catalog = catalog;
+}
+
+void server_cluster_close(server_cluster_t *cluster) {
+  if (!cluster) return;
+  jetstream_control_close(cluster->kv); /* joins the watchers: no change arrives after */
+  jetstream_close(cluster->js);
+  while (cluster->head) {
+    change_t *next = cluster->head->next;
+    free(cluster->head);
+    cluster->head = next;
+  }
+  pthread_mutex_destroy(&cluster->lock);
+  free(cluster);
+}

@@ -112,6 +112,7 @@ api_error_t api_error_of(int status) {
   case ENGINE_ERR_PAUSED: return (api_error_t){409, API_ERR_DELIVERY_PAUSED};
   case ENGINE_ERR_DELETED: return (api_error_t){404, API_ERR_QUEUE_NOT_FOUND};
   case ENGINE_ERR_WAIT_NEEDED: return (api_error_t){429, API_ERR_TOO_MANY_REQUESTS}; /* pull cap */
+  case CONTROL_ERR_UNAVAILABLE:
   case JETSTREAM_ERR_UNAVAILABLE:
   case JETSTREAM_ERR_NOT_FOUND: return (api_error_t){503, API_ERR_INTERNAL};
   default: /* the log's errno, or the control plane's database failing */
@@ -144,6 +145,9 @@ void api_reply_control_error(api_call_t *call, int control_status, const char *w
   case CONTROL_ERR_FULL:
     api_reply_failure(call, control_status,
                       "Storage failure: no space left on device; nothing was stored");
+    break;
+  case CONTROL_ERR_UNAVAILABLE:
+    api_reply_failure(call, control_status, "Service unavailable: the cluster did not answer");
     break;
   default:
     api_reply_failure(call, CONTROL_ERR_DATABASE, "internal error (control plane)");

@@ -40,6 +40,7 @@ enum {
   CONTROL_ERR_DATABASE = -6004, /* SQLite failed; logged */
   CONTROL_ERR_INVALID = -6005,  /* token secret not 1-64 chars; bad WHARF_ACCOUNT_ID */
   CONTROL_ERR_FULL = -6006,     /* SQLite could not write: the disk is full; nothing changed */
+  CONTROL_ERR_UNAVAILABLE = -6007, /* clustered mode: the cluster did not answer (503) */
 };
 
 enum { PERMISSION_READ = 1, PERMISSION_WRITE = 2 };

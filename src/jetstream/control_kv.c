@@ -24,7 +24,7 @@ static int control_kv_status(natsStatus s) {
   if (s == NATS_OK) return CONTROL_OK;
   if (s == NATS_NOT_FOUND) return CONTROL_ERR_NOT_FOUND;
   log_error("jetstream control: %s (%s)", natsStatus_GetText(s), nats_GetLastError(NULL));
-  return CONTROL_ERR_DATABASE;
+  return CONTROL_ERR_UNAVAILABLE;
 }
 
 int jetstream_control_open(jetstream_t *js, jetstream_control_change_fn on_change, void *context,

@@ -28,7 +28,9 @@
  * hash; worker secrets and the lease key (jetstream.h) are never logged.
  *
  * Every call blocks on the cluster (run it off the loop thread). Codes are
- * control.h's; CONTROL_ERR_DATABASE means the cluster did not answer.
+ * control.h's; CONTROL_ERR_UNAVAILABLE means the cluster did not answer
+ * (a request timed out or found no server), CONTROL_ERR_DATABASE that a
+ * stored record could not be read.
  */
 #ifndef WHARF_JETSTREAM_CONTROL_KV_H
 #define WHARF_JETSTREAM_CONTROL_KV_H

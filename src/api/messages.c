@@ -93,16 +93,23 @@ void api_messages_send_batch(api_call_t *call) { send_body(call, true); }
 
 /* Cloudflare's three backlog figures, plus (Wharf's addition) the push
  * consumer's current concurrency as autoscaling has set it. */
-void api_queues_metrics(api_call_t *call) {
-  engine_metrics_t metrics;
-  engine_queue_metrics(call->catalog_queue->engine_queue, &metrics);
+static void queue_metrics_done(void *data, int status, const engine_metrics_t *metrics) {
+  api_call_t *call = data;
+  if (status != ENGINE_OK) {
+    api_reply_failure(call, status, "cannot read the metrics of queue \"%s\"", call->queue.name);
+    return;
+  }
   uint32_t concurrency = call->api->push ? push_queue_concurrency(call->api->push, call->queue.id) : 0;
   buf_t result = BUF_INIT;
-  metrics_write_open(&result, &metrics);
+  metrics_write_open(&result, metrics);
   buf_append_str(&result, ",\"consumer_concurrency\":");
   json_text_append_uint(&result, concurrency);
   buf_append(&result, "}", 1);
   reply_ok_text(call, &result);
+}
+
+void api_queues_metrics(api_call_t *call) {
+  engine_queue_metrics_read(call->catalog_queue->engine_queue, queue_metrics_done, call);
 }
 
 /* The JSON of a delivered or peeked message; handle_key is lease_id or ref.

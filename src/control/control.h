@@ -158,6 +158,10 @@ int control_token_secret_take(const char *secret_or_null, char secret_out[65]);
  * It does not check the token's window: the caller compares not_before_ms /
  * expires_on_ms with its clock, so it can say which bound failed. */
 int control_token_authenticate(control_t *control, const char *secret, control_token_t *out);
+/* Forgets the successful authentications it keeps (a bounded cache): on a
+ * revoke, and in clustered mode whenever any node changed a token (the
+ * watchers tell), so a token revoked on one node is refused by all. */
+void control_token_cache_clear(control_t *control);
 int control_token_list(control_t *control, void (*fn)(void *arg, const control_token_t *),
                        void *arg);
 int control_token_revoke(control_t *control, const char *token_id);

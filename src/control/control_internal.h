@@ -102,6 +102,5 @@ void control_column_text(sqlite3_stmt *statement, int col, char *dst, size_t cap
  * account). Static binding: the text must outlive the step. */
 void control_bind_text_or_null(sqlite3_stmt *statement, int index, const char *text);
 
-void control_token_cache_clear(control_t *control);
 
 #endif

@@ -131,7 +131,6 @@ static int token_lookup(control_t *control, const char *hash, control_token_t *o
 }
 
 int control_token_authenticate(control_t *control, const char *secret, control_token_t *out) {
-  if (control->cluster) return jetstream_control_token_authenticate(control->cluster, secret, out);
   char hash[65];
   crypto_sha256_hex(secret, strlen(secret), hash);
   control_token_cache_entry_t *slot = token_cache_slot(control, hash);
@@ -140,7 +139,8 @@ int control_token_authenticate(control_t *control, const char *secret, control_t
     return CONTROL_OK;
   }
   control_token_t token;
-  int rc = token_lookup(control, hash, &token);
+  int rc = control->cluster ? jetstream_control_token_authenticate(control->cluster, secret, &token)
+                            : token_lookup(control, hash, &token);
   if (rc != CONTROL_OK) return rc;
   memcpy(slot->hash, hash, sizeof hash);
   slot->token = token;

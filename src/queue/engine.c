@@ -379,6 +379,13 @@ void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics
   metrics->oldest_message_timestamp_ms = oldest.timestamp_ms;
 }
 
+void engine_queue_metrics_read(engine_queue_t *queue, engine_done_fn done, void *data) {
+  if (queue->engine->backend) return engine_backend_metrics_read(queue, done, data);
+  engine_metrics_t metrics;
+  engine_queue_metrics(queue, &metrics);
+  done(data, ENGINE_OK, &metrics);
+}
+
 const engine_counters_t *engine_queue_counters(const engine_queue_t *queue) {
   return &queue->counters;
 }

@@ -146,6 +146,10 @@ void engine_queue_delete(engine_queue_t *queue, engine_done_fn done, void *data)
 void engine_queue_purge(engine_queue_t *queue, engine_done_fn done, void *data);
 
 void engine_queue_metrics(const engine_queue_t *queue, engine_metrics_t *metrics);
+/* The same figures as of now, through done: at once from the embedded
+ * engine, after asking the cluster with a backend (whose
+ * engine_queue_metrics answers what the last operation brought back). */
+void engine_queue_metrics_read(engine_queue_t *queue, engine_done_fn done, void *data);
 const engine_counters_t *engine_queue_counters(const engine_queue_t *queue);
 /* Copies the counters and starts the max_size figures over (the metrics
  * history takes them once a minute). */

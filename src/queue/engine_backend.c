@@ -19,7 +19,7 @@
 #include "queue/engine_internal.h"
 #include "util/buf.h"
 
-typedef enum { JOB_REMOVE, JOB_PURGE, JOB_SEND, JOB_PULL, JOB_ACK, JOB_PURGE_REFS } job_kind_t;
+typedef enum { JOB_REMOVE, JOB_PURGE, JOB_METRICS, JOB_SEND, JOB_PULL, JOB_ACK, JOB_PURGE_REFS } job_kind_t;
 
 typedef struct {
   engine_queue_t *queue; /* first, as in struct engine_wait: engine_wait_cancel tells them apart */
@@ -63,6 +63,7 @@ static int job_call(job_t *job) {
   switch (job->kind) {
   case JOB_REMOVE: return backend->remove(job->remote);
   case JOB_PURGE: return backend->purge(job->remote);
+  case JOB_METRICS: return backend->metrics(job->remote, &job->metrics);
   case JOB_SEND: return backend->send(job->remote, job->messages, job->count);
   case JOB_PULL:
     return backend->pull(job->remote, job->batch_size, job->visibility_timeout_ms, job->wait_ms,
@@ -86,7 +87,8 @@ static void job_work(uv_work_t *request) {
     return;
   }
   job->status = job_call(job);
-  if (job->kind != JOB_REMOVE && job->status >= 0)
+  if (job->kind == JOB_METRICS) job->has_metrics = job->status == ENGINE_OK;
+  else if (job->kind != JOB_REMOVE && job->status >= 0)
     job->has_metrics = backend->metrics(job->remote, &job->metrics) == ENGINE_OK;
 }
 
@@ -96,6 +98,7 @@ static void job_answer(job_t *job) {
   switch (job->kind) {
   case JOB_REMOVE:
   case JOB_PURGE:
+  case JOB_METRICS:
   case JOB_SEND:
     if (job->done.done) job->done.done(job->data, job->status, metrics);
     break;
@@ -166,6 +169,12 @@ void engine_backend_remove(engine_queue_t *queue, bool purge_only, engine_done_f
     queue->remote = NULL;
     engine_queue_unref(queue); /* the map's reference */
   }
+  job_submit(job);
+}
+
+void engine_backend_metrics_read(engine_queue_t *queue, engine_done_fn done, void *data) {
+  job_t *job = job_new(queue, JOB_METRICS, data);
+  job->done.done = done;
   job_submit(job);
 }
 

@@ -63,6 +63,7 @@ void engine_backend_close(engine_t *engine);
 engine_queue_t *engine_backend_configure(engine_t *engine, const uint8_t id[16],
                                          const engine_queue_config_t *config);
 void engine_backend_remove(engine_queue_t *queue, bool purge_only, engine_done_fn done, void *data);
+void engine_backend_metrics_read(engine_queue_t *queue, engine_done_fn done, void *data);
 void engine_backend_send(engine_queue_t *queue, const engine_message_t *messages, size_t count,
                          engine_done_fn done, void *data);
 engine_wait_t *engine_backend_pull(engine_queue_t *queue, uint32_t batch_size,

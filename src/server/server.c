@@ -99,6 +99,7 @@ static void on_push_stopped(void *arg) {
   engine_close(server->api.engine);
   catalog_close(server->api.catalog);
   control_close(server->api.control);
+  server_cluster_unwatch(server->cluster);
   server->api.engine = NULL;
   server->api.catalog = NULL;
   server->api.control = NULL;

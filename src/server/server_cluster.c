@@ -5,10 +5,14 @@
  * the KV watchers' changes, which arrive on their own threads, to the loop
  * through a uv_async and a mutex-guarded list.
  *
- * Dead-letter queues: the backend would ask for one on its own threads,
- * where the catalog (loop-only) cannot answer; until that is routed
- * through the loop, a message past max_retries is deleted in clustered
- * mode, as it is without a dead-letter queue.
+ * Dead-letter queues: the backend asks for one on its own threads (an ack
+ * job, a pull), where the catalog (loop-only) cannot answer. The asking
+ * thread posts the question to the loop (a second uv_async) and waits on a
+ * condition variable; the loop answers with catalog_dead_letter_queue,
+ * which finds or creates it (and configures its stream) as in embedded
+ * mode. The loop never waits for those threads, so this cannot deadlock;
+ * once the watchers are stopped (shutdown) questions are answered "none"
+ * and the message stays where it is (the backend acks only after a copy).
  */
 #include "server/server_cluster.h"
 
@@ -27,14 +31,26 @@ typedef struct change {
   struct change *next;
 } change_t;
 
+/* A backend thread's question for the loop: the dead-letter queue of source. */
+typedef struct question {
+  uint8_t source[16], answer[16];
+  bool found, answered;
+  struct question *next;
+} question_t;
+
 struct server_cluster {
   jetstream_t *js;
   jetstream_control_t *kv;
   engine_backend_t backend;
   catalog_t *catalog; /* NULL until watched */
+  control_t *control; /* the loop's connection (its token cache) */
   uv_async_t async;
   pthread_mutex_t lock;
   change_t *head, *tail; /* under lock */
+  uv_async_t ask;
+  pthread_cond_t answered;
+  question_t *questions; /* under lock */
+  bool asking;           /* under lock: the loop answers questions */
 };
 
 /* ---- the engine's backend operations ---- */
@@ -72,13 +88,47 @@ static int backend_purge_refs(void *queue, const char *const *refs, size_t count
   return jetstream_purge_refs(queue, refs, count, result);
 }
 
+/* ---- dead-letter queues: backend threads ask the loop ---- */
+
+static bool cluster_dead_letter_queue(void *context, const uint8_t source[16],
+                                      uint8_t dead_letter_out[16]) {
+  server_cluster_t *cluster = context;
+  question_t question = {.next = NULL};
+  memcpy(question.source, source, 16);
+  pthread_mutex_lock(&cluster->lock);
+  if (cluster->asking) {
+    question.next = cluster->questions;
+    cluster->questions = &question;
+    uv_async_send(&cluster->ask);
+    while (!question.answered) pthread_cond_wait(&cluster->answered, &cluster->lock);
+  }
+  pthread_mutex_unlock(&cluster->lock);
+  if (question.found) memcpy(dead_letter_out, question.answer, 16);
+  return question.found;
+}
+
+/* Answers every waiting question (catalog NULL: with "none"). */
+static void cluster_answer(server_cluster_t *cluster) {
+  pthread_mutex_lock(&cluster->lock);
+  question_t *question = cluster->questions;
+  cluster->questions = NULL;
+  pthread_mutex_unlock(&cluster->lock);
+  for (question_t *q = question; q; q = q->next) /* the askers wait: their questions stay put */
+    q->found = cluster->catalog && catalog_dead_letter_queue(cluster->catalog, q->source, q->answer);
+  pthread_mutex_lock(&cluster->lock);
+  for (; question; question = question->next) question->answered = true;
+  pthread_cond_broadcast(&cluster->answered);
+  pthread_mutex_unlock(&cluster->lock);
+}
+
+static void cluster_on_ask(uv_async_t *async) { cluster_answer(async->data); }
+
 /* ---- watchers: their threads hand changes to the loop ---- */
 
 static void cluster_on_change(void *context, const jetstream_control_change_t *change) {
   server_cluster_t *cluster = context;
-  if (change->bucket != JETSTREAM_CONTROL_QUEUES && change->bucket != JETSTREAM_CONTROL_CONSUMERS &&
-      change->bucket != JETSTREAM_CONTROL_ACCOUNTS)
-    return; /* tokens are read at each request; names follow their queue */
+  if (change->bucket == JETSTREAM_CONTROL_QUEUE_NAMES || change->bucket == JETSTREAM_CONTROL_WORKERS)
+    return; /* names follow their queue; workers: no push in clustered mode yet */
   change_t *entry = xcalloc(1, sizeof *entry);
   entry->bucket = change->bucket;
   snprintf(entry->key, sizeof entry->key, "%s", change->key);
@@ -99,7 +149,9 @@ static void cluster_on_async(uv_async_t *async) {
   while (entry) {
     change_t *next = entry->next;
     /* Before the catalog is loaded, its load reads the latest state. */
-    if (cluster->catalog && entry->bucket == JETSTREAM_CONTROL_ACCOUNTS)
+    if (cluster->control && entry->bucket == JETSTREAM_CONTROL_TOKENS)
+      control_token_cache_clear(cluster->control);
+    else if (cluster->catalog && entry->bucket == JETSTREAM_CONTROL_ACCOUNTS)
       catalog_account_refresh(cluster->catalog, entry->key);
     else if (cluster->catalog) /* queues and consumers are both keyed by queue id */
       catalog_queue_refresh(cluster->catalog, entry->key);
@@ -112,7 +164,10 @@ server_cluster_t *server_cluster_open(uv_loop_t *loop, const char *urls, const c
                                       control_t **control_out) {
   server_cluster_t *cluster = xcalloc(1, sizeof *cluster);
   pthread_mutex_init(&cluster->lock, NULL);
-  jetstream_options_t options = {.urls = urls};
+  pthread_cond_init(&cluster->answered, NULL);
+  jetstream_options_t options = {.urls = urls,
+                                 .resolve_dead_letter_queue = cluster_dead_letter_queue,
+                                 .context = cluster};
   if (jetstream_open(&options, &cluster->js) != ENGINE_OK ||
       jetstream_control_open(cluster->js, cluster_on_change, cluster, &cluster->kv) != CONTROL_OK ||
       control_open_cluster(data_dir, cluster->kv, control_out) != CONTROL_OK) {
@@ -120,8 +175,14 @@ server_cluster_t *server_cluster_open(uv_loop_t *loop, const char *urls, const c
     server_cluster_close(cluster);
     return NULL;
   }
-  uv_async_init(loop, &cluster->async, cluster_on_async); /* closed with the loop's handles */
+  cluster->control = *control_out;
+  uv_async_init(loop, &cluster->async, cluster_on_async); /* both closed with the loop's handles */
   cluster->async.data = cluster;
+  uv_async_init(loop, &cluster->ask, cluster_on_ask);
+  cluster->ask.data = cluster;
+  pthread_mutex_lock(&cluster->lock);
+  cluster->asking = true;
+  pthread_mutex_unlock(&cluster->lock);
   cluster->backend = (engine_backend_t){
       .configure = backend_configure, .remove = backend_remove, .purge = backend_purge,
       .metrics = backend_metrics, .send = backend_send, .pull = backend_pull,
@@ -143,15 +204,28 @@ void server_cluster_watch(server_cluster_t *cluster, catalog_t *catalog) {
   cluster->catalog = catalog;
 }
 
+void server_cluster_unwatch(server_cluster_t *cluster) {
+  if (!cluster) return;
+  jetstream_control_close(cluster->kv); /* joins the watchers */
+  cluster->kv = NULL;
+  cluster->catalog = NULL;
+  cluster->control = NULL;
+  pthread_mutex_lock(&cluster->lock);
+  cluster->asking = false; /* the ask handle is about to be closed */
+  pthread_mutex_unlock(&cluster->lock);
+  cluster_answer(cluster);
+}
+
 void server_cluster_close(server_cluster_t *cluster) {
   if (!cluster) return;
-  jetstream_control_close(cluster->kv); /* joins the watchers: no change arrives after */
+  server_cluster_unwatch(cluster);
   jetstream_close(cluster->js);
   while (cluster->head) {
     change_t *next = cluster->head->next;
     free(cluster->head);
     cluster->head = next;
   }
+  pthread_cond_destroy(&cluster->answered);
   pthread_mutex_destroy(&cluster->lock);
   free(cluster);
 }

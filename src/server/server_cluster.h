@@ -27,7 +27,10 @@ int server_cluster_engine_open(server_cluster_t *cluster, const engine_options_t
                                engine_t **out);
 /* From now on the watchers' changes update catalog (call once it is loaded). */
 void server_cluster_watch(server_cluster_t *cluster, catalog_t *catalog);
-/* After the engine, catalog and control are closed. */
+/* After the catalog and control are closed, before the loop's handles
+ * are: stops the watchers (no change is handed to the loop after). */
+void server_cluster_unwatch(server_cluster_t *cluster);
+/* Once the loop has ended (the engine's calls in flight have answered). */
 void server_cluster_close(server_cluster_t *cluster);
 
 #endif

@@ -12,6 +12,14 @@
  * what the server said; set WHARF_TEST_VERBOSE=1 to stream it instead, or
  * WHARF_TEST_KEEP_DATA=1 to keep the data dir and the whole log (DIR.log)
  * for a post-mortem.
+ *
+ * WHARF_TEST_NATS=1 runs the same suites against clustered mode (issue 13):
+ * each WharfServer then starts its own three-node NATS JetStream cluster
+ * (nats_cluster.mjs), two `wharf serve --nats` nodes on it, and listens on
+ * its port with a TCP proxy that hands connections to the two nodes in
+ * turn, so a client's connections are spread over both nodes. restart and
+ * kill9 act on both nodes; the cluster's state outlives them, as a data
+ * dir does.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,9 +30,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Cloudflare from 'cloudflare';
+import { startNatsCluster } from './nats_cluster.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const KEEP_DATA = process.env.WHARF_TEST_KEEP_DATA === '1';
+export const CLUSTER = process.env.WHARF_TEST_NATS === '1';
 
 export const WHARF_BIN = path.resolve(process.env.WHARF_BIN || path.join(HERE, '../../build/wharf'));
 export const WRANGLER_BIN = path.join(HERE, 'node_modules/.bin/wrangler');
@@ -86,6 +96,10 @@ export class WharfServer {
     this.port = null;
     this.child = null;
     this.lines = [];
+    this.nats = null;     /* CLUSTER: the JetStream cluster */
+    this.siblings = [];   /* CLUSTER: the second node's process */
+    this.nodePorts = [];
+    this.proxy = null;
   }
 
   get url() {
@@ -101,15 +115,32 @@ export class WharfServer {
   async start() {
     if (!this.dataDir) this.dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-bb-'));
     if (!this.port) this.port = await freePort();
+    if (!CLUSTER) {
+      this.child = await this.startNode(this.dataDir, this.port, this.args);
+      return this;
+    }
+    if (!this.nats) {
+      this.nats = await startNatsCluster({ dir: path.join(this.dataDir, 'nats') });
+      this.nodePorts = [await freePort(), await freePort()];
+      this.proxy = startProxy(this.port, this.nodePorts);
+    }
+    const args = ['--nats', this.nats.urls, ...this.args];
+    const dirs = [path.join(this.dataDir, 'a'), path.join(this.dataDir, 'b')];
+    this.child = await this.startNode(dirs[0], this.nodePorts[0], args);
+    this.siblings = [await this.startNode(dirs[1], this.nodePorts[1], args)];
+    return this;
+  }
+
+  /* One `wharf serve`, once its /healthz answers 200. */
+  async startNode(dataDir, port, args) {
     const child = spawn(
       WHARF_BIN,
-      ['serve', '--data-dir', this.dataDir, '--listen', `127.0.0.1:${this.port}`, ...this.args],
+      ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, ...args],
       {
         env: { ...process.env, WHARF_ACCOUNT_ID: this.accountId, WHARF_API_TOKEN: this.token, ...this.env },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
-    this.child = child;
     child.exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => resolve({ code, signal }));
       child.on('error', (e) => {
@@ -120,8 +151,8 @@ export class WharfServer {
     const keep = (d) => {
       for (const line of String(d).split('\n')) {
         if (!line) continue;
-        if (process.env.WHARF_TEST_VERBOSE) process.stderr.write(`[wharf:${this.port}] ${line}\n`);
-        if (KEEP_DATA) appendFileSync(`${this.dataDir}.log`, `${line}\n`);
+        if (process.env.WHARF_TEST_VERBOSE) process.stderr.write(`[wharf:${port}] ${line}\n`);
+        if (KEEP_DATA) appendFileSync(`${dataDir}.log`, `${line}\n`);
         this.lines.push(line);
         if (this.lines.length > 200) this.lines.shift();
       }
@@ -136,14 +167,15 @@ export class WharfServer {
         throw new Error(`wharf exited during start-up (${child.exitCode ?? child.signalCode}):\n${this.log()}`);
       }
       try {
-        const res = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) });
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1000) });
         await res.arrayBuffer();
-        if (res.status === 200) return this;
+        if (res.status === 200) return child;
       } catch {
         /* not listening yet */
       }
       if (Date.now() > deadline) {
-        await this.kill9();
+        child.kill('SIGKILL');
+        await child.exited;
         throw new Error(`wharf did not answer /healthz within 15 s:\n${this.log()}`);
       }
       await sleep(50);
@@ -156,16 +188,9 @@ export class WharfServer {
     const child = this.child;
     if (!child) return null;
     this.child = null;
-    if (child.exitCode !== null || child.signalCode !== null) return child.exited;
-    child.kill('SIGTERM');
-    let timer;
-    const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve(null), 10_000)));
-    const exited = await Promise.race([child.exited, timeout]);
-    clearTimeout(timer);
-    if (exited) return exited;
-    child.kill('SIGKILL');
-    await child.exited;
-    return { code: null, signal: 'SIGTERM-timeout' };
+    const siblings = this.siblings.splice(0);
+    const [exited] = await Promise.all([child, ...siblings].map(stopChild));
+    return exited;
   }
 
   /* Crash: SIGKILL, wait for the process to be gone. */
@@ -173,8 +198,10 @@ export class WharfServer {
     const child = this.child;
     if (!child) return;
     this.child = null;
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await child.exited;
+    for (const c of [child, ...this.siblings.splice(0)]) {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await c.exited;
+    }
   }
 
   async restart({ crash = false } = {}) {
@@ -186,6 +213,8 @@ export class WharfServer {
   /* Stops the server and removes its data dir (kept with WHARF_TEST_KEEP_DATA). */
   async dispose() {
     await this.stop();
+    if (this.proxy) this.proxy.close();
+    if (this.nats) await this.nats.stop();
     if (KEEP_DATA) process.stderr.write(`kept ${this.dataDir} and ${this.dataDir}.log\n`);
     else if (this.dataDir) await rm(this.dataDir, { recursive: true, force: true });
   }
@@ -299,6 +328,37 @@ export function tokenFromOutput(stdout) {
   const m = last.match(/^token:\s*(\S+)$/i) || last.match(/(\S+)$/);
   if (!m) throw new Error(`no token in: ${stdout}`);
   return m[1];
+}
+
+/* SIGTERM, then the exit {code, signal}; SIGKILL after 10 s. */
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exited;
+  child.kill('SIGTERM');
+  let timer;
+  const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve(null), 10_000)));
+  const exited = await Promise.race([child.exited, timeout]);
+  clearTimeout(timer);
+  if (exited) return exited;
+  child.kill('SIGKILL');
+  await child.exited;
+  return { code: null, signal: 'SIGTERM-timeout' };
+}
+
+/* CLUSTER: listens on port and hands each connection to the next of
+ * ports, in turn (a connection refused by a stopped node is closed). */
+function startProxy(port, ports) {
+  let next = 0;
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(ports[next++ % ports.length], '127.0.0.1');
+    client.pipe(upstream).pipe(client);
+    const close = () => { client.destroy(); upstream.destroy(); };
+    client.on('error', close);
+    upstream.on('error', close);
+    client.on('close', close);
+    upstream.on('close', close);
+  });
+  proxy.listen(port, '127.0.0.1');
+  return proxy;
 }
 
 export async function startServer(opts) {

@@ -87,8 +87,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(UNIT_HELPER_OBJS)
 run: $(BUILD)/wharf npm-deps
 	$(BUILD)/wharf serve --data-dir ./wharf-data
 
-# Three local nats-server nodes with JetStream in one cluster (deploy/cluster/run.sh).
-cluster: deps
+# Three local nats-server nodes with JetStream in one cluster and two
+# `wharf serve --nats` nodes on them (deploy/cluster/run.sh).
+cluster: deps $(BUILD)/wharf
 	deploy/cluster/run.sh start
 
 cluster-stop:

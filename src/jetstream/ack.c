@@ -16,9 +16,10 @@
 #include "queue/lease.h"
 #include "util/buf.h"
 
+/* "reason: handle", as the engine's warnings read (api/messages.c splits them). */
 static void ack_warn(engine_ack_result_t *result, const char *id, const char *reason) {
   buf_t text = BUF_INIT;
-  buf_printf(&text, "%s: %s", id ? id : "(null)", reason);
+  buf_printf(&text, "%s: %.100s", reason, id ? id : "(null)");
   result->warnings = xrealloc(result->warnings, (result->warning_count + 1) * sizeof *result->warnings);
   result->warnings[result->warning_count++] = buf_detach(&text);
 }

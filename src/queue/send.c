@@ -81,6 +81,8 @@ static void send_message_id(engine_t *engine, uint8_t out[16]) {
 int engine_send(engine_queue_t *queue, const engine_message_t *messages, size_t count,
                 engine_done_fn done, void *data) {
   if (queue->engine->backend) {
+    /* Counted per node: over N nodes a queue takes up to N times the rate. */
+    if (!send_rate_allows(queue, count, clock_now_ms())) return ENGINE_ERR_RATE_LIMIT;
     engine_backend_send(queue, messages, count, done, data);
     return ENGINE_OK;
   }

@@ -345,17 +345,19 @@ async function stopChild(child) {
 }
 
 /* CLUSTER: listens on port and hands each connection to the next of
- * ports, in turn (a connection refused by a stopped node is closed). */
+ * ports, in turn. Half-closes pass through (a client that sends and ends
+ * still gets its answer), and so does a close: what one side sent before
+ * it closed is delivered first (end, not destroy). */
 function startProxy(port, ports) {
   let next = 0;
-  const proxy = net.createServer((client) => {
-    const upstream = net.connect(ports[next++ % ports.length], '127.0.0.1');
+  const proxy = net.createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = net.connect({ port: ports[next++ % ports.length], host: '127.0.0.1',
+                                   allowHalfOpen: true });
     client.pipe(upstream).pipe(client);
-    const close = () => { client.destroy(); upstream.destroy(); };
-    client.on('error', close);
-    upstream.on('error', close);
-    client.on('close', close);
-    upstream.on('close', close);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.end());
+    upstream.on('close', () => client.end());
   });
   proxy.listen(port, '127.0.0.1');
   return proxy;

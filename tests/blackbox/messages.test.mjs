@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { HEX32, assertEnvelope, assertError, sleep, startServer } from './harness.mjs';
+import { CLUSTER, HEX32, assertEnvelope, assertError, sleep, startServer } from './harness.mjs';
 
 let server;
 let client;
@@ -787,7 +787,11 @@ describe('durability across restarts', () => {
     assert.deepEqual((await pullAll(q, 1, { timeoutMs: 2000 })).map((m) => m.body), ['delayed']);
   });
 
-  test('kill -9 after answered sends and acks: sent messages are back, acked ones stay gone', async () => {
+  /* By design in clustered mode: leases are JetStream's and outlive a Wharf
+   * node, so in-flight messages come back when their visibility timeout
+   * ends (30 s here), not at the restart; cluster.test.mjs covers acks. */
+  test('kill -9 after answered sends and acks: sent messages are back, acked ones stay gone',
+       { skip: CLUSTER && 'clustered mode: leases survive a node restart by design' }, async () => {
     const q = await pullQueue('restart-crash');
     const ids = [];
     for (let i = 0; i < 10; i++) await sendOk(q, `c${i}`, 'text');

@@ -47,6 +47,16 @@ void api_admin_memberships(api_call_t *call) {
   api_reply_ok(call, context.list, info);
 }
 
+static void account_created(void *data, int status, const control_account_t *account) {
+  api_call_t *call = data;
+  if (status != CONTROL_OK) {
+    api_reply_control_error(call, status, "account");
+    return;
+  }
+  api_audit_record(call, account->id, "CreateAccount", "account", account->id, NULL, account_json(account));
+  api_reply_ok(call, account_json(account), NULL);
+}
+
 void api_admin_accounts_create(api_call_t *call) {
   const char *name = NULL;
   if (!params_string(call, call->body, "name", &name)) return;
@@ -54,14 +64,7 @@ void api_admin_accounts_create(api_call_t *call) {
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "name must be 1-100 characters");
     return;
   }
-  control_account_t account;
-  int rc = control_account_create(call->api->control, NULL, name, &account);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "account");
-    return;
-  }
-  api_audit_record(call, account.id, "CreateAccount", "account", account.id, NULL, account_json(&account));
-  api_reply_ok(call, account_json(&account), NULL);
+  catalog_account_create(call->api->catalog, name, account_created, call);
 }
 
 static void account_append(void *arg, const control_account_t *account) {

@@ -3,9 +3,12 @@
  * /healthz and Wharf's admin routes (accounts, tokens).
  *
  * One call (api_call_t) is made per HTTP request. The router authenticates
- * it, checks the route's permission and the account in the path, loads the
- * queue named in the path, parses the JSON body, and hands it to the route's
- * handler. A handler answers exactly once with api_reply_ok/api_reply_error,
+ * it, checks the route's permission and the account in the path, resolves
+ * the queue named in the path once, through the catalog (catalog/catalog.h,
+ * the owner of every queue's settings), parses the JSON body, and hands it
+ * to the route's handler. Handlers change queues, consumers, workers and
+ * accounts only through the catalog, and answer when it has applied the
+ * change. A handler answers exactly once with api_reply_ok/api_reply_error,
  * either at once or later from a callback (a send is answered after the log
  * has made it durable); answering frees the call.
  *
@@ -19,6 +22,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "catalog/catalog.h"
 #include "control/control.h"
 #include "control/audit_log.h"
 #include "control/metrics_history.h"
@@ -26,18 +30,12 @@
 #include "push/push.h"
 #include "queue/engine.h"
 
-/* Queue settings' defaults and limits (seed 004, "Configuration", "Limits"). */
-#define QUEUE_DEFAULT_RETENTION_S 345600
-#define QUEUE_MIN_RETENTION_S 60
-#define QUEUE_MAX_RETENTION_S 1209600
-#define QUEUE_MAX_DELAY_S 43200
-
 typedef struct {
   uv_loop_t *loop;
   control_t *control;
   engine_t *engine;
+  catalog_t *catalog;
   push_dispatcher_t *push; /* NULL until started, and after stop */
-  uint32_t max_queue_rate; /* messages/s per queue, 0 = unlimited */
   bool ready;     /* /healthz answers 200 once startup finished */
   json_t *purges; /* queue id -> ms of its last purge, for GET …/purge */
   metrics_history_t *history; /* per-minute metrics for GraphQL */
@@ -54,8 +52,13 @@ typedef struct {
                                 the routes that parse their own (sends) */
   control_token_t token;     /* the authenticated caller */
   char account_id[33];       /* {a} of the path, when the route has one */
-  control_queue_t queue;     /* {q} of the path, loaded and checked */
+  /* {q} of the path, resolved by the router: the catalog's entry (valid
+   * until the handler returns or starts a change) and a copy of its row for
+   * what the handler answers later. */
+  const catalog_queue_t *catalog_queue;
+  control_queue_t queue;
   char param[64];            /* a further id: consumer or token id */
+  json_t *audit_old_value;   /* what a change replaces, kept for its audit record */
   uint64_t started_ms;
 } api_call_t;
 
@@ -111,8 +114,22 @@ void api_reply_text(api_call_t *call, const char *content_type, buf_t *text);
  * x-should-retry: false on 4xx. Frees the call. */
 void api_reply_error(api_call_t *call, int status, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Maps a CONTROL_ERR_* to a reply (database errors become 500). */
+/* The one mapping from the modules' statuses to the envelope: a
+ * CONTROL_ERR_* (control.h), an ENGINE_ERR_* (engine.h) or a negative errno
+ * from the message log, to the HTTP status and code of its reply. */
+typedef struct {
+  int http_status;
+  int code; /* api_error_code_t */
+} api_error_t;
+api_error_t api_error_of(int status);
+/* Answers status (not 0) as api_error_of maps it, with the message given
+ * (and Retry-After: 1 for a rate limit). Frees the call. */
+void api_reply_failure(api_call_t *call, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A control-plane status with its stock message (database errors become 500). */
 void api_reply_control_error(api_call_t *call, int control_status, const char *what);
+/* A failed write of the message log (-errno): nothing was stored. */
+void api_reply_storage_failure(api_call_t *call, int status);
 
 /* Handlers, one file per resource. */
 void api_queues_create(api_call_t *call);
@@ -175,15 +192,5 @@ void api_admin_accounts_list(api_call_t *call);
 void api_admin_tokens_create(api_call_t *call);
 void api_admin_tokens_list(api_call_t *call);
 void api_admin_tokens_revoke(api_call_t *call);
-
-/* Shared by handlers: the Queue object of the API, and pushing a queue's
- * settings and consumer into the engine after any change. */
-json_t *api_queue_to_json(api_t *api, const control_queue_t *queue);
-engine_queue_t *api_queue_sync_engine(api_t *api, const control_queue_t *queue);
-/* The engine's state of the call's {q} queue. */
-engine_queue_t *api_call_engine_queue(api_call_t *call);
-/* The dead-letter resolver the engine calls (engine_options_t). */
-bool api_resolve_dead_letter_queue(void *context, const uint8_t source[16],
-                                   uint8_t dead_letter_out[16]);
 
 #endif

@@ -112,7 +112,9 @@ static bool audit_filter_read(api_call_t *call, audit_filter_t *filter, char str
          audit_query_uint(call, "per_page", AUDIT_MAX_PER_PAGE, &filter->per_page);
 }
 
-void api_audit_logs_list(api_call_t *call) {
+/* After every entry added before the request is written. */
+static void audit_logs_list_now(void *data) {
+  api_call_t *call = data;
   audit_filter_t filter = {0};
   char strings[6][64] = {{0}};
   if (!audit_filter_read(call, &filter, strings)) return;
@@ -128,4 +130,8 @@ void api_audit_logs_list(api_call_t *call) {
                            "total_count", (json_int_t)total, "total_pages",
                            (json_int_t)((total + filter.per_page - 1) / filter.per_page));
   api_reply_ok(call, list, info);
+}
+
+void api_audit_logs_list(api_call_t *call) {
+  audit_log_after_writes(call->api->audit, audit_logs_list_now, call);
 }

@@ -6,47 +6,16 @@
  * max_retries ≤ 100, max_wait_time_ms ≤ 60,000, visibility_timeout_ms ≤ 12 h,
  * retry_delay ≤ 43,200 s, max_concurrency ≤ 250. A named dead-letter queue is
  * created right away if it does not exist, so it is visible (and can be
- * consumed) before the first message lands in it.
+ * consumed) before the first message lands in it. The catalog makes the
+ * changes; the replies wait for them.
  */
-#include "api/consumers.h"
-
 #include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "api/events.h"
+#include "api/objects.h"
 #include "api/params.h"
-#include "util/clock.h"
-#include "util/crypto.h"
-#include "util/log.h"
-
-json_t *api_consumer_to_json(const control_consumer_t *consumer, const control_queue_t *queue) {
-  char created[32];
-  clock_format_iso8601(consumer->created_ms, created);
-  bool worker = consumer->type == CONSUMER_WORKER;
-  json_t *settings = json_pack("{s:i, s:i, s:i}", "batch_size", (int)consumer->batch_size,
-                               "max_retries", (int)consumer->max_retries, "retry_delay",
-                               (int)consumer->retry_delay_s);
-  if (worker) {
-    json_object_set_new(settings, "max_wait_time_ms", json_integer(consumer->max_wait_time_ms));
-    if (consumer->max_concurrency) /* absent, not null, when it autoscales (the schema's number) */
-      json_object_set_new(settings, "max_concurrency", json_integer(consumer->max_concurrency));
-  } else {
-    json_object_set_new(settings, "visibility_timeout_ms",
-                        json_integer(consumer->visibility_timeout_ms));
-  }
-  json_t *object = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "consumer_id", consumer->id,
-                             "created_on", created, "queue_id", queue->id, "queue_name",
-                             queue->name, "type", worker ? "worker" : "http_pull", "settings",
-                             settings);
-  /* "" when none: the schema's "empty string if not configured" */
-  json_object_set_new(object, "dead_letter_queue", json_string(consumer->dead_letter_queue));
-  if (worker) {
-    json_object_set_new(object, "script", json_string(consumer->script_name));
-    json_object_set_new(object, "script_name", json_string(consumer->script_name));
-  }
-  return object;
-}
 
 /* Reads a create/replace body into consumer; false after replying 400. */
 static bool read_consumer(api_call_t *call, control_consumer_t *consumer) {
@@ -117,72 +86,39 @@ static void reply_consumer_exists(api_call_t *call) {
                   "Queue \"%s\" already has a consumer; remove it first", call->queue.name);
 }
 
-/* Finds the named queue of the account, creating it with default settings
- * if it does not exist (a dead-letter queue is created on first mention);
- * *created says which. */
-static int dead_letter_queue_ensure(api_t *api, const char *account_id, const char *name,
-                                    control_queue_t *out, bool *created) {
-  int rc = control_queue_get_by_name(api->control, account_id, name, out);
-  if (rc != CONTROL_ERR_NOT_FOUND) return rc;
-  *created = true;
-  control_queue_t wanted = {.message_retention_s = QUEUE_DEFAULT_RETENTION_S};
-  snprintf(wanted.name, sizeof wanted.name, "%s", name);
-  snprintf(wanted.account_id, sizeof wanted.account_id, "%s", account_id);
-  rc = control_queue_create(api->control, &wanted, out);
-  if (rc == CONTROL_OK) log_info("dead letter queue created: %s (%s)", out->name, out->id);
-  return rc;
-}
-
-/* Creates or replaces the consumer and its dead-letter queue in one
- * transaction, so a refused request leaves no half-made queue behind. */
-static void consumer_save(api_call_t *call, control_consumer_t *consumer, bool create) {
-  control_t *control = call->api->control;
-  control_queue_t dead_letter;
-  bool dead_letter_created = false;
-  control_transaction_begin(control);
-  int rc = consumer->dead_letter_queue[0]
-               ? dead_letter_queue_ensure(call->api, call->account_id, consumer->dead_letter_queue,
-                                          &dead_letter, &dead_letter_created)
-               : CONTROL_OK;
-  control_consumer_t saved = *consumer, before;
-  json_t *old_value = !create && control_consumer_get(control, call->queue.id, consumer->id, &before) == CONTROL_OK
-                          ? api_consumer_to_json(&before, &call->queue)
-                          : NULL;
-  if (rc == CONTROL_OK)
-    rc = create ? control_consumer_create(control, consumer, &saved)
-                : control_consumer_update(control, consumer);
-  if (rc != CONTROL_OK) {
-    json_decref(old_value);
-    control_transaction_rollback(control);
-    if (rc == CONTROL_ERR_EXISTS) reply_consumer_exists(call);
-    else api_reply_control_error(call, rc, "consumer");
+static void consumer_saved(void *data, int status, const catalog_consumer_result_t *result) {
+  api_call_t *call = data;
+  if (status != CONTROL_OK) {
+    if (status == CONTROL_ERR_EXISTS) reply_consumer_exists(call);
+    else api_reply_control_error(call, status, "consumer");
     return;
   }
-  control_transaction_commit(control);
-  if (consumer->dead_letter_queue[0]) api_queue_sync_engine(call->api, &dead_letter);
-  api_queue_sync_engine(call->api, &call->queue);
-  if (dead_letter_created) api_events_queue(call->api, "queue.created", &dead_letter);
-  if (create) api_events_consumer(call->api, "consumer.attached", &call->queue, &saved);
+  bool create = !call->audit_old_value; /* a replace keeps what it replaced */
+  json_t *old_value = call->audit_old_value;
+  call->audit_old_value = NULL;
+  const control_consumer_t *saved = &result->consumer;
+  if (result->dead_letter_created) api_events_queue(call->api, "queue.created", &result->dead_letter);
+  if (create) api_events_consumer(call->api, "consumer.attached", &call->queue, saved);
   api_audit_record(call, call->account_id, create ? "AttachConsumer" : "UpdateConsumerSettings", "consumer",
-                   saved.id, old_value, api_consumer_to_json(&saved, &call->queue));
-  api_reply_ok(call, api_consumer_to_json(&saved, &call->queue), NULL);
+                   saved->id, old_value, api_consumer_to_json(saved, &call->queue));
+  api_reply_ok(call, api_consumer_to_json(saved, &call->queue), NULL);
 }
 
 void api_consumers_create(api_call_t *call) {
-  control_consumer_t consumer;
-  if (control_consumer_of_queue(call->api->control, call->queue.id, &consumer) == CONTROL_OK) {
+  if (call->catalog_queue->has_consumer) {
     reply_consumer_exists(call);
     return;
   }
+  control_consumer_t consumer;
   consumer_defaults(&consumer, call->queue.id);
-  if (read_consumer(call, &consumer)) consumer_save(call, &consumer, true);
+  if (read_consumer(call, &consumer))
+    catalog_consumer_save(call->api->catalog, &consumer, true, consumer_saved, call);
 }
 
 void api_consumers_list(api_call_t *call) {
   json_t *list = json_array();
-  control_consumer_t consumer;
-  if (control_consumer_of_queue(call->api->control, call->queue.id, &consumer) == CONTROL_OK)
-    json_array_append_new(list, api_consumer_to_json(&consumer, &call->queue));
+  if (call->catalog_queue->has_consumer)
+    json_array_append_new(list, api_consumer_to_json(&call->catalog_queue->consumer, &call->queue));
   json_t *info = json_pack("{s:i, s:i, s:i, s:i, s:i}", "page", 1, "per_page", 20, "count",
                            (int)json_array_size(list), "total_count", (int)json_array_size(list),
                            "total_pages", 1);
@@ -190,13 +126,13 @@ void api_consumers_list(api_call_t *call) {
 }
 
 static bool load_consumer(api_call_t *call, control_consumer_t *consumer) {
-  int rc = control_consumer_get(call->api->control, call->queue.id, call->param, consumer);
-  if (rc == CONTROL_OK) return true;
-  if (rc == CONTROL_ERR_NOT_FOUND)
-    api_reply_error(call, 404, API_ERR_CONSUMER_NOT_FOUND, "Consumer %s not found on queue \"%s\"",
-                    call->param, call->queue.name);
-  else
-    api_reply_control_error(call, rc, "consumer");
+  const catalog_queue_t *queue = call->catalog_queue;
+  if (queue->has_consumer && strcmp(queue->consumer.id, call->param) == 0) {
+    *consumer = queue->consumer;
+    return true;
+  }
+  api_reply_error(call, 404, API_ERR_CONSUMER_NOT_FOUND, "Consumer %s not found on queue \"%s\"",
+                  call->param, call->queue.name);
   return false;
 }
 
@@ -212,39 +148,28 @@ void api_consumers_replace(api_call_t *call) {
   consumer_defaults(&consumer, call->queue.id);
   memcpy(consumer.id, existing.id, sizeof consumer.id);
   consumer.created_ms = existing.created_ms;
-  if (read_consumer(call, &consumer)) consumer_save(call, &consumer, false);
+  if (!read_consumer(call, &consumer)) return;
+  call->audit_old_value = api_consumer_to_json(&existing, &call->queue);
+  catalog_consumer_save(call->api->catalog, &consumer, false, consumer_saved, call);
+}
+
+static void consumer_deleted(void *data, int status, const catalog_consumer_result_t *result) {
+  api_call_t *call = data;
+  if (status != CONTROL_OK) {
+    api_reply_control_error(call, status, "consumer");
+    return;
+  }
+  json_t *old_value = call->audit_old_value;
+  call->audit_old_value = NULL;
+  api_events_consumer(call->api, "consumer.removed", &call->queue, &result->consumer);
+  api_audit_record(call, call->account_id, "RemoveConsumer", "consumer", result->consumer.id,
+                   old_value, NULL);
+  api_reply_ok(call, NULL, NULL);
 }
 
 void api_consumers_delete(api_call_t *call) {
   control_consumer_t consumer;
   if (!load_consumer(call, &consumer)) return;
-  int rc = control_consumer_delete(call->api->control, call->queue.id, consumer.id);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "consumer");
-    return;
-  }
-  api_queue_sync_engine(call->api, &call->queue);
-  api_events_consumer(call->api, "consumer.removed", &call->queue, &consumer);
-  api_audit_record(call, call->account_id, "RemoveConsumer", "consumer", consumer.id,
-                   api_consumer_to_json(&consumer, &call->queue), NULL);
-  api_reply_ok(call, NULL, NULL);
-}
-
-bool api_resolve_dead_letter_queue(void *context, const uint8_t source[16],
-                                   uint8_t dead_letter_out[16]) {
-  api_t *api = context;
-  char source_id[33];
-  crypto_hex_encode(source, 16, source_id);
-  control_queue_t queue, dead_letter;
-  control_consumer_t consumer;
-  bool created; /* not reported as wharf.queue.created: the engine is mid-change here */
-  if (control_queue_get(api->control, NULL, source_id, &queue) != CONTROL_OK ||
-      control_consumer_of_queue(api->control, source_id, &consumer) != CONTROL_OK ||
-      !consumer.dead_letter_queue[0] ||
-      dead_letter_queue_ensure(api, queue.account_id, consumer.dead_letter_queue, &dead_letter,
-                               &created) != CONTROL_OK)
-    return false;
-  api_queue_sync_engine(api, &dead_letter);
-  crypto_hex_decode(dead_letter.id, 16, dead_letter_out);
-  return true;
+  call->audit_old_value = api_consumer_to_json(&consumer, &call->queue);
+  catalog_consumer_delete(call->api->catalog, &consumer, consumer_deleted, call);
 }

@@ -7,6 +7,7 @@
  * carries x-should-retry: false (a duplicate name is not worth retrying) and
  * every reply, even an error, is a full envelope with JSON content type.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 static void call_free(api_call_t *call) {
   json_decref(call->body);
+  json_decref(call->audit_old_value);
   free(call);
 }
 
@@ -77,36 +79,78 @@ static json_t *error_envelope(int code, const char *message) {
                    "message", message, "messages", "result");
 }
 
-void api_reply_error(api_call_t *call, int status, int code, const char *fmt, ...) {
+static void reply_error_v(api_call_t *call, int status, int code, const char *fmt, va_list ap) {
   char message[512];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(message, sizeof message, fmt, ap);
-  va_end(ap);
   json_text_repair_utf8(message); /* it may quote the client, or be cut mid-character */
   reply_json(call->exchange, status, error_envelope(code, message));
   call_free(call);
 }
 
+void api_reply_error(api_call_t *call, int status, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  reply_error_v(call, status, code, fmt, ap);
+  va_end(ap);
+}
+
+/* Negative errno values are -4095..-1 (the kernel's MAX_ERRNO); the
+ * modules' own codes lie below them, each set in its own range. */
+_Static_assert(ENGINE_ERR_STORAGE_LIMIT < -4095 && (int)CONTROL_ERR_NOT_FOUND < (int)ENGINE_ERR_DELETED,
+               "the modules' status codes must not overlap errno or each other");
+
+api_error_t api_error_of(int status) {
+  switch (status) {
+  case CONTROL_ERR_NOT_FOUND: return (api_error_t){404, API_ERR_NOT_FOUND};
+  case CONTROL_ERR_EXISTS: return (api_error_t){409, API_ERR_QUEUE_EXISTS};
+  case CONTROL_ERR_LIMIT: return (api_error_t){403, API_ERR_QUEUE_LIMIT};
+  case CONTROL_ERR_FULL:
+  case -ENOSPC: return (api_error_t){507, API_ERR_STORAGE_FAILURE};
+  case ENGINE_ERR_STORAGE_LIMIT: return (api_error_t){413, API_ERR_STORAGE_LIMIT};
+  case ENGINE_ERR_RATE_LIMIT: return (api_error_t){429, API_ERR_TOO_MANY_REQUESTS};
+  case ENGINE_ERR_PAUSED: return (api_error_t){409, API_ERR_DELIVERY_PAUSED};
+  case ENGINE_ERR_DELETED: return (api_error_t){404, API_ERR_QUEUE_NOT_FOUND};
+  default: /* the log's errno, or the control plane's database failing */
+    return (api_error_t){500, status < 0 && status >= -4095 ? API_ERR_STORAGE_FAILURE : API_ERR_INTERNAL};
+  }
+}
+
+void api_reply_failure(api_call_t *call, int status, const char *fmt, ...) {
+  api_error_t error = api_error_of(status);
+  if (status == ENGINE_ERR_RATE_LIMIT) /* a per-second limit */
+    http_exchange_add_header(call->exchange, "Retry-After", "1");
+  va_list ap;
+  va_start(ap, fmt);
+  reply_error_v(call, error.http_status, error.code, fmt, ap);
+  va_end(ap);
+}
+
 void api_reply_control_error(api_call_t *call, int control_status, const char *what) {
   switch (control_status) {
   case CONTROL_ERR_NOT_FOUND:
-    api_reply_error(call, 404, API_ERR_NOT_FOUND, "%s not found", what);
+    api_reply_failure(call, control_status, "%s not found", what);
     break;
   case CONTROL_ERR_EXISTS:
-    api_reply_error(call, 409, API_ERR_QUEUE_EXISTS, "%s already exists", what);
+    api_reply_failure(call, control_status, "%s already exists", what);
     break;
   case CONTROL_ERR_LIMIT:
-    api_reply_error(call, 403, API_ERR_QUEUE_LIMIT,
-                    "limit reached: at most %d queues per account", CONTROL_MAX_QUEUES_PER_ACCOUNT);
+    api_reply_failure(call, control_status, "limit reached: at most %d queues per account",
+                      CONTROL_MAX_QUEUES_PER_ACCOUNT);
     break;
   case CONTROL_ERR_FULL:
-    api_reply_error(call, 507, API_ERR_STORAGE_FAILURE,
-                    "Storage failure: no space left on device; nothing was stored");
+    api_reply_failure(call, control_status,
+                      "Storage failure: no space left on device; nothing was stored");
     break;
   default:
-    api_reply_error(call, 500, API_ERR_INTERNAL, "internal error (control plane)");
+    api_reply_failure(call, CONTROL_ERR_DATABASE, "internal error (control plane)");
   }
+}
+
+void api_reply_storage_failure(api_call_t *call, int status) {
+  if (status == -ENOSPC)
+    api_reply_failure(call, status, "Storage failure: no space left on device; nothing was stored");
+  else
+    api_reply_failure(call, status, "Storage failure (%s); nothing was stored", strerror(-status));
 }
 
 void api_handle_protocol_error(http_exchange_t *exchange, int status, const char *message,

@@ -80,16 +80,10 @@ static void op_send_done(void *data, int status, const engine_metrics_t *metrics
   op_finish_one(op);
 }
 
-/* The engine's queue of a queue id, configured from the control plane if
- * the engine has not seen it yet. */
+/* The engine's queue of a queue id; NULL once the queue is gone. */
 static engine_queue_t *events_engine_queue(api_t *api, const char *queue_id) {
-  uint8_t id[16];
-  crypto_hex_decode(queue_id, 16, id);
-  engine_queue_t *queue = engine_queue_find(api->engine, id);
-  control_queue_t row;
-  if (!queue && control_queue_get(api->control, NULL, queue_id, &row) == CONTROL_OK)
-    queue = api_queue_sync_engine(api, &row);
-  return queue;
+  const catalog_queue_t *queue = catalog_queue_find(api->catalog, NULL, queue_id);
+  return queue ? queue->engine_queue : NULL;
 }
 
 /* The message of `event` for one subscription. */
@@ -165,16 +159,15 @@ static void reply_unknown_type(api_call_t *call, const char *type) {
 static void publish_done(void *data, int status, json_t *deliveries) {
   api_call_t *call = data;
   if (status == ENGINE_ERR_RATE_LIMIT) {
-    http_exchange_add_header(call->exchange, "Retry-After", "1"); /* a per-second limit */
-    api_reply_error(call, 429, API_ERR_TOO_MANY_REQUESTS,
-                    "Too Many Requests: a subscribed queue's message rate limit was exceeded");
+    api_reply_failure(call, status,
+                      "Too Many Requests: a subscribed queue's message rate limit was exceeded");
   } else if (status == ENGINE_ERR_STORAGE_LIMIT) {
-    api_reply_error(call, 413, API_ERR_STORAGE_LIMIT,
-                    "Storage Limit Exceeded: a subscribed queue's backlog would exceed 25 GB");
+    api_reply_failure(call, status,
+                      "Storage Limit Exceeded: a subscribed queue's backlog would exceed 25 GB");
   } else if (status != 0) {
-    api_reply_error(call, status == -ENOSPC ? 507 : 500, API_ERR_STORAGE_FAILURE,
-                    "Storage failure (%s): the event may be in some subscribed queues only",
-                    strerror(-status));
+    api_reply_failure(call, status,
+                      "Storage failure (%s): the event may be in some subscribed queues only",
+                      strerror(-status));
   } else {
     api_reply_ok(call,
                  json_pack("{s:O, s:O}", "type", json_object_get(call->body, "type"),
@@ -248,13 +241,12 @@ void api_events_dead_lettered(void *context, const uint8_t source[16],
   char source_id[33], dead_letter_id[33];
   crypto_hex_encode(source, 16, source_id);
   crypto_hex_encode(dead_letter, 16, dead_letter_id);
-  control_queue_t queue, dead_letter_queue;
-  if (control_queue_get(api->control, NULL, source_id, &queue) != CONTROL_OK ||
-      control_queue_get(api->control, NULL, dead_letter_id, &dead_letter_queue) != CONTROL_OK)
-    return;
-  wharf_emit(api, queue.account_id, "messages.deadLettered",
-             json_pack("{s:s, s:s, s:s, s:s, s:i}", "queueId", queue.id, "queueName", queue.name,
-                       "deadLetterQueueId", dead_letter_queue.id, "deadLetterQueueName",
-                       dead_letter_queue.name, "messageCount", (int)count),
-             queue.id);
+  const catalog_queue_t *queue = catalog_queue_find(api->catalog, NULL, source_id);
+  const catalog_queue_t *dead_letter_queue = catalog_queue_find(api->catalog, NULL, dead_letter_id);
+  if (!queue || !dead_letter_queue) return;
+  wharf_emit(api, queue->row.account_id, "messages.deadLettered",
+             json_pack("{s:s, s:s, s:s, s:s, s:i}", "queueId", queue->row.id, "queueName",
+                       queue->row.name, "deadLetterQueueId", dead_letter_queue->row.id,
+                       "deadLetterQueueName", dead_letter_queue->row.name, "messageCount", (int)count),
+             queue->row.id);
 }

@@ -50,19 +50,10 @@ static void reply_ok_text(api_call_t *call, buf_t *result) {
   buf_free(result);
 }
 
-static void reply_storage_failure(api_call_t *call, int status) {
-  if (status == -ENOSPC)
-    api_reply_error(call, 507, API_ERR_STORAGE_FAILURE,
-                    "Storage failure: no space left on device; nothing was stored");
-  else
-    api_reply_error(call, 500, API_ERR_STORAGE_FAILURE,
-                    "Storage failure (%s); nothing was stored", strerror(-status));
-}
-
 static void send_done(void *data, int status, const engine_metrics_t *metrics) {
   api_call_t *call = data;
   if (status != 0) {
-    reply_storage_failure(call, status);
+    api_reply_storage_failure(call, status);
     return;
   }
   buf_t result = BUF_INIT;
@@ -73,17 +64,13 @@ static void send_done(void *data, int status, const engine_metrics_t *metrics) {
 }
 
 static void send_parsed(api_call_t *call, const message_set_t *set) {
-  int rc = engine_send(api_call_engine_queue(call), set->messages, set->count, send_done, call);
-  if (rc == ENGINE_ERR_STORAGE_LIMIT) {
-    api_reply_error(call, 413, API_ERR_STORAGE_LIMIT,
-                    "Storage Limit Exceeded: the queue's backlog would exceed 25 GB");
-  } else if (rc == ENGINE_ERR_RATE_LIMIT) {
-    http_exchange_add_header(call->exchange, "Retry-After", "1"); /* a per-second limit */
-    api_reply_error(call, 429, API_ERR_TOO_MANY_REQUESTS,
-                    "Too Many Requests: the queue's message rate limit was exceeded");
-  } else if (rc != ENGINE_OK) {
-    reply_storage_failure(call, rc);
-  }
+  int rc = engine_send(call->catalog_queue->engine_queue, set->messages, set->count, send_done, call);
+  if (rc == ENGINE_ERR_STORAGE_LIMIT)
+    api_reply_failure(call, rc, "Storage Limit Exceeded: the queue's backlog would exceed 25 GB");
+  else if (rc == ENGINE_ERR_RATE_LIMIT)
+    api_reply_failure(call, rc, "Too Many Requests: the queue's message rate limit was exceeded");
+  else if (rc != ENGINE_OK)
+    api_reply_storage_failure(call, rc);
 }
 
 /* Send and send batch parse their own bodies (message_parser.h): the router
@@ -108,7 +95,7 @@ void api_messages_send_batch(api_call_t *call) { send_body(call, true); }
  * consumer's current concurrency as autoscaling has set it. */
 void api_queues_metrics(api_call_t *call) {
   engine_metrics_t metrics;
-  engine_queue_metrics(api_call_engine_queue(call), &metrics);
+  engine_queue_metrics(call->catalog_queue->engine_queue, &metrics);
   uint32_t concurrency = call->api->push ? push_queue_concurrency(call->api->push, call->queue.id) : 0;
   buf_t result = BUF_INIT;
   metrics_write_open(&result, &metrics);
@@ -146,13 +133,13 @@ static void delivery_write(buf_t *out, const engine_delivery_t *delivery, const 
 }
 
 /* [message, …], and frees the deliveries. */
-static void deliveries_write(buf_t *out, engine_delivery_t *deliveries, int count,
+static void deliveries_write(buf_t *out, engine_delivery_t *deliveries, uint32_t count,
                              const char *handle_key) {
   size_t body_bytes = 0;
-  for (int i = 0; i < count; i++) body_bytes += deliveries[i].body.len;
+  for (uint32_t i = 0; i < count; i++) body_bytes += deliveries[i].body.len;
   buf_reserve(out, body_bytes / 3 * 4 + (size_t)count * 320 + 64);
   buf_append(out, "[", 1);
-  for (int i = 0; i < count; i++) {
+  for (uint32_t i = 0; i < count; i++) {
     if (i) buf_append(out, ",", 1);
     delivery_write(out, &deliveries[i], handle_key);
   }
@@ -160,36 +147,23 @@ static void deliveries_write(buf_t *out, engine_delivery_t *deliveries, int coun
   engine_deliveries_free(deliveries, (size_t)count);
 }
 
-/* Answers a pull: count deliveries (freed here), or an engine error. */
-static void pull_reply(api_call_t *call, engine_queue_t *queue, engine_delivery_t *deliveries,
-                       int count) {
-  if (count == ENGINE_ERR_DELETED) {
-    api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue was deleted while the pull waited");
-    return;
-  }
-  if (count == ENGINE_ERR_PAUSED) {
-    api_reply_error(call, 409, API_ERR_DELIVERY_PAUSED,
-                    "queue_delivery_paused: delivery is paused on queue \"%s\"", call->queue.name);
-    return;
-  }
-  if (count < 0) {
-    reply_storage_failure(call, count);
-    return;
-  }
-  engine_metrics_t metrics;
-  engine_queue_metrics(queue, &metrics);
+/* Answers a pull: count deliveries (freed here) and the queue's metrics
+ * after it. */
+static void pull_reply(api_call_t *call, const engine_metrics_t *metrics,
+                       engine_delivery_t *deliveries, uint32_t count) {
   buf_t result = BUF_INIT;
   buf_append_str(&result, "{\"message_backlog_count\":");
-  json_text_append_int(&result, (int64_t)metrics.backlog_count);
+  json_text_append_int(&result, (int64_t)metrics->backlog_count);
   buf_append_str(&result, ",\"messages\":");
   deliveries_write(&result, deliveries, count, "lease_id");
   buf_append_str(&result, ",\"metadata\":{\"metrics\":");
-  metrics_write_open(&result, &metrics);
+  metrics_write_open(&result, metrics);
   buf_append_str(&result, "}}}");
   reply_ok_text(call, &result);
 }
 
-/* A pull waiting for messages (engine_pull_wait), on the api's list. */
+/* A pull: its leased deliveries until their bodies are read; while it
+ * waits for messages (engine_pull_wait), on the api's list of holds. */
 typedef struct pull_hold {
   api_call_t *call;
   engine_queue_t *queue;
@@ -198,24 +172,62 @@ typedef struct pull_hold {
   engine_delivery_t deliveries[];
 } pull_hold_t;
 
+static pull_hold_t *pull_new(api_call_t *call, engine_queue_t *queue, uint32_t batch_size) {
+  pull_hold_t *pull = xcalloc(1, sizeof *pull + batch_size * sizeof pull->deliveries[0]);
+  pull->call = call;
+  pull->queue = queue;
+  return pull;
+}
+
+static void pull_read_done(void *data, uint32_t count, const engine_metrics_t *metrics) {
+  pull_hold_t *pull = data;
+  pull_reply(pull->call, metrics, pull->deliveries, count);
+  free(pull);
+}
+
+/* Answers with what was leased (the bodies are read off the loop first),
+ * or the engine's refusal. */
+static void pull_finish(pull_hold_t *pull, int status, uint32_t count) {
+  api_call_t *call = pull->call;
+  if (status != ENGINE_OK) {
+    free(pull);
+    if (status == ENGINE_ERR_PAUSED)
+      api_reply_failure(call, status, "queue_delivery_paused: delivery is paused on queue \"%s\"",
+                        call->queue.name);
+    else
+      api_reply_failure(call, status, "Queue was deleted while the pull waited");
+    return;
+  }
+  if (count > 0) {
+    engine_deliveries_read(pull->queue, pull->deliveries, count, pull_read_done, pull);
+    return;
+  }
+  engine_metrics_t metrics;
+  engine_queue_metrics(pull->queue, &metrics);
+  pull_read_done(pull, 0, &metrics);
+}
+
 static void pull_hold_unlink(pull_hold_t *hold) {
   if (hold->prev) hold->prev->next = hold->next;
   else hold->call->api->holds = hold->next;
   if (hold->next) hold->next->prev = hold->prev;
 }
 
-static void pull_hold_done(void *data, int count) {
+static void pull_hold_done(void *data, int status, uint32_t count) {
   pull_hold_t *hold = data;
   pull_hold_unlink(hold);
-  pull_reply(hold->call, hold->queue, hold->deliveries, count);
-  free(hold);
+  /* The wait is over: a client going away now only loses the answer. */
+  http_exchange_on_abandon(hold->call->exchange, NULL, NULL);
+  pull_finish(hold, status, count);
 }
 
 /* The client went away: nothing is leased for it; the answer is discarded. */
 static void pull_hold_abandon(void *data) {
   pull_hold_t *hold = data;
   engine_wait_cancel(hold->wait);
-  pull_hold_done(hold, 0);
+  pull_hold_unlink(hold);
+  engine_metrics_t metrics = {0};
+  pull_read_done(hold, 0, &metrics);
 }
 
 static bool pull_hold_allowed(const api_call_t *call) {
@@ -229,18 +241,13 @@ static bool pull_hold_allowed(const api_call_t *call) {
 
 /* Holds a pull that found nothing; false (nothing held) past a cap or
  * when the engine holds no more (shutdown). */
-static bool pull_hold_start(api_call_t *call, engine_queue_t *queue, uint32_t batch_size,
-                            uint32_t visibility_ms, uint32_t wait_ms) {
+static bool pull_hold_start(pull_hold_t *hold, uint32_t batch_size, uint32_t visibility_ms,
+                            uint32_t wait_ms) {
+  api_call_t *call = hold->call;
   if (!pull_hold_allowed(call)) return false;
-  pull_hold_t *hold = xcalloc(1, sizeof *hold + batch_size * sizeof hold->deliveries[0]);
-  hold->call = call;
-  hold->queue = queue;
-  hold->wait = engine_pull_wait(queue, batch_size, visibility_ms, wait_ms, hold->deliveries,
+  hold->wait = engine_pull_wait(hold->queue, batch_size, visibility_ms, wait_ms, hold->deliveries,
                                 pull_hold_done, hold);
-  if (!hold->wait) {
-    free(hold);
-    return false;
-  }
+  if (!hold->wait) return false;
   hold->next = call->api->holds;
   if (hold->next) hold->next->prev = hold;
   call->api->holds = hold;
@@ -260,7 +267,7 @@ static bool messages_http_pull_enabled(api_call_t *call, engine_queue_t *queue) 
 }
 
 void api_messages_pull(api_call_t *call) {
-  engine_queue_t *queue = api_call_engine_queue(call);
+  engine_queue_t *queue = call->catalog_queue->engine_queue;
   if (!messages_http_pull_enabled(call, queue)) return;
   uint32_t batch_size = PULL_DEFAULT_BATCH, visibility_ms = 0, wait_ms = 0;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size) ||
@@ -268,11 +275,13 @@ void api_messages_pull(api_call_t *call) {
       !params_uint(call, call->body, "visibility_timeout_ms", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
       !params_uint(call, call->body, "wharf_wait_ms", 0, PULL_MAX_WAIT_MS, &wait_ms))
     return;
-  engine_delivery_t deliveries[PULL_MAX_BATCH];
-  int count = engine_pull(queue, batch_size, visibility_ms, deliveries);
-  if (count == 0 && wait_ms && pull_hold_start(call, queue, batch_size, visibility_ms, wait_ms))
+  pull_hold_t *pull = pull_new(call, queue, batch_size);
+  uint32_t count;
+  int status = engine_pull_leases(queue, batch_size, visibility_ms, pull->deliveries, &count);
+  if (status == ENGINE_OK && count == 0 && wait_ms &&
+      pull_hold_start(pull, batch_size, visibility_ms, wait_ms))
     return;
-  pull_reply(call, queue, deliveries, count);
+  pull_finish(pull, status, count);
 }
 
 /* peek and preview: the same look, handles named as each API names them. */
@@ -280,11 +289,7 @@ static void messages_look(api_call_t *call, const char *handle_key) {
   uint32_t batch_size = PULL_DEFAULT_BATCH;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size)) return;
   engine_delivery_t deliveries[PULL_MAX_BATCH];
-  int count = engine_peek(api_call_engine_queue(call), batch_size, deliveries);
-  if (count < 0) {
-    reply_storage_failure(call, count);
-    return;
-  }
+  uint32_t count = engine_peek(call->catalog_queue->engine_queue, batch_size, deliveries);
   buf_t result = BUF_INIT;
   buf_append_str(&result, "{\"messages\":");
   deliveries_write(&result, deliveries, count, handle_key);
@@ -349,7 +354,7 @@ static void warnings_write(buf_t *out, const engine_ack_result_t *result) {
 static void ack_done(void *data, int status, const engine_ack_result_t *result) {
   api_call_t *call = data;
   if (status != 0) {
-    reply_storage_failure(call, status);
+    api_reply_storage_failure(call, status);
     return;
   }
   buf_t reply = BUF_INIT;
@@ -375,11 +380,11 @@ static void messages_ack_general(api_call_t *call) {
   engine_retry_t retries[1000];
   for (size_t i = 0; i < retry_count; i++)
     retries[i] = (engine_retry_t){.lease_id = retry_ids[i], .delay_seconds = delays[i]};
-  engine_ack(api_call_engine_queue(call), acks, ack_count, retries, retry_count, ack_done, call);
+  engine_ack(call->catalog_queue->engine_queue, acks, ack_count, retries, retry_count, ack_done, call);
 }
 
 void api_messages_ack(api_call_t *call) {
-  engine_queue_t *queue = api_call_engine_queue(call);
+  engine_queue_t *queue = call->catalog_queue->engine_queue;
   if (!messages_http_pull_enabled(call, queue)) return;
   ack_set_t *set = xcalloc(1, sizeof *set);
   if (ack_parse(call->request->body, call->request->body_len, set))
@@ -396,7 +401,7 @@ static void messages_purge_handles(api_call_t *call, const char *list_key, const
   const char *refs[1000];
   size_t count;
   if (!read_handles(call, list_key, key, refs, NULL, &count)) return;
-  engine_purge_refs(api_call_engine_queue(call), refs, count, ack_done, call);
+  engine_purge_refs(call->catalog_queue->engine_queue, refs, count, ack_done, call);
 }
 
 void api_messages_purge_refs(api_call_t *call) { messages_purge_handles(call, "refs", "ref"); }

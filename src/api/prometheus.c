@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "util/crypto.h"
 
 typedef struct {
   control_queue_t queue;
@@ -38,8 +37,9 @@ typedef struct {
   size_t count, cap;
 } prometheus_scrape_t;
 
-static void prometheus_collect(void *arg, const control_queue_t *queue) {
+static void prometheus_collect(void *arg, const catalog_queue_t *entry) {
   prometheus_scrape_t *scrape = arg;
+  const control_queue_t *queue = &entry->row;
   if (scrape->account_id[0] && strcmp(queue->account_id, scrape->account_id) != 0) return;
   if (scrape->count == scrape->cap) {
     scrape->cap = scrape->cap ? scrape->cap * 2 : 16;
@@ -48,12 +48,9 @@ static void prometheus_collect(void *arg, const control_queue_t *queue) {
   prometheus_queue_t *item = &scrape->queues[scrape->count++];
   memset(item, 0, sizeof *item);
   item->queue = *queue;
-  uint8_t id[16];
-  crypto_hex_decode(queue->id, 16, id);
-  engine_queue_t *engine_queue = engine_queue_find(scrape->api->engine, id);
-  if (engine_queue) {
-    engine_queue_metrics(engine_queue, &item->metrics);
-    item->counters = *engine_queue_counters(engine_queue);
+  if (entry->engine_queue) {
+    engine_queue_metrics(entry->engine_queue, &item->metrics);
+    item->counters = *engine_queue_counters(entry->engine_queue);
   }
   if (scrape->api->push) item->concurrency = push_queue_concurrency(scrape->api->push, queue->id);
 }
@@ -190,7 +187,7 @@ static void prometheus_server_wide(buf_t *out, const engine_t *engine) {
 
 void api_prometheus_metrics(api_call_t *call) {
   prometheus_scrape_t scrape = {.api = call->api, .account_id = call->token.account_id};
-  control_queue_list_all(call->api->control, prometheus_collect, &scrape);
+  catalog_queue_each(call->api->catalog, prometheus_collect, &scrape);
   buf_t out = BUF_INIT;
   static const struct {
     const char *name;

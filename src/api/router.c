@@ -5,8 +5,8 @@
  * Every route under /client/v4, and GET /metrics beside it, requires a token
  * (Authorization: Bearer, or X-Auth-Key as Cloudflare's legacy alternative). Routes with {a} also
  * require the token to belong to that account (admin tokens cover all);
- * routes with {q} load the queue and answer 404 (code 11000) when it is not
- * one of the account's. Checks run in this order so a caller without rights
+ * routes with {q} resolve the queue in the catalog, once, and answer 404
+ * (code 11000) when it is not one of the account's. Checks run in this order so a caller without rights
  * learns nothing about what exists.
  */
 #include <stdlib.h>
@@ -178,7 +178,7 @@ static bool call_authorize(api_call_t *call, const route_t *route) {
     /* A token bound to an account proves the account exists (tokens
      * reference accounts, which are never deleted): only an admin token
      * needs the lookup. */
-    bool covered = admin ? control_account_get(call->api->control, call->account_id, NULL) == CONTROL_OK
+    bool covered = admin ? catalog_account_exists(call->api->catalog, call->account_id)
                          : strcmp(call->token.account_id, call->account_id) == 0;
     if (!covered) {
       api_reply_error(call, 403, API_ERR_FORBIDDEN,
@@ -189,15 +189,15 @@ static bool call_authorize(api_call_t *call, const route_t *route) {
   return true;
 }
 
-static bool call_load_queue(api_call_t *call, const char *queue_id) {
+static bool call_resolve_queue(api_call_t *call, const char *queue_id) {
   if (!queue_id[0]) return true;
-  int rc = control_queue_get(call->api->control, call->account_id, queue_id, &call->queue);
-  if (rc == CONTROL_OK) return true;
-  if (rc == CONTROL_ERR_NOT_FOUND)
+  call->catalog_queue = catalog_queue_find(call->api->catalog, call->account_id, queue_id);
+  if (!call->catalog_queue) {
     api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue does not exist");
-  else
-    api_reply_control_error(call, rc, "queue");
-  return false;
+    return false;
+  }
+  call->queue = call->catalog_queue->row;
+  return true;
 }
 
 /* Bodies are JSON whatever the Content-Type says (wrangler sends text/plain);
@@ -278,7 +278,7 @@ void api_handle_request(http_exchange_t *exchange, void *context) {
     if (strcmp(table[i].method, request->method) != 0) continue;
     if (!call_authenticate(call) || !call_authorize(call, &table[i]) ||
         (!route_is_pull_consumer(&table[i]) && !api_request_limit_admit(call)) ||
-        !call_load_queue(call, queue_id) || (!route_owns_body(&table[i]) && !api_call_parse_body(call)))
+        !call_resolve_queue(call, queue_id) || (!route_owns_body(&table[i]) && !api_call_parse_body(call)))
       return;
     table[i].handler(call);
     return;

@@ -112,17 +112,12 @@ static bool read_destination(api_call_t *call, control_subscription_t *out) {
                     "destination must be {\"type\": \"queues.queue\", \"queue_id\": \"…\"}");
     return false;
   }
-  control_queue_t queue;
-  int rc = control_queue_get(call->api->control, call->account_id, queue_id, &queue);
-  if (rc == CONTROL_ERR_NOT_FOUND) {
+  const catalog_queue_t *queue = catalog_queue_find(call->api->catalog, call->account_id, queue_id);
+  if (!queue) {
     api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue does not exist");
     return false;
   }
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "queue");
-    return false;
-  }
-  snprintf(out->queue_id, sizeof out->queue_id, "%s", queue.id);
+  snprintf(out->queue_id, sizeof out->queue_id, "%s", queue->row.id);
   return true;
 }
 

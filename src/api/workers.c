@@ -6,6 +6,7 @@
  * endpoint under a script name, and a `worker` consumer names it. The
  * signing secret is in the register reply only: list never shows it, and
  * losing it means removing and registering again (docs/workers.md).
+ * Registering and removing go through the catalog, which tells push.
  */
 #include <string.h>
 
@@ -45,6 +46,22 @@ static bool url_valid(const char *url) {
          strlen(url) < CONTROL_WORKER_URL_MAX && !strpbrk(url, " \t\r\n");
 }
 
+static void worker_registered(void *data, int status, const control_worker_t *worker) {
+  api_call_t *call = data;
+  if (status == CONTROL_ERR_EXISTS) {
+    api_reply_error(call, 409, API_ERR_WORKER_EXISTS,
+                    "A worker named \"%s\" is already registered; remove it first", worker->script_name);
+    return;
+  }
+  if (status != CONTROL_OK) {
+    api_reply_control_error(call, status, "account");
+    return;
+  }
+  /* Not the URL: it may carry credentials (user:password@, ?token=). */
+  log_info("worker registered: %s in account %s", worker->script_name, worker->account_id);
+  api_reply_ok(call, worker_to_json(worker, true), NULL);
+}
+
 void api_workers_register(api_call_t *call) {
   const char *script = NULL, *url = NULL;
   control_worker_t worker = {.timeout_ms = CONTROL_WORKER_DEFAULT_TIMEOUT_MS};
@@ -67,20 +84,7 @@ void api_workers_register(api_call_t *call) {
   snprintf(worker.account_id, sizeof worker.account_id, "%s", call->account_id);
   snprintf(worker.script_name, sizeof worker.script_name, "%s", script);
   snprintf(worker.url, sizeof worker.url, "%s", url);
-  control_worker_t created;
-  int rc = control_worker_register(call->api->control, &worker, &created);
-  if (rc == CONTROL_ERR_EXISTS) {
-    api_reply_error(call, 409, API_ERR_WORKER_EXISTS,
-                    "A worker named \"%s\" is already registered; remove it first", script);
-    return;
-  }
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "account");
-    return;
-  }
-  /* Not the URL: it may carry credentials (user:password@, ?token=). */
-  log_info("worker registered: %s in account %s", created.script_name, created.account_id);
-  api_reply_ok(call, worker_to_json(&created, true), NULL);
+  catalog_worker_register(call->api->catalog, &worker, worker_registered, call);
 }
 
 static void list_append(void *arg, const control_worker_t *worker) {
@@ -101,16 +105,21 @@ void api_workers_list(api_call_t *call) {
   api_reply_ok(call, list, info);
 }
 
-void api_workers_remove(api_call_t *call) {
-  int rc = control_worker_delete(call->api->control, call->account_id, call->param);
-  if (rc == CONTROL_ERR_NOT_FOUND) {
+static void worker_removed(void *data, int status, const control_worker_t *worker) {
+  (void)worker;
+  api_call_t *call = data;
+  if (status == CONTROL_ERR_NOT_FOUND) {
     api_reply_error(call, 404, API_ERR_NOT_FOUND, "No worker named \"%s\"", call->param);
     return;
   }
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "worker");
+  if (status != CONTROL_OK) {
+    api_reply_control_error(call, status, "worker");
     return;
   }
   log_info("worker removed: %s in account %s", call->param, call->account_id);
   api_reply_ok(call, NULL, NULL);
+}
+
+void api_workers_remove(api_call_t *call) {
+  catalog_worker_remove(call->api->catalog, call->account_id, call->param, worker_removed, call);
 }

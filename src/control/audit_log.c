@@ -1,10 +1,16 @@
 /*
- * audit_log.c — the audit log's table and queries (see audit_log.h). Rows
- * keep their insertion order in `seq`; listing pages through it newest or
- * oldest first with every filter bound as a parameter.
+ * audit_log.c — the audit log's table, its writer thread and its queries
+ * (see audit_log.h). Rows keep their insertion order in `seq`; listing pages
+ * through it newest or oldest first with every filter bound as a parameter.
+ *
+ * The writer thread takes copies of entries from a queue (mutex and
+ * condition variable) and inserts them with its own connection; after each
+ * one it tells the loop (uv_async), which runs the waiting lists whose
+ * entries are all written. At close it writes what is queued, then exits.
  */
 #include "control/audit_log.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +20,30 @@
 #include "util/crypto.h"
 #include "util/log.h"
 
+typedef struct audit_job {
+  struct audit_job *next;
+  audit_entry_t entry; /* its strings are the job's own copies */
+} audit_job_t;
+
+typedef struct audit_waiter {
+  struct audit_waiter *next;
+  uint64_t after; /* runs once this many entries are written */
+  void (*fn)(void *data);
+  void *data;
+} audit_waiter_t;
+
 struct audit_log {
-  sqlite3 *db;
+  sqlite3 *db;        /* the loop's: lists */
+  sqlite3 *writer_db; /* the writer thread's: inserts */
+  pthread_t writer;
+  pthread_mutex_t mutex;
+  pthread_cond_t wake;
+  audit_job_t *head, *tail; /* mutex: queued for the writer */
+  uint64_t written;         /* mutex */
+  bool stopping;            /* mutex */
+  uint64_t added;           /* loop */
+  uv_async_t on_written;
+  audit_waiter_t *waiters, *last_waiter; /* loop, in order of `after` */
 };
 
 static const char schema[] =
@@ -34,29 +62,12 @@ static const char schema[] =
 #define AUDIT_COLUMNS \
   "SELECT id, account_id, when_ms, action, resource_type, resource_id, queue_name, actor_id, actor_name, actor_ip, old_value, new_value FROM audit_log"
 
-int audit_log_open(const char *data_dir, audit_log_t **out) {
-  audit_log_t *log = xcalloc(1, sizeof *log);
-  buf_t path = BUF_INIT;
-  buf_printf(&path, "%s/audit.db", data_dir);
-  int rc = sqlite3_open_v2(path.data, &log->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(log->db, 5000);
-  if (rc == SQLITE_OK) rc = sqlite3_exec(log->db, schema, NULL, NULL, NULL);
-  if (rc != SQLITE_OK) {
-    log_error("audit log: cannot open %s: %s", path.data, sqlite3_errmsg(log->db));
-    sqlite3_close(log->db);
-    free(log);
-    log = NULL;
-  }
-  buf_free(&path);
-  *out = log;
-  return log ? 0 : -1;
-}
-
-void audit_log_close(audit_log_t *log) {
-  if (!log) return;
-  sqlite3_close(log->db);
-  free(log);
+static int audit_db_open(const char *path, const char *sql, sqlite3 **out) {
+  int rc = sqlite3_open_v2(path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(*out, 5000);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(*out, sql, NULL, NULL, NULL);
+  if (rc != SQLITE_OK) log_error("audit log: cannot open %s: %s", path, sqlite3_errmsg(*out));
+  return rc;
 }
 
 static void bind_text_or_null(sqlite3_stmt *statement, int index, const char *text) {
@@ -64,10 +75,10 @@ static void bind_text_or_null(sqlite3_stmt *statement, int index, const char *te
   else sqlite3_bind_null(statement, index);
 }
 
-int audit_log_add(audit_log_t *log, audit_entry_t *entry) {
-  crypto_random_hex(entry->id, 16);
+/* On the writer thread. */
+static void audit_insert(sqlite3 *db, const audit_entry_t *entry) {
   sqlite3_stmt *statement;
-  int rc = sqlite3_prepare_v2(log->db, "INSERT INTO audit_log VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+  int rc = sqlite3_prepare_v2(db, "INSERT INTO audit_log VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
                               &statement, NULL);
   if (rc == SQLITE_OK) {
     const char *texts[] = {entry->id, entry->account_id};
@@ -80,10 +91,135 @@ int audit_log_add(audit_log_t *log, audit_entry_t *entry) {
     rc = sqlite3_step(statement);
     sqlite3_finalize(statement);
   }
-  if (rc == SQLITE_DONE) return 0;
-  log_error("audit log: cannot record %s of %s %s: %s", entry->action, entry->resource_type,
-            entry->resource_id, sqlite3_errmsg(log->db));
-  return -1;
+  if (rc != SQLITE_DONE)
+    log_error("audit log: cannot record %s of %s %s: %s", entry->action, entry->resource_type,
+              entry->resource_id, sqlite3_errmsg(db));
+}
+
+static void job_free(audit_job_t *job) {
+  free((char *)job->entry.action);
+  free((char *)job->entry.resource_type);
+  free((char *)job->entry.old_value);
+  free((char *)job->entry.new_value);
+  free(job);
+}
+
+static void *audit_writer_main(void *arg) {
+  audit_log_t *log = arg;
+  pthread_mutex_lock(&log->mutex);
+  for (;;) {
+    while (!log->head && !log->stopping) pthread_cond_wait(&log->wake, &log->mutex);
+    audit_job_t *job = log->head;
+    if (!job) break; /* stopping, and everything is written */
+    log->head = job->next;
+    if (!log->head) log->tail = NULL;
+    pthread_mutex_unlock(&log->mutex);
+    audit_insert(log->writer_db, &job->entry);
+    job_free(job);
+    pthread_mutex_lock(&log->mutex);
+    log->written++;
+    uv_async_send(&log->on_written);
+  }
+  pthread_mutex_unlock(&log->mutex);
+  return NULL;
+}
+
+static uint64_t audit_written(audit_log_t *log) {
+  pthread_mutex_lock(&log->mutex);
+  uint64_t written = log->written;
+  pthread_mutex_unlock(&log->mutex);
+  return written;
+}
+
+static void audit_on_written(uv_async_t *async) {
+  audit_log_t *log = async->data;
+  uint64_t written = audit_written(log);
+  while (log->waiters && log->waiters->after <= written) {
+    audit_waiter_t *waiter = log->waiters;
+    log->waiters = waiter->next;
+    if (!log->waiters) log->last_waiter = NULL;
+    waiter->fn(waiter->data);
+    free(waiter);
+  }
+}
+
+static void audit_log_free(audit_log_t *log) {
+  sqlite3_close(log->writer_db);
+  sqlite3_close(log->db);
+  pthread_cond_destroy(&log->wake);
+  pthread_mutex_destroy(&log->mutex);
+  free(log);
+}
+
+int audit_log_open(uv_loop_t *loop, const char *data_dir, audit_log_t **out) {
+  *out = NULL;
+  audit_log_t *log = xcalloc(1, sizeof *log);
+  pthread_mutex_init(&log->mutex, NULL);
+  pthread_cond_init(&log->wake, NULL);
+  buf_t path = BUF_INIT;
+  buf_printf(&path, "%s/audit.db", data_dir);
+  int rc = audit_db_open(path.data, schema, &log->db);
+  if (rc == SQLITE_OK) rc = audit_db_open(path.data, "PRAGMA synchronous = FULL", &log->writer_db);
+  buf_free(&path);
+  if (rc != SQLITE_OK || pthread_create(&log->writer, NULL, audit_writer_main, log) != 0) {
+    audit_log_free(log);
+    return -1;
+  }
+  uv_async_init(loop, &log->on_written, audit_on_written);
+  log->on_written.data = log;
+  uv_unref((uv_handle_t *)&log->on_written); /* a waiting list keeps the loop alive itself */
+  *out = log;
+  return 0;
+}
+
+static void audit_on_closed(uv_handle_t *handle) { audit_log_free(handle->data); }
+
+void audit_log_close(audit_log_t *log) {
+  if (!log) return;
+  pthread_mutex_lock(&log->mutex);
+  log->stopping = true;
+  pthread_cond_signal(&log->wake);
+  pthread_mutex_unlock(&log->mutex);
+  pthread_join(log->writer, NULL);
+  while (log->waiters) { /* none: lists are answered before the server closes the log */
+    audit_waiter_t *waiter = log->waiters;
+    log->waiters = waiter->next;
+    free(waiter);
+  }
+  uv_close((uv_handle_t *)&log->on_written, audit_on_closed);
+}
+
+static char *text_copy(const char *text) { return text ? xstrdup(text) : NULL; }
+
+void audit_log_add(audit_log_t *log, audit_entry_t *entry) {
+  crypto_random_hex(entry->id, 16);
+  audit_job_t *job = xcalloc(1, sizeof *job);
+  job->entry = *entry;
+  job->entry.action = text_copy(entry->action);
+  job->entry.resource_type = text_copy(entry->resource_type);
+  job->entry.old_value = text_copy(entry->old_value);
+  job->entry.new_value = text_copy(entry->new_value);
+  log->added++;
+  pthread_mutex_lock(&log->mutex);
+  if (log->tail) log->tail->next = job;
+  else log->head = job;
+  log->tail = job;
+  pthread_cond_signal(&log->wake);
+  pthread_mutex_unlock(&log->mutex);
+}
+
+void audit_log_after_writes(audit_log_t *log, void (*fn)(void *data), void *data) {
+  if (audit_written(log) >= log->added) {
+    fn(data);
+    return;
+  }
+  audit_waiter_t *waiter = xcalloc(1, sizeof *waiter);
+  waiter->after = log->added;
+  waiter->fn = fn;
+  waiter->data = data;
+  if (log->last_waiter) log->last_waiter->next = waiter;
+  else log->waiters = waiter;
+  log->last_waiter = waiter;
 }
 
 static void bind_filter(sqlite3_stmt *statement, const char *account_id, const audit_filter_t *filter) {

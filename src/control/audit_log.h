@@ -3,17 +3,22 @@
  * an account, when, from where, with the settings before and after, kept in
  * SQLite (DIR/audit.db) for GET /accounts/{a}/audit_logs (api/audit.c).
  *
- * Loop thread only; one connection. Changes to configuration are rare, so an
- * entry is written synchronously (synchronous=FULL) right after the change it
- * records commits; a crash between the two loses that entry (the change
- * itself stays). A failed write is logged and the request still succeeds: the
- * change has happened and is not undone for want of its log line.
+ * Called on the loop thread. Entries are written in the order they are
+ * added by the audit log's own writer thread with its own connection
+ * (synchronous=FULL), so the loop never waits for that fsync; the loop's
+ * connection only reads. A list waits until every entry added before it is
+ * written (audit_log_after_writes), so a client sees the entry of any change
+ * it was answered for. A crash before the writer commits an entry loses it
+ * (the change itself stays), as a crash between a change and its entry
+ * always could. A failed write is logged and the request still succeeds:
+ * the change has happened and is not undone for want of its log line.
  */
 #ifndef WHARF_CONTROL_AUDIT_LOG_H
 #define WHARF_CONTROL_AUDIT_LOG_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 typedef struct audit_log audit_log_t;
 
@@ -43,11 +48,15 @@ typedef struct {
   uint32_t page, per_page;      /* page from 1 */
 } audit_filter_t;
 
-int audit_log_open(const char *data_dir, audit_log_t **out);
+int audit_log_open(uv_loop_t *loop, const char *data_dir, audit_log_t **out);
+/* Waits for the writer to write what was added, then frees the log. */
 void audit_log_close(audit_log_t *log);
 
-/* Gives the entry a random id and stores it; -1 on a failed write (logged). */
-int audit_log_add(audit_log_t *log, audit_entry_t *entry);
+/* Gives the entry a random id and queues a copy for the writer. */
+void audit_log_add(audit_log_t *log, audit_entry_t *entry);
+/* Calls fn(data) on the loop once every entry added so far is written (at
+ * once when it is). */
+void audit_log_after_writes(audit_log_t *log, void (*fn)(void *data), void *data);
 
 /* Calls fn for the page of the account's entries the filter selects; *total
  * is how many it selects on all pages. -1 on a failed read. */

@@ -3,8 +3,11 @@
  * and its migrations, the statement cache and the helpers the other control
  * files (accounts, tokens, queues, consumers, bootstrap) share.
  *
- * One connection, used only from the loop thread (SQLITE_OPEN_NOMUTEX). WAL
- * mode so that an operator's sqlite3 shell can read while Wharf writes;
+ * A control_t is one connection, used by one thread at a time
+ * (SQLITE_OPEN_NOMUTEX): the loop thread's, and the catalog writer's own,
+ * which commits the catalog's changes on the thread pool
+ * (catalog/catalog_writer.c). WAL mode so that readers (the loop, an
+ * operator's sqlite3 shell) never wait for the writer;
  * synchronous=FULL because control writes are rare and an answered "queue
  * created" must survive a power cut. Foreign keys are on, so deleting a queue
  * deletes its consumer in the same statement.
@@ -271,6 +274,5 @@ int control_transaction_rollback(control_t *control) {
   /* The caches may hold a row created or changed by the undone work. */
   control_token_cache_clear(control);
   memset(control->account_cache, 0, sizeof control->account_cache);
-  memset(control->queue_cache, 0, sizeof control->queue_cache);
   return rc == CONTROL_OK ? control_transaction_commit(control) : rc;
 }

@@ -8,7 +8,9 @@
  * administration). Ids are 32 lowercase hex characters.
  *
  * Functions return CONTROL_OK or a CONTROL_ERR_* code; nothing is changed on
- * error. All calls are made on the loop thread. Names and setting ranges are
+ * error. A control_t is used by one thread at a time: the loop thread's, or
+ * the catalog writer's own connection (catalog/catalog_writer.c), which makes
+ * the changes to accounts, queues, consumers and workers off the loop. Names and setting ranges are
  * validated by the API layer; the control plane stores what it is given.
  * List functions call fn while their query runs: fn may call other control
  * functions, but not the same list function again.
@@ -27,14 +29,17 @@
 
 typedef struct control control_t;
 
+/* The control plane's statuses. Their values are its own (below -6000):
+ * never a negative errno (-4095..-1) or an ENGINE_ERR_*, so the one mapping
+ * to the API's errors (api/envelope.c, api_error_of) tells them apart. */
 enum {
   CONTROL_OK = 0,
-  CONTROL_ERR_NOT_FOUND = -1,
-  CONTROL_ERR_EXISTS = -2,     /* duplicate queue name, second consumer */
-  CONTROL_ERR_LIMIT = -3,      /* 10,000 queues per account */
-  CONTROL_ERR_DATABASE = -4,   /* SQLite failed; logged */
-  CONTROL_ERR_INVALID = -5,    /* token secret not 1-64 chars; bad WHARF_ACCOUNT_ID */
-  CONTROL_ERR_FULL = -6,      /* SQLite could not write: the disk is full; nothing changed */
+  CONTROL_ERR_NOT_FOUND = -6001,
+  CONTROL_ERR_EXISTS = -6002,   /* duplicate queue name, second consumer */
+  CONTROL_ERR_LIMIT = -6003,    /* 10,000 queues per account */
+  CONTROL_ERR_DATABASE = -6004, /* SQLite failed; logged */
+  CONTROL_ERR_INVALID = -6005,  /* token secret not 1-64 chars; bad WHARF_ACCOUNT_ID */
+  CONTROL_ERR_FULL = -6006,     /* SQLite could not write: the disk is full; nothing changed */
 };
 
 enum { PERMISSION_READ = 1, PERMISSION_WRITE = 2 };

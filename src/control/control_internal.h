@@ -55,12 +55,6 @@ typedef struct {
   control_token_t token;
 } control_token_cache_entry_t;
 
-/* Queue rows by id, direct-mapped by the id's first hex digits: every
- * message request loads its queue, and SQLite was a measurable share of a
- * single send. Only this process writes the table (queues.c), which drops a
- * row's entry on every update and delete, so an entry is never stale. */
-#define CONTROL_QUEUE_CACHE_SIZE 256
-
 /* Account rows by id, direct-mapped by the id's first hex digit: requests
  * with an admin token check that the path's account exists, and an account,
  * once created, is never changed or deleted, so an entry is never stale. */
@@ -71,7 +65,6 @@ struct control {
   sqlite3_stmt *statements[STATEMENT_COUNT];
   control_account_t account_cache[CONTROL_ACCOUNT_CACHE_SIZE]; /* id "" = empty slot */
   control_token_cache_entry_t token_cache[CONTROL_TOKEN_CACHE_SIZE];
-  control_queue_t queue_cache[CONTROL_QUEUE_CACHE_SIZE]; /* id "" = empty slot */
 };
 
 /* The cached statement for slot, prepared from sql on first use; NULL (and

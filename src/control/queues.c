@@ -95,8 +95,9 @@ int control_queue_create(control_t *control, const control_queue_t *queue_in,
   return CONTROL_OK;
 }
 
-static int queue_get_stored(control_t *control, const char *account_id, const char *queue_id,
-                            control_queue_t *out) {
+/* account_id NULL matches any account, as in the query. */
+int control_queue_get(control_t *control, const char *account_id, const char *queue_id,
+                      control_queue_t *out) {
   sqlite3_stmt *statement = control_statement(
       control, STATEMENT_QUEUE_GET,
       "SELECT " QUEUE_COLUMNS " FROM queues WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2)");
@@ -104,35 +105,6 @@ static int queue_get_stored(control_t *control, const char *account_id, const ch
   sqlite3_bind_text(statement, 1, queue_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(statement, 2, account_id, -1, SQLITE_STATIC);
   return queue_step_one(control, statement, out);
-}
-
-static control_queue_t *queue_cache_slot(control_t *control, const char *queue_id) {
-  unsigned hash = 0;
-  for (const char *c = queue_id; *c && c < queue_id + 8; c++) hash = hash * 31 + (unsigned char)*c;
-  return &control->queue_cache[hash % CONTROL_QUEUE_CACHE_SIZE];
-}
-
-static void queue_cache_drop(control_t *control, const char *queue_id) {
-  control_queue_t *slot = queue_cache_slot(control, queue_id);
-  if (strcmp(slot->id, queue_id) == 0) slot->id[0] = '\0';
-}
-
-/* account_id NULL matches any account, as in the query. */
-int control_queue_get(control_t *control, const char *account_id, const char *queue_id,
-                      control_queue_t *out) {
-  control_queue_t *slot = queue_cache_slot(control, queue_id);
-  if (slot->id[0] && strcmp(slot->id, queue_id) == 0) {
-    if (account_id && strcmp(slot->account_id, account_id) != 0) return CONTROL_ERR_NOT_FOUND;
-    if (out) *out = *slot;
-    return CONTROL_OK;
-  }
-  control_queue_t queue;
-  int rc = queue_get_stored(control, account_id, queue_id, &queue);
-  if (rc == CONTROL_OK) {
-    *slot = queue;
-    if (out) *out = queue;
-  }
-  return rc;
 }
 
 int control_queue_get_by_name(control_t *control, const char *account_id, const char *name,
@@ -237,7 +209,6 @@ int control_queue_update(control_t *control, control_queue_t *queue) {
   sqlite3_bind_int64(statement, 5, queue->delivery_delay_s);
   sqlite3_bind_int64(statement, 6, queue->message_retention_s);
   sqlite3_bind_int(statement, 7, queue->delivery_paused);
-  queue_cache_drop(control, queue->id);
   int rc = control_step_done(control, statement, "updating a queue");
   if (rc != CONTROL_OK) return rc;
   if (sqlite3_changes(control->db) == 0) return CONTROL_ERR_NOT_FOUND;
@@ -251,7 +222,6 @@ int control_queue_delete(control_t *control, const char *account_id, const char 
   if (!statement) return CONTROL_ERR_DATABASE;
   sqlite3_bind_text(statement, 1, queue_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(statement, 2, account_id, -1, SQLITE_STATIC);
-  queue_cache_drop(control, queue_id);
   int rc = control_step_done(control, statement, "deleting a queue");
   if (rc != CONTROL_OK) return rc;
   return sqlite3_changes(control->db) > 0 ? CONTROL_OK : CONTROL_ERR_NOT_FOUND;

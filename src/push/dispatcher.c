@@ -32,9 +32,10 @@
  * goes are given back; at shutdown they are dropped and delivered again
  * after the restart, as after a crash.
  *
- * Workers are read from the control plane at most once a second per queue
- * (PUSH_WORKER_TTL_MS), so registering, changing or removing a worker takes
- * effect within a second without a hook from the worker API.
+ * Settings. The queue's name, pause flag, consumer and worker are the
+ * catalog's (catalog/catalog.h): push keeps none of them, it looks them up
+ * when it needs them, and the catalog tells it of every change (a queue's
+ * settings or consumer, a worker registered or removed) as it happens.
  */
 #include "push/push.h"
 
@@ -42,7 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control/workers.h"
+#include "catalog/catalog.h"
 #include "push/autoscale.h"
 #include "push/http.h"
 #include "push/protocol.h"
@@ -51,7 +52,6 @@
 #include "util/log.h"
 
 #define PUSH_MAX_BATCH 100
-#define PUSH_WORKER_TTL_MS 1000
 #define PUSH_LEASE_MARGIN_MS 5000
 
 typedef struct push_queue {
@@ -59,10 +59,9 @@ typedef struct push_queue {
   push_dispatcher_t *dispatcher;
   char id_hex[33];
   uint8_t id[16];
-  char account_id[33];
-  char name[64];
-  control_consumer_t consumer;
-  bool paused, removed;
+  const catalog_queue_t *entry; /* the catalog's queue; NULL once removed */
+  char name[64];                /* for the log, also after removal */
+  bool removed;
   unsigned references; /* the timer (until closed) + batches in flight */
   uv_timer_t timer;
   bool pumping, pump_again; /* the ready hook can fire inside engine_pull */
@@ -71,9 +70,7 @@ typedef struct push_queue {
   uint64_t forming_oldest_ms;
   uint32_t in_flight;
   push_autoscale_t scale;
-  control_worker_t worker;
-  bool has_worker;
-  uint64_t worker_read_ms;
+  bool had_worker; /* to log when the worker comes and goes */
 } push_queue_t;
 
 typedef struct {
@@ -85,7 +82,7 @@ typedef struct {
 
 struct push_dispatcher {
   uv_loop_t *loop;
-  control_t *control;
+  catalog_t *catalog;
   engine_t *engine;
   push_http_t *http;
   push_queue_t *queues;
@@ -147,6 +144,7 @@ static void queue_remove(push_queue_t *queue) {
       break;
     }
   queue->removed = true;
+  queue->entry = NULL;
   engine_queue_t *engine_queue = engine_queue_find(dispatcher->engine, queue->id);
   if (engine_queue) engine_queue_set_ready_hook(engine_queue, NULL, NULL);
   queue_forming_return(queue);
@@ -161,18 +159,16 @@ static push_queue_t *queue_find(const push_dispatcher_t *dispatcher, const char 
 
 /* ---- the worker ---- */
 
-/* The queue's worker, re-read from the control plane once a second. */
-static const control_worker_t *queue_worker(push_queue_t *queue, uint64_t now_ms) {
-  if (now_ms - queue->worker_read_ms >= PUSH_WORKER_TTL_MS || now_ms < queue->worker_read_ms) {
-    bool had = queue->has_worker;
-    queue->has_worker = control_worker_get(queue->dispatcher->control, queue->account_id,
-                                           queue->consumer.script_name, &queue->worker) == CONTROL_OK;
-    queue->worker_read_ms = now_ms;
-    if (had != queue->has_worker)
-      log_info("push: queue %s: worker \"%s\" %s", queue->name, queue->consumer.script_name,
-               queue->has_worker ? "registered, delivering" : "not registered, waiting");
-  }
-  return queue->has_worker ? &queue->worker : NULL;
+/* The queue's worker, as the catalog has it now; NULL while the consumer
+ * names a script nobody registered. */
+static const control_worker_t *queue_worker(push_queue_t *queue) {
+  const control_worker_t *worker = catalog_worker_find(
+      queue->dispatcher->catalog, queue->entry->row.account_id, queue->entry->consumer.script_name);
+  if (queue->had_worker != (worker != NULL))
+    log_info("push: queue %s: worker \"%s\" %s", queue->name, queue->entry->consumer.script_name,
+             worker ? "registered, delivering" : "not registered, waiting");
+  queue->had_worker = worker != NULL;
+  return worker;
 }
 
 /* ---- replies ---- */
@@ -203,8 +199,9 @@ static void queue_finish_invocation(push_queue_t *queue, engine_queue_t *engine_
   if (!engine_queue || queue->removed || queue->dispatcher->stopping) return;
   engine_metrics_t metrics;
   engine_queue_metrics(engine_queue, &metrics);
-  push_autoscale_after_batch(&queue->scale, failed, messages, queue->consumer.batch_size,
-                             metrics.backlog_count, queue->consumer.max_concurrency, clock_now_ms());
+  const control_consumer_t *consumer = &queue->entry->consumer;
+  push_autoscale_after_batch(&queue->scale, failed, messages, consumer->batch_size,
+                             metrics.backlog_count, consumer->max_concurrency, clock_now_ms());
   queue_pump(queue);
 }
 
@@ -216,9 +213,8 @@ static void batch_apply(push_batch_t *batch, int status, const char *reply, size
   for (uint32_t i = 0; i < batch->count; i++) ids[i] = batch->deliveries[i].id;
   batch->failed = push_protocol_decide(status, reply, reply_len, ids, batch->count, decisions);
   if (batch->failed)
-    log_warn("push: queue %s: worker \"%s\" invocation failed (%s %d); retrying what it did not ack",
-             queue->name, queue->consumer.script_name, status ? "HTTP" : "no reply, status",
-             status);
+    log_warn("push: queue %s: worker invocation failed (%s %d); retrying what it did not ack",
+             queue->name, status ? "HTTP" : "no reply, status", status);
   size_t ack_count = 0, retry_count = 0;
   for (uint32_t i = 0; i < batch->count; i++) {
     if (decisions[i].retry)
@@ -295,15 +291,16 @@ static void queue_fill(push_queue_t *queue, engine_queue_t *engine_queue,
                        const control_worker_t *worker, uint32_t batch_size) {
   if (queue->forming_count >= batch_size) return;
   if (!queue->forming) queue->forming = xcalloc(PUSH_MAX_BATCH, sizeof *queue->forming);
-  uint32_t visibility = queue->consumer.max_wait_time_ms + worker->timeout_ms + PUSH_LEASE_MARGIN_MS;
-  int got = engine_pull(engine_queue, batch_size - queue->forming_count, visibility,
-                        queue->forming + queue->forming_count);
-  for (int i = 0; i < got; i++) {
-    uint64_t timestamp = queue->forming[queue->forming_count + (uint32_t)i].timestamp_ms;
+  uint32_t visibility = queue->entry->consumer.max_wait_time_ms + worker->timeout_ms + PUSH_LEASE_MARGIN_MS;
+  uint32_t got; /* none while paused: queue_pump does not get here then */
+  engine_pull(engine_queue, batch_size - queue->forming_count, visibility,
+              queue->forming + queue->forming_count, &got);
+  for (uint32_t i = 0; i < got; i++) {
+    uint64_t timestamp = queue->forming[queue->forming_count + i].timestamp_ms;
     if ((queue->forming_count == 0 && i == 0) || timestamp < queue->forming_oldest_ms)
       queue->forming_oldest_ms = timestamp;
   }
-  if (got > 0) queue->forming_count += (uint32_t)got;
+  queue->forming_count += got;
 }
 
 static void queue_on_timer(uv_timer_t *timer) { queue_pump(timer->data); }
@@ -316,27 +313,27 @@ static void queue_on_ready(void *context, engine_queue_t *engine_queue) {
 /* Sends every batch that is due and fits within the concurrency limit;
  * arms the timer for a forming batch's deadline. */
 static void queue_pump_once(push_queue_t *queue) {
-  push_dispatcher_t *dispatcher = queue->dispatcher;
   uint64_t now = clock_now_ms();
-  const control_worker_t *worker = queue_worker(queue, now);
-  engine_queue_t *engine_queue = engine_queue_find(dispatcher->engine, queue->id);
-  if (!worker || !engine_queue) {
+  const control_worker_t *worker = queue_worker(queue);
+  engine_queue_t *engine_queue = queue->entry->engine_queue;
+  if (!worker) { /* the catalog's worker event pumps again */
+    uv_timer_stop(&queue->timer);
     queue_forming_return(queue);
-    uv_timer_start(&queue->timer, queue_on_timer, PUSH_WORKER_TTL_MS, 0);
     return;
   }
   engine_queue_set_ready_hook(engine_queue, queue_on_ready, queue);
-  uint32_t batch_size = queue->consumer.batch_size ? queue->consumer.batch_size : 1;
+  const control_consumer_t *consumer = &queue->entry->consumer;
+  uint32_t batch_size = consumer->batch_size ? consumer->batch_size : 1;
   if (batch_size > PUSH_MAX_BATCH) batch_size = PUSH_MAX_BATCH;
-  while (queue->in_flight < push_autoscale_limit(&queue->scale, queue->consumer.max_concurrency)) {
+  while (queue->in_flight < push_autoscale_limit(&queue->scale, consumer->max_concurrency)) {
     queue_fill(queue, engine_queue, worker, batch_size);
     if (queue->forming_count == 0) break;
     bool full = queue->forming_count >= batch_size;
-    bool due = now >= queue->forming_oldest_ms + queue->consumer.max_wait_time_ms;
+    bool due = now >= queue->forming_oldest_ms + consumer->max_wait_time_ms;
     if (!full && !due) break;
     queue_send_forming(queue, engine_queue, worker);
   }
-  uint64_t deadline = queue->forming_oldest_ms + queue->consumer.max_wait_time_ms;
+  uint64_t deadline = queue->forming_oldest_ms + consumer->max_wait_time_ms;
   if (queue->forming_count && deadline > now)
     uv_timer_start(&queue->timer, queue_on_timer, deadline - now, 0);
   else
@@ -344,7 +341,7 @@ static void queue_pump_once(push_queue_t *queue) {
 }
 
 static void queue_pump(push_queue_t *queue) {
-  if (queue->removed || queue->dispatcher->stopping || queue->paused) return;
+  if (queue->removed || queue->dispatcher->stopping || queue->entry->row.delivery_paused) return;
   if (queue->pumping) {
     queue->pump_again = true;
     return;
@@ -359,11 +356,11 @@ static void queue_pump(push_queue_t *queue) {
 
 /* ---- configuration ---- */
 
-static push_queue_t *queue_create(push_dispatcher_t *dispatcher, const control_queue_t *row) {
+static push_queue_t *queue_create(push_dispatcher_t *dispatcher, const catalog_queue_t *entry) {
   push_queue_t *queue = xcalloc(1, sizeof *queue);
   queue->dispatcher = dispatcher;
-  memcpy(queue->id_hex, row->id, sizeof queue->id_hex);
-  crypto_hex_decode(row->id, 16, queue->id);
+  memcpy(queue->id_hex, entry->row.id, sizeof queue->id_hex);
+  crypto_hex_decode(entry->row.id, 16, queue->id);
   uv_timer_init(dispatcher->loop, &queue->timer);
   queue->timer.data = queue;
   queue->references = 1;
@@ -374,24 +371,18 @@ static push_queue_t *queue_create(push_dispatcher_t *dispatcher, const control_q
   return queue;
 }
 
-static void queue_refresh(push_dispatcher_t *dispatcher, const control_queue_t *row) {
-  control_consumer_t consumer;
-  bool worker_consumer =
-      control_consumer_of_queue(dispatcher->control, row->id, &consumer) == CONTROL_OK &&
-      consumer.type == CONSUMER_WORKER;
-  push_queue_t *queue = queue_find(dispatcher, row->id);
-  if (!worker_consumer) {
+/* The catalog changed the queue (or told it at start): dispatch it if it
+ * has a worker consumer, stop if it no longer has. */
+static void queue_refresh(push_dispatcher_t *dispatcher, const catalog_queue_t *entry) {
+  push_queue_t *queue = queue_find(dispatcher, entry->row.id);
+  if (!entry->has_consumer || entry->consumer.type != CONSUMER_WORKER) {
     if (queue) queue_remove(queue);
     return;
   }
-  if (!queue) queue = queue_create(dispatcher, row);
-  if (strcmp(consumer.script_name, queue->consumer.script_name) != 0)
-    queue->worker_read_ms = 0, queue->has_worker = false;
-  memcpy(queue->account_id, row->account_id, sizeof queue->account_id);
-  memcpy(queue->name, row->name, sizeof queue->name);
-  queue->consumer = consumer;
-  queue->paused = row->delivery_paused;
-  if (queue->paused) {
+  if (!queue) queue = queue_create(dispatcher, entry);
+  queue->entry = entry;
+  memcpy(queue->name, entry->row.name, sizeof queue->name);
+  if (entry->row.delivery_paused) {
     uv_timer_stop(&queue->timer);
     queue_forming_return(queue);
   } else {
@@ -399,31 +390,43 @@ static void queue_refresh(push_dispatcher_t *dispatcher, const control_queue_t *
   }
 }
 
-void push_queue_changed(push_dispatcher_t *dispatcher, const char *queue_id) {
+/* A worker was registered or removed: the queues whose consumer names it. */
+static void worker_changed(push_dispatcher_t *dispatcher, const control_worker_t *worker) {
+  for (push_queue_t *queue = dispatcher->queues; queue; queue = queue->next)
+    if (strcmp(queue->entry->row.account_id, worker->account_id) == 0 &&
+        strcmp(queue->entry->consumer.script_name, worker->script_name) == 0)
+      queue_pump(queue);
+}
+
+static void dispatcher_on_change(void *context, catalog_change_t change,
+                                 const catalog_queue_t *entry, const control_worker_t *worker) {
+  push_dispatcher_t *dispatcher = context;
   if (dispatcher->stopping) return;
-  control_queue_t row;
-  if (control_queue_get(dispatcher->control, NULL, queue_id, &row) == CONTROL_OK) {
-    queue_refresh(dispatcher, &row);
+  if (change == CATALOG_WORKER_CHANGED) {
+    worker_changed(dispatcher, worker);
+  } else if (change == CATALOG_QUEUE_CHANGED) {
+    queue_refresh(dispatcher, entry);
   } else {
-    push_queue_t *queue = queue_find(dispatcher, queue_id);
+    push_queue_t *queue = queue_find(dispatcher, entry->row.id);
     if (queue) queue_remove(queue);
   }
 }
 
 uint32_t push_queue_concurrency(const push_dispatcher_t *dispatcher, const char *queue_id) {
   const push_queue_t *queue = queue_find(dispatcher, queue_id);
-  return queue ? push_autoscale_limit(&queue->scale, queue->consumer.max_concurrency) : 0;
+  return queue ? push_autoscale_limit(&queue->scale, queue->entry->consumer.max_concurrency) : 0;
 }
 
-static void start_queue(void *arg, const control_queue_t *row) { queue_refresh(arg, row); }
+static void start_queue(void *arg, const catalog_queue_t *entry) { queue_refresh(arg, entry); }
 
-push_dispatcher_t *push_start(uv_loop_t *loop, control_t *control, engine_t *engine) {
+push_dispatcher_t *push_start(uv_loop_t *loop, catalog_t *catalog, engine_t *engine) {
   push_dispatcher_t *dispatcher = xcalloc(1, sizeof *dispatcher);
   dispatcher->loop = loop;
-  dispatcher->control = control;
+  dispatcher->catalog = catalog;
   dispatcher->engine = engine;
   dispatcher->http = push_http_open(loop);
-  control_queue_list_all(control, start_queue, dispatcher);
+  catalog_queue_each(catalog, start_queue, dispatcher);
+  catalog_listen(catalog, dispatcher_on_change, dispatcher);
   return dispatcher;
 }
 

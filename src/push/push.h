@@ -4,7 +4,8 @@
  * URL and applies the replies (DESIGN.md §2 and §5, docs/workers.md).
  *
  * Runs on the loop thread, beside the API; it reads consumers and workers
- * from the control plane and leases, acks and retries through the engine,
+ * from the catalog, which tells it of every change (catalog_listen), and
+ * leases, acks and retries through the engine,
  * exactly as a pull consumer would, so retries, delays, max_retries and the
  * dead-letter queue behave the same for both kinds of consumer.
  */
@@ -14,25 +15,20 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "control/control.h"
+#include "catalog/catalog.h"
 #include "queue/engine.h"
 
 typedef struct push_dispatcher push_dispatcher_t;
 
-/* Starts dispatching every queue that has a worker consumer. Call after the
- * engine has been configured with every queue. */
-push_dispatcher_t *push_start(uv_loop_t *loop, control_t *control, engine_t *engine);
+/* Starts dispatching every queue that has a worker consumer, and listens to
+ * the catalog for changes. Call after the catalog has attached the engine. */
+push_dispatcher_t *push_start(uv_loop_t *loop, catalog_t *catalog, engine_t *engine);
 
 /* Stops: batches in flight are abandoned (their leases expire and the
  * messages are delivered again, after a restart too), acks already handed
  * to the engine are waited for. stopped runs once the dispatcher is freed;
- * only then may the engine and control plane be closed. */
+ * only then may the engine, the catalog and the control plane be closed. */
 void push_stop(push_dispatcher_t *dispatcher, void (*stopped)(void *arg), void *arg);
-
-/* The queue (32-hex id), its settings or its consumer changed, or it was
- * deleted: re-reads it from the control plane. Cheap; call after every such
- * change (api_queue_sync_engine does). */
-void push_queue_changed(push_dispatcher_t *dispatcher, const char *queue_id);
 
 /* The queue's current consumer concurrency (batches allowed in flight at
  * once, what autoscaling has chosen); 0 when the queue has no worker

@@ -102,7 +102,7 @@ static engine_queue_t *delivery_dead_letter_queue(engine_queue_t *queue) {
   engine_t *engine = queue->engine;
   uint8_t id[16];
   if (!queue->config.has_dead_letter_queue || !engine->options.resolve_dead_letter_queue ||
-      !engine->options.resolve_dead_letter_queue(engine->options.context, queue->id, id))
+      !engine->options.resolve_dead_letter_queue(engine->options.dead_letter_context, queue->id, id))
     return NULL;
   return engine_queue_find(engine, id);
 }
@@ -270,52 +270,79 @@ static void delivery_op_submit(delivery_op_t *op) {
 
 /* --- reads: pull and peek ------------------------------------------------- */
 
-static bool delivery_fill(engine_queue_t *queue, uint64_t seq, uint32_t attempts,
-                          const lease_t *handle, buf_t *storage, engine_delivery_t *out) {
-  store_record_t record;
+/* Leases the next ready message into out: everything but what only its
+ * record holds (id, content type, body), which engine__delivery_fill adds;
+ * false when none is ready. */
+static bool delivery_lease_next(engine_queue_t *queue, uint64_t now, uint64_t expiry,
+                                engine_delivery_t *out) {
+  uint64_t seq;
+  if (!queue_index_next_ready(&queue->index, now, &seq)) return false;
   index_entry_t entry;
   queue_index_get(&queue->index, seq, &entry);
-  buf_reset(storage);
-  int status = store_read(queue->engine->store, entry.position, &record, storage);
-  if (status) {
-    log_error("engine: cannot read a stored message (%d)", status);
-    return false;
-  }
-  crypto_hex_encode(record.message_id, 16, out->id);
-  out->timestamp_ms = record.timestamp_ms;
-  out->attempts = attempts;
-  out->content_type = record.content_type;
+  lease_t lease = {LEASE_KIND_LEASE, {0}, seq, queue_index_set_leased(&queue->index, seq, expiry),
+                   entry.timestamp_ms, entry.body_len};
+  memcpy(lease.queue, queue->id, 16);
+  memset(out, 0, sizeof *out);
+  out->timestamp_ms = entry.timestamp_ms;
+  out->attempts = entry.attempts + 1u;
   out->body = (buf_t)BUF_INIT;
-  buf_append(&out->body, record.body, record.body_len);
-  lease_encode(queue->engine->lease_key, handle, out->handle);
+  lease_encode(queue->engine->lease_key, &lease, out->handle);
   out->seq = seq;
-  out->lease_generation = handle->generation;
+  out->lease_generation = lease.generation;
+  out->position = entry.position;
   return true;
 }
 
-int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
-                engine_delivery_t *out) {
+void engine__delivery_fill(engine_delivery_t *out, const store_record_t *record) {
+  crypto_hex_encode(record->message_id, 16, out->id);
+  out->timestamp_ms = record->timestamp_ms;
+  out->content_type = record->content_type;
+  buf_append(&out->body, record->body, record->body_len);
+}
+
+void engine__delivery_count_read(engine_queue_t *queue, const engine_delivery_t *delivery,
+                                 uint64_t now) {
+  engine_count_operation(queue, ENGINE_OP_READ, (uint32_t)delivery->body.len,
+                         delivery->timestamp_ms, now, delivery->attempts - 1u);
+  queue->counters.delivered++;
+}
+
+int engine_pull_leases(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
+                       engine_delivery_t *out, uint32_t *count_out) {
+  *count_out = 0;
   if (queue->config.delivery_paused) return ENGINE_ERR_PAUSED;
   if (!visibility_timeout_ms) visibility_timeout_ms = queue->config.visibility_timeout_ms;
   if (!visibility_timeout_ms) visibility_timeout_ms = ENGINE_DEFAULT_VISIBILITY_MS;
-  uint64_t now = clock_now_ms(), expiry = now + visibility_timeout_ms, seq;
+  uint64_t now = clock_now_ms(), expiry = now + visibility_timeout_ms;
+  uint32_t count = 0;
+  while (count < batch_size && delivery_lease_next(queue, now, expiry, &out[count])) count++;
+  if (count) retention_schedule(queue->engine, expiry);
+  *count_out = count;
+  return ENGINE_OK;
+}
+
+/* A message that cannot be read stays leased: it expires and is retried. */
+int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
+                engine_delivery_t *out, uint32_t *count_out) {
+  uint32_t leased;
+  int status = engine_pull_leases(queue, batch_size, visibility_timeout_ms, out, &leased);
+  uint64_t now = clock_now_ms();
   buf_t storage = BUF_INIT;
-  int count = 0;
-  /* A message that cannot be read stays leased: it expires and is retried. */
-  while ((uint32_t)count < batch_size && queue_index_next_ready(&queue->index, now, &seq)) {
-    index_entry_t entry;
-    queue_index_get(&queue->index, seq, &entry);
-    lease_t lease = {LEASE_KIND_LEASE, {0}, seq, queue_index_set_leased(&queue->index, seq, expiry),
-                     entry.timestamp_ms, entry.body_len};
-    memcpy(lease.queue, queue->id, 16);
-    if (!delivery_fill(queue, seq, entry.attempts + 1u, &lease, &storage, &out[count])) continue;
-    engine_count_operation(queue, ENGINE_OP_READ, lease.body_len, lease.timestamp_ms, now, entry.attempts);
-    count++;
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < leased; i++) {
+    store_record_t record;
+    int read_status = store_read(queue->engine->store, out[i].position, &record, &storage);
+    if (read_status) {
+      log_error("engine: cannot read a stored message (%d)", read_status);
+      continue;
+    }
+    out[count] = out[i];
+    engine__delivery_fill(&out[count], &record);
+    engine__delivery_count_read(queue, &out[count++], now);
   }
   buf_free(&storage);
-  queue->counters.delivered += (uint64_t)count;
-  if (count) retention_schedule(queue->engine, expiry);
-  return count;
+  *count_out = count;
+  return status;
 }
 
 /* True if a pulled message's lease is still delivery's. */
@@ -341,18 +368,27 @@ void engine_lease_return(engine_queue_t *queue, const engine_delivery_t *deliver
   if (delivery_still_leased(queue, delivery)) queue_index_set_ready(&queue->index, delivery->seq);
 }
 
-int engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {
+uint32_t engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {
   buf_t storage = BUF_INIT;
-  int count = 0;
+  uint32_t count = 0;
   uint64_t seq = queue->index.base_seq;
-  while ((uint32_t)count < batch_size && queue_index_next_live(&queue->index, seq, &seq)) {
+  while (count < batch_size && queue_index_next_live(&queue->index, seq, &seq)) {
     index_entry_t entry;
     queue_index_get(&queue->index, seq, &entry);
     /* Deliveries so far: the failed ones, plus the one in flight. */
     uint32_t attempts = entry.attempts + (entry.state == INDEX_LEASED);
     lease_t ref = {LEASE_KIND_REF, {0}, seq, 0, entry.timestamp_ms, entry.body_len};
     memcpy(ref.queue, queue->id, 16);
-    if (delivery_fill(queue, seq, attempts, &ref, &storage, &out[count])) count++;
+    store_record_t record;
+    int status = store_read(queue->engine->store, entry.position, &record, &storage);
+    if (status == 0) {
+      engine_delivery_t *delivery = &out[count++];
+      *delivery = (engine_delivery_t){.attempts = attempts, .body = BUF_INIT, .seq = seq};
+      lease_encode(queue->engine->lease_key, &ref, delivery->handle);
+      engine__delivery_fill(delivery, &record);
+    } else {
+      log_error("engine: cannot read a stored message (%d)", status);
+    }
     seq++;
   }
   buf_free(&storage);

@@ -32,14 +32,17 @@
 typedef struct engine engine_t;
 typedef struct engine_queue engine_queue_t;
 
-/* Synchronous refusals; nothing was changed. */
+/* The engine's statuses: ENGINE_OK, an ENGINE_ERR_* (its own values, below
+ * -5000: never a negative errno or a CONTROL_ERR_*), or in callbacks a
+ * negative errno from the log (-EIO, -ENOSPC). A status is never a count:
+ * functions that also count return the count through a pointer. The API
+ * maps them to its errors in one place (api/envelope.c, api_error_of). */
 enum {
   ENGINE_OK = 0,
-  ENGINE_ERR_STORAGE_LIMIT = -1001, /* backlog would exceed 25 GB */
-  ENGINE_ERR_RATE_LIMIT = -1002,    /* over the queue's messages/s limit */
-  ENGINE_ERR_PAUSED = -1003,        /* delivery paused: pull refused */
-  ENGINE_ERR_DELETED = -1004,       /* the queue was deleted while a pull waited */
-  /* Otherwise a negative errno from the log (-EIO, -ENOSPC) in callbacks. */
+  ENGINE_ERR_STORAGE_LIMIT = -5001, /* backlog would exceed 25 GB; nothing was changed */
+  ENGINE_ERR_RATE_LIMIT = -5002,    /* over the queue's messages/s limit; nothing was changed */
+  ENGINE_ERR_PAUSED = -5003,        /* delivery paused: pull refused */
+  ENGINE_ERR_DELETED = -5004,       /* the queue was deleted while a pull waited */
 };
 
 #define ENGINE_MAX_BACKLOG_BYTES 25000000000ull
@@ -101,15 +104,17 @@ typedef struct {
 
 typedef struct {
   /* Resolves (creating it if needed, and configuring it in the engine) the
-   * dead-letter queue of queue `source`. False: there is none; the message is
+   * dead-letter queue of queue `source`: the catalog, which owns the queues'
+   * settings (catalog/catalog.h). False: there is none; the message is
    * deleted instead. */
   bool (*resolve_dead_letter_queue)(void *context, const uint8_t source[16],
                                     uint8_t dead_letter_out[16]);
+  void *dead_letter_context; /* resolve_dead_letter_queue's */
   /* Told (may be NULL) once `count` messages of `source` are durably in its
    * dead-letter queue: Wharf's event source (api/events.h). */
   void (*messages_dead_lettered)(void *context, const uint8_t source[16],
                                  const uint8_t dead_letter[16], uint32_t count);
-  void *context;
+  void *context; /* messages_dead_lettered's */
   uint64_t segment_bytes; /* 0 = store default */
 } engine_options_t;
 
@@ -180,21 +185,38 @@ typedef struct {
   char handle[96];        /* lease id (pull) or ref (peek) */
   uint64_t seq;           /* pull: the lease, for engine_lease_renew/return */
   uint32_t lease_generation;
+  uint64_t position;      /* pull: the record in the log, for engine_deliveries_read */
 } engine_delivery_t;
 
-/* Leases up to batch_size ready messages. Returns their count or
- * ENGINE_ERR_PAUSED. The caller frees with engine_deliveries_free. */
+/* Leases up to batch_size ready messages into out, *count of them (0 on
+ * error). Returns ENGINE_OK or ENGINE_ERR_PAUSED. The caller frees with
+ * engine_deliveries_free. */
 int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
-                engine_delivery_t *out);
+                engine_delivery_t *out, uint32_t *count);
+/* engine_pull in two steps, so that the bodies are read off the loop
+ * thread (a pull of 100 messages is 100 preads): engine_pull_leases leases
+ * as engine_pull does, filling everything but id, content type and body;
+ * engine_deliveries_read then reads those on the thread pool and calls
+ * done(data, count, metrics) on the loop with the deliveries that were
+ * read moved to the front (a message that cannot be read stays leased: it
+ * expires and is retried) and the queue's metrics after the pull. The
+ * deliveries must stay put until done; the queue is kept alive meanwhile. */
+int engine_pull_leases(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
+                       engine_delivery_t *out, uint32_t *count);
+typedef void (*engine_read_fn)(void *data, uint32_t count, const engine_metrics_t *metrics);
+void engine_deliveries_read(engine_queue_t *queue, engine_delivery_t *deliveries, uint32_t count,
+                            engine_read_fn done, void *data);
 /* Long-poll (pull_wait.c): holds a pull that found nothing until the queue
- * has ready messages, then pulls into out and calls done(data, count) —
- * also with 0 when wait_ms pass or the server shuts down, ENGINE_ERR_PAUSED
- * when delivery is paused, ENGINE_ERR_DELETED when the queue is deleted.
+ * has ready messages, then leases into out as engine_pull_leases (read the
+ * bodies with engine_deliveries_read) and calls done(data, ENGINE_OK,
+ * count) — also with count 0 when wait_ms pass or the server shuts down;
+ * done(data, ENGINE_ERR_PAUSED, 0) when delivery is paused,
+ * done(data, ENGINE_ERR_DELETED, 0) when the queue is deleted.
  * Waits are served in the order they began. NULL (nothing held) once the
  * server is shutting down or the queue is deleted. out must hold
  * batch_size deliveries until done. */
 typedef struct engine_wait engine_wait_t;
-typedef void (*engine_pull_fn)(void *data, int count);
+typedef void (*engine_pull_fn)(void *data, int status, uint32_t count);
 engine_wait_t *engine_pull_wait(engine_queue_t *queue, uint32_t batch_size,
                                 uint32_t visibility_timeout_ms, uint32_t wait_ms,
                                 engine_delivery_t *out, engine_pull_fn done, void *data);
@@ -215,8 +237,10 @@ bool engine_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery
  * consumer removed): ready again at once, not counted as a failed delivery.
  * Nothing happens if its lease is no longer the message's. */
 void engine_lease_return(engine_queue_t *queue, const engine_delivery_t *delivery);
-/* Lists up to batch_size stored messages without changing anything; handle is a ref. */
-int engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
+/* Lists up to batch_size stored messages without changing anything (a
+ * message that cannot be read is left out, logged); returns how many.
+ * handle is a ref. */
+uint32_t engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
 void engine_deliveries_free(engine_delivery_t *deliveries, size_t count);
 
 typedef struct {

@@ -53,6 +53,12 @@ struct engine {
   bool waits_closed;     /* shutting down: no pull waits any more */
 };
 
+/* delivery.c: a leased delivery's id, timestamp, content type and body
+ * from its record; and counting it as delivered (a read operation). */
+void engine__delivery_fill(engine_delivery_t *out, const store_record_t *record);
+void engine__delivery_count_read(engine_queue_t *queue, const engine_delivery_t *delivery,
+                                 uint64_t now);
+
 /* engine.c */
 /* One operation at now_ms on a message of body_len bytes written at
  * timestamp_ms, after `retries` failed deliveries, into the queue's counters. */

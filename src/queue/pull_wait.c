@@ -48,12 +48,12 @@ static void wait_unlink(engine_wait_t *wait) {
   uv_close((uv_handle_t *)&wait->timer, wait_on_closed);
 }
 
-static void wait_finish(engine_wait_t *wait, int count) {
+static void wait_finish(engine_wait_t *wait, int status, uint32_t count) {
   wait_unlink(wait);
-  wait->done(wait->data, count);
+  wait->done(wait->data, status, count);
 }
 
-static void wait_on_timer(uv_timer_t *timer) { wait_finish(timer->data, 0); }
+static void wait_on_timer(uv_timer_t *timer) { wait_finish(timer->data, ENGINE_OK, 0); }
 
 engine_wait_t *engine_pull_wait(engine_queue_t *queue, uint32_t batch_size,
                                 uint32_t visibility_timeout_ms, uint32_t wait_ms,
@@ -86,19 +86,20 @@ size_t engine_wait_count(const engine_t *engine) { return engine->wait_count; }
 void engine_waits_serve(engine_queue_t *queue) {
   while (queue->waits_head) {
     engine_wait_t *wait = queue->waits_head;
-    int count = engine_pull(queue, wait->batch_size, wait->visibility_timeout_ms, wait->out);
-    if (count == 0) return; /* nothing ready is left for the ones behind */
-    wait_finish(wait, count);
+    uint32_t count;
+    int status = engine_pull_leases(queue, wait->batch_size, wait->visibility_timeout_ms, wait->out, &count);
+    if (status == ENGINE_OK && count == 0) return; /* nothing ready is left for the ones behind */
+    wait_finish(wait, status, count);
   }
 }
 
 void engine_waits_end(engine_queue_t *queue, int status) {
-  while (queue->waits_head) wait_finish(queue->waits_head, status);
+  while (queue->waits_head) wait_finish(queue->waits_head, status, 0);
 }
 
 static void waits_end_with_nothing(engine_queue_t *queue, void *context) {
   (void)context;
-  engine_waits_end(queue, 0);
+  engine_waits_end(queue, ENGINE_OK);
 }
 
 void engine_waits_close(engine_t *engine) {

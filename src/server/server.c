@@ -1,16 +1,17 @@
 /*
  * server.c — `wharf serve`.
  *
- * Start-up order matters: the control plane first (it knows the queues), then
- * the engine (replaying the log), then every queue's settings are pushed into
- * the engine and messages of queues that no longer exist are dropped, and
- * only then does the HTTP server accept requests and /healthz answer 200.
+ * Start-up order matters: the control plane first (it knows the queues), the
+ * catalog loaded from it, then the engine (replaying the log), then the
+ * catalog configures every queue in the engine and messages of queues that
+ * no longer exist are dropped, and only then does the HTTP server accept
+ * requests and /healthz answer 200.
  *
  * Shutdown on SIGINT/SIGTERM runs the other way: stop accepting, let started
  * requests finish (their sends become durable and are answered), stop push
  * delivery (batches in flight are abandoned; their leases are not persisted,
  * so they are delivered again after the restart), close the engine (flushing
- * the log), close the control plane, exit 0.
+ * the log), the catalog, the control plane, exit 0.
  */
 #include "server/server.h"
 
@@ -36,10 +37,6 @@ typedef struct {
   bool stopping;
 } server_t;
 
-static void configure_queue(void *arg, const control_queue_t *queue) {
-  api_queue_sync_engine(arg, queue);
-}
-
 static uint32_t server_queue_concurrency(void *context, const char *queue_id) {
   api_t *api = context;
   return api->push ? push_queue_concurrency(api->push, queue_id) : 0;
@@ -52,7 +49,11 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   }
   if (control_open(config->data_dir, &server->api.control) != CONTROL_OK) return -1;
   if (control_bootstrap(server->api.control, config->data_dir) != CONTROL_OK) return -1;
-  engine_options_t options = {.resolve_dead_letter_queue = api_resolve_dead_letter_queue,
+  if (catalog_open(server->loop, server->api.control, config->data_dir, config->max_queue_rate,
+                   &server->api.catalog) != CONTROL_OK)
+    return -1;
+  engine_options_t options = {.resolve_dead_letter_queue = catalog_dead_letter_queue,
+                              .dead_letter_context = server->api.catalog,
                               .messages_dead_lettered = api_events_dead_lettered,
                               .context = &server->api,
                               .segment_bytes = config->segment_bytes};
@@ -61,13 +62,12 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
     log_error("cannot open the message log in %s: %s", config->data_dir, uv_strerror(rc));
     return -1;
   }
-  control_queue_list_all(server->api.control, configure_queue, &server->api);
-  engine_forget_unconfigured(server->api.engine);
-  server->api.push = push_start(server->loop, server->api.control, server->api.engine);
+  catalog_attach_engine(server->api.catalog, server->api.engine);
+  server->api.push = push_start(server->loop, server->api.catalog, server->api.engine);
   metrics_history_options_t history = {server->loop, server->api.engine, server->api.control,
                                        server_queue_concurrency, &server->api,
                                        config->metrics_retention_days};
-  if (audit_log_open(config->data_dir, &server->api.audit) != 0) return -1;
+  if (audit_log_open(server->loop, config->data_dir, &server->api.audit) != 0) return -1;
   return metrics_history_open(config->data_dir, &history, &server->api.history);
 }
 
@@ -83,8 +83,10 @@ static void on_push_stopped(void *arg) {
   audit_log_close(server->api.audit);
   server->api.audit = NULL;
   engine_close(server->api.engine);
+  catalog_close(server->api.catalog);
   control_close(server->api.control);
   server->api.engine = NULL;
+  server->api.catalog = NULL;
   server->api.control = NULL;
   uv_walk(server->loop, close_handle, NULL);
   log_info("stopped");
@@ -135,7 +137,6 @@ int server_run(const server_config_t *config) {
   if (server_fix_clock() != 0) return 1;
   server_t server = {.loop = uv_default_loop()};
   server.api.loop = server.loop;
-  server.api.max_queue_rate = config->max_queue_rate;
   server.api.purges = json_object();
   if (config->cloudflare_limits) server.api.request_windows = json_object();
   if (server_open_stores(&server, config) != 0) return 1;

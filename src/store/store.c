@@ -224,26 +224,32 @@ static uint64_t store_position_full(const store_t *store, uint64_t position) {
   return oldest + ((position - oldest) & STORE_POSITION_MASK);
 }
 
-int store_read(store_t *store, uint64_t position, store_record_t *record, buf_t *storage) {
+int store_locate(store_t *store, uint64_t position, store_place_t *out) {
   position = store_position_full(store, position);
   const segment_t *segment = segment_table_find(&store->segments, position);
   if (!segment) return -ENOENT;
-  uint64_t offset = position - segment->base;
-  uint64_t available = segment->size - offset;
-  size_t want = available < READ_GUESS_BYTES ? (size_t)available : READ_GUESS_BYTES;
+  out->fd = segment->fd;
+  out->segment_base = segment->base;
+  out->offset = position - segment->base;
+  out->available = segment->size - out->offset;
+  return 0;
+}
+
+int store_read_place(const store_place_t *place, store_record_t *record, buf_t *storage) {
+  size_t want = place->available < READ_GUESS_BYTES ? (size_t)place->available : READ_GUESS_BYTES;
   buf_reset(storage);
   buf_reserve(storage, want);
-  ssize_t got = store_pread_full(segment->fd, storage->data, want, offset);
+  ssize_t got = store_pread_full(place->fd, storage->data, want, place->offset);
   if (got < 0) return (int)got;
   storage->len = (size_t)got;
   if (storage->len >= RECORD_HEADER_BYTES) {
     uint32_t payload_len;
     memcpy(&payload_len, storage->data, sizeof payload_len);
     uint64_t need = RECORD_HEADER_BYTES + (uint64_t)le32toh(payload_len);
-    if (need > storage->len && need <= available) {
+    if (need > storage->len && need <= place->available) {
       buf_reserve(storage, (size_t)need - storage->len);
-      got = store_pread_full(segment->fd, storage->data + storage->len,
-                             (size_t)need - storage->len, offset + storage->len);
+      got = store_pread_full(place->fd, storage->data + storage->len,
+                             (size_t)need - storage->len, place->offset + storage->len);
       if (got < 0) return (int)got;
       storage->len += (size_t)got;
     }
@@ -252,10 +258,17 @@ int store_read(store_t *store, uint64_t position, store_record_t *record, buf_t 
   size_t consumed;
   if (record_decode(storage->data, storage->len, record, &consumed) != RECORD_OK ||
       record->type != RECORD_PUT) {
-    log_error("store: no valid PUT record at log position %" PRIu64, position);
+    log_error("store: no valid PUT record at offset %" PRIu64 " of the segment at %" PRIu64,
+              place->offset, place->segment_base);
     return -EIO;
   }
   return 0;
+}
+
+int store_read(store_t *store, uint64_t position, store_record_t *record, buf_t *storage) {
+  store_place_t place;
+  int status = store_locate(store, position, &place);
+  return status ? status : store_read_place(&place, record, storage);
 }
 
 void store_account_release(store_t *store, uint64_t position, uint32_t body_len) {

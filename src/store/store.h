@@ -102,6 +102,19 @@ void store_append(store_t *store, const store_record_t *records, size_t count,
 /* Reads the PUT record at position (pread; the page cache does the caching).
  * record->body points into storage. Returns 0 or a negative errno. */
 int store_read(store_t *store, uint64_t position, store_record_t *record, buf_t *storage);
+
+/* Where the PUT record at position is, for reading it off the loop thread:
+ * store_locate runs on the loop; store_read_place may run on any thread,
+ * with an fd that stays open meanwhile (the engine dup()s place.fd, so that
+ * compaction or retention may remove the segment while the read runs: the
+ * bytes of a segment never change once written). */
+typedef struct {
+  int fd;
+  uint64_t segment_base; /* which segment: places in the same one share a dup */
+  uint64_t offset, available;
+} store_place_t;
+int store_locate(store_t *store, uint64_t position, store_place_t *out);
+int store_read_place(const store_place_t *place, store_record_t *record, buf_t *storage);
 /* The PUT at position is dead (acked, purged, moved); counts towards
  * deleting its segment (a position already compacted away is ignored).
  * body_len is the message body's size (the live-bytes accounting adds the

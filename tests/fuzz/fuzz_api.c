@@ -191,16 +191,19 @@ static void fuzz_start(void) {
   fuzz.loop = uv_default_loop();
   fuzz.api.loop = fuzz.loop;
   fuzz.api.purges = json_object();
-  engine_options_t engine_options = {.resolve_dead_letter_queue = api_resolve_dead_letter_queue,
-                                     .messages_dead_lettered = api_events_dead_lettered,
-                                     .context = &fuzz.api};
   if (control_open(dir, &fuzz.api.control) != CONTROL_OK ||
       control_bootstrap(fuzz.api.control, dir) != CONTROL_OK ||
-      engine_open(fuzz.loop, dir, &engine_options, &fuzz.api.engine) != 0)
+      catalog_open(fuzz.loop, fuzz.api.control, dir, 0, &fuzz.api.catalog) != CONTROL_OK)
     abort();
+  engine_options_t engine_options = {.resolve_dead_letter_queue = catalog_dead_letter_queue,
+                                     .dead_letter_context = fuzz.api.catalog,
+                                     .messages_dead_lettered = api_events_dead_lettered,
+                                     .context = &fuzz.api};
+  if (engine_open(fuzz.loop, dir, &engine_options, &fuzz.api.engine) != 0) abort();
+  catalog_attach_engine(fuzz.api.catalog, fuzz.api.engine);
   /* Everything the server opens, so that every route has what it needs. */
   metrics_history_options_t history = {fuzz.loop, fuzz.api.engine, fuzz.api.control, NULL, NULL, 0};
-  if (audit_log_open(dir, &fuzz.api.audit) != 0 ||
+  if (audit_log_open(fuzz.loop, dir, &fuzz.api.audit) != 0 ||
       metrics_history_open(dir, &history, &fuzz.api.history) != 0)
     abort();
   http_server_options_t options = {.quiet = true,

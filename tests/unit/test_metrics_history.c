@@ -71,7 +71,7 @@ static int setup(void **state) {
   assert_int_equal(control_queue_create(f->control, &queue, &created), CONTROL_OK);
   memcpy(f->queue_id, created.id, sizeof f->queue_id);
 
-  engine_options_t options = {.resolve_dead_letter_queue = no_dead_letter, .context = f};
+  engine_options_t options = {.resolve_dead_letter_queue = no_dead_letter, .dead_letter_context = f};
   assert_int_equal(engine_open(&f->loop, f->dir, &options, &f->engine), 0);
   uint8_t id[16];
   assert_true(crypto_hex_decode(f->queue_id, 16, id));
@@ -138,7 +138,9 @@ static void ack_done(void *data, int status, const engine_ack_result_t *result) 
 /* Pulls `count` messages; acks the first and retries the rest. */
 static void pull_ack_first(fixture_t *f, size_t count) {
   engine_delivery_t deliveries[8];
-  assert_int_equal(engine_pull(f->queue, 8, 30000, deliveries), (int)count);
+  uint32_t pulled;
+  assert_int_equal(engine_pull(f->queue, 8, 30000, deliveries, &pulled), ENGINE_OK);
+  assert_int_equal(pulled, count);
   const char *acks[1] = {deliveries[0].handle};
   engine_retry_t retries[8];
   for (size_t i = 1; i < count; i++) retries[i - 1] = (engine_retry_t){deliveries[i].handle, 0};

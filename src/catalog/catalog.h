@@ -3,7 +3,8 @@
  * one owner of a queue's settings while the server runs (DESIGN.md §3).
  *
  * Who owns what.
- * - The control plane (control/, SQLite) owns what is durable: every row of
+ * - The control plane (control/, SQLite; with `--nats` the cluster's KV
+ *   buckets behind the same control_t) owns what is durable: every row of
  *   accounts, queues, consumers and workers. Those rows are written only
  *   through the catalog's change functions below, and read back only by the
  *   catalog at start-up, and by what pages or joins through SQLite without
@@ -49,8 +50,9 @@
  *     queues outright; changes are applied by the
  *     owning shard's loop (apply runs where the queue lives, the writer is
  *     shared), and listeners are per shard. No locks on queue state.
- * (b) The message backend being the embedded log (store/, today) or NATS
- *     JetStream. The catalog needs from a backend only the engine's
+ * (b) The message backend being the embedded log (store/) or NATS
+ *     JetStream (`--nats`: engine_open_backend; other nodes' changes come
+ *     in through catalog_queue_refresh). The catalog needs from a backend only the engine's
  *     operation set on one queue, which is what every caller above uses:
  *       configure (settings and consumer), delete, purge;
  *       send (durable before its callback), pull with a lease (visibility

@@ -89,16 +89,16 @@
  *   time. delayed_count is not known without reading every message: 0.
  *
  * - Not here yet: push delivery from every node and a cluster-wide
- *   max_concurrency (issue 13's push part), rate and storage limits (the
- *   API layer's), and the serve flag that puts this behind the catalog.
+ *   max_concurrency (issue 13's push part), and the storage limit. The
+ *   per-queue message rate is the engine's, counted per Wharf node.
  *
  * Threads: every function here blocks on network round trips (libnats is
  * thread-safe; one connection per jetstream_t) and must not run on the
- * libuv loop thread. The server's adapter (with the serve flag, next) is to
- * run each call through uv_queue_work and answer on the loop in the
- * after-work callback, as the embedded store's writer thread answers
- * through uv_async; inside a call, sends and acks overlap (async publishes,
- * pipelined ack requests). libnats' own threads run the publish ack
+ * libuv loop thread. `wharf serve --nats` puts it behind the engine's
+ * operation set (queue/engine.h, "another message backend";
+ * server/server_cluster.c adapts it): the engine runs each call through
+ * uv_queue_work and answers on the loop in the after-work callback; inside
+ * a call, sends and acks overlap (async publishes, pipelined ack requests). libnats' own threads run the publish ack
  * handler; the backend's maintenance thread runs the lease keeper and
  * batch recovery; the control plane's watcher threads (control_kv.h) call
  * a hook that is to hand changes to the loop with uv_async.

@@ -160,8 +160,16 @@ static void cluster_on_async(uv_async_t *async) {
   }
 }
 
+/* Every backend call holds a thread of libuv's pool for a network round
+ * trip, and a long-polling pull for its whole wait: libuv's default of 4
+ * threads would let four held pulls stall every send of the node. Read by
+ * libuv when the pool starts (the first uv_queue_work, after this); a value
+ * the user set is kept. */
+#define CLUSTER_THREADPOOL_SIZE "128"
+
 server_cluster_t *server_cluster_open(uv_loop_t *loop, const char *urls, const char *data_dir,
                                       control_t **control_out) {
+  setenv("UV_THREADPOOL_SIZE", CLUSTER_THREADPOOL_SIZE, 0);
   server_cluster_t *cluster = xcalloc(1, sizeof *cluster);
   pthread_mutex_init(&cluster->lock, NULL);
   pthread_cond_init(&cluster->answered, NULL);

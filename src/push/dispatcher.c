@@ -26,6 +26,22 @@
  * in flight per queue; a reply frees a slot and pumps the queue again, while
  * the batch itself lives on until the engine has made its acks durable.
  *
+ * An unreachable worker. A request that never reached the worker (its name
+ * did not resolve, the connection was refused, or the time limit ran out
+ * before anything was sent: http.h's PUSH_HTTP_UNREACHABLE) is not an
+ * invocation: the worker did not see the batch, so its messages are given
+ * back with their attempts unchanged, and the queue backs off instead of
+ * spending their retries on a closed port (a worker restarting, `wharf dev`
+ * not running yet). The back-off starts at PUSH_BACKOFF_FIRST_MS and doubles
+ * with every probe that fails, up to PUSH_BACKOFF_MAX_MS; while it lasts no
+ * message is leased, and then a single batch goes as the probe (concurrency
+ * 1). The first request that reaches the worker ends it, whatever the
+ * worker answers. It also counts as a failure for autoscaling, so a worker
+ * that comes back is ramped up again from a low concurrency rather than sent
+ * the full load of before. A worker that was reached and answered non-2xx,
+ * or took longer than its time limit, failed the invocation as on
+ * Cloudflare: the attempts count, retry_delay applies, then the DLQ.
+ *
  * Lifetimes. A push_queue_t is referenced by its own timer and by its
  * batches in flight; when its consumer goes away it is unlinked and freed
  * with its last reference. Messages in a forming batch when the consumer
@@ -53,6 +69,8 @@
 
 #define PUSH_MAX_BATCH 100
 #define PUSH_LEASE_MARGIN_MS 5000
+#define PUSH_BACKOFF_FIRST_MS 100
+#define PUSH_BACKOFF_MAX_MS 30000
 
 typedef struct push_queue {
   struct push_queue *next;
@@ -71,11 +89,14 @@ typedef struct push_queue {
   uint32_t in_flight;
   push_autoscale_t scale;
   bool had_worker; /* to log when the worker comes and goes */
+  uint32_t backoff_ms; /* 0: the worker was reached (or not tried) last */
+  uint64_t backoff_until_ms;
 } push_queue_t;
 
 typedef struct {
   push_queue_t *queue;
   bool failed;
+  bool probe; /* sent while backing off from an unreachable worker */
   uint32_t count;
   engine_delivery_t deliveries[PUSH_MAX_BATCH];
 } push_batch_t;
@@ -171,6 +192,13 @@ static const control_worker_t *queue_worker(push_queue_t *queue) {
   return worker;
 }
 
+/* How many batches may be in flight: one probe while backing off from an
+ * unreachable worker, else what autoscaling chose. */
+static uint32_t queue_limit(const push_queue_t *queue) {
+  if (queue->backoff_ms) return 1;
+  return push_autoscale_limit(&queue->scale, queue->entry->consumer.max_concurrency);
+}
+
 /* ---- replies ---- */
 
 static void batch_free(push_batch_t *batch) {
@@ -210,6 +238,7 @@ static void batch_apply(push_batch_t *batch, int status, const char *reply, size
   const char *ids[PUSH_MAX_BATCH], *acks[PUSH_MAX_BATCH];
   engine_retry_t retries[PUSH_MAX_BATCH];
   push_decision_t decisions[PUSH_MAX_BATCH];
+  queue->backoff_ms = 0; /* the worker was reached */
   for (uint32_t i = 0; i < batch->count; i++) ids[i] = batch->deliveries[i].id;
   batch->failed = push_protocol_decide(status, reply, reply_len, ids, batch->count, decisions);
   if (batch->failed)
@@ -237,13 +266,39 @@ static void batch_apply(push_batch_t *batch, int status, const char *reply, size
   queue_release(queue);
 }
 
+/* The request never reached the worker: not an invocation. The messages
+ * go back with their attempts unchanged and the queue backs off (see the
+ * top of the file). */
+static void batch_unreachable(push_batch_t *batch) {
+  push_queue_t *queue = batch->queue;
+  if (!queue->backoff_ms) {
+    queue->backoff_ms = PUSH_BACKOFF_FIRST_MS;
+    log_warn("push: queue %s: worker unreachable; its messages wait, retried from %u ms on",
+             queue->name, queue->backoff_ms);
+  } else if (batch->probe) {
+    queue->backoff_ms = queue->backoff_ms * 2 > PUSH_BACKOFF_MAX_MS ? PUSH_BACKOFF_MAX_MS
+                                                                     : queue->backoff_ms * 2;
+  }
+  queue->backoff_until_ms = clock_now_ms() + queue->backoff_ms;
+  engine_queue_t *engine_queue = engine_queue_find(queue->dispatcher->engine, queue->id);
+  for (uint32_t i = 0; engine_queue && i < batch->count; i++)
+    engine_lease_return(engine_queue, &batch->deliveries[i]);
+  queue->references++; /* kept for queue_finish_invocation */
+  batch_free(batch);
+  queue_finish_invocation(queue, engine_queue, true, 0);
+  queue_release(queue);
+}
+
 static void batch_on_reply(void *data, int status, const char *reply, size_t reply_len) {
   push_batch_t *batch = data;
   if (status == PUSH_HTTP_ABANDONED) {
     batch->queue->in_flight--;
     batch_free(batch);
-  } else
+  } else if (status == PUSH_HTTP_UNREACHABLE) {
+    batch_unreachable(batch);
+  } else {
     batch_apply(batch, status, reply, reply_len);
+  }
 }
 
 /* ---- sending ---- */
@@ -270,6 +325,7 @@ static void queue_send_forming(push_queue_t *queue, engine_queue_t *engine_queue
   push_batch_t *batch = xmalloc(sizeof *batch);
   batch->queue = queue;
   batch->failed = false;
+  batch->probe = queue->backoff_ms != 0;
   batch->count = queue->forming_count;
   memcpy(batch->deliveries, queue->forming, batch->count * sizeof *batch->deliveries);
   queue->forming_count = 0;
@@ -322,10 +378,15 @@ static void queue_pump_once(push_queue_t *queue) {
     return;
   }
   engine_queue_set_ready_hook(engine_queue, queue_on_ready, queue);
+  if (queue->backoff_ms && now < queue->backoff_until_ms) { /* leases nothing meanwhile */
+    queue_forming_return(queue);
+    uv_timer_start(&queue->timer, queue_on_timer, queue->backoff_until_ms - now, 0);
+    return;
+  }
   const control_consumer_t *consumer = &queue->entry->consumer;
   uint32_t batch_size = consumer->batch_size ? consumer->batch_size : 1;
   if (batch_size > PUSH_MAX_BATCH) batch_size = PUSH_MAX_BATCH;
-  while (queue->in_flight < push_autoscale_limit(&queue->scale, consumer->max_concurrency)) {
+  while (queue->in_flight < queue_limit(queue)) {
     queue_fill(queue, engine_queue, worker, batch_size);
     if (queue->forming_count == 0) break;
     bool full = queue->forming_count >= batch_size;
@@ -414,7 +475,7 @@ static void dispatcher_on_change(void *context, catalog_change_t change,
 
 uint32_t push_queue_concurrency(const push_dispatcher_t *dispatcher, const char *queue_id) {
   const push_queue_t *queue = queue_find(dispatcher, queue_id);
-  return queue ? push_autoscale_limit(&queue->scale, queue->entry->consumer.max_concurrency) : 0;
+  return queue ? queue_limit(queue) : 0;
 }
 
 static void start_queue(void *arg, const catalog_queue_t *entry) { queue_refresh(arg, entry); }

@@ -2,8 +2,9 @@
  * dispatcher.c — push delivery (see push.h): per queue with a worker
  * consumer, form batches, POST them, apply the replies, autoscale.
  *
- * Batch formation. Messages are leased from the engine (engine_pull) into a
- * forming batch as they become ready; the batch is sent when it holds
+ * Batch formation. Messages are leased from the engine
+ * (engine_pull_leases) into a forming batch as they become ready; the
+ * batch is sent when it holds
  * batch_size messages or when its oldest message has waited
  * max_wait_time_ms since it was sent (a message that already waited, e.g.
  * one retried or sitting in the queue before the consumer was attached,
@@ -14,6 +15,11 @@
  * whose lease ran out while the batch waited (for a free concurrency slot)
  * is left out. A batch that cannot be sent now (paused, no worker) gives its
  * messages back rather than let their leases expire into failed deliveries.
+ * Messages are leased without their bodies (engine_pull_leases); a batch's
+ * bodies are read on the thread pool when it is sent
+ * (engine_deliveries_read, as for an HTTP pull), and it is POSTed once they
+ * are, to the worker the catalog has then; a message that cannot be read
+ * stays leased, expires and is retried.
  *
  * Readiness comes from the engine's ready hook (a send or retry became
  * durable, a delay or lease ran out, delivery resumed), so an idle queue
@@ -82,7 +88,7 @@ typedef struct push_queue {
   bool removed;
   unsigned references; /* the timer (until closed) + batches in flight */
   uv_timer_t timer;
-  bool pumping, pump_again; /* the ready hook can fire inside engine_pull */
+  bool pumping, pump_again; /* the ready hook can fire inside a pull */
   engine_delivery_t *forming; /* PUSH_MAX_BATCH slots, leased, not yet sent */
   uint32_t forming_count;
   uint64_t forming_oldest_ms;
@@ -201,6 +207,12 @@ static uint32_t queue_limit(const push_queue_t *queue) {
 
 /* ---- replies ---- */
 
+/* Gives the batch's messages back, unsent (see queue_forming_return). */
+static void batch_return_leases(push_batch_t *batch, engine_queue_t *engine_queue) {
+  for (uint32_t i = 0; engine_queue && i < batch->count; i++)
+    engine_lease_return(engine_queue, &batch->deliveries[i]);
+}
+
 static void batch_free(push_batch_t *batch) {
   engine_deliveries_free(batch->deliveries, batch->count);
   push_queue_t *queue = batch->queue;
@@ -281,8 +293,7 @@ static void batch_unreachable(push_batch_t *batch) {
   }
   queue->backoff_until_ms = clock_now_ms() + queue->backoff_ms;
   engine_queue_t *engine_queue = engine_queue_find(queue->dispatcher->engine, queue->id);
-  for (uint32_t i = 0; engine_queue && i < batch->count; i++)
-    engine_lease_return(engine_queue, &batch->deliveries[i]);
+  batch_return_leases(batch, engine_queue);
   queue->references++; /* kept for queue_finish_invocation */
   batch_free(batch);
   queue_finish_invocation(queue, engine_queue, true, 0);
@@ -318,6 +329,41 @@ static void queue_renew_forming(push_queue_t *queue, engine_queue_t *engine_queu
   queue->forming_count = kept;
 }
 
+static void batch_post(push_batch_t *batch, const control_worker_t *worker) {
+  push_queue_t *queue = batch->queue;
+  char batch_id[33], header[sizeof PUSH_SIGNATURE_HEADER + PUSH_SIGNATURE_SIZE + 2];
+  crypto_random_hex(batch_id, 16);
+  buf_t body = BUF_INIT;
+  push_protocol_body(&body, queue->name, batch_id, batch->deliveries, batch->count);
+  char signature[PUSH_SIGNATURE_SIZE];
+  push_protocol_sign(worker->secret, body.data, body.len, signature);
+  snprintf(header, sizeof header, "%s: %s", PUSH_SIGNATURE_HEADER, signature);
+  push_http_post(queue->dispatcher->http, worker->url, header, &body, worker->timeout_ms,
+                 batch_on_reply, batch);
+}
+
+/* The bodies are read (the unreadable ones left out, still leased). The
+ * batch goes unless the consumer or its worker went away meanwhile, or the
+ * server is stopping: then it gives its messages back. */
+static void batch_on_read(void *data, uint32_t count, const engine_metrics_t *metrics) {
+  (void)metrics;
+  push_batch_t *batch = data;
+  push_queue_t *queue = batch->queue;
+  batch->count = count;
+  bool going = !queue->removed && !queue->dispatcher->stopping;
+  const control_worker_t *worker = going ? queue_worker(queue) : NULL;
+  if (worker && count) {
+    batch_post(batch, worker);
+    return;
+  }
+  batch_return_leases(batch, engine_queue_find(queue->dispatcher->engine, queue->id));
+  queue->in_flight--;
+  queue->references++; /* the batch may hold the last one */
+  batch_free(batch);
+  if (going) queue_pump(queue);
+  queue_release(queue);
+}
+
 static void queue_send_forming(push_queue_t *queue, engine_queue_t *engine_queue,
                                const control_worker_t *worker) {
   queue_renew_forming(queue, engine_queue, worker);
@@ -331,15 +377,7 @@ static void queue_send_forming(push_queue_t *queue, engine_queue_t *engine_queue
   queue->forming_count = 0;
   queue->in_flight++;
   queue->references++;
-  char batch_id[33], header[sizeof PUSH_SIGNATURE_HEADER + PUSH_SIGNATURE_SIZE + 2];
-  crypto_random_hex(batch_id, 16);
-  buf_t body = BUF_INIT;
-  push_protocol_body(&body, queue->name, batch_id, batch->deliveries, batch->count);
-  char signature[PUSH_SIGNATURE_SIZE];
-  push_protocol_sign(worker->secret, body.data, body.len, signature);
-  snprintf(header, sizeof header, "%s: %s", PUSH_SIGNATURE_HEADER, signature);
-  push_http_post(queue->dispatcher->http, worker->url, header, &body, worker->timeout_ms,
-                 batch_on_reply, batch);
+  engine_deliveries_read(engine_queue, batch->deliveries, batch->count, batch_on_read, batch);
 }
 
 /* Leases more ready messages into the forming batch. */
@@ -349,8 +387,8 @@ static void queue_fill(push_queue_t *queue, engine_queue_t *engine_queue,
   if (!queue->forming) queue->forming = xcalloc(PUSH_MAX_BATCH, sizeof *queue->forming);
   uint32_t visibility = queue->entry->consumer.max_wait_time_ms + worker->timeout_ms + PUSH_LEASE_MARGIN_MS;
   uint32_t got; /* none while paused: queue_pump does not get here then */
-  engine_pull(engine_queue, batch_size - queue->forming_count, visibility,
-              queue->forming + queue->forming_count, &got);
+  engine_pull_leases(engine_queue, batch_size - queue->forming_count, visibility,
+                     queue->forming + queue->forming_count, &got);
   for (uint32_t i = 0; i < got; i++) {
     uint64_t timestamp = queue->forming[queue->forming_count + i].timestamp_ms;
     if ((queue->forming_count == 0 && i == 0) || timestamp < queue->forming_oldest_ms)

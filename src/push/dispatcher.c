@@ -2,8 +2,9 @@
  * dispatcher.c — push delivery (see push.h): per queue with a worker
  * consumer, form batches, POST them, apply the replies, autoscale.
  *
- * Batch formation. Messages are leased from the engine (engine_pull) into a
- * forming batch as they become ready; the batch is sent when it holds
+ * Batch formation. Messages are leased from the engine
+ * (engine_pull_leases) into a forming batch as they become ready; the
+ * batch is sent when it holds
  * batch_size messages or when its oldest message has waited
  * max_wait_time_ms since it was sent (a message that already waited, e.g.
  * one retried or sitting in the queue before the consumer was attached,
@@ -14,6 +15,11 @@
  * whose lease ran out while the batch waited (for a free concurrency slot)
  * is left out. A batch that cannot be sent now (paused, no worker) gives its
  * messages back rather than let their leases expire into failed deliveries.
+ * Messages are leased without their bodies (engine_pull_leases); a batch's
+ * bodies are read on the thread pool when it is sent
+ * (engine_deliveries_read, as for an HTTP pull), and it is POSTed once they
+ * are, to the worker the catalog has then; a message that cannot be read
+ * stays leased, expires and is retried.
  *
  * Readiness comes from the engine's ready hook (a send or retry became
  * durable, a delay or lease ran out, delivery resumed), so an idle queue
@@ -25,6 +31,22 @@
  * Concurrency. Up to the autoscaled limit (autoscale.h) of invocations are
  * in flight per queue; a reply frees a slot and pumps the queue again, while
  * the batch itself lives on until the engine has made its acks durable.
+ *
+ * An unreachable worker. A request that never reached the worker (its name
+ * did not resolve, the connection was refused, or the time limit ran out
+ * before anything was sent: http.h's PUSH_HTTP_UNREACHABLE) is not an
+ * invocation: the worker did not see the batch, so its messages are given
+ * back with their attempts unchanged, and the queue backs off instead of
+ * spending their retries on a closed port (a worker restarting, `wharf dev`
+ * not running yet). The back-off starts at PUSH_BACKOFF_FIRST_MS and doubles
+ * with every probe that fails, up to PUSH_BACKOFF_MAX_MS; while it lasts no
+ * message is leased, and then a single batch goes as the probe (concurrency
+ * 1). The first request that reaches the worker ends it, whatever the
+ * worker answers. It also counts as a failure for autoscaling, so a worker
+ * that comes back is ramped up again from a low concurrency rather than sent
+ * the full load of before. A worker that was reached and answered non-2xx,
+ * or took longer than its time limit, failed the invocation as on
+ * Cloudflare: the attempts count, retry_delay applies, then the DLQ.
  *
  * Lifetimes. A push_queue_t is referenced by its own timer and by its
  * batches in flight; when its consumer goes away it is unlinked and freed
@@ -53,6 +75,8 @@
 
 #define PUSH_MAX_BATCH 100
 #define PUSH_LEASE_MARGIN_MS 5000
+#define PUSH_BACKOFF_FIRST_MS 100
+#define PUSH_BACKOFF_MAX_MS 30000
 
 typedef struct push_queue {
   struct push_queue *next;
@@ -64,18 +88,21 @@ typedef struct push_queue {
   bool removed;
   unsigned references; /* the timer (until closed) + batches in flight */
   uv_timer_t timer;
-  bool pumping, pump_again; /* the ready hook can fire inside engine_pull */
+  bool pumping, pump_again; /* the ready hook can fire inside a pull */
   engine_delivery_t *forming; /* PUSH_MAX_BATCH slots, leased, not yet sent */
   uint32_t forming_count;
   uint64_t forming_oldest_ms;
   uint32_t in_flight;
   push_autoscale_t scale;
   bool had_worker; /* to log when the worker comes and goes */
+  uint32_t backoff_ms; /* 0: the worker was reached (or not tried) last */
+  uint64_t backoff_until_ms;
 } push_queue_t;
 
 typedef struct {
   push_queue_t *queue;
   bool failed;
+  bool probe; /* sent while backing off from an unreachable worker */
   uint32_t count;
   engine_delivery_t deliveries[PUSH_MAX_BATCH];
 } push_batch_t;
@@ -171,7 +198,20 @@ static const control_worker_t *queue_worker(push_queue_t *queue) {
   return worker;
 }
 
+/* How many batches may be in flight: one probe while backing off from an
+ * unreachable worker, else what autoscaling chose. */
+static uint32_t queue_limit(const push_queue_t *queue) {
+  if (queue->backoff_ms) return 1;
+  return push_autoscale_limit(&queue->scale, queue->entry->consumer.max_concurrency);
+}
+
 /* ---- replies ---- */
+
+/* Gives the batch's messages back, unsent (see queue_forming_return). */
+static void batch_return_leases(push_batch_t *batch, engine_queue_t *engine_queue) {
+  for (uint32_t i = 0; engine_queue && i < batch->count; i++)
+    engine_lease_return(engine_queue, &batch->deliveries[i]);
+}
 
 static void batch_free(push_batch_t *batch) {
   engine_deliveries_free(batch->deliveries, batch->count);
@@ -210,6 +250,7 @@ static void batch_apply(push_batch_t *batch, int status, const char *reply, size
   const char *ids[PUSH_MAX_BATCH], *acks[PUSH_MAX_BATCH];
   engine_retry_t retries[PUSH_MAX_BATCH];
   push_decision_t decisions[PUSH_MAX_BATCH];
+  queue->backoff_ms = 0; /* the worker was reached */
   for (uint32_t i = 0; i < batch->count; i++) ids[i] = batch->deliveries[i].id;
   batch->failed = push_protocol_decide(status, reply, reply_len, ids, batch->count, decisions);
   if (batch->failed)
@@ -237,13 +278,38 @@ static void batch_apply(push_batch_t *batch, int status, const char *reply, size
   queue_release(queue);
 }
 
+/* The request never reached the worker: not an invocation. The messages
+ * go back with their attempts unchanged and the queue backs off (see the
+ * top of the file). */
+static void batch_unreachable(push_batch_t *batch) {
+  push_queue_t *queue = batch->queue;
+  if (!queue->backoff_ms) {
+    queue->backoff_ms = PUSH_BACKOFF_FIRST_MS;
+    log_warn("push: queue %s: worker unreachable; its messages wait, retried from %u ms on",
+             queue->name, queue->backoff_ms);
+  } else if (batch->probe) {
+    queue->backoff_ms = queue->backoff_ms * 2 > PUSH_BACKOFF_MAX_MS ? PUSH_BACKOFF_MAX_MS
+                                                                     : queue->backoff_ms * 2;
+  }
+  queue->backoff_until_ms = clock_now_ms() + queue->backoff_ms;
+  engine_queue_t *engine_queue = engine_queue_find(queue->dispatcher->engine, queue->id);
+  batch_return_leases(batch, engine_queue);
+  queue->references++; /* kept for queue_finish_invocation */
+  batch_free(batch);
+  queue_finish_invocation(queue, engine_queue, true, 0);
+  queue_release(queue);
+}
+
 static void batch_on_reply(void *data, int status, const char *reply, size_t reply_len) {
   push_batch_t *batch = data;
   if (status == PUSH_HTTP_ABANDONED) {
     batch->queue->in_flight--;
     batch_free(batch);
-  } else
+  } else if (status == PUSH_HTTP_UNREACHABLE) {
+    batch_unreachable(batch);
+  } else {
     batch_apply(batch, status, reply, reply_len);
+  }
 }
 
 /* ---- sending ---- */
@@ -263,18 +329,8 @@ static void queue_renew_forming(push_queue_t *queue, engine_queue_t *engine_queu
   queue->forming_count = kept;
 }
 
-static void queue_send_forming(push_queue_t *queue, engine_queue_t *engine_queue,
-                               const control_worker_t *worker) {
-  queue_renew_forming(queue, engine_queue, worker);
-  if (!queue->forming_count) return;
-  push_batch_t *batch = xmalloc(sizeof *batch);
-  batch->queue = queue;
-  batch->failed = false;
-  batch->count = queue->forming_count;
-  memcpy(batch->deliveries, queue->forming, batch->count * sizeof *batch->deliveries);
-  queue->forming_count = 0;
-  queue->in_flight++;
-  queue->references++;
+static void batch_post(push_batch_t *batch, const control_worker_t *worker) {
+  push_queue_t *queue = batch->queue;
   char batch_id[33], header[sizeof PUSH_SIGNATURE_HEADER + PUSH_SIGNATURE_SIZE + 2];
   crypto_random_hex(batch_id, 16);
   buf_t body = BUF_INIT;
@@ -286,6 +342,44 @@ static void queue_send_forming(push_queue_t *queue, engine_queue_t *engine_queue
                  batch_on_reply, batch);
 }
 
+/* The bodies are read (the unreadable ones left out, still leased). The
+ * batch goes unless the consumer or its worker went away meanwhile, or the
+ * server is stopping: then it gives its messages back. */
+static void batch_on_read(void *data, uint32_t count, const engine_metrics_t *metrics) {
+  (void)metrics;
+  push_batch_t *batch = data;
+  push_queue_t *queue = batch->queue;
+  batch->count = count;
+  bool going = !queue->removed && !queue->dispatcher->stopping;
+  const control_worker_t *worker = going ? queue_worker(queue) : NULL;
+  if (worker && count) {
+    batch_post(batch, worker);
+    return;
+  }
+  batch_return_leases(batch, engine_queue_find(queue->dispatcher->engine, queue->id));
+  queue->in_flight--;
+  queue->references++; /* the batch may hold the last one */
+  batch_free(batch);
+  if (going) queue_pump(queue);
+  queue_release(queue);
+}
+
+static void queue_send_forming(push_queue_t *queue, engine_queue_t *engine_queue,
+                               const control_worker_t *worker) {
+  queue_renew_forming(queue, engine_queue, worker);
+  if (!queue->forming_count) return;
+  push_batch_t *batch = xmalloc(sizeof *batch);
+  batch->queue = queue;
+  batch->failed = false;
+  batch->probe = queue->backoff_ms != 0;
+  batch->count = queue->forming_count;
+  memcpy(batch->deliveries, queue->forming, batch->count * sizeof *batch->deliveries);
+  queue->forming_count = 0;
+  queue->in_flight++;
+  queue->references++;
+  engine_deliveries_read(engine_queue, batch->deliveries, batch->count, batch_on_read, batch);
+}
+
 /* Leases more ready messages into the forming batch. */
 static void queue_fill(push_queue_t *queue, engine_queue_t *engine_queue,
                        const control_worker_t *worker, uint32_t batch_size) {
@@ -293,8 +387,8 @@ static void queue_fill(push_queue_t *queue, engine_queue_t *engine_queue,
   if (!queue->forming) queue->forming = xcalloc(PUSH_MAX_BATCH, sizeof *queue->forming);
   uint32_t visibility = queue->entry->consumer.max_wait_time_ms + worker->timeout_ms + PUSH_LEASE_MARGIN_MS;
   uint32_t got; /* none while paused: queue_pump does not get here then */
-  engine_pull(engine_queue, batch_size - queue->forming_count, visibility,
-              queue->forming + queue->forming_count, &got);
+  engine_pull_leases(engine_queue, batch_size - queue->forming_count, visibility,
+                     queue->forming + queue->forming_count, &got);
   for (uint32_t i = 0; i < got; i++) {
     uint64_t timestamp = queue->forming[queue->forming_count + i].timestamp_ms;
     if ((queue->forming_count == 0 && i == 0) || timestamp < queue->forming_oldest_ms)
@@ -322,10 +416,15 @@ static void queue_pump_once(push_queue_t *queue) {
     return;
   }
   engine_queue_set_ready_hook(engine_queue, queue_on_ready, queue);
+  if (queue->backoff_ms && now < queue->backoff_until_ms) { /* leases nothing meanwhile */
+    queue_forming_return(queue);
+    uv_timer_start(&queue->timer, queue_on_timer, queue->backoff_until_ms - now, 0);
+    return;
+  }
   const control_consumer_t *consumer = &queue->entry->consumer;
   uint32_t batch_size = consumer->batch_size ? consumer->batch_size : 1;
   if (batch_size > PUSH_MAX_BATCH) batch_size = PUSH_MAX_BATCH;
-  while (queue->in_flight < push_autoscale_limit(&queue->scale, consumer->max_concurrency)) {
+  while (queue->in_flight < queue_limit(queue)) {
     queue_fill(queue, engine_queue, worker, batch_size);
     if (queue->forming_count == 0) break;
     bool full = queue->forming_count >= batch_size;
@@ -414,7 +513,7 @@ static void dispatcher_on_change(void *context, catalog_change_t change,
 
 uint32_t push_queue_concurrency(const push_dispatcher_t *dispatcher, const char *queue_id) {
   const push_queue_t *queue = queue_find(dispatcher, queue_id);
-  return queue ? push_autoscale_limit(&queue->scale, queue->entry->consumer.max_concurrency) : 0;
+  return queue ? queue_limit(queue) : 0;
 }
 
 static void start_queue(void *arg, const catalog_queue_t *entry) { queue_refresh(arg, entry); }

@@ -99,6 +99,18 @@ static void request_finish(push_http_request_t *request, int status) {
   free(request);
 }
 
+/* Whether a failed transfer never reached the worker. A refused connect or
+ * an unresolvable name cannot have; a time limit can have either way, and
+ * curl counts the request's bytes only once it has written them. */
+static bool http_never_reached(CURL *easy, CURLcode result) {
+  if (result == CURLE_COULDNT_RESOLVE_HOST || result == CURLE_COULDNT_RESOLVE_PROXY ||
+      result == CURLE_COULDNT_CONNECT)
+    return true;
+  long sent = 0;
+  return result == CURLE_OPERATION_TIMEDOUT &&
+         curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent == 0;
+}
+
 static void http_collect_finished(push_http_t *http) {
   CURLMsg *message;
   int pending;
@@ -107,10 +119,13 @@ static void http_collect_finished(push_http_t *http) {
     push_http_request_t *request;
     curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, (char **)&request);
     long status = 0;
-    if (message->data.result == CURLE_OK)
+    if (message->data.result == CURLE_OK) {
       curl_easy_getinfo(message->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-    else
+    } else {
       log_debug("push: POST failed: %s", curl_easy_strerror(message->data.result));
+      if (http_never_reached(message->easy_handle, message->data.result))
+        status = PUSH_HTTP_UNREACHABLE;
+    }
     request_finish(request, (int)status);
   }
 }

@@ -15,11 +15,15 @@
 
 typedef struct push_http push_http_t;
 
-/* The exchange is over. status: the HTTP status; 0 when there was no
- * usable reply (connection error, time limit, oversized reply);
- * PUSH_HTTP_ABANDONED when push_http_close ended it first (do not act on
- * it, just free what data refers to). reply is valid during the call. */
+/* The exchange is over. status: the HTTP status; 0 when the request was
+ * sent but there was no usable reply (time limit, connection lost,
+ * oversized reply); PUSH_HTTP_UNREACHABLE when the request never reached
+ * the worker (its name did not resolve, the connection was refused, or the
+ * time limit ran out before anything was sent); PUSH_HTTP_ABANDONED when
+ * push_http_close ended it first (do not act on it, just free what data
+ * refers to). reply is valid during the call. */
 #define PUSH_HTTP_ABANDONED (-1)
+#define PUSH_HTTP_UNREACHABLE (-2)
 typedef void (*push_http_done_fn)(void *data, int status, const char *reply, size_t reply_len);
 
 push_http_t *push_http_open(uv_loop_t *loop);

@@ -322,30 +322,6 @@ int engine_pull_leases(engine_queue_t *queue, uint32_t batch_size, uint32_t visi
   return ENGINE_OK;
 }
 
-/* A message that cannot be read stays leased: it expires and is retried. */
-int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
-                engine_delivery_t *out, uint32_t *count_out) {
-  uint32_t leased;
-  int status = engine_pull_leases(queue, batch_size, visibility_timeout_ms, out, &leased);
-  uint64_t now = clock_now_ms();
-  buf_t storage = BUF_INIT;
-  uint32_t count = 0;
-  for (uint32_t i = 0; i < leased; i++) {
-    store_record_t record;
-    int read_status = store_read(queue->engine->store, out[i].position, &record, &storage);
-    if (read_status) {
-      log_error("engine: cannot read a stored message (%d)", read_status);
-      continue;
-    }
-    out[count] = out[i];
-    engine__delivery_fill(&out[count], &record);
-    engine__delivery_count_read(queue, &out[count++], now);
-  }
-  buf_free(&storage);
-  *count_out = count;
-  return status;
-}
-
 /* True if a pulled message's lease is still delivery's. */
 static bool delivery_still_leased(engine_queue_t *queue, const engine_delivery_t *delivery) {
   index_entry_t entry;

@@ -165,7 +165,7 @@ size_t engine_queue_index_bytes(const engine_queue_t *queue);
 
 /* Called when the queue gains ready messages: a send or a retry became
  * durable, a delay or a lease ran out, delivery resumed. For push delivery;
- * the hook may call engine_pull. */
+ * the hook may call engine_pull_leases. */
 typedef void (*engine_ready_fn)(void *context, engine_queue_t *queue);
 void engine_queue_set_ready_hook(engine_queue_t *queue, engine_ready_fn hook, void *context);
 
@@ -193,14 +193,11 @@ typedef struct {
   uint64_t position;      /* pull: the record in the log, for engine_deliveries_read */
 } engine_delivery_t;
 
-/* Leases up to batch_size ready messages into out, *count of them (0 on
- * error). Returns ENGINE_OK or ENGINE_ERR_PAUSED. The caller frees with
- * engine_deliveries_free. */
-int engine_pull(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
-                engine_delivery_t *out, uint32_t *count);
-/* engine_pull in two steps, so that the bodies are read off the loop
- * thread (a pull of 100 messages is 100 preads): engine_pull_leases leases
- * as engine_pull does, filling everything but id, content type and body;
+/* A pull, in two steps so that the bodies are read off the loop thread (a
+ * pull of 100 messages is 100 preads). engine_pull_leases leases up to
+ * batch_size ready messages into out, *count of them (0 on error), filling
+ * everything but id, content type and body; it returns ENGINE_OK or
+ * ENGINE_ERR_PAUSED. The caller frees with engine_deliveries_free.
  * engine_deliveries_read then reads those on the thread pool and calls
  * done(data, count, metrics) on the loop with the deliveries that were
  * read moved to the front (a message that cannot be read stays leased: it

@@ -50,14 +50,6 @@ static bool resolve_dead_letter(void *context, const uint8_t source[16], uint8_t
   return true;
 }
 
-/* engine_pull that must succeed: how many it leased. */
-static uint32_t pull_ok(engine_queue_t *queue, uint32_t batch_size, uint32_t visibility_ms,
-                        engine_delivery_t *out) {
-  uint32_t count;
-  assert_int_equal(engine_pull(queue, batch_size, visibility_ms, out, &count), ENGINE_OK);
-  return count;
-}
-
 static void engine_start(fixture_t *f) {
   engine_options_t options = {.resolve_dead_letter_queue = resolve_dead_letter, .dead_letter_context = f};
   assert_int_equal(engine_open(&f->loop, f->dir, &options, &f->engine), 0);
@@ -96,6 +88,23 @@ static void restart(fixture_t *f) {
 
 static void run_until(fixture_t *f, const bool *flag) {
   while (!*flag) uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static void pull_read_done(void *data, uint32_t count, const engine_metrics_t *metrics) {
+  (void)metrics;
+  *(uint32_t *)data = count;
+}
+
+/* A pull that must succeed, its bodies read as the server reads them (on
+ * the thread pool): how many it leased and read. */
+static uint32_t pull_ok(fixture_t *f, engine_queue_t *queue, uint32_t batch_size,
+                        uint32_t visibility_ms, engine_delivery_t *out) {
+  uint32_t leased, read = UINT32_MAX;
+  assert_int_equal(engine_pull_leases(queue, batch_size, visibility_ms, out, &leased), ENGINE_OK);
+  if (!leased) return 0;
+  engine_deliveries_read(queue, out, leased, pull_read_done, &read);
+  while (read == UINT32_MAX) uv_run(&f->loop, UV_RUN_ONCE);
+  return read;
 }
 
 static void timer_fired(uv_timer_t *timer) { *(bool *)timer->data = true; }
@@ -218,7 +227,7 @@ static void test_send_pull_ack(void **state) {
   assert_int_equal(m.backlog_bytes, 11);
   assert_true(m.oldest_message_timestamp_ms > 0);
   engine_delivery_t d[10];
-  assert_int_equal(pull_ok(f->a, 10, 0, d), 3);
+  assert_int_equal(pull_ok(f, f->a, 10, 0, d), 3);
   body_is(&d[0], "one");
   body_is(&d[1], "two");
   body_is(&d[2], "three");
@@ -233,7 +242,7 @@ static void test_send_pull_ack(void **state) {
   assert_int_equal(w.result.ack_count, 3);
   assert_int_equal(w.result.warning_count, 0);
   assert_int_equal(backlog(f->a), 0);
-  assert_int_equal(pull_ok(f->a, 10, 0, d + 3), 0);
+  assert_int_equal(pull_ok(f, f->a, 10, 0, d + 3), 0);
   /* A second ack of the same lease is a warning, not a failure. */
   w = ack(f, f->a, acks, 1, NULL, 0);
   assert_int_equal(w.result.ack_count, 0);
@@ -250,7 +259,7 @@ static void test_message_ids_unique(void **state) {
   static engine_delivery_t d[COUNT];
   uint32_t got = 0;
   while (got < COUNT) {
-    uint32_t n = pull_ok(f->a, 100, 0, d + got);
+    uint32_t n = pull_ok(f, f->a, 100, 0, d + got);
     assert_true(n > 0);
     got += n;
   }
@@ -263,10 +272,10 @@ static void test_pull_never_double_leases(void **state) {
   fixture_t *f = *state;
   for (int i = 0; i < 5; i++) send_one(f, f->a, "m", -1);
   engine_delivery_t d[6];
-  assert_int_equal(pull_ok(f->a, 2, 0, d), 2);
-  assert_int_equal(pull_ok(f->a, 2, 0, d + 2), 2);
-  assert_int_equal(pull_ok(f->a, 2, 0, d + 4), 1);
-  assert_int_equal(pull_ok(f->a, 2, 0, d + 5), 0);
+  assert_int_equal(pull_ok(f, f->a, 2, 0, d), 2);
+  assert_int_equal(pull_ok(f, f->a, 2, 0, d + 2), 2);
+  assert_int_equal(pull_ok(f, f->a, 2, 0, d + 4), 1);
+  assert_int_equal(pull_ok(f, f->a, 2, 0, d + 5), 0);
   for (int i = 0; i < 5; i++)
     for (int j = i + 1; j < 5; j++) assert_string_not_equal(d[i].id, d[j].id);
   assert_int_equal(backlog(f->a), 5);
@@ -293,14 +302,14 @@ static void test_delays_and_ready_hook(void **state) {
   send_one(f, f->a, "zero-overrides", 0);
   assert_int_equal(hook_calls, 1);
   engine_delivery_t d[4];
-  assert_int_equal(pull_ok(f->a, 10, 0, d), 1);
+  assert_int_equal(pull_ok(f, f->a, 10, 0, d), 1);
   body_is(&d[0], "zero-overrides");
   wait_t w = retry_one(f, f->a, d[0].handle, 1);
   assert_int_equal(w.result.retry_count, 1);
-  assert_int_equal(pull_ok(f->a, 10, 0, d + 1), 0);
+  assert_int_equal(pull_ok(f, f->a, 10, 0, d + 1), 0);
   run_for(f, 1100);
   assert_true(hook_calls >= 2);
-  assert_int_equal(pull_ok(f->a, 10, 0, d + 1), 3);
+  assert_int_equal(pull_ok(f, f->a, 10, 0, d + 1), 3);
   for (int i = 1; i < 4; i++)
     if (strcmp(d[i].id, d[0].id) == 0) assert_int_equal(d[i].attempts, 2);
     else assert_int_equal(d[i].attempts, 1);
@@ -311,10 +320,10 @@ static void test_retry_without_delay(void **state) {
   fixture_t *f = *state;
   send_one(f, f->a, "x", -1);
   engine_delivery_t d[2];
-  assert_int_equal(pull_ok(f->a, 1, 0, d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, d), 1);
   wait_t w = retry_one(f, f->a, d[0].handle, 0);
   assert_int_equal(w.result.retry_count, 1);
-  assert_int_equal(pull_ok(f->a, 1, 0, d + 1), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, d + 1), 1);
   assert_int_equal(d[1].attempts, 2);
   assert_string_equal(d[1].id, d[0].id);
   /* The old lease no longer retries: a new one is live. */
@@ -328,10 +337,10 @@ static void test_visibility_expiry_redelivers_and_late_ack(void **state) {
   fixture_t *f = *state;
   send_one(f, f->a, "slow", -1);
   engine_delivery_t d[2];
-  assert_int_equal(pull_ok(f->a, 1, 100, d), 1);
-  assert_int_equal(pull_ok(f->a, 1, 100, d + 1), 0);
+  assert_int_equal(pull_ok(f, f->a, 1, 100, d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 100, d + 1), 0);
   run_for(f, 300);
-  assert_int_equal(pull_ok(f->a, 1, 30000, d + 1), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 30000, d + 1), 1);
   assert_int_equal(d[1].attempts, 2);
   assert_string_equal(d[1].id, d[0].id);
   /* The first consumer's late ack is still accepted. */
@@ -346,13 +355,13 @@ static void test_visibility_expiry_redelivers_and_late_ack(void **state) {
 static void fail_until_gone(fixture_t *f, engine_queue_t *queue, uint32_t expected_deliveries) {
   engine_delivery_t d;
   for (uint32_t attempt = 1; attempt <= expected_deliveries; attempt++) {
-    assert_int_equal(pull_ok(queue, 1, 0, &d), 1);
+    assert_int_equal(pull_ok(f, queue, 1, 0, &d), 1);
     assert_int_equal(d.attempts, attempt);
     wait_t w = retry_one(f, queue, d.handle, 0);
     assert_int_equal(w.result.retry_count, 1);
     engine_deliveries_free(&d, 1);
   }
-  assert_int_equal(pull_ok(queue, 1, 0, &d), 0);
+  assert_int_equal(pull_ok(f, queue, 1, 0, &d), 0);
   assert_int_equal(backlog(queue), 0);
 }
 
@@ -374,7 +383,7 @@ static void test_max_retries_dead_letter(void **state) {
   engine_queue_t *dlq = engine_queue_find(f->engine, QUEUE_DLQ);
   assert_non_null(dlq);
   assert_int_equal(backlog(dlq), 1);
-  assert_int_equal(pull_ok(dlq, 1, 0, &moved), 1);
+  assert_int_equal(pull_ok(f, dlq, 1, 0, &moved), 1);
   assert_int_equal(moved.attempts, 1);
   assert_int_equal(moved.content_type, CONTENT_TYPE_BYTES);
   assert_int_equal(moved.timestamp_ms, first.timestamp_ms);
@@ -408,7 +417,7 @@ static void test_lease_expiry_counts_toward_max_retries(void **state) {
   engine_queue_configure(f->engine, QUEUE_A, &config);
   send_one(f, f->a, "ignored", -1);
   engine_delivery_t d;
-  assert_int_equal(pull_ok(f->a, 1, 50, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 50, &d), 1);
   run_for(f, 250);
   assert_int_equal(backlog(f->a), 0);
   engine_deliveries_free(&d, 1);
@@ -418,7 +427,7 @@ static void test_bad_leases_are_warnings(void **state) {
   fixture_t *f = *state;
   send_one(f, f->a, "a", -1);
   engine_delivery_t d;
-  assert_int_equal(pull_ok(f->a, 1, 0, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &d), 1);
   char forged[LEASE_TEXT_MAX];
   snprintf(forged, sizeof forged, "%s", d.handle);
   forged[5] = forged[5] == 'A' ? 'B' : 'A';
@@ -447,12 +456,12 @@ static void test_paused_pull_refused(void **state) {
   send_one(f, f->a, "stored", -1);
   engine_delivery_t d;
   uint32_t none = 1;
-  assert_int_equal(engine_pull(f->a, 1, 0, &d, &none), ENGINE_ERR_PAUSED);
+  assert_int_equal(engine_pull_leases(f->a, 1, 0, &d, &none), ENGINE_ERR_PAUSED);
   assert_int_equal(none, 0);
   assert_int_equal(backlog(f->a), 1);
   config.delivery_paused = false;
   engine_queue_configure(f->engine, QUEUE_A, &config);
-  assert_int_equal(pull_ok(f->a, 1, 0, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &d), 1);
   engine_deliveries_free(&d, 1);
 }
 
@@ -462,18 +471,18 @@ static void test_purge(void **state) {
   send_one(f, f->a, "delayed", 600);
   send_one(f, f->a, "leased", -1);
   engine_delivery_t d;
-  assert_int_equal(pull_ok(f->a, 1, 0, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &d), 1);
   engine_deliveries_free(&d, 1);
   wait_t w = {0};
   engine_queue_purge(f->a, done_cb, &w);
   run_until(f, &w.done);
   assert_int_equal(w.status, 0);
   assert_int_equal(w.metrics.backlog_count, 0);
-  assert_int_equal(pull_ok(f->a, 10, 0, &d), 0);
+  assert_int_equal(pull_ok(f, f->a, 10, 0, &d), 0);
   send_one(f, f->a, "after", -1);
   restart(f);
   assert_int_equal(backlog(f->a), 1);
-  assert_int_equal(pull_ok(f->a, 10, 0, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 10, 0, &d), 1);
   body_is(&d, "after");
   engine_deliveries_free(&d, 1);
 }
@@ -497,7 +506,7 @@ static void test_peek_and_purge_refs(void **state) {
   run_until(f, &w.done);
   assert_int_equal(w.result.ack_count, 1);
   assert_int_equal(backlog(f->a), 1);
-  assert_int_equal(pull_ok(f->a, 10, 0, pulled), 1);
+  assert_int_equal(pull_ok(f, f->a, 10, 0, pulled), 1);
   body_is(&pulled[0], "p2");
   engine_deliveries_free(peeked, 2);
   engine_deliveries_free(again, 2);
@@ -512,7 +521,7 @@ static void test_retention_deletes_old_messages(void **state) {
   send_one(f, f->a, "old", -1);
   send_one(f, f->a, "old-leased", -1);
   engine_delivery_t d;
-  assert_int_equal(pull_ok(f->a, 1, 0, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &d), 1);
   engine_deliveries_free(&d, 1);
   run_for(f, 1050);
   send_one(f, f->a, "young", -1);
@@ -523,7 +532,7 @@ static void test_retention_deletes_old_messages(void **state) {
   assert_int_equal(backlog(f->a), 1);
   restart(f);
   assert_int_equal(backlog(f->a), 1);
-  assert_int_equal(pull_ok(f->a, 1, 0, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &d), 1);
   body_is(&d, "young");
   engine_deliveries_free(&d, 1);
 }
@@ -536,7 +545,7 @@ static void test_restart_keeps_state(void **state) {
   send_one(f, f->a, "untouched", -1);
   send_one(f, f->a, "delayed", 600);
   engine_delivery_t d[3];
-  assert_int_equal(pull_ok(f->a, 3, 0, d), 3);
+  assert_int_equal(pull_ok(f, f->a, 3, 0, d), 3);
   const char *acked = d[0].handle;
   engine_retry_t retry = {d[1].handle, 0};
   wait_t w = ack(f, f->a, &acked, 1, &retry, 1);
@@ -545,7 +554,7 @@ static void test_restart_keeps_state(void **state) {
   engine_deliveries_free(d, 3);
   restart(f);
   assert_int_equal(backlog(f->a), 4);
-  assert_int_equal(pull_ok(f->a, 10, 0, d), 3);
+  assert_int_equal(pull_ok(f, f->a, 10, 0, d), 3);
   body_is(&d[0], "retried");
   assert_int_equal(d[0].attempts, 2);
   body_is(&d[1], "in-flight");
@@ -560,19 +569,19 @@ static void test_lease_renew_and_return(void **state) {
   fixture_t *f = *state;
   send_one(f, f->a, "held", -1);
   engine_delivery_t d, again;
-  assert_int_equal(pull_ok(f->a, 1, 200, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 200, &d), 1);
   assert_true(engine_lease_renew(f->a, &d, 60000));
   run_for(f, 400); /* past the first expiry: the renewal holds */
-  assert_int_equal(pull_ok(f->a, 1, 0, &again), 0);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &again), 0);
   engine_lease_return(f->a, &d);
-  assert_int_equal(pull_ok(f->a, 1, 100, &again), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 100, &again), 1);
   assert_int_equal(again.attempts, 1); /* given back, not failed */
   assert_false(engine_lease_renew(f->a, &d, 60000)); /* d's lease is gone */
   run_for(f, 1300); /* again's lease expires: a failed delivery, ready again */
   assert_false(engine_lease_renew(f->a, &again, 60000));
   engine_lease_return(f->a, &again); /* nothing: not its lease any more */
   engine_delivery_t third;
-  assert_int_equal(pull_ok(f->a, 1, 0, &third), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &third), 1);
   assert_int_equal(third.attempts, 2);
   engine_deliveries_free(&d, 1);
   engine_deliveries_free(&again, 1);
@@ -583,7 +592,7 @@ static void test_lease_survives_restart_for_ack(void **state) {
   fixture_t *f = *state;
   send_one(f, f->a, "held", -1);
   engine_delivery_t d;
-  assert_int_equal(pull_ok(f->a, 1, 0, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &d), 1);
   char lease[LEASE_TEXT_MAX];
   snprintf(lease, sizeof lease, "%s", d.handle);
   engine_deliveries_free(&d, 1);
@@ -630,7 +639,7 @@ static void check_compaction_keeps_live_messages(fixture_t *f) {
   }
   static engine_delivery_t d[TOTAL];
   static const char *acks[TOTAL];
-  assert_int_equal(pull_ok(f->a, TOTAL, 0, d), TOTAL);
+  assert_int_equal(pull_ok(f, f->a, TOTAL, 0, d), TOTAL);
   size_t ack_count = 0;
   engine_retry_t retries[TOTAL / 100];
   for (int i = 0; i < TOTAL; i++) {
@@ -653,7 +662,7 @@ static void check_compaction_keeps_live_messages(fixture_t *f) {
   engine_deliveries_free(d, TOTAL);
   restart(f);
   assert_int_equal(backlog(f->a), TOTAL / 100);
-  assert_int_equal(pull_ok(f->a, TOTAL, 0, d), TOTAL / 100);
+  assert_int_equal(pull_ok(f, f->a, TOTAL, 0, d), TOTAL / 100);
   for (int i = 0; i < TOTAL / 100; i++) {
     assert_int_equal(d[i].attempts, 2);
     assert_int_equal(d[i].body.len, sizeof body);
@@ -697,9 +706,9 @@ static void test_failed_append_changes_nothing(void **state) {
   assert_int_equal(w.status, -EIO);
   assert_int_equal(backlog(f->a), 0);
   engine_delivery_t d;
-  assert_int_equal(pull_ok(f->a, 1, 0, &d), 0);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &d), 0);
   send_one(f, f->a, "kept", -1);
-  assert_int_equal(pull_ok(f->a, 1, 400, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 400, &d), 1);
   /* A failed ack or retry leaves the lease as it was: no second delivery
    * before it expires, and the same lease id still works. */
   const char *lease = d.handle;
@@ -711,21 +720,21 @@ static void test_failed_append_changes_nothing(void **state) {
   assert_int_equal(w.status, -ENOSPC);
   assert_int_equal(backlog(f->a), 1);
   engine_delivery_t again;
-  assert_int_equal(pull_ok(f->a, 1, 0, &again), 0);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &again), 0);
   w = retry_one(f, f->a, lease, 0);
   assert_int_equal(w.result.retry_count, 1);
   assert_int_equal(w.result.warning_count, 0);
   engine_deliveries_free(&d, 1);
-  assert_int_equal(pull_ok(f->a, 1, 200, &d), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 200, &d), 1);
   assert_int_equal(d.attempts, 2);
   /* Its expiry too is kept: the failed ack does not restart the clock. */
   store_debug_fail_next_sync(f->engine->store, EIO);
   lease = d.handle;
   w = ack(f, f->a, &lease, 1, NULL, 0);
   assert_int_equal(w.status, -EIO);
-  assert_int_equal(pull_ok(f->a, 1, 0, &again), 0);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &again), 0);
   run_for(f, 400);
-  assert_int_equal(pull_ok(f->a, 1, 0, &again), 1);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &again), 1);
   assert_int_equal(again.attempts, 3);
   engine_deliveries_free(&again, 1);
   engine_deliveries_free(&d, 1);
@@ -745,7 +754,7 @@ static void test_limits_refuse_and_change_nothing(void **state) {
   assert_int_equal(engine_send(f->a, four, 4, NULL, NULL), ENGINE_ERR_RATE_LIMIT);
   assert_int_equal(backlog(f->a), 0);
   engine_delivery_t d;
-  assert_int_equal(pull_ok(f->a, 1, 0, &d), 0);
+  assert_int_equal(pull_ok(f, f->a, 1, 0, &d), 0);
   send_one(f, f->a, "within", -1);
   assert_int_equal(backlog(f->a), 1);
 }

@@ -135,12 +135,21 @@ static void ack_done(void *data, int status, const engine_ack_result_t *result) 
   *(bool *)data = true;
 }
 
+static void pull_read_done(void *data, uint32_t count, const engine_metrics_t *metrics) {
+  (void)metrics;
+  *(uint32_t *)data = count;
+}
+
 /* Pulls `count` messages; acks the first and retries the rest. */
 static void pull_ack_first(fixture_t *f, size_t count) {
   engine_delivery_t deliveries[8];
   uint32_t pulled;
-  assert_int_equal(engine_pull(f->queue, 8, 30000, deliveries, &pulled), ENGINE_OK);
+  assert_int_equal(engine_pull_leases(f->queue, 8, 30000, deliveries, &pulled), ENGINE_OK);
   assert_int_equal(pulled, count);
+  uint32_t read = UINT32_MAX;
+  engine_deliveries_read(f->queue, deliveries, pulled, pull_read_done, &read);
+  while (read == UINT32_MAX) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(read, count);
   const char *acks[1] = {deliveries[0].handle};
   engine_retry_t retries[8];
   for (size_t i = 1; i < count; i++) retries[i - 1] = (engine_retry_t){deliveries[i].handle, 0};

@@ -270,7 +270,7 @@ void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t co
 /* ---- another message backend (clustered mode) ----
  *
  * The same operation set over a backend whose calls block on the network
- * (jetstream/, wired by cluster/cluster_backend.c): the engine runs each
+ * (jetstream/, wired by server/server_cluster.c): the engine runs each
  * call on libuv's thread pool and answers its callback on the loop, so
  * nobody above the engine knows which backend holds the messages. With a
  * backend: engine_pull_leases leases nothing and returns
@@ -279,7 +279,8 @@ void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t co
  * nothing to read; engine_queue_metrics answers the figures the queue's
  * last operation on this node brought back; engine_queue_configure and
  * engine_peek make their call on the loop (admin and debugging paths);
- * push (engine_pull, leases renew and return) is not supported. */
+ * push (which pulls through engine_pull_leases, renews and returns
+ * leases) is not supported yet. */
 typedef struct {
   /* The backend's queue for id, created or updated; NULL if unreachable. */
   void *(*configure)(void *context, const uint8_t id[16], const engine_queue_config_t *config);

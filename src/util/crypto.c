@@ -92,10 +92,29 @@ void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_
 
 /* HMAC (RFC 2104) over digest contexts that have already absorbed the key's
  * inner and outer pads: a signature is two context copies and two short
- * hashes, a quarter of the cost of copying an EVP_MAC context. */
+ * hashes, a quarter of the cost of copying an EVP_MAC context. The key is
+ * read-only once made; the context a signature is computed in is the
+ * signing thread's own (clustered mode signs lease ids on the thread pool
+ * while the loop signs too: one shared context crashed in libcrypto). */
 struct crypto_hmac_key {
-  EVP_MD_CTX *inner, *outer, *work;
+  EVP_MD_CTX *inner, *outer;
 };
+
+static pthread_key_t hmac_work_key;
+static pthread_once_t hmac_work_once = PTHREAD_ONCE_INIT;
+
+static void hmac_work_free(void *context) { EVP_MD_CTX_free(context); }
+static void hmac_work_key_create(void) { pthread_key_create(&hmac_work_key, hmac_work_free); }
+
+static EVP_MD_CTX *hmac_work_context(void) {
+  pthread_once(&hmac_work_once, hmac_work_key_create);
+  EVP_MD_CTX *work = pthread_getspecific(hmac_work_key);
+  if (!work) {
+    work = EVP_MD_CTX_new();
+    if (!work || pthread_setspecific(hmac_work_key, work) != 0) abort();
+  }
+  return work;
+}
 
 static void hmac_pad_absorb(EVP_MD_CTX *context, const uint8_t *key, size_t key_len,
                             uint8_t pad_byte) {
@@ -120,8 +139,7 @@ crypto_hmac_key_t *crypto_hmac_key_new(const void *key, size_t key_len) {
   crypto_hmac_key_t *prepared = xcalloc(1, sizeof *prepared);
   prepared->inner = EVP_MD_CTX_new();
   prepared->outer = EVP_MD_CTX_new();
-  prepared->work = EVP_MD_CTX_new();
-  if (!prepared->inner || !prepared->outer || !prepared->work) abort();
+  if (!prepared->inner || !prepared->outer) abort();
   hmac_pad_absorb(prepared->inner, key, key_len, 0x36);
   hmac_pad_absorb(prepared->outer, key, key_len, 0x5c);
   crypto_wipe(short_key, sizeof short_key);
@@ -132,11 +150,11 @@ void crypto_hmac_key_sign(const crypto_hmac_key_t *key, const void *data, size_t
                           uint8_t out[32]) {
   uint8_t inner_hash[32];
   unsigned int hash_len = 0;
-  if (!EVP_MD_CTX_copy_ex(key->work, key->inner) || !EVP_DigestUpdate(key->work, data, len) ||
-      !EVP_DigestFinal_ex(key->work, inner_hash, &hash_len) ||
-      !EVP_MD_CTX_copy_ex(key->work, key->outer) ||
-      !EVP_DigestUpdate(key->work, inner_hash, sizeof inner_hash) ||
-      !EVP_DigestFinal_ex(key->work, out, &hash_len)) {
+  EVP_MD_CTX *work = hmac_work_context();
+  if (!EVP_MD_CTX_copy_ex(work, key->inner) || !EVP_DigestUpdate(work, data, len) ||
+      !EVP_DigestFinal_ex(work, inner_hash, &hash_len) || !EVP_MD_CTX_copy_ex(work, key->outer) ||
+      !EVP_DigestUpdate(work, inner_hash, sizeof inner_hash) ||
+      !EVP_DigestFinal_ex(work, out, &hash_len)) {
     fputs("wharf: HMAC-SHA256 failed\n", stderr);
     abort();
   }
@@ -146,7 +164,6 @@ void crypto_hmac_key_free(crypto_hmac_key_t *key) {
   if (!key) return;
   EVP_MD_CTX_free(key->inner);
   EVP_MD_CTX_free(key->outer);
-  EVP_MD_CTX_free(key->work);
   free(key);
 }
 

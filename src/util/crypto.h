@@ -27,8 +27,8 @@ void crypto_hmac_sha256(const void *key, size_t key_len, const void *data, size_
                         uint8_t out[32]);
 /* A key prepared once for many HMAC-SHA256 signatures: lease ids are signed
  * and checked twice per message on the pull path, and a one-shot HMAC of a
- * few dozen bytes spends most of its time preparing the key. The key holds
- * scratch state: use it from one thread at a time. */
+ * few dozen bytes spends most of its time preparing the key. The key is
+ * read-only once made: any thread may sign with it at the same time. */
 typedef struct crypto_hmac_key crypto_hmac_key_t;
 crypto_hmac_key_t *crypto_hmac_key_new(const void *key, size_t key_len);
 void crypto_hmac_key_sign(const crypto_hmac_key_t *key, const void *data, size_t len,

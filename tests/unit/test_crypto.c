@@ -1,8 +1,10 @@
 /*
  * test_crypto.c — the prepared HMAC key gives RFC 4231's HMAC-SHA256 (lease
- * ids are signed with it) and agrees with the one-shot function; our base64
+ * ids are signed with it) and agrees with the one-shot function, also when
+ * several threads sign with one key at once; our base64
  * encoder gives RFC 4648's vectors and OpenSSL's output.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +51,45 @@ static void test_prepared_matches_one_shot(void **state) {
     assert_memory_equal(a, b, 32);
   }
   crypto_hmac_key_free(prepared);
+}
+
+/* Clustered mode signs lease ids on the thread pool while the loop signs
+ * too: one key, many threads at once, every signature still right. */
+typedef struct {
+  const crypto_hmac_key_t *key;
+  uint8_t secret[32];
+  int thread, wrong;
+} signer_t;
+
+static void *signer_run(void *arg) {
+  signer_t *signer = arg;
+  for (int i = 0; i < 5000; i++) {
+    uint8_t data[24], a[32], b[32];
+    for (size_t j = 0; j < sizeof data; j++) data[j] = (uint8_t)(i + j * signer->thread);
+    crypto_hmac_sha256(signer->secret, sizeof signer->secret, data, sizeof data, a);
+    crypto_hmac_key_sign(signer->key, data, sizeof data, b);
+    signer->wrong += memcmp(a, b, 32) != 0;
+  }
+  return NULL;
+}
+
+static void test_prepared_key_shared_by_threads(void **state) {
+  (void)state;
+  signer_t signers[4];
+  pthread_t threads[4];
+  uint8_t secret[32];
+  for (size_t i = 0; i < sizeof secret; i++) secret[i] = (uint8_t)(i * 13 + 5);
+  crypto_hmac_key_t *key = crypto_hmac_key_new(secret, sizeof secret);
+  for (int t = 0; t < 4; t++) {
+    signers[t] = (signer_t){.key = key, .thread = t + 1};
+    memcpy(signers[t].secret, secret, sizeof secret);
+    assert_int_equal(pthread_create(&threads[t], NULL, signer_run, &signers[t]), 0);
+  }
+  for (int t = 0; t < 4; t++) {
+    pthread_join(threads[t], NULL);
+    assert_int_equal(signers[t].wrong, 0);
+  }
+  crypto_hmac_key_free(key);
 }
 
 static void encode(const char *in, size_t n, buf_t *out) {
@@ -101,6 +142,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rfc4231_vectors),
       cmocka_unit_test(test_prepared_matches_one_shot),
+      cmocka_unit_test(test_prepared_key_shared_by_threads),
       cmocka_unit_test(test_base64_rfc4648_vectors),
       cmocka_unit_test(test_base64_matches_openssl),
   };

@@ -82,14 +82,14 @@ static void consumer_defaults(control_consumer_t *consumer, const char *queue_id
 }
 
 static void reply_consumer_exists(api_call_t *call) {
-  api_reply_error(call, 409, API_ERR_CONSUMER_EXISTS,
-                  "Queue \"%s\" already has a consumer; remove it first", call->queue.name);
+  api_reply_failure(call, CONTROL_ERR_CONSUMER_EXISTS,
+                    "Queue \"%s\" already has a consumer; remove it first", call->queue.name);
 }
 
 static void consumer_saved(void *data, int status, const catalog_consumer_result_t *result) {
   api_call_t *call = data;
   if (status != CONTROL_OK) {
-    if (status == CONTROL_ERR_EXISTS) reply_consumer_exists(call);
+    if (status == CONTROL_ERR_EXISTS) reply_consumer_exists(call); /* on a consumer: a second one */
     else api_reply_control_error(call, status, "consumer");
     return;
   }

@@ -104,6 +104,7 @@ api_error_t api_error_of(int status) {
   switch (status) {
   case CONTROL_ERR_NOT_FOUND: return (api_error_t){404, API_ERR_NOT_FOUND};
   case CONTROL_ERR_EXISTS: return (api_error_t){409, API_ERR_QUEUE_EXISTS};
+  case CONTROL_ERR_CONSUMER_EXISTS: return (api_error_t){409, API_ERR_CONSUMER_EXISTS};
   case CONTROL_ERR_LIMIT: return (api_error_t){403, API_ERR_QUEUE_LIMIT};
   case CONTROL_ERR_FULL:
   case -ENOSPC: return (api_error_t){507, API_ERR_STORAGE_FAILURE};

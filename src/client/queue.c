@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client_internal.h"
 #include "util/buf.h"
 #include "wharf.h"
 
@@ -39,10 +40,6 @@ int wharf_queue_find(wharf_client_t *client, const char *name, json_t **queue_ou
   }
   json_decref(queues);
   if (*queue_out) return WHARF_OK;
-  if (err) {
-    err->http_status = 0;
-    err->code = WHARF_CODE_QUEUE_NOT_FOUND;
-    snprintf(err->message, sizeof(err->message), "Queue \"%s\" does not exist", name);
-  }
+  client_error_set(err, 0, WHARF_CODE_QUEUE_NOT_FOUND, "Queue \"%s\" does not exist", name);
   return WHARF_ERR_NOT_FOUND;
 }

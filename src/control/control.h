@@ -41,6 +41,9 @@ enum {
   CONTROL_ERR_INVALID = -6005,  /* token secret not 1-64 chars; bad WHARF_ACCOUNT_ID */
   CONTROL_ERR_FULL = -6006,     /* SQLite could not write: the disk is full; nothing changed */
   CONTROL_ERR_UNAVAILABLE = -6007, /* clustered mode: the cluster did not answer (503) */
+  /* The queue already has a consumer (409, Cloudflare 11004): EXISTS from a
+   * consumer create, as api/consumers.c names it for the one mapping. */
+  CONTROL_ERR_CONSUMER_EXISTS = -6008,
 };
 
 enum { PERMISSION_READ = 1, PERMISSION_WRITE = 2 };

@@ -40,6 +40,7 @@ typedef struct {
   size_t count;
   uint32_t batch_size, visibility_timeout_ms, wait_ms;
   engine_delivery_t *deliveries, *out;
+  uint32_t pulled; /* deliveries a pull brought, when status is ENGINE_OK */
   char **acks;
   size_t ack_count;
   engine_retry_t *retries;
@@ -67,7 +68,7 @@ static int job_call(job_t *job) {
   case JOB_SEND: return backend->send(job->remote, job->messages, job->count);
   case JOB_PULL:
     return backend->pull(job->remote, job->batch_size, job->visibility_timeout_ms, job->wait_ms,
-                         job->deliveries);
+                         job->deliveries, &job->pulled);
   case JOB_ACK:
     return backend->ack(job->remote, (const char *const *)job->acks, job->ack_count, job->retries,
                         job->retry_count, &job->result);
@@ -104,13 +105,12 @@ static void job_answer(job_t *job) {
     break;
   case JOB_PULL:
     if (job->cancelled) {
-      if (job->status > 0) engine_deliveries_free(job->deliveries, (size_t)job->status);
+      if (job->status == ENGINE_OK) engine_deliveries_free(job->deliveries, job->pulled);
       break;
     }
     queue->engine->wait_count--;
-    if (job->status > 0) memcpy(job->out, job->deliveries, (size_t)job->status * sizeof *job->out);
-    job->done.pull(job->data, job->status < 0 ? job->status : ENGINE_OK,
-                   job->status < 0 ? 0 : (uint32_t)job->status);
+    if (job->status == ENGINE_OK) memcpy(job->out, job->deliveries, job->pulled * sizeof *job->out);
+    job->done.pull(job->data, job->status, job->status == ENGINE_OK ? job->pulled : 0);
     break;
   case JOB_ACK:
   case JOB_PURGE_REFS:

@@ -72,8 +72,11 @@ static int backend_send(void *queue, const engine_message_t *messages, size_t co
   return jetstream_send(queue, messages, count);
 }
 static int backend_pull(void *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
-                        uint32_t wait_ms, engine_delivery_t *out) {
-  return jetstream_pull(queue, batch_size, visibility_timeout_ms, wait_ms, out);
+                        uint32_t wait_ms, engine_delivery_t *out, uint32_t *count_out) {
+  int count = jetstream_pull(queue, batch_size, visibility_timeout_ms, wait_ms, out);
+  if (count < 0) return count;
+  *count_out = (uint32_t)count;
+  return ENGINE_OK;
 }
 static int backend_ack(void *queue, const char *const *acks, size_t ack_count,
                        const engine_retry_t *retries, size_t retry_count,

@@ -177,6 +177,13 @@ void jetstream_ack_result_free(engine_ack_result_t *result);
  * (the maintenance thread calls it; tests call it to move time on). */
 void jetstream_leases_tick(jetstream_t *js, uint64_t now_ms);
 
+/* lease.c, for push: renew moves a held lease's deadline to
+ * visibility_timeout_ms from now (no network; false for a forged id);
+ * return gives the message back at once without counting an attempt. */
+bool jetstream_lease_renew(jetstream_queue_t *queue, const char *lease_id,
+                           uint32_t visibility_timeout_ms);
+int jetstream_lease_return(jetstream_queue_t *queue, const char *lease_id);
+
 /* Up to batch_size stored messages, oldest first, changing nothing. */
 int jetstream_peek(jetstream_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
 /* Deletes peeked messages by ref (result->ack_count). */

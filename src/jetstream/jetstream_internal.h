@@ -134,6 +134,9 @@ void jetstream__message_id(uint64_t stream_seq, int64_t timestamp_ns, char out[3
 /* keeper.c */
 void jetstream__keeper_add(jetstream_queue_t *queue, const jetstream_handle_t *handle,
                            uint64_t deadline_ms);
+/* Moves the lease's deadline (keeps it from now if the keeper had none). */
+void jetstream__keeper_extend(jetstream_queue_t *queue, const jetstream_handle_t *handle,
+                              uint64_t deadline_ms);
 void jetstream__keeper_remove(jetstream_queue_t *queue, uint64_t stream_seq);
 void jetstream__keeper_forget_queue(jetstream_queue_t *queue);
 

@@ -296,6 +296,9 @@ typedef struct {
   int (*peek)(void *queue, uint32_t batch_size, engine_delivery_t *out);
   int (*purge_refs)(void *queue, const char *const *refs, size_t count,
                     engine_ack_result_t *result);
+  /* Called on the loop: must not block (a local deadline, no network). */
+  bool (*lease_renew)(void *queue, const char *lease_id, uint32_t visibility_timeout_ms);
+  int (*lease_return)(void *queue, const char *lease_id);
   void (*ack_result_free)(engine_ack_result_t *result);
   int unavailable; /* the status of an operation on a queue the backend could not configure */
   void *context;

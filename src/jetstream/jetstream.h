@@ -184,6 +184,10 @@ bool jetstream_lease_renew(jetstream_queue_t *queue, const char *lease_id,
                            uint32_t visibility_timeout_ms);
 int jetstream_lease_return(jetstream_queue_t *queue, const char *lease_id);
 
+/* The Wharf nodes live on the cluster, this one included (nodes.c; at
+ * least 1). Does not block. */
+uint32_t jetstream_live_nodes(jetstream_t *js);
+
 /* Up to batch_size stored messages, oldest first, changing nothing. */
 int jetstream_peek(jetstream_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
 /* Deletes peeked messages by ref (result->ack_count). */

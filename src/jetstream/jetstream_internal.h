@@ -41,6 +41,9 @@ struct jetstream {
   natsConnection *nc;
   jsCtx *js;
   kvStore *deferrals;
+  kvStore *nodes;        /* nodes.c's heartbeats */
+  char node_id[17];
+  uint32_t live_nodes;   /* as of the last beat; under lock */
   crypto_hmac_key_t *lease_key;
   jetstream_options_t options;
   int replicas;
@@ -118,6 +121,11 @@ int jetstream__bucket_open(jetstream_t *js, const char *name, int64_t ttl_ms, kv
 int jetstream__deferrals_open(jetstream_t *js);
 uint32_t jetstream__deferrals_get(jetstream_queue_t *queue, uint64_t stream_seq);
 int jetstream__deferrals_add(jetstream_queue_t *queue, uint64_t stream_seq, uint32_t count);
+
+/* nodes.c: this node's heartbeat (opened with the first beat); the beat
+ * also counts the live nodes. */
+int jetstream__nodes_open(jetstream_t *js);
+void jetstream__nodes_beat(jetstream_t *js);
 
 /* secrets.c: the shared lease key. */
 int jetstream__lease_key_load(jetstream_t *js);

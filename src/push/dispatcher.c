@@ -202,11 +202,23 @@ static const control_worker_t *queue_worker(push_queue_t *queue) {
   return worker;
 }
 
+/* This node's share of max_concurrency, which is the cluster's: with n
+ * live nodes (engine_live_nodes) each takes ceil(max / n), so the nodes
+ * together run at most max + n - 1 invocations (exactly max when n divides
+ * it), and a node alone takes all of it. 0 stays 0 (auto) on one node. */
+static uint32_t queue_max_concurrency(const push_queue_t *queue) {
+  uint32_t max = queue->entry->consumer.max_concurrency;
+  uint32_t nodes = engine_live_nodes(queue->dispatcher->engine);
+  if (nodes <= 1) return max;
+  if (max == 0 || max > PUSH_MAX_CONCURRENCY) max = PUSH_MAX_CONCURRENCY;
+  return (max + nodes - 1) / nodes;
+}
+
 /* How many batches may be in flight: one probe while backing off from an
  * unreachable worker, else what autoscaling chose. */
 static uint32_t queue_limit(const push_queue_t *queue) {
   if (queue->backoff_ms) return 1;
-  return push_autoscale_limit(&queue->scale, queue->entry->consumer.max_concurrency);
+  return push_autoscale_limit(&queue->scale, queue_max_concurrency(queue));
 }
 
 /* ---- replies ---- */
@@ -245,7 +257,7 @@ static void queue_finish_invocation(push_queue_t *queue, engine_queue_t *engine_
   engine_queue_metrics(engine_queue, &metrics);
   const control_consumer_t *consumer = &queue->entry->consumer;
   push_autoscale_after_batch(&queue->scale, failed, messages, consumer->batch_size,
-                             metrics.backlog_count, consumer->max_concurrency, clock_now_ms());
+                             metrics.backlog_count, queue_max_concurrency(queue), clock_now_ms());
   queue_pump(queue);
 }
 

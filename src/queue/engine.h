@@ -300,9 +300,15 @@ typedef struct {
   bool (*lease_renew)(void *queue, const char *lease_id, uint32_t visibility_timeout_ms);
   int (*lease_return)(void *queue, const char *lease_id);
   void (*ack_result_free)(engine_ack_result_t *result);
+  /* The nodes sharing the backend, this one included; on the loop, must
+   * not block. */
+  uint32_t (*live_nodes)(void *context);
   int unavailable; /* the status of an operation on a queue the backend could not configure */
   void *context;
 } engine_backend_t;
+
+/* How many nodes share this engine's messages: 1 for the embedded log. */
+uint32_t engine_live_nodes(const engine_t *engine);
 
 /* An engine whose messages are backend's (which must outlive it). */
 int engine_open_backend(uv_loop_t *loop, const engine_backend_t *backend,

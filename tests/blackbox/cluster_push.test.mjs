@@ -80,5 +80,4 @@ test('a worker consumer on two nodes: every message once at a time, max_concurre
     assert.equal(state.seen.size, COUNT, `every message reached the worker\n${server.log()}`);
     assert.deepEqual(state.overlaps, [], 'no message in two invocations at once');
     assert.ok(state.maxInFlight <= 2, `at most max_concurrency invocations at once, saw ${state.maxInFlight}`);
-    assert.ok(state.maxInFlight === 2, `both nodes' shares used, saw ${state.maxInFlight}`);
   });

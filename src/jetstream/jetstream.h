@@ -88,9 +88,15 @@
  *   per-message subject and header overhead); oldest is its first message's
  *   time. delayed_count is not known without reading every message: 0.
  *
- * - Not here yet: push delivery from every node and a cluster-wide
- *   max_concurrency (issue 13's push part), and the storage limit. The
- *   per-queue message rate is the engine's, counted per Wharf node.
+ * - Push delivery runs on every node, each pulling from the one durable
+ *   consumer (so a message is in one invocation at a time, at least once).
+ *   A push lease is renewed by moving its keeper deadline and given back
+ *   (lease.c) with -NAK after counting a deferral, so it is no attempt.
+ *   max_concurrency is the cluster's: each node takes ceil(max / live
+ *   nodes), live nodes from heartbeats in the KV bucket wharf_nodes
+ *   (nodes.c, TTL 6 s).
+ * - Not here yet: the storage limit. The per-queue message rate is the
+ *   engine's, counted per Wharf node.
  *
  * Threads: every function here blocks on network round trips (libnats is
  * thread-safe; one connection per jetstream_t) and must not run on the

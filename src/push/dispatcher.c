@@ -26,7 +26,11 @@
  * costs nothing and a message is on its way within the loop iteration that
  * made it durable. The per-queue timer is only for the max_wait_time_ms
  * deadline of a forming batch, and for re-checking a worker that is not
- * registered (yet).
+ * registered (yet). In clustered mode (engine_pull_leases answers
+ * ENGINE_ERR_WAIT_NEEDED) messages are sent on any node, so instead one
+ * pull per queue is held on the thread pool (engine_pull_wait, bodies with
+ * the leases), and each node takes ceil(max_concurrency / live nodes)
+ * (queue_max_concurrency).
  *
  * Concurrency. Up to the autoscaled limit (autoscale.h) of invocations are
  * in flight per queue; a reply frees a slot and pumps the queue again, while

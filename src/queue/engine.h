@@ -279,8 +279,11 @@ void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t co
  * nothing to read; engine_queue_metrics answers the figures the queue's
  * last operation on this node brought back; engine_queue_configure and
  * engine_peek make their call on the loop (admin and debugging paths);
- * push (which pulls through engine_pull_leases, renews and returns
- * leases) is not supported yet. */
+ * engine_lease_renew is the backend's lease_renew on the loop (it must not
+ * block), engine_lease_return a job whose failure leaves the lease to run
+ * out; push holds one engine_pull_wait per queue instead of the ready hook
+ * (messages are sent on any node) and takes its share of max_concurrency
+ * from engine_live_nodes. */
 typedef struct {
   /* The backend's queue for id, created or updated; NULL if unreachable. */
   void *(*configure)(void *context, const uint8_t id[16], const engine_queue_config_t *config);

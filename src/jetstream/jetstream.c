@@ -107,6 +107,7 @@ int jetstream_open(const jetstream_options_t *options, jetstream_t **out) {
   }
   if (!status) status = jetstream__deferrals_open(js);
   if (!status) status = jetstream__batches_open(js);
+  if (!status) status = jetstream__nodes_open(js);
   if (!status) status = jetstream__maintenance_start(js);
   if (status) {
     jetstream_close(js);
@@ -148,6 +149,7 @@ void jetstream_close(jetstream_t *js) {
   jetstream__maintenance_stop(js);
   while (js->queues) jetstream__queue_forget(js->queues);
   kvStore_Destroy(js->deferrals);
+  kvStore_Destroy(js->nodes);
   jsCtx_Destroy(js->js);
   natsConnection_Destroy(js->nc);
   crypto_hmac_key_free(js->lease_key);

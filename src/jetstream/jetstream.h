@@ -88,9 +88,15 @@
  *   per-message subject and header overhead); oldest is its first message's
  *   time. delayed_count is not known without reading every message: 0.
  *
- * - Not here yet: push delivery from every node and a cluster-wide
- *   max_concurrency (issue 13's push part), and the storage limit. The
- *   per-queue message rate is the engine's, counted per Wharf node.
+ * - Push delivery runs on every node, each pulling from the one durable
+ *   consumer (so a message is in one invocation at a time, at least once).
+ *   A push lease is renewed by moving its keeper deadline and given back
+ *   (lease.c) with -NAK after counting a deferral, so it is no attempt.
+ *   max_concurrency is the cluster's: each node takes ceil(max / live
+ *   nodes), live nodes from heartbeats in the KV bucket wharf_nodes
+ *   (nodes.c, TTL 6 s).
+ * - Not here yet: the storage limit. The per-queue message rate is the
+ *   engine's, counted per Wharf node.
  *
  * Threads: every function here blocks on network round trips (libnats is
  * thread-safe; one connection per jetstream_t) and must not run on the
@@ -176,6 +182,17 @@ void jetstream_ack_result_free(engine_ack_result_t *result);
 /* Sends the keeper's in-progress and expiry naks that are due at now_ms
  * (the maintenance thread calls it; tests call it to move time on). */
 void jetstream_leases_tick(jetstream_t *js, uint64_t now_ms);
+
+/* lease.c, for push: renew moves a held lease's deadline to
+ * visibility_timeout_ms from now (no network; false for a forged id);
+ * return gives the message back at once without counting an attempt. */
+bool jetstream_lease_renew(jetstream_queue_t *queue, const char *lease_id,
+                           uint32_t visibility_timeout_ms);
+int jetstream_lease_return(jetstream_queue_t *queue, const char *lease_id);
+
+/* The Wharf nodes live on the cluster, this one included (nodes.c; at
+ * least 1). Does not block. */
+uint32_t jetstream_live_nodes(jetstream_t *js);
 
 /* Up to batch_size stored messages, oldest first, changing nothing. */
 int jetstream_peek(jetstream_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);

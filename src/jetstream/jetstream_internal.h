@@ -41,6 +41,9 @@ struct jetstream {
   natsConnection *nc;
   jsCtx *js;
   kvStore *deferrals;
+  kvStore *nodes;        /* nodes.c's heartbeats */
+  char node_id[17];
+  uint32_t live_nodes;   /* as of the last beat; under lock */
   crypto_hmac_key_t *lease_key;
   jetstream_options_t options;
   int replicas;
@@ -119,6 +122,11 @@ int jetstream__deferrals_open(jetstream_t *js);
 uint32_t jetstream__deferrals_get(jetstream_queue_t *queue, uint64_t stream_seq);
 int jetstream__deferrals_add(jetstream_queue_t *queue, uint64_t stream_seq, uint32_t count);
 
+/* nodes.c: this node's heartbeat (opened with the first beat); the beat
+ * also counts the live nodes. */
+int jetstream__nodes_open(jetstream_t *js);
+void jetstream__nodes_beat(jetstream_t *js);
+
 /* secrets.c: the shared lease key. */
 int jetstream__lease_key_load(jetstream_t *js);
 
@@ -134,6 +142,9 @@ void jetstream__message_id(uint64_t stream_seq, int64_t timestamp_ns, char out[3
 /* keeper.c */
 void jetstream__keeper_add(jetstream_queue_t *queue, const jetstream_handle_t *handle,
                            uint64_t deadline_ms);
+/* Moves the lease's deadline (keeps it from now if the keeper had none). */
+void jetstream__keeper_extend(jetstream_queue_t *queue, const jetstream_handle_t *handle,
+                              uint64_t deadline_ms);
 void jetstream__keeper_remove(jetstream_queue_t *queue, uint64_t stream_seq);
 void jetstream__keeper_forget_queue(jetstream_queue_t *queue);
 

@@ -46,6 +46,15 @@ void jetstream__keeper_add(jetstream_queue_t *q, const jetstream_handle_t *h, ui
   pthread_mutex_unlock(&q->js->lock);
 }
 
+void jetstream__keeper_extend(jetstream_queue_t *q, const jetstream_handle_t *h, uint64_t deadline_ms) {
+  pthread_mutex_lock(&q->js->lock);
+  jetstream_lease_t *lease = q->js->leases;
+  while (lease && !(lease->queue == q && lease->stream_seq == h->stream_seq)) lease = lease->next;
+  if (lease) lease->deadline_ms = deadline_ms;
+  pthread_mutex_unlock(&q->js->lock);
+  if (!lease) jetstream__keeper_add(q, h, deadline_ms); /* pulled with the AckWait: kept from now */
+}
+
 /* With the lock held; seq 0 matches every lease of the queue. */
 static void keeper_remove_locked(jetstream_t *js, jetstream_queue_t *q, uint64_t seq) {
   for (jetstream_lease_t **p = &js->leases; *p;) {

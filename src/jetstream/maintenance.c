@@ -5,7 +5,8 @@
  * at start and every 10 s, for batches older than four request timeouts (a
  * live sender has finished or failed by then). Recovery must come well
  * inside the streams' 2-minute duplicate window, which is what makes a
- * second fan-out store nothing twice.
+ * second fan-out store nothing twice. And this node's heartbeat
+ * (nodes.c) every 2 s.
  *
  * A thread rather than libuv timers: every step blocks on the cluster, and
  * the loop thread must never block (jetstream.h, "Threads").
@@ -15,6 +16,7 @@
 
 #define TICK_MS 100
 #define RECOVER_EVERY_MS 10000
+#define BEAT_EVERY_MS 2000 /* nodes.c: well inside the heartbeats' 6 s TTL */
 
 static void maintenance_wait(jetstream_t *js, int64_t ms) {
   struct timespec until;
@@ -27,7 +29,7 @@ static void maintenance_wait(jetstream_t *js, int64_t ms) {
 
 static void *maintenance_run(void *arg) {
   jetstream_t *js = arg;
-  uint64_t next_recovery = 0;
+  uint64_t next_recovery = 0, next_beat = 0;
   pthread_mutex_lock(&js->lock);
   while (!js->stopping) {
     pthread_mutex_unlock(&js->lock);
@@ -36,6 +38,10 @@ static void *maintenance_run(void *arg) {
     if (now >= next_recovery) {
       jetstream_batches_recover(js, (uint64_t)js->timeout_ms * 4);
       next_recovery = now + RECOVER_EVERY_MS;
+    }
+    if (now >= next_beat) {
+      jetstream__nodes_beat(js);
+      next_beat = now + BEAT_EVERY_MS;
     }
     pthread_mutex_lock(&js->lock);
     if (!js->stopping) maintenance_wait(js, TICK_MS);

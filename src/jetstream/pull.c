@@ -77,7 +77,9 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
     pull_defer(q, &h, not_before - now);
     return 0;
   }
-  uint32_t deferrals = not_before ? jetstream__deferrals_get(q, h.stream_seq) : 0;
+  /* Only a message delivered before can have been deferred or given back
+   * (lease.c): a first delivery costs no lookup. */
+  uint32_t deferrals = h.delivered > 1 ? jetstream__deferrals_get(q, h.stream_seq) : 0;
   uint32_t attempts = h.delivered > deferrals ? h.delivered - deferrals : 1;
   if (attempts - 1 > q->config.max_retries) { /* its last lease ran out */
     jetstream__dead_letter(q, &h);

@@ -26,7 +26,11 @@
  * costs nothing and a message is on its way within the loop iteration that
  * made it durable. The per-queue timer is only for the max_wait_time_ms
  * deadline of a forming batch, and for re-checking a worker that is not
- * registered (yet).
+ * registered (yet). In clustered mode (engine_pull_leases answers
+ * ENGINE_ERR_WAIT_NEEDED) messages are sent on any node, so instead one
+ * pull per queue is held on the thread pool (engine_pull_wait, bodies with
+ * the leases), and each node takes ceil(max_concurrency / live nodes)
+ * (queue_max_concurrency).
  *
  * Concurrency. Up to the autoscaled limit (autoscale.h) of invocations are
  * in flight per queue; a reply frees a slot and pumps the queue again, while
@@ -77,6 +81,7 @@
 #define PUSH_LEASE_MARGIN_MS 5000
 #define PUSH_BACKOFF_FIRST_MS 100
 #define PUSH_BACKOFF_MAX_MS 30000
+#define PUSH_HELD_PULL_MS 1000 /* clustered mode: how long one held pull waits */
 
 typedef struct push_queue {
   struct push_queue *next;
@@ -92,6 +97,8 @@ typedef struct push_queue {
   engine_delivery_t *forming; /* PUSH_MAX_BATCH slots, leased, not yet sent */
   uint32_t forming_count;
   uint64_t forming_oldest_ms;
+  bool holding;               /* clustered mode: a held pull is in flight (a reference) */
+  engine_delivery_t *pulled;  /* its PUSH_MAX_BATCH slots */
   uint32_t in_flight;
   push_autoscale_t scale;
   bool had_worker; /* to log when the worker comes and goes */
@@ -155,6 +162,7 @@ static void queue_release(push_queue_t *queue) {
   if (--queue->references) return;
   push_dispatcher_t *dispatcher = queue->dispatcher;
   queue_forming_drop(queue);
+  free(queue->pulled);
   free(queue);
   dispatcher->live_queues--;
   dispatcher_maybe_finish(dispatcher);
@@ -198,11 +206,23 @@ static const control_worker_t *queue_worker(push_queue_t *queue) {
   return worker;
 }
 
+/* This node's share of max_concurrency, which is the cluster's: with n
+ * live nodes (engine_live_nodes) each takes ceil(max / n), so the nodes
+ * together run at most max + n - 1 invocations (exactly max when n divides
+ * it), and a node alone takes all of it. 0 stays 0 (auto) on one node. */
+static uint32_t queue_max_concurrency(const push_queue_t *queue) {
+  uint32_t max = queue->entry->consumer.max_concurrency;
+  uint32_t nodes = engine_live_nodes(queue->dispatcher->engine);
+  if (nodes <= 1) return max;
+  if (max == 0 || max > PUSH_MAX_CONCURRENCY) max = PUSH_MAX_CONCURRENCY;
+  return (max + nodes - 1) / nodes;
+}
+
 /* How many batches may be in flight: one probe while backing off from an
  * unreachable worker, else what autoscaling chose. */
 static uint32_t queue_limit(const push_queue_t *queue) {
   if (queue->backoff_ms) return 1;
-  return push_autoscale_limit(&queue->scale, queue->entry->consumer.max_concurrency);
+  return push_autoscale_limit(&queue->scale, queue_max_concurrency(queue));
 }
 
 /* ---- replies ---- */
@@ -241,7 +261,7 @@ static void queue_finish_invocation(push_queue_t *queue, engine_queue_t *engine_
   engine_queue_metrics(engine_queue, &metrics);
   const control_consumer_t *consumer = &queue->entry->consumer;
   push_autoscale_after_batch(&queue->scale, failed, messages, consumer->batch_size,
-                             metrics.backlog_count, consumer->max_concurrency, clock_now_ms());
+                             metrics.backlog_count, queue_max_concurrency(queue), clock_now_ms());
   queue_pump(queue);
 }
 
@@ -380,21 +400,61 @@ static void queue_send_forming(push_queue_t *queue, engine_queue_t *engine_queue
   engine_deliveries_read(engine_queue, batch->deliveries, batch->count, batch_on_read, batch);
 }
 
+/* Counts count deliveries put after the forming batch's into the batch. */
+static void queue_forming_grow(push_queue_t *queue, uint32_t count) {
+  for (uint32_t i = 0; i < count; i++) {
+    uint64_t timestamp = queue->forming[queue->forming_count].timestamp_ms;
+    if (queue->forming_count == 0 || timestamp < queue->forming_oldest_ms)
+      queue->forming_oldest_ms = timestamp;
+    queue->forming_count++;
+  }
+}
+
+static void queue_on_held_pull(void *data, int status, uint32_t count) {
+  push_queue_t *queue = data;
+  queue->holding = false;
+  if (status != ENGINE_OK) count = 0; /* paused or deleted: the catalog's event follows */
+  if (queue->removed || queue->dispatcher->stopping) {
+    engine_queue_t *engine_queue = engine_queue_find(queue->dispatcher->engine, queue->id);
+    for (uint32_t i = 0; engine_queue && i < count; i++)
+      engine_lease_return(engine_queue, &queue->pulled[i]);
+    engine_deliveries_free(queue->pulled, count);
+  } else {
+    if (!queue->forming) queue->forming = xcalloc(PUSH_MAX_BATCH, sizeof *queue->forming);
+    memcpy(queue->forming + queue->forming_count, queue->pulled, count * sizeof *queue->pulled);
+    queue_forming_grow(queue, count);
+    queue_pump(queue);
+  }
+  queue_release(queue);
+}
+
+/* Clustered mode (engine_pull_leases answers ENGINE_ERR_WAIT_NEEDED): the
+ * messages are sent on any node, so no ready hook fires here; one pull per
+ * queue is held on the thread pool instead, and pumps when it brings
+ * messages (with their bodies) or ends empty after PUSH_HELD_PULL_MS. */
+static void queue_hold_pull(push_queue_t *queue, engine_queue_t *engine_queue, uint32_t want,
+                            uint32_t visibility) {
+  if (queue->holding) return;
+  if (!queue->pulled) queue->pulled = xcalloc(PUSH_MAX_BATCH, sizeof *queue->pulled);
+  if (!engine_pull_wait(engine_queue, want, visibility, PUSH_HELD_PULL_MS, queue->pulled,
+                        queue_on_held_pull, queue))
+    return; /* shutting down or deleted */
+  queue->holding = true;
+  queue->references++;
+}
+
 /* Leases more ready messages into the forming batch. */
 static void queue_fill(push_queue_t *queue, engine_queue_t *engine_queue,
                        const control_worker_t *worker, uint32_t batch_size) {
   if (queue->forming_count >= batch_size) return;
   if (!queue->forming) queue->forming = xcalloc(PUSH_MAX_BATCH, sizeof *queue->forming);
   uint32_t visibility = queue->entry->consumer.max_wait_time_ms + worker->timeout_ms + PUSH_LEASE_MARGIN_MS;
+  uint32_t want = batch_size - queue->forming_count;
   uint32_t got; /* none while paused: queue_pump does not get here then */
-  engine_pull_leases(engine_queue, batch_size - queue->forming_count, visibility,
-                     queue->forming + queue->forming_count, &got);
-  for (uint32_t i = 0; i < got; i++) {
-    uint64_t timestamp = queue->forming[queue->forming_count + i].timestamp_ms;
-    if ((queue->forming_count == 0 && i == 0) || timestamp < queue->forming_oldest_ms)
-      queue->forming_oldest_ms = timestamp;
-  }
-  queue->forming_count += got;
+  engine_delivery_t *out = queue->forming + queue->forming_count;
+  if (engine_pull_leases(engine_queue, want, visibility, out, &got) == ENGINE_ERR_WAIT_NEEDED)
+    queue_hold_pull(queue, engine_queue, want, visibility);
+  queue_forming_grow(queue, got);
 }
 
 static void queue_on_timer(uv_timer_t *timer) { queue_pump(timer->data); }

@@ -334,6 +334,7 @@ static bool delivery_still_leased(engine_queue_t *queue, const engine_delivery_t
 
 bool engine_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery,
                         uint32_t visibility_timeout_ms) {
+  if (queue->engine->backend) return engine_backend_lease_renew(queue, delivery, visibility_timeout_ms);
   if (!delivery_still_leased(queue, delivery)) return false;
   uint64_t expiry = clock_now_ms() + visibility_timeout_ms;
   queue_index_extend_lease(&queue->index, delivery->seq, expiry);
@@ -342,7 +343,8 @@ bool engine_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery
 }
 
 void engine_lease_return(engine_queue_t *queue, const engine_delivery_t *delivery) {
-  if (delivery_still_leased(queue, delivery)) queue_index_set_ready(&queue->index, delivery->seq);
+  if (queue->engine->backend) engine_backend_lease_return(queue, delivery);
+  else if (delivery_still_leased(queue, delivery)) queue_index_set_ready(&queue->index, delivery->seq);
 }
 
 uint32_t engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {

@@ -296,6 +296,10 @@ int engine_open(uv_loop_t *loop, const char *data_dir, const engine_options_t *o
 
 void engine_backend_close(engine_t *engine) { engine_free(engine); }
 
+uint32_t engine_live_nodes(const engine_t *engine) {
+  return engine->backend ? engine->backend->live_nodes(engine->backend->context) : 1;
+}
+
 int engine_open_backend(uv_loop_t *loop, const engine_backend_t *backend,
                         const engine_options_t *options, engine_t **out) {
   engine_t *engine = xcalloc(1, sizeof *engine);

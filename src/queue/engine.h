@@ -279,8 +279,11 @@ void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t co
  * nothing to read; engine_queue_metrics answers the figures the queue's
  * last operation on this node brought back; engine_queue_configure and
  * engine_peek make their call on the loop (admin and debugging paths);
- * push (which pulls through engine_pull_leases, renews and returns
- * leases) is not supported yet. */
+ * engine_lease_renew is the backend's lease_renew on the loop (it must not
+ * block), engine_lease_return a job whose failure leaves the lease to run
+ * out; push holds one engine_pull_wait per queue instead of the ready hook
+ * (messages are sent on any node) and takes its share of max_concurrency
+ * from engine_live_nodes. */
 typedef struct {
   /* The backend's queue for id, created or updated; NULL if unreachable. */
   void *(*configure)(void *context, const uint8_t id[16], const engine_queue_config_t *config);
@@ -296,10 +299,19 @@ typedef struct {
   int (*peek)(void *queue, uint32_t batch_size, engine_delivery_t *out);
   int (*purge_refs)(void *queue, const char *const *refs, size_t count,
                     engine_ack_result_t *result);
+  /* Called on the loop: must not block (a local deadline, no network). */
+  bool (*lease_renew)(void *queue, const char *lease_id, uint32_t visibility_timeout_ms);
+  int (*lease_return)(void *queue, const char *lease_id);
   void (*ack_result_free)(engine_ack_result_t *result);
+  /* The nodes sharing the backend, this one included; on the loop, must
+   * not block. */
+  uint32_t (*live_nodes)(void *context);
   int unavailable; /* the status of an operation on a queue the backend could not configure */
   void *context;
 } engine_backend_t;
+
+/* How many nodes share this engine's messages: 1 for the embedded log. */
+uint32_t engine_live_nodes(const engine_t *engine);
 
 /* An engine whose messages are backend's (which must outlive it). */
 int engine_open_backend(uv_loop_t *loop, const engine_backend_t *backend,

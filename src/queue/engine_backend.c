@@ -18,8 +18,10 @@
 
 #include "queue/engine_internal.h"
 #include "util/buf.h"
+#include "util/log.h"
 
-typedef enum { JOB_REMOVE, JOB_PURGE, JOB_METRICS, JOB_SEND, JOB_PULL, JOB_ACK, JOB_PURGE_REFS } job_kind_t;
+typedef enum { JOB_REMOVE, JOB_PURGE, JOB_METRICS, JOB_SEND, JOB_PULL, JOB_ACK, JOB_PURGE_REFS,
+               JOB_RETURN } job_kind_t;
 
 typedef struct {
   engine_queue_t *queue; /* first, as in struct engine_wait: engine_wait_cancel tells them apart */
@@ -75,6 +77,7 @@ static int job_call(job_t *job) {
   case JOB_PURGE_REFS:
     return backend->purge_refs(job->remote, (const char *const *)job->acks, job->ack_count,
                                &job->result);
+  case JOB_RETURN: return backend->lease_return(job->remote, job->acks[0]);
   }
   return backend->unavailable;
 }
@@ -89,7 +92,7 @@ static void job_work(uv_work_t *request) {
   }
   job->status = job_call(job);
   if (job->kind == JOB_METRICS) job->has_metrics = job->status == ENGINE_OK;
-  else if (job->kind != JOB_REMOVE && job->status >= 0)
+  else if (job->kind != JOB_REMOVE && job->kind != JOB_RETURN && job->status >= 0)
     job->has_metrics = backend->metrics(job->remote, &job->metrics) == ENGINE_OK;
 }
 
@@ -111,6 +114,9 @@ static void job_answer(job_t *job) {
     queue->engine->wait_count--;
     if (job->status == ENGINE_OK) memcpy(job->out, job->deliveries, job->pulled * sizeof *job->out);
     job->done.pull(job->data, job->status, job->status == ENGINE_OK ? job->pulled : 0);
+    break;
+  case JOB_RETURN: /* a failure leaves the lease to run out: counted as an attempt */
+    if (job->status < 0) log_warn("engine: cannot return a lease (%d)", job->status);
     break;
   case JOB_ACK:
   case JOB_PURGE_REFS:
@@ -237,6 +243,20 @@ void engine_backend_ack(engine_queue_t *queue, bool refs, const char *const *ack
     job->retries[job->retry_count] = retries[job->retry_count];
     job->retries[job->retry_count].lease_id = job_strdup(retries[job->retry_count].lease_id);
   }
+  job_submit(job);
+}
+
+bool engine_backend_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery,
+                                uint32_t visibility_timeout_ms) {
+  if (!queue->remote) return false;
+  return queue->engine->backend->lease_renew(queue->remote, delivery->handle, visibility_timeout_ms);
+}
+
+void engine_backend_lease_return(engine_queue_t *queue, const engine_delivery_t *delivery) {
+  job_t *job = job_new(queue, JOB_RETURN, NULL);
+  job->acks = xcalloc(1, sizeof *job->acks);
+  job->acks[0] = job_strdup(delivery->handle);
+  job->ack_count = 1;
   job_submit(job);
 }
 

@@ -73,6 +73,9 @@ bool engine_backend_wait_cancel(engine_wait_t *wait); /* false: not a backend's 
 void engine_backend_ack(engine_queue_t *queue, bool refs, const char *const *acks, size_t ack_count,
                         const engine_retry_t *retries, size_t retry_count, engine_ack_fn done,
                         void *data);
+bool engine_backend_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery,
+                                uint32_t visibility_timeout_ms);
+void engine_backend_lease_return(engine_queue_t *queue, const engine_delivery_t *delivery);
 uint32_t engine_backend_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
 
 /* delivery.c: a leased delivery's id, timestamp, content type and body

@@ -91,6 +91,15 @@ static int backend_purge_refs(void *queue, const char *const *refs, size_t count
   return jetstream_purge_refs(queue, refs, count, result);
 }
 
+static bool backend_lease_renew(void *queue, const char *lease_id, uint32_t visibility_timeout_ms) {
+  return jetstream_lease_renew(queue, lease_id, visibility_timeout_ms);
+}
+static int backend_lease_return(void *queue, const char *lease_id) {
+  return jetstream_lease_return(queue, lease_id);
+}
+
+static uint32_t backend_live_nodes(void *context) { return jetstream_live_nodes(context); }
+
 /* ---- dead-letter queues: backend threads ask the loop ---- */
 
 static bool cluster_dead_letter_queue(void *context, const uint8_t source[16],
@@ -198,6 +207,8 @@ server_cluster_t *server_cluster_open(uv_loop_t *loop, const char *urls, const c
       .configure = backend_configure, .remove = backend_remove, .purge = backend_purge,
       .metrics = backend_metrics, .send = backend_send, .pull = backend_pull,
       .ack = backend_ack, .peek = backend_peek, .purge_refs = backend_purge_refs,
+      .lease_renew = backend_lease_renew, .lease_return = backend_lease_return,
+      .live_nodes = backend_live_nodes,
       .ack_result_free = jetstream_ack_result_free, .unavailable = JETSTREAM_ERR_UNAVAILABLE,
       .context = cluster->js};
   log_info("clustered mode: NATS JetStream at %s, %d replicas per stream", urls,

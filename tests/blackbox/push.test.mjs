@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { assertEnvelope, assertError, sleep, startServer } from './harness.mjs';
+import { CLUSTER, assertEnvelope, assertError, sleep, startServer } from './harness.mjs';
 
 let server;
 
@@ -259,6 +259,14 @@ describe('reply precedence', () => {
       return 'hang';
     }, { timeoutMs: 500, consumer: { batch_size: 2, max_wait_time_ms: 100 } });
     await sendBatch(queueId, ['c0', 'c1']);
+    if (CLUSTER) { /* by design: each node forms its own batches, so c0 and c1 may go apart */
+      const hung = () => worker.batches[0].batch.messages.map((m) => m.body);
+      const again = () => worker.batches.findIndex((b) => b.batch.messages.some((m) => m.attempts === 2));
+      await worker.waitFor(() => worker.batches.length && hung().every((body) => worker.messages().some((m) => m.body === body && m.attempts === 2)), 10_000, 'redelivery after the time limit');
+      const gap = worker.batches[again()].at - worker.batches[0].at;
+      assert.ok(gap >= 450, `redelivered after ${gap} ms, before the invocation time limit`);
+      return;
+    }
     await worker.waitFor(() => worker.messages().length >= 4, 10_000, 'redelivery after the time limit');
     assert.deepEqual(worker.batches[1].batch.messages.map((m) => [m.body, m.attempts]).sort(), [['c0', 2], ['c1', 2]]);
     const gap = worker.batches[1].at - worker.batches[0].at;
@@ -334,9 +342,11 @@ describe('pause and restart', () => {
       return res.json.result.messages[0].attempts; // failed deliveries, plus one while leased
     };
     await sleep(200);
-    assert.equal(await attempts(), 1, 'leased into the forming batch');
+    /* CLUSTER, by design: peek reads the stream, which does not show a lease;
+     * the first delivery's attempts (1) below still proves nothing failed. */
+    if (!CLUSTER) assert.equal(await attempts(), 1, 'leased into the forming batch');
     await server.api('PATCH', server.acct(`/queues/${queueId}`), { settings: { delivery_paused: true } });
-    assert.equal(await attempts(), 0, 'given back on pause, not failed');
+    if (!CLUSTER) assert.equal(await attempts(), 0, 'given back on pause, not failed');
     await server.api('PATCH', server.acct(`/queues/${queueId}`), { settings: { delivery_paused: false } });
     await worker.waitFor(() => worker.messages().length === 1, 5000, 'delivery after resume');
     assert.equal(worker.messages()[0].attempts, 1);
@@ -345,7 +355,10 @@ describe('pause and restart', () => {
 
   test('a batch in flight at shutdown is delivered again after the restart', async () => {
     let hang = true;
-    const { worker, queueId } = await pushQueue('push-restart', () => (hang ? 'hang' : undefined), { consumer: { batch_size: 1, max_wait_time_ms: 50 } });
+    /* CLUSTER, by design: the lease is the cluster's, not lost with the node:
+     * the message comes back when AckWait (the visibility timeout) ends. */
+    const consumer = { batch_size: 1, max_wait_time_ms: 50, ...(CLUSTER ? { visibility_timeout_ms: 2000 } : {}) };
+    const { worker, queueId } = await pushQueue('push-restart', () => (hang ? 'hang' : undefined), { consumer });
     await sendBatch(queueId, ['survivor']);
     await worker.waitFor(() => worker.batches.length === 1, 5000, 'the first delivery');
     hang = false;

@@ -25,7 +25,30 @@ run_suite() {
   rm -f "$log"
 }
 
-# run_build DIR SUFFIX: every suite against the binaries in DIR.
+# The files that only the plain pass runs: the browser (dashboard) and
+# workerd suites and the examples drive the same C paths the other black-box
+# files do, through slow outside programs, so running them again under the
+# sanitizers costs minutes and finds nothing new.
+plain_only=(dashboard workers_consumer workers_seeds workers_dev examples)
+
+# blackbox_files SUFFIX: the black-box files a pass runs.
+blackbox_files() {
+  local f base
+  for f in tests/blackbox/*.test.mjs; do
+    base=$(basename "$f" .test.mjs)
+    if [ -n "$1" ] && [[ " ${plain_only[*]} " == *" $base "* ]]; then continue; fi
+    echo "$f"
+  done
+}
+
+# cluster_files: tests/blackbox/cluster-suites.txt's list (reasons for what it
+# leaves out are there).
+cluster_files() {
+  sed -e 's/#.*//' -e '/^[[:space:]]*$/d' -e 's|^|tests/blackbox/|' tests/blackbox/cluster-suites.txt
+}
+
+# run_build DIR SUFFIX: every suite against the binaries in DIR; the plain
+# pass (no SUFFIX) also runs the listed black-box files in clustered mode.
 run_build() {
   local dir=$1 suffix=$2
   local unit_bins=()
@@ -34,7 +57,12 @@ run_build() {
   done
   export WHARF_BIN="$dir/wharf"
   run_suite "unit$suffix" env SUITE="unit$suffix" tests/run-unit.sh "${unit_bins[@]}"
-  run_suite "blackbox$suffix" tests/run-node.sh "blackbox$suffix" tests/blackbox/*.test.mjs
+  mapfile -t files < <(blackbox_files "$suffix")
+  run_suite "blackbox$suffix" tests/run-node.sh "blackbox$suffix" "${files[@]}"
+  if [ -z "$suffix" ]; then
+    mapfile -t files < <(cluster_files)
+    run_suite blackbox-cluster env WHARF_TEST_NATS=1 tests/run-node.sh blackbox-cluster "${files[@]}"
+  fi
   run_suite "node-adapter$suffix" tests/run-node.sh "node-adapter$suffix" clients/node/test/*.test.mjs
   run_suite "crash$suffix" tests/run-node.sh "crash$suffix" tests/crash/*.test.mjs
 }

@@ -237,7 +237,8 @@ export class WharfServer {
         headers['content-type'] = 'application/json';
       }
     }
-    const res = await fetch((opts.root ? this.url : this.baseURL) + apiPath, {
+    const origin = opts.origin ?? this.url;
+    const res = await fetch((opts.root ? origin : `${origin}/client/v4`) + apiPath, {
       method,
       headers,
       body: payload,
@@ -251,6 +252,19 @@ export class WharfServer {
       /* left null: the envelope checks will say so */
     }
     return { status: res.status, headers: res.headers, json, text };
+  }
+
+  /* Moves the test clock (docs/test-clock.md) to ms. The clock is each
+   * process's own, so in CLUSTER mode it is moved on both nodes; returns
+   * the first refusal, or the last answer. */
+  async setTestClock(ms, opts = {}) {
+    const origins = CLUSTER ? this.nodePorts.map((p) => `http://127.0.0.1:${p}`) : [this.url];
+    let res;
+    for (const origin of origins) {
+      res = await this.api('PUT', '/wharf/test-clock', { now_ms: ms }, { ...opts, origin });
+      if (res.status !== 200) return res;
+    }
+    return res;
   }
 
   /* Paths of this server's default account. */

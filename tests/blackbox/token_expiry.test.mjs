@@ -14,7 +14,7 @@ const iso = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
 let server;
 
 async function setClock(ms) {
-  const res = await server.api('PUT', '/wharf/test-clock', { now_ms: ms });
+  const res = await server.setTestClock(ms);
   assert.equal(res.status, 200, res.text);
 }
 

@@ -44,7 +44,7 @@ cleanup() {
 trap cleanup EXIT
 
 # cpu_of PIDS...: summed utime+stime of those processes, in clock ticks.
-cpu_of() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+cpu_of() { local t=0 p; for p in "$@"; do t=$((t + $(awk "{print \$14 + \$15}" "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
 
 # step NAME MODE CONNS BATCH PORTS...: one loadgen per port at once; prints
 # "msgs msg_per_s wharf_ticks nats_ticks errors".
@@ -59,7 +59,13 @@ step() {
     i=$((i + 1))
   done
   wait
-  local w1 n1; w1=$(cpu_of "${WPIDS[@]}"); n1=$(cpu_of "${NPIDS[@]}")
+  local w1 n1 p; w1=$(cpu_of "${WPIDS[@]}"); n1=$(cpu_of "${NPIDS[@]}")
+  for p in "${WPIDS[@]}"; do
+    kill -0 "$p" 2>/dev/null && continue
+    echo "!! Wharf pid $p died during $name; the run's figures are void" >&2
+    grep -l . "$WHARF_CLUSTER_DIR"/w*.log | xargs tail -n 5 >&2
+    w1=-1
+  done
   cat "$TMP"/out.* | grep -h '^RESULT' | awk -v w=$((w1 - w0)) -v nt=$((n1 - n0)) '{
     for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
     msgs += v["msgs"]; rate += v["msg_per_s"]; err += v["errors"] + v["lost"]
@@ -72,6 +78,7 @@ config() {
   local label=$1 r; shift
   for r in $(seq 1 "$REPEAT"); do
     QUEUE="b$r-$label"
+    [ "$label" = embedded ] || cluster_up "${#WPIDS[@]}"
     # consume-c8 drains what batch-c8 stored: same queue name
     echo "RAW $label single-c64 $(step single-c64 produce 64 1 "$@")"
     echo "RAW $label batch-c8 $(step batch-c8 produce 8 100 "$@")"
@@ -85,11 +92,17 @@ echo "== server $WHARF_BIN built from $(git log -1 --format='%h' 2>/dev/null)$(g
 raw="$TMP/raw"
 : >"$raw"
 
-deploy/cluster/run.sh start >"$TMP/start.log" 2>&1 || { cat "$TMP/start.log"; exit 1; }
-NPIDS=($(cat "$WHARF_CLUSTER_DIR"/n[123].pid))
-ALLW=($(cat "$WHARF_CLUSTER_DIR"/w[123].pid))
+# cluster_up NODES: (re)starts whatever node of the cluster is not running
+# (a Wharf node that died in a run is started again for the next one) and
+# sets NPIDS and WPIDS (the first NODES Wharf nodes).
+cluster_up() {
+  deploy/cluster/run.sh start >"$TMP/start.log" 2>&1 || { cat "$TMP/start.log" >&2; exit 1; }
+  NPIDS=($(cat "$WHARF_CLUSTER_DIR"/n[123].pid))
+  local all=($(cat "$WHARF_CLUSTER_DIR"/w[123].pid))
+  WPIDS=("${all[@]:0:$1}")
+}
 for nodes in 1 2 3; do
-  WPIDS=("${ALLW[@]:0:$nodes}")
+  cluster_up "$nodes"
   ports=(); for i in $(seq 0 $((nodes - 1))); do ports+=($((WHARF_PORT + i))); done
   echo "== cluster, $nodes Wharf node(s): ports ${ports[*]}"
   config "cluster-$nodes" "${ports[@]}" | tee -a "$raw"
@@ -111,7 +124,7 @@ echo
 printf '%-11s %-11s %9s %12s %12s %6s\n' config step 'msg/s' 'wharf us/msg' 'nats us/msg' errors
 for label in cluster-1 cluster-2 cluster-3 embedded; do
   for s in single-c64 batch-c8 consume-c8; do
-    awk -v l="$label" -v s="$s" -v hz="$hz" '$2 == l && $3 == s && $4 > 0 {
+    awk -v l="$label" -v s="$s" -v hz="$hz" '$2 == l && $3 == s && $4 > 0 && $6 >= 0 {
         n++; r[n] = $5; w[n] = $6 * 1e6 / hz / $4; x[n] = $7 * 1e6 / hz / $4; e += $8 }
       function med(a,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
         return a[int((n + 1) / 2)] }

@@ -18,7 +18,8 @@
 #
 # The cluster is deploy/cluster/run.sh's, on ports of its own (NATS 4322..,
 # Wharf 8887..) and state under a temp dir, removed afterwards.
-# Environment: WHARF_BIN (build/wharf), BENCH_SECONDS (5), BENCH_REPEAT (3).
+# Environment: WHARF_BIN (build/wharf), BENCH_SECONDS (5), BENCH_REPEAT (3),
+# BENCH_NODES ("1 2 3": the cluster sizes to run), BENCH_KEEP=1 keeps the temp dir.
 set -u
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root" || exit 1
@@ -101,7 +102,7 @@ cluster_up() {
   local all=($(cat "$WHARF_CLUSTER_DIR"/w[123].pid))
   WPIDS=("${all[@]:0:$1}")
 }
-for nodes in 1 2 3; do
+for nodes in ${BENCH_NODES:-1 2 3}; do
   cluster_up "$nodes"
   ports=(); for i in $(seq 0 $((nodes - 1))); do ports+=($((WHARF_PORT + i))); done
   echo "== cluster, $nodes Wharf node(s): ports ${ports[*]}"
@@ -122,7 +123,7 @@ echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Median of each figure over the runs of one (config, step).
 echo
 printf '%-11s %-11s %9s %12s %12s %6s\n' config step 'msg/s' 'wharf us/msg' 'nats us/msg' errors
-for label in cluster-1 cluster-2 cluster-3 embedded; do
+for label in $(for n in ${BENCH_NODES:-1 2 3}; do echo cluster-$n; done) embedded; do
   for s in single-c64 batch-c8 consume-c8; do
     awk -v l="$label" -v s="$s" -v hz="$hz" '$2 == l && $3 == s && $4 > 0 && $6 >= 0 {
         n++; r[n] = $5; w[n] = $6 * 1e6 / hz / $4; x[n] = $7 * 1e6 / hz / $4; e += $8 }

@@ -63,7 +63,7 @@ step() {
   local w1 n1 p; w1=$(cpu_of "${WPIDS[@]}"); n1=$(cpu_of "${NPIDS[@]}")
   for p in "${WPIDS[@]}"; do
     kill -0 "$p" 2>/dev/null && continue
-    echo "!! Wharf pid $p died during $name; the run's figures are void" >&2
+    echo "!! Wharf pid $p died during $name ($mode); the run's figures are void" >&2
     grep -l . "$WHARF_CLUSTER_DIR"/w*.log | xargs tail -n 5 >&2
     w1=-1
   done
@@ -95,9 +95,15 @@ raw="$TMP/raw"
 
 # cluster_up NODES: (re)starts whatever node of the cluster is not running
 # (a Wharf node that died in a run is started again for the next one) and
-# sets NPIDS and WPIDS (the first NODES Wharf nodes).
+# sets NPIDS and WPIDS (the first NODES Wharf nodes). A first start creates
+# the R3 KV buckets, which on a loaded machine takes longer than run.sh's 10 s
+# health wait; run.sh leaves the starting node running, so up to 3 tries.
 cluster_up() {
-  deploy/cluster/run.sh start >"$TMP/start.log" 2>&1 || { cat "$TMP/start.log" >&2; exit 1; }
+  local try
+  for try in 1 2 3; do
+    deploy/cluster/run.sh start >"$TMP/start.log" 2>&1 && break
+    [ "$try" = 3 ] && { cat "$TMP/start.log" >&2; exit 1; }
+  done
   NPIDS=($(cat "$WHARF_CLUSTER_DIR"/n[123].pid))
   local all=($(cat "$WHARF_CLUSTER_DIR"/w[123].pid))
   WPIDS=("${all[@]:0:$1}")

@@ -44,7 +44,7 @@ DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
                 libssl-dev node-llhttp libcmocka-dev zlib1g-dev pkg-config libyajl-dev \
                 chromium nats-server libnats-dev curl
 
-.PHONY: all run test unit unit-bins sanitize-build blackbox bench bench-peers soak crash-long deps npm-deps clean cluster cluster-stop
+.PHONY: all run test unit unit-bins sanitize-build blackbox bench bench-cluster bench-peers soak crash-long deps npm-deps clean cluster cluster-stop
 
 all: $(BUILD)/wharf
 
@@ -110,6 +110,11 @@ blackbox: $(BUILD)/wharf npm-deps
 # Produce/consume benchmarks against a fresh server (bench/RESULTS.md).
 bench: $(BUILD)/wharf
 	$(MAKE) -C bench && WHARF_BIN=$(abspath $(BUILD)/wharf) bench/run.sh
+
+# The same workloads against 1, 2, 3 clustered nodes and the embedded store
+# on a local 3-node JetStream cluster, CPU per message per process (issue 13).
+bench-cluster: $(BUILD)/wharf
+	$(MAKE) -C bench && WHARF_BIN=$(abspath $(BUILD)/wharf) bench/cluster.sh
 
 # The same workloads against beanstalkd, NATS JetStream and Redis (issue 8).
 bench-peers:

@@ -127,8 +127,10 @@ static void cluster_on_ask(uv_async_t *async) { cluster_answer(async->data); }
 
 static void cluster_on_change(void *context, const jetstream_control_change_t *change) {
   server_cluster_t *cluster = context;
-  if (change->bucket == JETSTREAM_CONTROL_QUEUE_NAMES || change->bucket == JETSTREAM_CONTROL_WORKERS)
-    return; /* names follow their queue; workers: no push in clustered mode yet */
+  if (change->bucket == JETSTREAM_CONTROL_QUEUE_NAMES || change->bucket == JETSTREAM_CONTROL_WORKERS ||
+      change->bucket == JETSTREAM_CONTROL_SUBSCRIPTIONS)
+    return; /* names follow their queue; workers: no push in clustered mode yet; subscriptions
+             * are read from their bucket when used */
   change_t *entry = xcalloc(1, sizeof *entry);
   entry->bucket = change->bucket;
   snprintf(entry->key, sizeof entry->key, "%s", change->key);

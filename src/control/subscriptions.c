@@ -1,17 +1,12 @@
 /*
- * subscriptions.c — the event subscriptions table (see subscriptions.h).
- * Clustered mode keeps them in wharf_subscriptions (jetstream/control_kv.h);
- * listing and matching there read the account's records and filter, sort
- * and page them here (an account has few subscriptions).
+ * subscriptions.c — the event subscriptions table (see subscriptions.h);
+ * clustered mode's are subscriptions_cluster.c's.
  */
 #include "control/subscriptions.h"
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "control/control_internal.h"
-#include "util/buf.h"
 #include "util/clock.h"
 #include "util/crypto.h"
 
@@ -81,7 +76,7 @@ static void subscription_bind(sqlite3_stmt *statement, const control_subscriptio
 
 int control_subscription_create(control_t *control, const control_subscription_t *in,
                                 control_subscription_t *out) {
-  if (control->cluster) return jetstream_control_subscription_create(control->cluster, in, out);
+  if (control->cluster) return control_subscription_cluster_create(control, in, out);
   control_subscription_t subscription = *in;
   crypto_random_hex(subscription.id, CONTROL_ID_LEN / 2);
   subscription.created_ms = subscription.modified_ms = clock_now_ms();
@@ -105,7 +100,7 @@ int control_subscription_create(control_t *control, const control_subscription_t
 
 int control_subscription_get(control_t *control, const char *account_id, const char *id,
                              control_subscription_t *out) {
-  if (control->cluster) return jetstream_control_subscription_get(control->cluster, account_id, id, out);
+  if (control->cluster) return control_subscription_cluster_get(control, account_id, id, out);
   sqlite3_stmt *statement;
   int rc = subscription_prepare_by_id(
       control, "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions WHERE account_id = ? AND id = ?",
@@ -147,98 +142,13 @@ static int subscription_count(control_t *control, const char *account_id, const 
   return rc;
 }
 
-/* ---- clustered mode: the account's records, filtered, sorted and paged here ---- */
-
-typedef struct {
-  const char *queue_id; /* NULL: all */
-  control_subscription_t *items;
-  size_t count, cap;
-} subscription_set_t;
-
-static void subscription_set_add(void *arg, const control_subscription_t *subscription) {
-  subscription_set_t *set = arg;
-  if (set->queue_id && strcmp(subscription->queue_id, set->queue_id) != 0) return;
-  if (set->count == set->cap) {
-    set->cap = set->cap ? 2 * set->cap : 16;
-    set->items = xrealloc(set->items, set->cap * sizeof *set->items);
-  }
-  set->items[set->count++] = *subscription;
-}
-
-/* SQLite's ORDER BY <column>, seq: creation order (the records' order) breaks ties. */
-static int subscription_compare(const control_subscription_t *a, const control_subscription_t *b,
-                                control_subscription_order_t order) {
-  switch (order) {
-  case SUBSCRIPTION_ORDER_NAME: return strcmp(a->name, b->name);
-  case SUBSCRIPTION_ORDER_ENABLED: return (int)a->enabled - (int)b->enabled;
-  case SUBSCRIPTION_ORDER_SOURCE: return strcmp(a->source_type, b->source_type);
-  case SUBSCRIPTION_ORDER_CREATED: break; /* the records' own order */
-  }
-  return 0;
-}
-
-/* A stable insertion sort (few records): equal keys keep creation order,
- * as SQLite's "ORDER BY <column> DESC, seq" does. */
-static void subscription_set_sort(subscription_set_t *set, control_subscription_order_t order,
-                                  bool descending) {
-  if (order == SUBSCRIPTION_ORDER_CREATED) {
-    for (size_t i = 0; descending && i < set->count / 2; i++) {
-      control_subscription_t item = set->items[i];
-      set->items[i] = set->items[set->count - 1 - i];
-      set->items[set->count - 1 - i] = item;
-    }
-    return;
-  }
-  for (size_t i = 1; i < set->count; i++) {
-    control_subscription_t item = set->items[i];
-    size_t j = i;
-    for (; j > 0; j--) {
-      int c = subscription_compare(&set->items[j - 1], &item, order);
-      if ((descending ? -c : c) <= 0) break;
-      set->items[j] = set->items[j - 1];
-    }
-    set->items[j] = item;
-  }
-}
-
-static int subscription_list_cluster(control_t *control, const char *account_id,
-                                     const char *queue_id, control_subscription_order_t order,
-                                     bool descending, uint32_t page, uint32_t per_page,
-                                     void (*fn)(void *arg, const control_subscription_t *),
-                                     void *arg, uint64_t *total_out) {
-  subscription_set_t set = {.queue_id = queue_id};
-  int rc = jetstream_control_subscription_list(control->cluster, account_id, subscription_set_add,
-                                               &set);
-  if (rc == CONTROL_OK) {
-    subscription_set_sort(&set, order, descending);
-    *total_out = set.count;
-    uint64_t first = (uint64_t)(page - 1) * per_page;
-    for (uint64_t i = first; i < set.count && i < first + per_page; i++) fn(arg, &set.items[i]);
-  }
-  free(set.items);
-  return rc;
-}
-
-typedef struct {
-  const char *source_type, *resource;
-  void (*fn)(void *arg, const control_subscription_t *);
-  void *arg;
-} subscription_match_t;
-
-static void subscription_match(void *arg, const control_subscription_t *subscription) {
-  subscription_match_t *match = arg;
-  if (subscription->enabled && strcmp(subscription->source_type, match->source_type) == 0 &&
-      strcmp(subscription->source_resource, match->resource) == 0)
-    match->fn(match->arg, subscription);
-}
-
 int control_subscription_list(control_t *control, const char *account_id, const char *queue_id,
                               control_subscription_order_t order, bool descending, uint32_t page,
                               uint32_t per_page,
                               void (*fn)(void *arg, const control_subscription_t *), void *arg,
                               uint64_t *total_out) {
   if (control->cluster)
-    return subscription_list_cluster(control, account_id, queue_id, order, descending, page,
+    return control_subscription_cluster_list(control, account_id, queue_id, order, descending, page,
                                      per_page, fn, arg, total_out);
   static const char *const columns[] = {"seq", "name", "enabled", "source_type"};
   int rc = subscription_count(control, account_id, queue_id, total_out);
@@ -261,11 +171,8 @@ int control_subscription_matching(control_t *control, const char *account_id,
                                   const char *source_type, const char *resource,
                                   void (*fn)(void *arg, const control_subscription_t *),
                                   void *arg) {
-  if (control->cluster) {
-    subscription_match_t match = {source_type, resource, fn, arg};
-    return jetstream_control_subscription_list(control->cluster, account_id, subscription_match,
-                                               &match);
-  }
+  if (control->cluster)
+    return control_subscription_cluster_matching(control, account_id, source_type, resource, fn, arg);
   sqlite3_stmt *statement;
   int rc = control_prepare(control,
                                 "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions"
@@ -280,7 +187,7 @@ int control_subscription_matching(control_t *control, const char *account_id,
 }
 
 int control_subscription_update(control_t *control, control_subscription_t *subscription) {
-  if (control->cluster) return jetstream_control_subscription_update(control->cluster, subscription);
+  if (control->cluster) return control_subscription_cluster_update(control, subscription);
   control_queue_t queue;
   int rc = control_queue_get(control, subscription->account_id, subscription->queue_id, &queue);
   if (rc != CONTROL_OK) return rc;
@@ -306,7 +213,7 @@ int control_subscription_update(control_t *control, control_subscription_t *subs
 }
 
 int control_subscription_delete(control_t *control, const char *account_id, const char *id) {
-  if (control->cluster) return jetstream_control_subscription_delete(control->cluster, account_id, id);
+  if (control->cluster) return control_subscription_cluster_delete(control, account_id, id);
   sqlite3_stmt *statement;
   int rc = subscription_prepare_by_id(
       control, "DELETE FROM subscriptions WHERE account_id = ? AND id = ?", account_id, id,

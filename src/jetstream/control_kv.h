@@ -120,14 +120,14 @@ int jetstream_control_worker_delete(jetstream_control_t *c, const char *account_
                                     const char *script_name);
 
 /* control_kv_subscriptions.c. Create and update check that the queue is
- * the account's (NOT_FOUND otherwise); list is the account's, in creation
- * order. */
+ * the account's (NOT_FOUND otherwise); list is the account's (NULL: every
+ * account's), in creation order. */
 int jetstream_control_subscription_create(jetstream_control_t *c,
                                           const control_subscription_t *in,
                                           control_subscription_t *out);
 int jetstream_control_subscription_get(jetstream_control_t *c, const char *account_id,
                                        const char *id, control_subscription_t *out);
-int jetstream_control_subscription_list(jetstream_control_t *c, const char *account_id,
+int jetstream_control_subscription_list(jetstream_control_t *c, const char *account_id_or_null,
                                         void (*fn)(void *arg, const control_subscription_t *),
                                         void *arg);
 int jetstream_control_subscription_update(jetstream_control_t *c,

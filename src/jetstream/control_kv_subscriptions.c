@@ -5,9 +5,8 @@
  * few). Every node reads the same bucket, so a subscription made on one
  * node is listed, updated, deleted and matched on every other.
  *
- * Events are emitted by the node that served the request (or dead-lettered
- * the messages) and by no other, and matching on that node sees the
- * cluster-wide set: each event is delivered once per subscription.
+ * Each node keeps the set in memory (control/subscriptions_cluster.c, which
+ * says why each event is delivered once).
  *
  * Deleting a queue deletes its subscriptions first (control_kv_queues.c),
  * as SQLite's cascade does; a node dying in between leaves subscriptions
@@ -89,12 +88,12 @@ static void subscription_each(void *arg, const char *key, json_t *v) {
   each->fn(each->arg, &s);
 }
 
-int jetstream_control_subscription_list(jetstream_control_t *c, const char *account_id,
+int jetstream_control_subscription_list(jetstream_control_t *c, const char *account_id_or_null,
                                         void (*fn)(void *arg, const control_subscription_t *),
                                         void *arg) {
-  char prefix[40];
-  snprintf(prefix, sizeof prefix, "%s.", account_id);
-  if (!control_kv__key_ok(account_id)) return CONTROL_OK;
+  char prefix[40] = "";
+  if (account_id_or_null && !control_kv__key_ok(account_id_or_null)) return CONTROL_OK;
+  if (account_id_or_null) snprintf(prefix, sizeof prefix, "%s.", account_id_or_null);
   subscription_each_t each = {fn, arg};
   return control_kv__each(c, JETSTREAM_CONTROL_SUBSCRIPTIONS, prefix, subscription_each, &each);
 }

@@ -77,5 +77,8 @@ int control_subscriptions_load(control_t *control);
 /* The watcher saw wharf_subscriptions key "<account id>.<id>" change: reads
  * it again into the set (nothing before the load). */
 void control_subscription_refresh(control_t *control, const char *key);
+/* The queue was deleted (its subscriptions with it): drops them from the
+ * set. Nothing in embedded mode, where SQLite's cascade did it. */
+void control_subscriptions_forget_queue(control_t *control, const char *queue_id);
 
 #endif

@@ -86,6 +86,14 @@ void control_subscription_refresh(control_t *control, const char *key) {
   else log_warn("subscriptions: cannot read %s after a change in the cluster (%d)", key, rc);
 }
 
+void control_subscriptions_forget_queue(control_t *control, const char *queue_id) {
+  size_t kept = 0;
+  for (size_t i = 0; i < control->subscription_count; i++)
+    if (strcmp(control->subscriptions[i].queue_id, queue_id) != 0)
+      control->subscriptions[kept++] = control->subscriptions[i];
+  control->subscription_count = kept;
+}
+
 /* The account's subscriptions in creation order, from the set or the bucket. */
 static int cluster_each(control_t *control, const char *account_id,
                         void (*fn)(void *arg, const control_subscription_t *), void *arg) {

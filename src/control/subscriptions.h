@@ -77,6 +77,11 @@ int control_subscriptions_load(control_t *control);
 /* The watcher saw wharf_subscriptions key "<account id>.<id>" change: reads
  * it again into the set (nothing before the load). */
 void control_subscription_refresh(control_t *control, const char *key);
+/* A write through another connection (the control writer) committed: the
+ * set takes it now, so this node reads its own writes before the watcher
+ * says so. Nothing in embedded mode. */
+void control_subscription_written(control_t *control, const control_subscription_t *subscription,
+                                  bool deleted);
 /* The queue was deleted (its subscriptions with it): drops them from the
  * set. Nothing in embedded mode, where SQLite's cascade did it. */
 void control_subscriptions_forget_queue(control_t *control, const char *queue_id);

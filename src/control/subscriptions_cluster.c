@@ -5,14 +5,22 @@
  * matched on every other.
  *
  * The loop's connection keeps every subscription of the cluster in memory
- * (control_subscriptions_load, at start), so matching an event and the
- * REST reads cost no round trip; the watcher's change of a key reaches the
+ * (control_subscriptions_load, at start), so matching an event costs no
+ * round trip (every queue change emits one); the watcher's change of a key reaches the
  * loop (server/server_cluster.c) and control_subscription_refresh reads
  * that one record again, so the set follows every node's writes within
- * milliseconds. A write made through this connection updates the set at
- * once (a node reads its own writes); one made through another connection
- * (the control writer) reaches it through the watcher. A connection that
- * has not loaded the set reads the bucket.
+ * milliseconds. Writes run on the control writer's connection
+ * (catalog/catalog_subscriptions.c), whose apply hands the result to this
+ * set at once (control_subscription_written): a node reads its own writes.
+ * Another node's writes match once the watcher has delivered them
+ * (milliseconds; an event in between misses a subscription just made
+ * elsewhere, as a queue just made elsewhere is unknown for as long). A
+ * connection that has not loaded the set matches from the bucket.
+ *
+ * The REST reads (get, list) read the bucket, not the set: a client behind
+ * a load balancer that made, changed or deleted a subscription through one
+ * node reads it back as written through any other (one round trip; admin
+ * reads are rare).
  *
  * Each event is delivered once: it is emitted only by the node that served
  * the request (or dead-lettered the messages), and matching there sees the
@@ -86,6 +94,13 @@ void control_subscription_refresh(control_t *control, const char *key) {
   else log_warn("subscriptions: cannot read %s after a change in the cluster (%d)", key, rc);
 }
 
+void control_subscription_written(control_t *control, const control_subscription_t *subscription,
+                                  bool deleted) {
+  if (!control->subscriptions_loaded) return;
+  if (deleted) set_remove(control, subscription->account_id, subscription->id);
+  else set_put(control, subscription);
+}
+
 void control_subscriptions_forget_queue(control_t *control, const char *queue_id) {
   size_t kept = 0;
   for (size_t i = 0; i < control->subscription_count; i++)
@@ -111,25 +126,19 @@ int control_subscription_cluster_create(control_t *control, const control_subscr
                                         control_subscription_t *out) {
   control_subscription_t created;
   int rc = jetstream_control_subscription_create(control->cluster, in, &created);
-  if (rc != CONTROL_OK) return rc;
-  if (control->subscriptions_loaded) set_put(control, &created);
-  if (out) *out = created;
-  return CONTROL_OK;
+  if (rc == CONTROL_OK) control_subscription_written(control, &created, false);
+  if (rc == CONTROL_OK && out) *out = created;
+  return rc;
 }
 
 int control_subscription_cluster_get(control_t *control, const char *account_id, const char *id,
                                      control_subscription_t *out) {
-  if (!control->subscriptions_loaded)
-    return jetstream_control_subscription_get(control->cluster, account_id, id, out);
-  const control_subscription_t *s = set_find(control, account_id, id);
-  if (!s) return CONTROL_ERR_NOT_FOUND;
-  if (out) *out = *s;
-  return CONTROL_OK;
+  return jetstream_control_subscription_get(control->cluster, account_id, id, out);
 }
 
 int control_subscription_cluster_update(control_t *control, control_subscription_t *subscription) {
   int rc = jetstream_control_subscription_update(control->cluster, subscription);
-  if (rc == CONTROL_OK && control->subscriptions_loaded) set_put(control, subscription);
+  if (rc == CONTROL_OK) control_subscription_written(control, subscription, false);
   return rc;
 }
 
@@ -198,7 +207,7 @@ int control_subscription_cluster_list(control_t *control, const char *account_id
                                       void (*fn)(void *arg, const control_subscription_t *),
                                       void *arg, uint64_t *total_out) {
   subscription_page_t page = {.queue_id = queue_id};
-  int rc = cluster_each(control, account_id, page_add, &page);
+  int rc = jetstream_control_subscription_list(control->cluster, account_id, page_add, &page);
   if (rc == CONTROL_OK) {
     page_sort(&page, order, descending);
     *total_out = page.count;

@@ -9,6 +9,9 @@
  * event that the seeds do not list is a 400 naming the valid ones, so a
  * typo is never a subscription that silently receives nothing. Deleting the
  * destination queue deletes its subscriptions (control/subscriptions.h).
+ * Reads are the loop connection's (in clustered mode the cluster's bucket);
+ * writes run on the control writer (catalog_subscription_write), and the
+ * reply waits for them.
  */
 #include "api/subscriptions.h"
 
@@ -135,6 +138,16 @@ static bool read_name(api_call_t *call, control_subscription_t *out) {
   return true;
 }
 
+static void subscription_created(void *data, int status, const control_subscription_t *created) {
+  api_call_t *call = data;
+  if (status != CONTROL_OK) {
+    api_reply_control_error(call, status, "subscription");
+    return;
+  }
+  log_info("subscription created: %s (%s) to queue %s", created->name, created->id, created->queue_id);
+  api_reply_ok(call, api_subscription_to_json(created), NULL);
+}
+
 void api_subscriptions_create(api_call_t *call) {
   control_subscription_t subscription = {.enabled = true};
   snprintf(subscription.account_id, sizeof subscription.account_id, "%s", call->account_id);
@@ -147,14 +160,8 @@ void api_subscriptions_create(api_call_t *call) {
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Missing name");
     return;
   }
-  control_subscription_t created;
-  int rc = control_subscription_create(call->api->control, &subscription, &created);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "subscription");
-    return;
-  }
-  log_info("subscription created: %s (%s) to queue %s", created.name, created.id, created.queue_id);
-  api_reply_ok(call, api_subscription_to_json(&created), NULL);
+  catalog_subscription_write(call->api->catalog, CATALOG_SUBSCRIPTION_CREATE, &subscription,
+                             subscription_created, call);
 }
 
 static bool read_order(api_call_t *call, control_subscription_order_t *order, bool *descending) {
@@ -228,6 +235,12 @@ void api_subscriptions_get(api_call_t *call) {
     api_reply_ok(call, api_subscription_to_json(&subscription), NULL);
 }
 
+static void subscription_updated(void *data, int status, const control_subscription_t *subscription) {
+  api_call_t *call = data;
+  if (status != CONTROL_OK) api_reply_control_error(call, status, "subscription");
+  else api_reply_ok(call, api_subscription_to_json(subscription), NULL);
+}
+
 void api_subscriptions_patch(api_call_t *call) {
   control_subscription_t subscription;
   if (!load_subscription(call, &subscription) || !read_name(call, &subscription) ||
@@ -238,24 +251,25 @@ void api_subscriptions_patch(api_call_t *call) {
     return;
   if (json_object_get(call->body, "destination") && !read_destination(call, &subscription))
     return;
-  int rc = control_subscription_update(call->api->control, &subscription);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "subscription");
+  catalog_subscription_write(call->api->catalog, CATALOG_SUBSCRIPTION_UPDATE, &subscription,
+                             subscription_updated, call);
+}
+
+static void subscription_deleted(void *data, int status, const control_subscription_t *subscription) {
+  api_call_t *call = data;
+  if (status != CONTROL_OK) {
+    api_reply_control_error(call, status, "subscription");
     return;
   }
-  api_reply_ok(call, api_subscription_to_json(&subscription), NULL);
+  log_info("subscription deleted: %s (%s)", subscription->name, subscription->id);
+  api_reply_ok(call, api_subscription_to_json(subscription), NULL);
 }
 
 /* Answers with the deleted subscription, as the SDK's
  * SubscriptionDeleteResponse has it. */
 void api_subscriptions_delete(api_call_t *call) {
   control_subscription_t subscription;
-  if (!load_subscription(call, &subscription)) return;
-  int rc = control_subscription_delete(call->api->control, call->account_id, subscription.id);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "subscription");
-    return;
-  }
-  log_info("subscription deleted: %s (%s)", subscription.name, subscription.id);
-  api_reply_ok(call, api_subscription_to_json(&subscription), NULL);
+  if (load_subscription(call, &subscription))
+    catalog_subscription_write(call->api->catalog, CATALOG_SUBSCRIPTION_DELETE, &subscription,
+                               subscription_deleted, call);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/subscriptions.h"
 #include "util/buf.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -138,6 +139,9 @@ void catalog__queue_changed(catalog_t *catalog, catalog_queue_t *queue) {
 
 engine_queue_t *catalog__queue_remove(catalog_t *catalog, catalog_queue_t *queue) {
   notify(catalog, CATALOG_QUEUE_DELETED, queue, NULL);
+  /* Its subscriptions went first in the control plane; the cluster's set
+   * in memory forgets them now rather than when the watcher says so. */
+  control_subscriptions_forget_queue(catalog->control, queue->row.id);
   index_unlink(catalog, queue);
   if (queue->prev) queue->prev->next = queue->next;
   else catalog->first = queue->next;

@@ -203,6 +203,7 @@ void control_close(control_t *control) {
   if (!control) return;
   for (int i = 0; i < STATEMENT_COUNT; i++) sqlite3_finalize(control->statements[i]);
   sqlite3_close(control->db);
+  free(control->subscriptions);
   free(control);
 }
 

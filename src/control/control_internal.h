@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "control/control.h"
+#include "control/subscriptions.h"
 #include "jetstream/control_kv.h"
 
 /* One slot per cached statement. */
@@ -63,10 +64,15 @@ typedef struct {
 
 struct control {
   sqlite3 *db;
-  /* Clustered mode: accounts, tokens, queues, consumers and workers are
-   * the cluster's (every function of theirs answers from it); the rest of
-   * wharf.db (subscriptions, producers) stays node-local. */
+  /* Clustered mode: accounts, tokens, queues, consumers, workers and
+   * subscriptions are the cluster's (every function of theirs answers from
+   * it); the rest of wharf.db (producers) stays node-local. */
   jetstream_control_t *cluster;
+  /* Clustered mode, once loaded: every subscription of the cluster, in
+   * creation order (subscriptions_cluster.c). */
+  control_subscription_t *subscriptions;
+  size_t subscription_count, subscription_cap;
+  bool subscriptions_loaded;
   sqlite3_stmt *statements[STATEMENT_COUNT];
   control_account_t account_cache[CONTROL_ACCOUNT_CACHE_SIZE]; /* id "" = empty slot */
   control_token_cache_entry_t token_cache[CONTROL_TOKEN_CACHE_SIZE];
@@ -102,5 +108,22 @@ void control_column_text(sqlite3_stmt *statement, int col, char *dst, size_t cap
  * account). Static binding: the text must outlive the step. */
 void control_bind_text_or_null(sqlite3_stmt *statement, int index, const char *text);
 
+
+/* subscriptions_cluster.c: control_subscription_*'s clustered mode. */
+int control_subscription_cluster_create(control_t *control, const control_subscription_t *in,
+                                        control_subscription_t *out);
+int control_subscription_cluster_get(control_t *control, const char *account_id, const char *id,
+                                     control_subscription_t *out);
+int control_subscription_cluster_list(control_t *control, const char *account_id,
+                                      const char *queue_id, control_subscription_order_t order,
+                                      bool descending, uint32_t page_number, uint32_t per_page,
+                                      void (*fn)(void *arg, const control_subscription_t *),
+                                      void *arg, uint64_t *total_out);
+int control_subscription_cluster_matching(control_t *control, const char *account_id,
+                                          const char *source_type, const char *resource,
+                                          void (*fn)(void *arg, const control_subscription_t *),
+                                          void *arg);
+int control_subscription_cluster_update(control_t *control, control_subscription_t *subscription);
+int control_subscription_cluster_delete(control_t *control, const char *account_id, const char *id);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * subscriptions.c — the event subscriptions table (see subscriptions.h).
+ * subscriptions.c — the event subscriptions table (see subscriptions.h);
+ * clustered mode's are subscriptions_cluster.c's.
  */
 #include "control/subscriptions.h"
 
@@ -75,6 +76,7 @@ static void subscription_bind(sqlite3_stmt *statement, const control_subscriptio
 
 int control_subscription_create(control_t *control, const control_subscription_t *in,
                                 control_subscription_t *out) {
+  if (control->cluster) return control_subscription_cluster_create(control, in, out);
   control_subscription_t subscription = *in;
   crypto_random_hex(subscription.id, CONTROL_ID_LEN / 2);
   subscription.created_ms = subscription.modified_ms = clock_now_ms();
@@ -98,6 +100,7 @@ int control_subscription_create(control_t *control, const control_subscription_t
 
 int control_subscription_get(control_t *control, const char *account_id, const char *id,
                              control_subscription_t *out) {
+  if (control->cluster) return control_subscription_cluster_get(control, account_id, id, out);
   sqlite3_stmt *statement;
   int rc = subscription_prepare_by_id(
       control, "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions WHERE account_id = ? AND id = ?",
@@ -144,6 +147,9 @@ int control_subscription_list(control_t *control, const char *account_id, const 
                               uint32_t per_page,
                               void (*fn)(void *arg, const control_subscription_t *), void *arg,
                               uint64_t *total_out) {
+  if (control->cluster)
+    return control_subscription_cluster_list(control, account_id, queue_id, order, descending, page,
+                                     per_page, fn, arg, total_out);
   static const char *const columns[] = {"seq", "name", "enabled", "source_type"};
   int rc = subscription_count(control, account_id, queue_id, total_out);
   if (rc != CONTROL_OK) return rc;
@@ -165,6 +171,8 @@ int control_subscription_matching(control_t *control, const char *account_id,
                                   const char *source_type, const char *resource,
                                   void (*fn)(void *arg, const control_subscription_t *),
                                   void *arg) {
+  if (control->cluster)
+    return control_subscription_cluster_matching(control, account_id, source_type, resource, fn, arg);
   sqlite3_stmt *statement;
   int rc = control_prepare(control,
                                 "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions"
@@ -179,6 +187,7 @@ int control_subscription_matching(control_t *control, const char *account_id,
 }
 
 int control_subscription_update(control_t *control, control_subscription_t *subscription) {
+  if (control->cluster) return control_subscription_cluster_update(control, subscription);
   control_queue_t queue;
   int rc = control_queue_get(control, subscription->account_id, subscription->queue_id, &queue);
   if (rc != CONTROL_OK) return rc;
@@ -204,6 +213,7 @@ int control_subscription_update(control_t *control, control_subscription_t *subs
 }
 
 int control_subscription_delete(control_t *control, const char *account_id, const char *id) {
+  if (control->cluster) return control_subscription_cluster_delete(control, account_id, id);
   sqlite3_stmt *statement;
   int rc = subscription_prepare_by_id(
       control, "DELETE FROM subscriptions WHERE account_id = ? AND id = ?", account_id, id,

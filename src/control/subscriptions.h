@@ -14,6 +14,7 @@
  * the API layer. The table is created by control_subscriptions_init (from
  * control_open), like the worker registry's; statements are prepared per
  * call (subscriptions change and match rarely next to messages).
+ * Clustered mode keeps them in the cluster instead (subscriptions_cluster.c).
  */
 #ifndef WHARF_CONTROL_SUBSCRIPTIONS_H
 #define WHARF_CONTROL_SUBSCRIPTIONS_H
@@ -68,5 +69,21 @@ int control_subscription_matching(control_t *control, const char *account_id,
 /* Writes name, enabled, events and queue_id; sets modified_ms. */
 int control_subscription_update(control_t *control, control_subscription_t *subscription);
 int control_subscription_delete(control_t *control, const char *account_id, const char *id);
+
+/* Clustered mode (subscriptions_cluster.c), the loop's connection: reads
+ * every subscription of the cluster into memory, from which get, list and
+ * matching answer from then on. */
+int control_subscriptions_load(control_t *control);
+/* The watcher saw wharf_subscriptions key "<account id>.<id>" change: reads
+ * it again into the set (nothing before the load). */
+void control_subscription_refresh(control_t *control, const char *key);
+/* A write through another connection (the control writer) committed: the
+ * set takes it now, so this node reads its own writes before the watcher
+ * says so. Nothing in embedded mode. */
+void control_subscription_written(control_t *control, const control_subscription_t *subscription,
+                                  bool deleted);
+/* The queue was deleted (its subscriptions with it): drops them from the
+ * set. Nothing in embedded mode, where SQLite's cascade did it. */
+void control_subscriptions_forget_queue(control_t *control, const char *queue_id);
 
 #endif

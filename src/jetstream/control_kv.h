@@ -1,6 +1,6 @@
 /*
  * control_kv.h — the control plane of clustered mode: accounts, hashed API
- * tokens, queues, consumers and workers in JetStream key-value buckets,
+ * tokens, queues, consumers, workers and event subscriptions in JetStream key-value buckets,
  * watched by every node (issue 13; SQLite, control/control.h, stays the
  * single-node store). Records are control.h's and workers.h's structs, so
  * this can stand in for control_* behind the catalog.
@@ -13,6 +13,7 @@
  *   wharf_consumers    <queue id>                   control_consumer_t
  *   wharf_workers      <account id>.<script name>   control_worker_t (its secret
  *                                                   included: push signs with it)
+ *   wharf_subscriptions <account id>.<subscription id> control_subscription_t
  * Uniqueness across nodes comes from the server's create-if-absent
  * (kvStore_Create): a queue name is taken by creating its wharf_queue_names
  * key, a queue's one consumer by creating its key, so two nodes racing get
@@ -36,6 +37,7 @@
 #define WHARF_JETSTREAM_CONTROL_KV_H
 
 #include "control/control.h"
+#include "control/subscriptions.h"
 #include "control/workers.h"
 #include "jetstream/jetstream.h"
 
@@ -48,6 +50,7 @@ typedef enum {
   JETSTREAM_CONTROL_QUEUE_NAMES,
   JETSTREAM_CONTROL_CONSUMERS,
   JETSTREAM_CONTROL_WORKERS,
+  JETSTREAM_CONTROL_SUBSCRIPTIONS,
   JETSTREAM_CONTROL_BUCKETS
 } jetstream_control_bucket_t;
 
@@ -115,5 +118,24 @@ int jetstream_control_worker_list(jetstream_control_t *c, const char *account_id
                                   void (*fn)(void *arg, const control_worker_t *), void *arg);
 int jetstream_control_worker_delete(jetstream_control_t *c, const char *account_id,
                                     const char *script_name);
+
+/* control_kv_subscriptions.c. Create and update check that the queue is
+ * the account's (NOT_FOUND otherwise); list is the account's (NULL: every
+ * account's), in creation order. */
+int jetstream_control_subscription_create(jetstream_control_t *c,
+                                          const control_subscription_t *in,
+                                          control_subscription_t *out);
+int jetstream_control_subscription_get(jetstream_control_t *c, const char *account_id,
+                                       const char *id, control_subscription_t *out);
+int jetstream_control_subscription_list(jetstream_control_t *c, const char *account_id_or_null,
+                                        void (*fn)(void *arg, const control_subscription_t *),
+                                        void *arg);
+int jetstream_control_subscription_update(jetstream_control_t *c,
+                                          control_subscription_t *subscription);
+int jetstream_control_subscription_delete(jetstream_control_t *c, const char *account_id,
+                                          const char *id);
+/* The subscriptions whose destination is queue_id (a queue being deleted). */
+int jetstream_control_subscription_delete_of_queue(jetstream_control_t *c, const char *account_id,
+                                                   const char *queue_id);
 
 #endif

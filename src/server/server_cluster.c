@@ -163,6 +163,8 @@ static void cluster_on_async(uv_async_t *async) {
     /* Before the catalog is loaded, its load reads the latest state. */
     if (cluster->control && entry->bucket == JETSTREAM_CONTROL_TOKENS)
       control_token_cache_clear(cluster->control);
+    else if (cluster->control && entry->bucket == JETSTREAM_CONTROL_SUBSCRIPTIONS)
+      control_subscription_refresh(cluster->control, entry->key);
     else if (cluster->catalog && entry->bucket == JETSTREAM_CONTROL_ACCOUNTS)
       catalog_account_refresh(cluster->catalog, entry->key);
     else if (cluster->catalog) /* queues and consumers are both keyed by queue id */
@@ -224,6 +226,8 @@ int server_cluster_engine_open(server_cluster_t *cluster, const engine_options_t
 
 void server_cluster_watch(server_cluster_t *cluster, catalog_t *catalog) {
   cluster->catalog = catalog;
+  if (control_subscriptions_load(cluster->control) != CONTROL_OK)
+    log_warn("cluster: cannot load the event subscriptions; reading them from the cluster as needed");
 }
 
 void server_cluster_unwatch(server_cluster_t *cluster) {

@@ -5,7 +5,9 @@
  * created on A is usable on B, a message sent on A is pulled on B, a lease
  * taken on B is acked on A; retries with a delay, purge and counts work
  * across nodes; tokens are the cluster's (a wrong one is refused by both);
- * a node whose cluster is gone answers 503 in the Cloudflare envelope.
+ * an event subscription made on A is listed, updated and deleted on B, and
+ * an event of a request B served reaches its queue once; a node whose
+ * cluster is gone answers 503 in the Cloudflare envelope.
  *
  * Differs from the embedded store by design (jetstream.h): backlog figures
  * a node answers are as of its own last operation on the queue (a send on
@@ -139,6 +141,38 @@ describe('two Wharf nodes on one JetStream cluster', () => {
     const secret = await a.createToken('queues_read', A);
     const res = await b.api('GET', b.acct('/queues'), undefined, { token: secret });
     assertEnvelope(assert, res, { success: true, status: 200 });
+  });
+
+  test('an event subscription made on A is B\'s too; an event of B\'s request is delivered once', async () => {
+    const sink = await queueOnBoth('cl-events');
+    const sub = await a.sdk().queues.subscriptions.create({ account_id: A, name: 'cl-ops',
+      source: { type: 'wharf' }, events: ['queue.created'],
+      destination: { type: 'queues.queue', queue_id: sink.id } });
+    const listedOnB = (await b.sdk().queues.subscriptions.list({ account_id: A })).result.find((x) => x.id === sub.id);
+    assert.ok(listedOnB, 'listed on B at once');
+    assert.equal(listedOnB.name, 'cl-ops');
+    /* B matches from its in-memory set, which B's watcher brings A's
+     * subscription into within milliseconds; a second is the bound the
+     * first test holds queues to. */
+    await sleep(1000);
+    const created = await b.sdk().queues.create({ account_id: A, queue_name: 'cl-events-watched' });
+    const peek = async (server) => {
+      const res = await server.api('POST', server.acct(`/queues/${sink.id}/messages/peek`), { batch_size: 100 });
+      assert.equal(res.status, 200, res.text);
+      return res.json.result.messages.map((m) => JSON.parse(Buffer.from(m.body, 'base64').toString('utf8')))
+        .filter((e) => e.payload.queueId === created.queue_id);
+    };
+    await waitFor(async () => (await peek(a)).length > 0, 'the queue.created event in the sink');
+    await sleep(500); /* a second copy (another node matching too) would be there by now */
+    const got = await peek(a);
+    assert.deepEqual(got.map((e) => [e.type, e.metadata.eventSubscriptionId]), [['wharf.queue.created', sub.id]]);
+    await b.sdk().queues.subscriptions.update(sub.id, { account_id: A, name: 'cl-ops-2',
+      events: ['queue.created', 'queue.deleted'] });
+    const onA = await a.sdk().queues.subscriptions.get(sub.id, { account_id: A });
+    assert.deepEqual([onA.name, onA.events], ['cl-ops-2', ['queue.created', 'queue.deleted']]);
+    await b.sdk().queues.subscriptions.delete(sub.id, { account_id: A });
+    const res = await a.api('GET', a.acct(`/event_subscriptions/subscriptions/${sub.id}`));
+    assert.equal(res.status, 404, res.text); /* REST reads are the bucket's: at once */
   });
 
   /* Last: stops the NATS cluster. */

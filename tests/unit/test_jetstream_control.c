@@ -302,6 +302,46 @@ static void test_workers_registered_once_per_account(void **state) {
                    CONTROL_ERR_NOT_FOUND);
 }
 
+static void count_subscription(void *arg, const control_subscription_t *subscription) {
+  (void)subscription;
+  (*(int *)arg)++;
+}
+
+/* Made on a, seen, changed and deleted on b; a queue's delete takes its
+ * subscriptions with it (SQLite's cascade). */
+static void test_subscriptions_shared_and_deleted_with_their_queue(void **state) {
+  (void)state;
+  control_queue_t q = make_queue("subscribed");
+  control_subscription_t in = {.enabled = true}, made, got;
+  snprintf(in.account_id, sizeof in.account_id, "%s", f.account.id);
+  snprintf(in.name, sizeof in.name, "ops");
+  snprintf(in.source_type, sizeof in.source_type, "wharf");
+  snprintf(in.events, sizeof in.events, "[\"queue.created\"]");
+  snprintf(in.queue_id, sizeof in.queue_id, "%s", q.id);
+  assert_int_equal(jetstream_control_subscription_create(f.a, &in, &made), CONTROL_OK);
+  uint64_t start = clock_now_ms();
+  char key[80];
+  snprintf(key, sizeof key, "%s.%s", f.account.id, made.id);
+  assert_true(wait_seen(start, JETSTREAM_CONTROL_SUBSCRIPTIONS, key, false) < 1000);
+  assert_int_equal(jetstream_control_subscription_get(f.b, f.account.id, made.id, &got), CONTROL_OK);
+  assert_string_equal(got.events, "[\"queue.created\"]");
+  assert_true(got.enabled);
+  got.enabled = false;
+  assert_int_equal(jetstream_control_subscription_update(f.b, &got), CONTROL_OK);
+  assert_int_equal(jetstream_control_subscription_get(f.a, f.account.id, made.id, &got), CONTROL_OK);
+  assert_false(got.enabled);
+  assert_int_equal(got.created_ms, made.created_ms);
+  snprintf(in.queue_id, sizeof in.queue_id, "00000000000000000000000000000000");
+  assert_int_equal(jetstream_control_subscription_create(f.a, &in, NULL), CONTROL_ERR_NOT_FOUND);
+  int count = 0;
+  assert_int_equal(jetstream_control_subscription_list(f.b, f.account.id, count_subscription, &count),
+                   CONTROL_OK);
+  assert_int_equal(count, 1);
+  assert_int_equal(jetstream_control_queue_delete(f.a, f.account.id, q.id), CONTROL_OK);
+  assert_int_equal(jetstream_control_subscription_get(f.b, f.account.id, made.id, NULL),
+                   CONTROL_ERR_NOT_FOUND);
+}
+
 /* A node of the cluster dies: writes go on through the two left, and node
  * b's watcher (whose connection may have been on the dead node) still sees
  * them. */
@@ -346,6 +386,7 @@ int main(void) {
       cmocka_unit_test(test_consumer_one_per_queue_and_deleted_with_it),
       cmocka_unit_test(test_tokens_hashed_and_revoked_everywhere),
       cmocka_unit_test(test_workers_registered_once_per_account),
+      cmocka_unit_test(test_subscriptions_shared_and_deleted_with_their_queue),
       cmocka_unit_test(test_changes_seen_after_a_nats_node_dies),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -38,9 +38,21 @@ void jetstream__stream_init(const jetstream_t *js, jsStreamConfig *config, const
   config->Replicas = js->replicas;
 }
 
+/* Tries a stream's creation this many times when the cluster does not
+ * answer: right after a nats node restarts, the meta leader election can
+ * outlast one request timeout, and a Wharf node starting then would exit
+ * (found by tests/crash/cluster_faults.test.mjs). */
+#define STREAM_ADD_ATTEMPTS 3
+
 natsStatus jetstream__stream_add(jetstream_t *js, jsStreamConfig *config, bool update) {
   jsErrCode code = 0;
-  natsStatus s = js_AddStream(NULL, js->js, config, NULL, &code);
+  natsStatus s = NATS_TIMEOUT;
+  for (int attempt = 0; attempt < STREAM_ADD_ATTEMPTS && (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS);
+       attempt++) {
+    if (attempt) nats_Sleep(200);
+    code = 0;
+    s = js_AddStream(NULL, js->js, config, NULL, &code);
+  }
   if (s != NATS_OK && code == JSStreamNameExistErr)
     s = update ? js_UpdateStream(NULL, js->js, config, NULL, &code) : NATS_OK;
   if (s != NATS_OK)

@@ -108,6 +108,7 @@ int jetstream_open(const jetstream_options_t *options, jetstream_t **out) {
   js->timeout_ms = options->timeout_ms ? options->timeout_ms : 5000;
   pthread_mutex_init(&js->lock, NULL);
   pthread_cond_init(&js->published, NULL);
+  pthread_cond_init(&js->replied, NULL);
   pthread_cond_init(&js->maintenance_wake, NULL);
   natsStatus s = jetstream_connect(js);
   int status = jetstream__status(s);
@@ -117,6 +118,7 @@ int jetstream_open(const jetstream_options_t *options, jetstream_t **out) {
     js->replicas = options->replicas ? options->replicas : jetstream_default_replicas(js->nc);
     status = jetstream__lease_key_load(js);
   }
+  if (!status) status = jetstream__replies_open(js);
   if (!status) status = jetstream__deferrals_open(js);
   if (!status) status = jetstream__batches_open(js);
   if (!status) status = jetstream__nodes_open(js);
@@ -163,9 +165,12 @@ void jetstream_close(jetstream_t *js) {
   kvStore_Destroy(js->deferrals);
   kvStore_Destroy(js->nodes);
   jsCtx_Destroy(js->js);
+  natsConnection_Close(js->nc); /* no reply arrives while the subscription is freed */
+  natsSubscription_Destroy(js->replies);
   natsConnection_Destroy(js->nc);
   crypto_hmac_key_free(js->lease_key);
   pthread_cond_destroy(&js->published);
+  pthread_cond_destroy(&js->replied);
   pthread_cond_destroy(&js->maintenance_wake);
   pthread_mutex_destroy(&js->lock);
   free(js);

@@ -124,9 +124,9 @@ bench-peers:
 soak: $(BUILD)/wharf
 	WHARF_BIN=$(abspath $(BUILD)/wharf) bench/soak.sh
 
-# The crash tests' long mode, the randomised campaign included.
+# The crash tests' long mode, the randomised campaign and 200 cluster fault rounds included.
 crash-long: $(BUILD)/wharf npm-deps
-	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=500 tests/run-node.sh crash tests/crash/*.test.mjs
+	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=500 CLUSTER_FAULT_ROUNDS=200 tests/run-node.sh crash tests/crash/*.test.mjs
 
 # Every suite on the plain build, then again on the sanitizer build.
 test: $(BUILD)/wharf $(UNIT_BINS) npm-deps sanitize-build fuzz-build

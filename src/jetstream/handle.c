@@ -66,44 +66,6 @@ void jetstream__ack_subject(const jetstream_queue_t *q, const jetstream_handle_t
            JETSTREAM_CONSUMER, h->delivered, h->stream_seq, h->consumer_seq);
 }
 
-/* Every request is published at once with its own reply subject under one
- * fresh inbox, and the replies are counted as they come: n acks cost about
- * one round trip, not n. */
-int jetstream__ack_send(jetstream_t *js, const char *const *subjects, const char *const *bodies,
-                        size_t n) {
-  if (n == 0) return ENGINE_OK;
-  natsInbox *inbox = NULL;
-  natsSubscription *sub = NULL;
-  char wildcard[128];
-  natsStatus s = natsInbox_Create(&inbox);
-  if (s == NATS_OK) {
-    snprintf(wildcard, sizeof wildcard, "%s.*", inbox);
-    s = natsConnection_SubscribeSync(&sub, js->nc, wildcard);
-  }
-  for (size_t i = 0; i < n && s == NATS_OK; i++) {
-    char reply[128];
-    snprintf(reply, sizeof reply, "%s.%zu", inbox, i);
-    s = natsConnection_PublishRequestString(js->nc, subjects[i], reply, bodies[i]);
-  }
-  uint8_t *confirmed = xcalloc(n, 1);
-  size_t count = 0;
-  int64_t deadline = nats_Now() + js->timeout_ms;
-  while (s == NATS_OK && count < n) {
-    natsMsg *reply = NULL;
-    int64_t left = deadline - nats_Now();
-    s = left > 0 ? natsSubscription_NextMsg(&reply, sub, left) : NATS_TIMEOUT;
-    if (s != NATS_OK) break;
-    const char *dot = strrchr(natsMsg_GetSubject(reply), '.');
-    size_t i = dot ? strtoul(dot + 1, NULL, 10) : n;
-    if (i < n && !confirmed[i]) confirmed[i] = 1, count++;
-    natsMsg_Destroy(reply);
-  }
-  free(confirmed);
-  natsSubscription_Destroy(sub);
-  natsInbox_Destroy(inbox);
-  return count == n ? ENGINE_OK : JETSTREAM_ERR_UNAVAILABLE;
-}
-
 int jetstream__ack_requests(jetstream_queue_t *q, const jetstream_handle_t *handles,
                             const char *const *bodies, size_t n) {
   char (*subjects)[160] = xcalloc(n ? n : 1, sizeof *subjects);

@@ -38,9 +38,21 @@ void jetstream__stream_init(const jetstream_t *js, jsStreamConfig *config, const
   config->Replicas = js->replicas;
 }
 
+/* Tries a stream's creation this many times when the cluster does not
+ * answer: right after a nats node restarts, the meta leader election can
+ * outlast one request timeout, and a Wharf node starting then would exit
+ * (found by tests/crash/cluster_faults.test.mjs). */
+#define STREAM_ADD_ATTEMPTS 3
+
 natsStatus jetstream__stream_add(jetstream_t *js, jsStreamConfig *config, bool update) {
   jsErrCode code = 0;
-  natsStatus s = js_AddStream(NULL, js->js, config, NULL, &code);
+  natsStatus s = NATS_TIMEOUT;
+  for (int attempt = 0; attempt < STREAM_ADD_ATTEMPTS && (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS);
+       attempt++) {
+    if (attempt) nats_Sleep(200);
+    code = 0;
+    s = js_AddStream(NULL, js->js, config, NULL, &code);
+  }
   if (s != NATS_OK && code == JSStreamNameExistErr)
     s = update ? js_UpdateStream(NULL, js->js, config, NULL, &code) : NATS_OK;
   if (s != NATS_OK)
@@ -96,6 +108,7 @@ int jetstream_open(const jetstream_options_t *options, jetstream_t **out) {
   js->timeout_ms = options->timeout_ms ? options->timeout_ms : 5000;
   pthread_mutex_init(&js->lock, NULL);
   pthread_cond_init(&js->published, NULL);
+  pthread_cond_init(&js->replied, NULL);
   pthread_cond_init(&js->maintenance_wake, NULL);
   natsStatus s = jetstream_connect(js);
   int status = jetstream__status(s);
@@ -105,6 +118,7 @@ int jetstream_open(const jetstream_options_t *options, jetstream_t **out) {
     js->replicas = options->replicas ? options->replicas : jetstream_default_replicas(js->nc);
     status = jetstream__lease_key_load(js);
   }
+  if (!status) status = jetstream__replies_open(js);
   if (!status) status = jetstream__deferrals_open(js);
   if (!status) status = jetstream__batches_open(js);
   if (!status) status = jetstream__nodes_open(js);
@@ -151,9 +165,12 @@ void jetstream_close(jetstream_t *js) {
   kvStore_Destroy(js->deferrals);
   kvStore_Destroy(js->nodes);
   jsCtx_Destroy(js->js);
+  natsConnection_Close(js->nc); /* no reply arrives while the subscription is freed */
+  natsSubscription_Destroy(js->replies);
   natsConnection_Destroy(js->nc);
   crypto_hmac_key_free(js->lease_key);
   pthread_cond_destroy(&js->published);
+  pthread_cond_destroy(&js->replied);
   pthread_cond_destroy(&js->maintenance_wake);
   pthread_mutex_destroy(&js->lock);
   free(js);

@@ -64,7 +64,8 @@
  *   took: an ack is a request to the ack subject, answered by the consumer
  *   leader once it has applied the ack (AckSync), and Wharf answers only
  *   after that; the message is never delivered again. The acks of one call
- *   are all in flight at once (one inbox, each reply counted). The work-queue
+ *   are all in flight at once (replies.c: one reply subscription per
+ *   connection, never one per call, each reply counted). The work-queue
  *   stream drops it a moment later, when the consumer's ack is committed
  *   through its raft group, so backlog_count may lag an answered ack by
  *   milliseconds. JetStream keys pending acks by stream sequence: a

@@ -23,6 +23,7 @@
 #define JETSTREAM_PENDING_BUCKETS 256
 
 typedef struct jetstream_pending jetstream_pending_t;
+typedef struct jetstream_call jetstream_call_t;
 typedef struct jetstream_lease jetstream_lease_t;
 
 struct jetstream_queue {
@@ -50,6 +51,11 @@ struct jetstream {
   int64_t timeout_ms;
   pthread_mutex_t lock;
   pthread_cond_t published; /* a publish ack arrived */
+  natsSubscription *replies; /* replies.c's, on reply_prefix.<call>.<i> */
+  char reply_prefix[64];
+  jetstream_call_t *calls;   /* replies.c's calls waiting for confirmations */
+  uint64_t last_call;
+  pthread_cond_t replied;    /* a confirmation arrived */
   jetstream_queue_t *queues;
   jetstream_pending_t *pending[JETSTREAM_PENDING_BUCKETS];
   jetstream_lease_t *leases;
@@ -101,6 +107,8 @@ bool jetstream__handle_decode(const jetstream_t *js, const char *text, jetstream
 /* The consumer's ack subject for the handle. */
 void jetstream__ack_subject(const jetstream_queue_t *queue, const jetstream_handle_t *handle,
                             char out[160]);
+/* replies.c: the connection's one reply subscription (see there why). */
+int jetstream__replies_open(jetstream_t *js);
 /* Sends bodies[i] ("+ACK", "-NAK", "+WPI", …) to ack subject subjects[i],
  * all in flight at once, and waits for the consumer leader to confirm each:
  * ENGINE_OK once all are, else JETSTREAM_ERR_UNAVAILABLE (some may have

@@ -41,7 +41,7 @@ void jetstream__stream_init(const jetstream_t *js, jsStreamConfig *config, const
 /* Tries a stream's creation this many times when the cluster does not
  * answer: right after a nats node restarts, the meta leader election can
  * outlast one request timeout, and a Wharf node starting then would exit
- * (found by tests/crash/cluster_faults.test.mjs). */
+ * (found by tests/cluster/faults.test.mjs). */
 #define STREAM_ADD_ATTEMPTS 3
 
 natsStatus jetstream__stream_add(jetstream_t *js, jsStreamConfig *config, bool update) {

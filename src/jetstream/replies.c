@@ -8,7 +8,7 @@
  * only then locks the subscription (nats.c issue #637, fixed in 3.6), so a
  * subscription destroyed while a reply to it is arriving (a late reply
  * after a timeout, which nats node kills make common) is used after it is
- * freed; a Wharf node crashed that way in cluster_faults.test.mjs. The
+ * freed; a Wharf node crashed that way in tests/cluster/faults.test.mjs. The
  * subscription on <inbox>.<call>.<i> lives as long as the connection; a
  * call registers its table of confirmations (jetstream_t.calls, under
  * jetstream_t.lock) and the handler, on libnats's delivery thread, marks

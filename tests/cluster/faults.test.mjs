@@ -1,5 +1,5 @@
 /*
- * cluster_faults.test.mjs — issue 13's fault tests: clustered Wharf (two
+ * faults.test.mjs — issue 13's fault tests: clustered Wharf (two
  * `wharf serve --nats` nodes on a real three-node JetStream cluster,
  * nats_cluster.mjs) under kill -9 of its parts.
  *
@@ -27,7 +27,15 @@
  * and list queues with 503 in the Cloudflare envelope (never 200), and
  * answer 200 again once the cluster is back.
  *
- * CLUSTER_FAULT_ROUNDS (default 10, `make crash-long` 200) sets the rounds.
+ * CLUSTER_FAULT_ROUNDS (default 10, `make cluster-faults-long` 200) sets
+ * the rounds.
+ *
+ * NOT in `make test` yet, because it FAILS: with one nats-server and one
+ * Wharf node killed per round, a handful of answered sends are never
+ * delivered (1 and 70 of ~30,000 in two runs: they stay in the stream and
+ * the consumer never hands them out) and up to 60 acked messages come back;
+ * the all-nats-down test's message does not come back. Those are bugs of
+ * the clustered mode to fix, not of this test; `make cluster-faults` runs it.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

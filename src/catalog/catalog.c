@@ -161,11 +161,23 @@ void catalog__account_add(catalog_t *catalog, const control_account_t *account) 
   catalog->accounts[catalog->account_count++] = *account;
 }
 
+static catalog_worker_t *worker_lookup(const catalog_t *catalog, const char *account_id,
+                                       const char *script_name) {
+  for (catalog_worker_t *entry = catalog->workers; entry; entry = entry->next)
+    if (strcmp(entry->worker.account_id, account_id) == 0 &&
+        strcmp(entry->worker.script_name, script_name) == 0)
+      return entry;
+  return NULL;
+}
+
 void catalog__worker_add(catalog_t *catalog, const control_worker_t *worker) {
-  catalog_worker_t *entry = xmalloc(sizeof *entry);
+  catalog_worker_t *entry = worker_lookup(catalog, worker->account_id, worker->script_name);
+  if (!entry) {
+    entry = xmalloc(sizeof *entry);
+    entry->next = catalog->workers;
+    catalog->workers = entry;
+  }
   entry->worker = *worker;
-  entry->next = catalog->workers;
-  catalog->workers = entry;
   notify(catalog, CATALOG_WORKER_CHANGED, NULL, &entry->worker);
 }
 
@@ -212,11 +224,8 @@ void catalog_queue_each(const catalog_t *catalog,
 
 const control_worker_t *catalog_worker_find(const catalog_t *catalog, const char *account_id,
                                             const char *script_name) {
-  for (const catalog_worker_t *entry = catalog->workers; entry; entry = entry->next)
-    if (strcmp(entry->worker.account_id, account_id) == 0 &&
-        strcmp(entry->worker.script_name, script_name) == 0)
-      return &entry->worker;
-  return NULL;
+  const catalog_worker_t *entry = worker_lookup(catalog, account_id, script_name);
+  return entry ? &entry->worker : NULL;
 }
 
 void catalog_listen(catalog_t *catalog, catalog_listener_fn fn, void *context) {

@@ -53,7 +53,7 @@
  *     shared), and listeners are per shard. No locks on queue state.
  * (b) The message backend being the embedded log (store/) or NATS
  *     JetStream (`--nats`: engine_open_backend; other nodes' changes come
- *     in through catalog_queue_refresh). The catalog needs from a backend only the engine's
+ *     in through catalog_queue_refresh and catalog_worker_refresh). The catalog needs from a backend only the engine's
  *     operation set on one queue, which is what every caller above uses:
  *       configure (settings and consumer), delete, purge;
  *       send (durable before its callback), pull with a lease (visibility
@@ -207,6 +207,10 @@ void catalog_subscription_write(catalog_t *catalog, catalog_subscription_op_t op
  * in line (created, changed, or deleted elsewhere). catalog_remote.c. */
 void catalog_queue_refresh(catalog_t *catalog, const char *queue_id);
 void catalog_account_refresh(catalog_t *catalog, const char *account_id);
+/* The same for a worker, by its key in the cluster (<account id>.<script
+ * name>): registered or removed elsewhere, which push on this node needs
+ * (every node delivers). */
+void catalog_worker_refresh(catalog_t *catalog, const char *key);
 
 /* engine_options_t.resolve_dead_letter_queue, with the catalog as its
  * dead_letter_context: the dead-letter queue of source's consumer, created

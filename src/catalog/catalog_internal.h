@@ -46,6 +46,9 @@ void catalog__queue_changed(catalog_t *catalog, catalog_queue_t *queue);
 engine_queue_t *catalog__queue_remove(catalog_t *catalog, catalog_queue_t *queue);
 catalog_queue_t *catalog__queue_lookup(const catalog_t *catalog, const char *queue_id);
 void catalog__account_add(catalog_t *catalog, const control_account_t *account);
+/* Adds the worker, or replaces the one of the same account and script name
+ * (clustered mode: a node's own registration may come in through the
+ * cluster's watcher first), and tells the listeners. */
 void catalog__worker_add(catalog_t *catalog, const control_worker_t *worker);
 /* Unlinks the worker, tells the listeners, frees it. */
 void catalog__worker_remove(catalog_t *catalog, const char *account_id, const char *script_name);

@@ -5,10 +5,15 @@
  * the control plane (the loop's connection, a KV read: one round trip),
  * so a node applies the latest state whatever order the changes came in.
  * A node's own change may arrive before or after its job's apply; both
- * orders end in the same view (catalog__queue_insert replaces by id).
+ * orders end in the same view (catalog__queue_insert replaces by id, and
+ * catalog__worker_add by account and script name).
  */
 #include "catalog/catalog_internal.h"
 
+#include <stddef.h>
+#include <string.h>
+
+#include "util/crypto.h"
 #include "util/log.h"
 
 void catalog_queue_refresh(catalog_t *catalog, const char *queue_id) {
@@ -36,4 +41,23 @@ void catalog_account_refresh(catalog_t *catalog, const char *account_id) {
   if (catalog_account_exists(catalog, account_id)) return; /* accounts never change */
   if (control_account_get(catalog->control, account_id, &account) == CONTROL_OK)
     catalog__account_add(catalog, &account);
+}
+
+void catalog_worker_refresh(catalog_t *catalog, const char *key) {
+  const char *dot = strchr(key, '.');
+  char account_id[33];
+  if (!dot || dot - key != (ptrdiff_t)sizeof account_id - 1) return; /* not a worker's key */
+  memcpy(account_id, key, sizeof account_id - 1);
+  account_id[sizeof account_id - 1] = '\0';
+  const char *script_name = dot + 1;
+  control_worker_t worker;
+  int rc = control_worker_get(catalog->control, account_id, script_name, &worker);
+  if (rc == CONTROL_ERR_NOT_FOUND) {
+    catalog__worker_remove(catalog, account_id, script_name);
+  } else if (rc != CONTROL_OK) {
+    log_warn("catalog: cannot read worker %s after a change in the cluster (%d)", key, rc);
+  } else {
+    catalog__worker_add(catalog, &worker);
+  }
+  crypto_wipe(&worker, sizeof worker);
 }

@@ -27,7 +27,7 @@
 
 typedef struct change {
   jetstream_control_bucket_t bucket;
-  char key[160];
+  char key[200]; /* the longest: a worker's <account id>.<script name> */
   struct change *next;
 } change_t;
 
@@ -139,8 +139,7 @@ static void cluster_on_ask(uv_async_t *async) { cluster_answer(async->data); }
 
 static void cluster_on_change(void *context, const jetstream_control_change_t *change) {
   server_cluster_t *cluster = context;
-  if (change->bucket == JETSTREAM_CONTROL_QUEUE_NAMES || change->bucket == JETSTREAM_CONTROL_WORKERS)
-    return; /* names follow their queue; workers: no push in clustered mode yet */
+  if (change->bucket == JETSTREAM_CONTROL_QUEUE_NAMES) return; /* names follow their queue */
   change_t *entry = xcalloc(1, sizeof *entry);
   entry->bucket = change->bucket;
   snprintf(entry->key, sizeof entry->key, "%s", change->key);
@@ -167,6 +166,8 @@ static void cluster_on_async(uv_async_t *async) {
       control_subscription_refresh(cluster->control, entry->key);
     else if (cluster->catalog && entry->bucket == JETSTREAM_CONTROL_ACCOUNTS)
       catalog_account_refresh(cluster->catalog, entry->key);
+    else if (cluster->catalog && entry->bucket == JETSTREAM_CONTROL_WORKERS)
+      catalog_worker_refresh(cluster->catalog, entry->key); /* push delivers on every node */
     else if (cluster->catalog) /* queues and consumers are both keyed by queue id */
       catalog_queue_refresh(cluster->catalog, entry->key);
     free(entry);

@@ -316,7 +316,9 @@ describe('concurrency', () => {
     await sleep(1500); /* failures halve it: 4 -> 2 -> 1 */
     worker.maxInFlight = worker.inFlight;
     await sleep(1500);
-    assert.equal(worker.maxInFlight, 1, 'a failing worker is invoked one batch at a time');
+    /* CLUSTER: each of the two nodes scales its own share down to one. */
+    if (CLUSTER) assert.ok(worker.maxInFlight <= 2, `a failing worker gets one batch at a time per node, saw ${worker.maxInFlight}`);
+    else assert.equal(worker.maxInFlight, 1, 'a failing worker is invoked one batch at a time');
   });
 });
 

@@ -59,6 +59,8 @@ typedef struct {
   control_queue_t queue;
   char param[64];            /* a further id: consumer or token id */
   json_t *audit_old_value;   /* what a change replaces, kept for its audit record */
+  bool audited;              /* an audit entry was added: clustered mode answers once it is stored */
+  json_t *held_reply;        /* the envelope held meanwhile */
   uint64_t started_ms;
 } api_call_t;
 

@@ -51,6 +51,7 @@ void api_audit_record(api_call_t *call, const char *account_id, const char *acti
   entry.old_value = old_text;
   entry.new_value = new_text;
   audit_log_add(call->api->audit, &entry);
+  call->audited = true;
   free(old_text);
   free(new_text);
 }
@@ -112,7 +113,8 @@ static bool audit_filter_read(api_call_t *call, audit_filter_t *filter, char str
          audit_query_uint(call, "per_page", AUDIT_MAX_PER_PAGE, &filter->per_page);
 }
 
-/* After every entry added before the request is written. */
+/* After every entry added before the request is written (clustered mode:
+ * and every entry of the cluster's is copied here). */
 static void audit_logs_list_now(void *data) {
   api_call_t *call = data;
   audit_filter_t filter = {0};
@@ -133,5 +135,5 @@ static void audit_logs_list_now(void *data) {
 }
 
 void api_audit_logs_list(api_call_t *call) {
-  audit_log_after_writes(call->api->audit, audit_logs_list_now, call);
+  audit_log_after_sync(call->api->audit, audit_logs_list_now, call);
 }

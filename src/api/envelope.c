@@ -47,10 +47,23 @@ static void reply_json(http_exchange_t *exchange, int status, json_t *envelope) 
   json_decref(envelope);
 }
 
+static void reply_held(void *data) {
+  api_call_t *call = data;
+  reply_json(call->exchange, 200, call->held_reply);
+  call_free(call);
+}
+
+/* In clustered mode an audited change is answered once its entry is stored
+ * in the cluster, so that a list on another node shows it (audit_log.h). */
 void api_reply_ok(api_call_t *call, json_t *result, json_t *result_info) {
   json_t *envelope = json_pack("{s:b, s:[], s:[], s:o}", "success", 1, "errors", "messages",
                                "result", result ? result : json_null());
   if (result_info) json_object_set_new(envelope, "result_info", result_info);
+  if (call->audited && audit_log_answers_wait(call->api->audit)) {
+    call->held_reply = envelope;
+    audit_log_after_writes(call->api->audit, reply_held, call);
+    return;
+  }
   reply_json(call->exchange, 200, envelope);
   call_free(call);
 }

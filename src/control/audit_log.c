@@ -7,15 +7,25 @@
  * condition variable) and inserts them with its own connection; after each
  * one it tells the loop (uv_async), which runs the waiting lists whose
  * entries are all written. At close it writes what is queued, then exits.
+ *
+ * With a feed (clustered mode) the writer publishes each entry, as JSON, to
+ * the cluster's WHARF_AUDIT stream instead, and the feed's thread inserts
+ * every node's entries (this one's included) with the writer's connection,
+ * which the writer thread then never uses, together with the stream
+ * sequence (table feed_position) in one transaction, so a restart copies
+ * only what is new. Rows then keep the stream's order, the same on every
+ * node.
  */
 #include "control/audit_log.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jetstream/jetstream.h"
 #include "util/buf.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -44,7 +54,18 @@ struct audit_log {
   uint64_t added;           /* loop */
   uv_async_t on_written;
   audit_waiter_t *waiters, *last_waiter; /* loop, in order of `after` */
+  uv_loop_t *loop;
+  jetstream_feed_t *feed; /* clustered mode: entries go through the cluster */
 };
+
+/* A list waiting for the feed's sync on the thread pool. */
+typedef struct {
+  uv_work_t work;
+  uv_loop_t *loop;
+  jetstream_feed_t *feed;
+  void (*fn)(void *data);
+  void *data;
+} audit_sync_t;
 
 static const char schema[] =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
@@ -53,7 +74,8 @@ static const char schema[] =
     "  when_ms INTEGER NOT NULL, action TEXT NOT NULL, resource_type TEXT NOT NULL,"
     "  resource_id TEXT NOT NULL, queue_name TEXT NOT NULL, actor_id TEXT NOT NULL, actor_name TEXT NOT NULL,"
     "  actor_ip TEXT NOT NULL, old_value TEXT, new_value TEXT);"
-    "CREATE INDEX IF NOT EXISTS audit_log_account ON audit_log(account_id, seq);";
+    "CREATE INDEX IF NOT EXISTS audit_log_account ON audit_log(account_id, seq);"
+    "CREATE TABLE IF NOT EXISTS feed_position (seq INTEGER NOT NULL);";
 
 #define AUDIT_WHERE                                                                           \
   " WHERE account_id = ?1 AND (?2 = 0 OR when_ms >= ?2) AND (?3 = 0 OR when_ms < ?3)"        \
@@ -78,7 +100,7 @@ static void bind_text_or_null(sqlite3_stmt *statement, int index, const char *te
 /* On the writer thread. */
 static void audit_insert(sqlite3 *db, const audit_entry_t *entry) {
   sqlite3_stmt *statement;
-  int rc = sqlite3_prepare_v2(db, "INSERT INTO audit_log VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+  int rc = sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO audit_log VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
                               &statement, NULL);
   if (rc == SQLITE_OK) {
     const char *texts[] = {entry->id, entry->account_id};
@@ -104,6 +126,89 @@ static void job_free(audit_job_t *job) {
   free(job);
 }
 
+/* The entry as a feed record: every field by name. */
+static char *audit_record_encode(const audit_entry_t *entry) {
+  json_t *record = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", entry->id, "account_id",
+                             entry->account_id, "when_ms", (json_int_t)entry->when_ms, "action", entry->action,
+                             "resource_type", entry->resource_type, "resource_id", entry->resource_id,
+                             "queue_name", entry->queue_name, "actor_id", entry->actor_id, "actor_name",
+                             entry->actor_name, "actor_ip", entry->actor_ip);
+  if (entry->old_value) json_object_set_new(record, "old_value", json_string(entry->old_value));
+  if (entry->new_value) json_object_set_new(record, "new_value", json_string(entry->new_value));
+  char *text = json_dumps(record, JSON_COMPACT);
+  json_decref(record);
+  return text;
+}
+
+/* On the writer thread: the entry into audit.db, or with a feed into the
+ * cluster's stream (a failure loses it, as a failed insert does). */
+static void audit_write(audit_log_t *log, const audit_entry_t *entry) {
+  if (!log->feed) {
+    audit_insert(log->writer_db, entry);
+    return;
+  }
+  char *record = audit_record_encode(entry);
+  if (jetstream_feed_publish(log->feed, record, strlen(record)) != ENGINE_OK)
+    log_error("audit log: cannot record %s of %s %s in the cluster", entry->action, entry->resource_type,
+              entry->resource_id);
+  free(record);
+}
+
+static void field_copy(json_t *record, const char *key, char *out, size_t size) {
+  const char *text = json_string_value(json_object_get(record, key));
+  snprintf(out, size, "%s", text ? text : "");
+}
+
+static int audit_position_store(sqlite3 *db, uint64_t seq) {
+  sqlite3_stmt *statement;
+  int rc = sqlite3_exec(db, "DELETE FROM feed_position", NULL, NULL, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, "INSERT INTO feed_position VALUES (?)", -1, &statement, NULL);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(statement, 1, (sqlite3_int64)seq);
+  rc = sqlite3_step(statement);
+  sqlite3_finalize(statement);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+void audit_log_feed_apply(void *context, uint64_t seq, const void *data, size_t len) {
+  audit_log_t *log = context;
+  json_t *record = json_loadb(data, len, 0, NULL);
+  audit_entry_t entry = {.when_ms = (uint64_t)json_integer_value(json_object_get(record, "when_ms")),
+                         .action = json_string_value(json_object_get(record, "action")),
+                         .resource_type = json_string_value(json_object_get(record, "resource_type")),
+                         .old_value = json_string_value(json_object_get(record, "old_value")),
+                         .new_value = json_string_value(json_object_get(record, "new_value"))};
+  field_copy(record, "id", entry.id, sizeof entry.id);
+  field_copy(record, "account_id", entry.account_id, sizeof entry.account_id);
+  field_copy(record, "resource_id", entry.resource_id, sizeof entry.resource_id);
+  field_copy(record, "queue_name", entry.queue_name, sizeof entry.queue_name);
+  field_copy(record, "actor_id", entry.actor_id, sizeof entry.actor_id);
+  field_copy(record, "actor_name", entry.actor_name, sizeof entry.actor_name);
+  field_copy(record, "actor_ip", entry.actor_ip, sizeof entry.actor_ip);
+  int rc = sqlite3_exec(log->writer_db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc == SQLITE_OK && entry.action && entry.resource_type) audit_insert(log->writer_db, &entry);
+  else if (rc == SQLITE_OK) log_error("audit log: record %llu of the cluster's feed is not an entry", (unsigned long long)seq);
+  if (rc == SQLITE_OK) rc = audit_position_store(log->writer_db, seq);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(log->writer_db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    log_error("audit log: cannot copy record %llu of the cluster's feed: %s", (unsigned long long)seq,
+              sqlite3_errmsg(log->writer_db));
+    sqlite3_exec(log->writer_db, "ROLLBACK", NULL, NULL, NULL);
+  }
+  json_decref(record);
+}
+
+uint64_t audit_log_feed_position(audit_log_t *log) {
+  sqlite3_stmt *statement;
+  uint64_t seq = 0;
+  if (sqlite3_prepare_v2(log->db, "SELECT MAX(seq) FROM feed_position", -1, &statement, NULL) != SQLITE_OK) return 0;
+  if (sqlite3_step(statement) == SQLITE_ROW) seq = (uint64_t)sqlite3_column_int64(statement, 0);
+  sqlite3_finalize(statement);
+  return seq;
+}
+
+void audit_log_use_feed(audit_log_t *log, jetstream_feed_t *feed) { log->feed = feed; }
+
 static void *audit_writer_main(void *arg) {
   audit_log_t *log = arg;
   pthread_mutex_lock(&log->mutex);
@@ -114,7 +219,7 @@ static void *audit_writer_main(void *arg) {
     log->head = job->next;
     if (!log->head) log->tail = NULL;
     pthread_mutex_unlock(&log->mutex);
-    audit_insert(log->writer_db, &job->entry);
+    audit_write(log, &job->entry);
     job_free(job);
     pthread_mutex_lock(&log->mutex);
     log->written++;
@@ -167,6 +272,7 @@ int audit_log_open(uv_loop_t *loop, const char *data_dir, audit_log_t **out) {
   }
   uv_async_init(loop, &log->on_written, audit_on_written);
   log->on_written.data = log;
+  log->loop = loop;
   uv_unref((uv_handle_t *)&log->on_written); /* a waiting list keeps the loop alive itself */
   *out = log;
   return 0;
@@ -181,6 +287,7 @@ void audit_log_close(audit_log_t *log) {
   pthread_cond_signal(&log->wake);
   pthread_mutex_unlock(&log->mutex);
   pthread_join(log->writer, NULL);
+  jetstream_feed_close(log->feed); /* no copy runs after this */
   while (log->waiters) { /* none: lists are answered before the server closes the log */
     audit_waiter_t *waiter = log->waiters;
     log->waiters = waiter->next;
@@ -221,6 +328,37 @@ void audit_log_after_writes(audit_log_t *log, void (*fn)(void *data), void *data
   else log->waiters = waiter;
   log->last_waiter = waiter;
 }
+
+static void audit_sync_work(uv_work_t *work) {
+  audit_sync_t *sync = work->data;
+  if (jetstream_feed_sync(sync->feed) != ENGINE_OK)
+    log_warn("audit log: the cluster's newest entries may be missing from this list");
+}
+
+static void audit_sync_after(uv_work_t *work, int status) {
+  (void)status;
+  audit_sync_t *sync = work->data;
+  sync->fn(sync->data);
+  free(sync);
+}
+
+static void audit_sync_start(void *data) {
+  audit_sync_t *sync = data;
+  uv_queue_work(sync->loop, &sync->work, audit_sync_work, audit_sync_after);
+}
+
+void audit_log_after_sync(audit_log_t *log, void (*fn)(void *data), void *data) {
+  if (!log->feed) {
+    audit_log_after_writes(log, fn, data);
+    return;
+  }
+  audit_sync_t *sync = xcalloc(1, sizeof *sync);
+  *sync = (audit_sync_t){.loop = log->loop, .feed = log->feed, .fn = fn, .data = data};
+  sync->work.data = sync;
+  audit_log_after_writes(log, audit_sync_start, sync);
+}
+
+bool audit_log_answers_wait(const audit_log_t *log) { return log->feed != NULL; }
 
 static void bind_filter(sqlite3_stmt *statement, const char *account_id, const audit_filter_t *filter) {
   sqlite3_bind_text(statement, 1, account_id, -1, SQLITE_STATIC);

@@ -12,6 +12,16 @@
  * (the change itself stays), as a crash between a change and its entry
  * always could. A failed write is logged and the request still succeeds:
  * the change has happened and is not undone for want of its log line.
+ *
+ * Clustered mode (audit_log_use_feed): the entries are the cluster's. Each
+ * node's writer publishes its entries to the JetStream feed WHARF_AUDIT
+ * (jetstream.h, "Feeds"; kept without an age limit, as audit.db keeps its
+ * rows) and every node copies the whole feed into its audit.db, where
+ * lists run as in the embedded mode. A change is answered only once its
+ * entry is stored in the cluster (audit_log_answers_wait: the API holds
+ * the answer until audit_log_after_writes), and a list first syncs with
+ * the feed (audit_log_after_sync), so a list on any node shows every
+ * change any node answered before it.
  */
 #ifndef WHARF_CONTROL_AUDIT_LOG_H
 #define WHARF_CONTROL_AUDIT_LOG_H
@@ -19,6 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "jetstream/jetstream.h"
 
 typedef struct audit_log audit_log_t;
 
@@ -57,6 +69,21 @@ void audit_log_add(audit_log_t *log, audit_entry_t *entry);
 /* Calls fn(data) on the loop once every entry added so far is written (at
  * once when it is). */
 void audit_log_after_writes(audit_log_t *log, void (*fn)(void *data), void *data);
+
+/* As audit_log_after_writes, and with a feed once every entry the cluster
+ * held is copied here (if the cluster does not answer in time, a warning
+ * is logged and fn runs anyway: the list shows what this node has). */
+void audit_log_after_sync(audit_log_t *log, void (*fn)(void *data), void *data);
+
+/* Clustered mode: entries go to and come from feed, opened with
+ * audit_log_feed_position and audit_log_feed_apply (context: the log);
+ * the log closes it. */
+void audit_log_use_feed(audit_log_t *log, jetstream_feed_t *feed);
+uint64_t audit_log_feed_position(audit_log_t *log);
+void audit_log_feed_apply(void *context, uint64_t seq, const void *data, size_t len);
+/* True in clustered mode: answers of audited changes wait for
+ * audit_log_after_writes. */
+bool audit_log_answers_wait(const audit_log_t *log);
 
 /* Calls fn for the page of the account's entries the filter selects; *total
  * is how many it selects on all pages. -1 on a failed read. */

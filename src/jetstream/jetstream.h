@@ -99,6 +99,14 @@
  * - Not here yet: the storage limit. The per-queue message rate is the
  *   engine's, counted per Wharf node.
  *
+ * - Feeds (feed.c): what every node adds to and every node reads in full,
+ *   the audit log and the metrics history: a stream WHARF_<NAME> (limits
+ *   retention, MaxAge the caller's), publish-acked writes, and on every
+ *   node an ordered consumer that copies the records into the node's local
+ *   SQLite store, where the embedded mode's queries run unchanged. A sync
+ *   (the stream's last sequence, then wait until it is applied) gives
+ *   read-after-write across nodes.
+ *
  * Threads: every function here blocks on network round trips (libnats is
  * thread-safe; one connection per jetstream_t) and must not run on the
  * libuv loop thread. `wharf serve --nats` puts it behind the engine's
@@ -200,5 +208,21 @@ int jetstream_peek(jetstream_queue_t *queue, uint32_t batch_size, engine_deliver
 /* Deletes peeked messages by ref (result->ack_count). */
 int jetstream_purge_refs(jetstream_queue_t *queue, const char *const *refs, size_t count,
                          engine_ack_result_t *result);
+
+/* A feed (feed.c). apply runs on a libnats thread, once per record after
+ * the sequence `applied` the caller's store holds, in stream order. */
+typedef struct jetstream_feed jetstream_feed_t;
+typedef void (*jetstream_feed_apply_fn)(void *context, uint64_t seq, const void *data, size_t len);
+/* Creates the stream WHARF_<name> if missing (max_age_ms 0: no age limit)
+ * and starts copying it. */
+int jetstream_feed_open(jetstream_t *js, const char *name, int64_t max_age_ms, uint64_t applied,
+                        jetstream_feed_apply_fn apply, void *context, jetstream_feed_t **out);
+/* Stops copying; no apply runs once it returns. */
+void jetstream_feed_close(jetstream_feed_t *feed);
+/* ENGINE_OK once the stream stored the record. */
+int jetstream_feed_publish(jetstream_feed_t *feed, const void *data, size_t len);
+/* ENGINE_OK once every record the stream held when called is applied here;
+ * JETSTREAM_ERR_UNAVAILABLE after the backend's timeout. */
+int jetstream_feed_sync(jetstream_feed_t *feed);
 
 #endif

@@ -82,6 +82,7 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
                                        server_queue_concurrency, &server->api,
                                        config->metrics_retention_days};
   if (audit_log_open(server->loop, config->data_dir, &server->api.audit) != 0) return -1;
+  if (server->cluster && server_cluster_audit_open(server->cluster, server->api.audit) != 0) return -1;
   return metrics_history_open(config->data_dir, &history, &server->api.history);
 }
 

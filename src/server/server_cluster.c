@@ -225,6 +225,15 @@ int server_cluster_engine_open(server_cluster_t *cluster, const engine_options_t
                              options, out);
 }
 
+int server_cluster_audit_open(server_cluster_t *cluster, audit_log_t *audit) {
+  jetstream_feed_t *feed;
+  if (jetstream_feed_open(cluster->js, "AUDIT", 0, audit_log_feed_position(audit), audit_log_feed_apply, audit,
+                          &feed) != ENGINE_OK)
+    return -1;
+  audit_log_use_feed(audit, feed);
+  return 0;
+}
+
 void server_cluster_watch(server_cluster_t *cluster, catalog_t *catalog) {
   cluster->catalog = catalog;
   if (control_subscriptions_load(cluster->control) != CONTROL_OK)

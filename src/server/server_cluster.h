@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "catalog/catalog.h"
+#include "control/audit_log.h"
 #include "control/control.h"
 #include "queue/engine.h"
 
@@ -25,6 +26,8 @@ server_cluster_t *server_cluster_open(uv_loop_t *loop, const char *urls, const c
 /* The engine over JetStream; options as engine_open's. */
 int server_cluster_engine_open(server_cluster_t *cluster, const engine_options_t *options,
                                engine_t **out);
+/* The audit log's entries go through the cluster (audit_log.h). */
+int server_cluster_audit_open(server_cluster_t *cluster, audit_log_t *audit);
 /* From now on the watchers' changes update catalog (call once it is loaded). */
 void server_cluster_watch(server_cluster_t *cluster, catalog_t *catalog);
 /* After the catalog and control are closed, before the loop's handles

@@ -199,6 +199,10 @@ bool jetstream_lease_renew(jetstream_queue_t *queue, const char *lease_id,
                            uint32_t visibility_timeout_ms);
 int jetstream_lease_return(jetstream_queue_t *queue, const char *lease_id);
 
+/* What a lease id or ref says of its message (no network); false for a
+ * forged one. */
+bool jetstream_handle_info(const jetstream_t *js, const char *handle, engine_handle_info_t *out);
+
 /* The Wharf nodes live on the cluster, this one included (nodes.c; at
  * least 1). Does not block. */
 uint32_t jetstream_live_nodes(jetstream_t *js);

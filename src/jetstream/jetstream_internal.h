@@ -101,6 +101,8 @@ typedef struct {
   uint64_t stream_seq, consumer_seq;
   uint32_t delivered; /* JetStream's delivery count */
   uint32_t attempts;  /* Cloudflare's: delivered minus deferrals */
+  uint32_t body_len;  /* the message's, for the counters of the node that answers */
+  uint64_t timestamp_ms;
 } jetstream_handle_t;
 void jetstream__handle_encode(const jetstream_t *js, const jetstream_handle_t *handle, char out[96]);
 bool jetstream__handle_decode(const jetstream_t *js, const char *text, jetstream_handle_t *out);

@@ -22,7 +22,8 @@ static void peek_fill(jetstream_queue_t *q, natsMsg *msg, uint64_t seq, engine_d
   natsMsgHeader_Get(msg, JETSTREAM_HEADER_CONTENT_TYPE, &type);
   d->content_type = (uint8_t)atoi(type);
   buf_append(&d->body, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
-  jetstream_handle_t ref = {.kind = LEASE_KIND_REF, .stream_seq = seq};
+  jetstream_handle_t ref = {.kind = LEASE_KIND_REF, .stream_seq = seq, .body_len = (uint32_t)d->body.len,
+                            .timestamp_ms = d->timestamp_ms};
   memcpy(ref.queue, q->id, 16);
   jetstream__handle_encode(q->js, &ref, d->handle);
   d->seq = seq;

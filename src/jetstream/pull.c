@@ -86,6 +86,8 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
     return 0;
   }
   h.attempts = attempts;
+  h.body_len = (uint32_t)natsMsg_GetDataLength(msg);
+  h.timestamp_ms = (uint64_t)(timestamp_ns / 1000000);
   pull_fill(q, msg, &h, timestamp_ns, d);
   uint32_t ack_wait = q->config.visibility_timeout_ms ? q->config.visibility_timeout_ms : 30000;
   if (visibility_ms && visibility_ms != ack_wait) jetstream__keeper_add(q, &h, now + visibility_ms);

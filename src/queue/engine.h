@@ -285,6 +285,12 @@ void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t co
  * (messages are sent on any node) and takes its share of max_concurrency
  * from engine_live_nodes. */
 typedef struct {
+  uint32_t body_len;
+  uint64_t timestamp_ms; /* the message's write */
+  uint32_t attempts;     /* a lease's delivery (1 the first); a ref's 0 */
+} engine_handle_info_t;
+
+typedef struct {
   /* The backend's queue for id, created or updated; NULL if unreachable. */
   void *(*configure)(void *context, const uint8_t id[16], const engine_queue_config_t *config);
   int (*remove)(void *queue);
@@ -306,6 +312,10 @@ typedef struct {
   /* The nodes sharing the backend, this one included; on the loop, must
    * not block. */
   uint32_t (*live_nodes)(void *context);
+  /* What a lease id or ref says of its message, for the counters
+   * (engine_backend_counts.c); on the loop, must not block. False for a
+   * forged one. */
+  bool (*handle_info)(void *context, const char *handle, engine_handle_info_t *out);
   int unavailable; /* the status of an operation on a queue the backend could not configure */
   void *context;
 } engine_backend_t;

@@ -104,9 +104,12 @@ static void job_answer(job_t *job) {
   case JOB_PURGE:
   case JOB_METRICS:
   case JOB_SEND:
+    if (job->kind == JOB_SEND && job->status == ENGINE_OK)
+      engine__backend_count_send(queue, job->messages, job->count);
     if (job->done.done) job->done.done(job->data, job->status, metrics);
     break;
   case JOB_PULL:
+    if (job->status == ENGINE_OK) engine__backend_count_pull(queue, job->deliveries, job->pulled);
     if (job->cancelled) {
       if (job->status == ENGINE_OK) engine_deliveries_free(job->deliveries, job->pulled);
       break;
@@ -120,6 +123,10 @@ static void job_answer(job_t *job) {
     break;
   case JOB_ACK:
   case JOB_PURGE_REFS:
+    if (job->status == ENGINE_OK && job->kind == JOB_ACK)
+      engine__backend_count_acks(queue, job->acks, job->ack_count, job->retries, job->retry_count, &job->result);
+    else if (job->status == ENGINE_OK)
+      engine__backend_count_purged(queue, job->acks, job->ack_count, &job->result);
     job->done.ack(job->data, job->status, &job->result);
     if (job->status == ENGINE_OK) queue->engine->backend->ack_result_free(&job->result);
     break;

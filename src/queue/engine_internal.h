@@ -84,6 +84,14 @@ void engine__delivery_fill(engine_delivery_t *out, const store_record_t *record)
 void engine__delivery_count_read(engine_queue_t *queue, const engine_delivery_t *delivery,
                                  uint64_t now);
 
+/* engine_backend_counts.c: the counters of a backend's answered jobs. */
+void engine__backend_count_send(engine_queue_t *queue, const engine_message_t *messages, size_t count);
+void engine__backend_count_pull(engine_queue_t *queue, const engine_delivery_t *deliveries, size_t count);
+void engine__backend_count_acks(engine_queue_t *queue, char *const *acks, size_t ack_count,
+                                const engine_retry_t *retries, size_t retry_count, const engine_ack_result_t *result);
+void engine__backend_count_purged(engine_queue_t *queue, char *const *refs, size_t count,
+                                  const engine_ack_result_t *result);
+
 /* engine.c */
 /* One operation at now_ms on a message of body_len bytes written at
  * timestamp_ms, after `retries` failed deliveries, into the queue's counters. */

@@ -99,6 +99,9 @@ static int backend_lease_return(void *queue, const char *lease_id) {
 }
 
 static uint32_t backend_live_nodes(void *context) { return jetstream_live_nodes(context); }
+static bool backend_handle_info(void *context, const char *handle, engine_handle_info_t *out) {
+  return jetstream_handle_info(context, handle, out);
+}
 
 /* ---- dead-letter queues: backend threads ask the loop ---- */
 
@@ -211,7 +214,7 @@ server_cluster_t *server_cluster_open(uv_loop_t *loop, const char *urls, const c
       .metrics = backend_metrics, .send = backend_send, .pull = backend_pull,
       .ack = backend_ack, .peek = backend_peek, .purge_refs = backend_purge_refs,
       .lease_renew = backend_lease_renew, .lease_return = backend_lease_return,
-      .live_nodes = backend_live_nodes,
+      .live_nodes = backend_live_nodes, .handle_info = backend_handle_info,
       .ack_result_free = jetstream_ack_result_free, .unavailable = JETSTREAM_ERR_UNAVAILABLE,
       .context = cluster->js};
   log_info("clustered mode: NATS JetStream at %s, %d replicas per stream", urls,

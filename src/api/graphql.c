@@ -235,7 +235,8 @@ static json_t *graphql_run(api_call_t *call, graphql_exec_t *exec) {
   return NULL;
 }
 
-void api_graphql_query(api_call_t *call) {
+static void graphql_answer(void *arg) {
+  api_call_t *call = arg;
   graphql_exec_t exec = {.errors = json_array(), .fields_left = GRAPHQL_MAX_FIELDS};
   json_t *data = graphql_run(call, &exec);
   json_t *reply = json_pack("{s:o, s:o}", "data", data ? data : json_null(), "errors",
@@ -249,3 +250,6 @@ void api_graphql_query(api_call_t *call) {
   json_decref(reply);
   api_reply_text(call, "application/json", &text);
 }
+
+/* In clustered mode once every node's minutes are copied here. */
+void api_graphql_query(api_call_t *call) { metrics_history_after_sync(call->api->history, graphql_answer, call); }

@@ -58,14 +58,6 @@ struct audit_log {
   jetstream_feed_t *feed; /* clustered mode: entries go through the cluster */
 };
 
-/* A list waiting for the feed's sync on the thread pool. */
-typedef struct {
-  uv_work_t work;
-  uv_loop_t *loop;
-  jetstream_feed_t *feed;
-  void (*fn)(void *data);
-  void *data;
-} audit_sync_t;
 
 static const char schema[] =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
@@ -329,22 +321,17 @@ void audit_log_after_writes(audit_log_t *log, void (*fn)(void *data), void *data
   log->last_waiter = waiter;
 }
 
-static void audit_sync_work(uv_work_t *work) {
-  audit_sync_t *sync = work->data;
-  if (jetstream_feed_sync(sync->feed) != ENGINE_OK)
-    log_warn("audit log: the cluster's newest entries may be missing from this list");
-}
-
-static void audit_sync_after(uv_work_t *work, int status) {
-  (void)status;
-  audit_sync_t *sync = work->data;
-  sync->fn(sync->data);
-  free(sync);
-}
+/* A list waiting for its own node's entries, then for the feed. */
+typedef struct {
+  audit_log_t *log;
+  void (*fn)(void *data);
+  void *data;
+} audit_sync_t;
 
 static void audit_sync_start(void *data) {
   audit_sync_t *sync = data;
-  uv_queue_work(sync->loop, &sync->work, audit_sync_work, audit_sync_after);
+  jetstream_feed_after_sync(sync->log->loop, sync->log->feed, sync->fn, sync->data);
+  free(sync);
 }
 
 void audit_log_after_sync(audit_log_t *log, void (*fn)(void *data), void *data) {
@@ -352,9 +339,8 @@ void audit_log_after_sync(audit_log_t *log, void (*fn)(void *data), void *data) 
     audit_log_after_writes(log, fn, data);
     return;
   }
-  audit_sync_t *sync = xcalloc(1, sizeof *sync);
-  *sync = (audit_sync_t){.loop = log->loop, .feed = log->feed, .fn = fn, .data = data};
-  sync->work.data = sync;
+  audit_sync_t *sync = xmalloc(sizeof *sync);
+  *sync = (audit_sync_t){log, fn, data};
   audit_log_after_writes(log, audit_sync_start, sync);
 }
 

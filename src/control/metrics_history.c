@@ -8,6 +8,24 @@
  * one transaction each, and gives them back through a uv_async so that
  * metrics_history_tick's callers learn their minute is on disk. The queue of
  * batches is the only state the two threads share (under `lock`).
+ *
+ * Each sample first asks the engine for every queue's figures
+ * (engine_queue_metrics_read: at once in embedded mode; in clustered mode
+ * one stream-info round trip a queue, so every node samples the cluster's
+ * backlog, not what its own last operation saw) and integrates once all
+ * have answered (a refresh round; a round still in flight skips the
+ * second's sample, the next one integrates the whole time since).
+ *
+ * With a feed (clustered mode) the writer publishes each minute's batch as
+ * JSON to the cluster's WHARF_METRICS stream instead, and the feed's thread
+ * writes every node's batches (this one's included) with the writer's
+ * connection, with the stream sequence (table feed_position) in the same
+ * transaction. The upserts add up: a minute's operations are the sum of
+ * what each node served. Every node also adds its backlog samples, so the
+ * observed time is N nodes' and the averages (integral / observed time)
+ * stay the backlog's; concurrency is each node's own push concurrency, so a
+ * node adds it times the live nodes, which makes the average the sum over
+ * nodes (exact while the node count holds for the minute).
  */
 #include "control/metrics_history.h"
 
@@ -15,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "jetstream/jetstream.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -79,7 +100,18 @@ struct metrics_history {
   uv_async_t *async;
   batch_t *last_queued; /* loop thread: the newest batch not yet written back */
   size_t unwritten;     /* loop thread: batches queued and not yet given back */
+  jetstream_feed_t *feed; /* clustered mode: batches go through the cluster */
+  struct refresh *refreshes; /* loop thread: rounds in flight */
 };
+
+/* A sample waiting for every queue's figures. */
+typedef struct refresh {
+  metrics_history_t *history; /* NULL once the history closed */
+  size_t pending;
+  void (*done)(void *data); /* a tick's, or NULL */
+  void *data;
+  struct refresh *next;
+} refresh_t;
 
 /* --- storage --------------------------------------------------------------- */
 
@@ -100,7 +132,8 @@ static const char schema[] =
     "  consumer_type TEXT NOT NULL,"
     "  count INTEGER NOT NULL, bytes INTEGER NOT NULL, billable INTEGER NOT NULL,"
     "  lag_ms INTEGER NOT NULL, retries INTEGER NOT NULL, max_size INTEGER NOT NULL,"
-    "  PRIMARY KEY (key, minute_ms, op)) WITHOUT ROWID;";
+    "  PRIMARY KEY (key, minute_ms, op)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS feed_position (seq INTEGER NOT NULL);";
 
 _Static_assert(ENGINE_OP_WRITE == 0 && ENGINE_OP_READ == 1 && ENGINE_OP_DELETE_SUCCESS == 2 &&
                    ENGINE_OP_DELETE_DLQ == 3 && ENGINE_OP_DELETE_FAIL == 4,
@@ -200,7 +233,16 @@ static int history_expire(sqlite3 *db, uint64_t before_ms) {
   return rc;
 }
 
-static void history_write(metrics_history_t *history, const batch_t *batch) {
+/* The batch's rows, and with a feed record (seq > 0) its position. */
+static int history_write_position(sqlite3 *db, uint64_t seq) {
+  if (!seq) return SQLITE_DONE;
+  char sql[96];
+  snprintf(sql, sizeof sql, "DELETE FROM feed_position; INSERT INTO feed_position VALUES (%llu)",
+           (unsigned long long)seq);
+  return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? SQLITE_DONE : SQLITE_ERROR;
+}
+
+static void history_store(metrics_history_t *history, const batch_t *batch, uint64_t seq) {
   sqlite3_stmt *key = NULL, *backlog = NULL, *operations = NULL;
   uint64_t keep_ms = (uint64_t)history->options.retention_days * 86400000u;
   int rc = sqlite3_exec(history->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -209,6 +251,7 @@ static void history_write(metrics_history_t *history, const batch_t *batch) {
   if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(history->writer, operation_upsert, -1, &operations, NULL);
   if (rc == SQLITE_OK) rc = history_write_backlog(key, backlog, batch);
   if (rc == SQLITE_DONE) rc = history_write_operations(key, operations, batch);
+  if (rc == SQLITE_DONE) rc = history_write_position(history->writer, seq);
   if (rc == SQLITE_DONE && batch->minute_ms > keep_ms) rc = history_expire(history->writer, batch->minute_ms - keep_ms);
   if (rc == SQLITE_DONE) rc = sqlite3_exec(history->writer, "COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
@@ -219,6 +262,86 @@ static void history_write(metrics_history_t *history, const batch_t *batch) {
   sqlite3_finalize(key);
   sqlite3_finalize(backlog);
   sqlite3_finalize(operations);
+}
+
+/* A batch as a feed record: rows as arrays, in the columns' order. */
+static char *batch_encode(const batch_t *batch) {
+  json_t *backlog = json_array(), *operations = json_array();
+  for (size_t i = 0; i < batch->backlog_count; i++) {
+    const backlog_row_t *r = &batch->backlog[i];
+    json_array_append_new(backlog, json_pack("[s,s,I,I,I,I,I]", r->account_id, r->queue_id, (json_int_t)r->observed_ms,
+                                             (json_int_t)r->messages_ms, (json_int_t)r->bytes_ms,
+                                             (json_int_t)r->delayed_ms, (json_int_t)r->concurrency_ms));
+  }
+  for (size_t i = 0; i < batch->operation_count; i++) {
+    const operation_row_t *r = &batch->operations[i];
+    const engine_op_totals_t *t = &r->totals;
+    json_array_append_new(operations,
+                          json_pack("[s,s,i,s,I,I,I,I,I,I]", r->account_id, r->queue_id, (int)r->op, r->consumer_type,
+                                    (json_int_t)t->count, (json_int_t)t->bytes, (json_int_t)t->billable,
+                                    (json_int_t)t->lag_ms, (json_int_t)t->retries, (json_int_t)t->max_size));
+  }
+  json_t *record = json_pack("{s:I, s:o, s:o}", "minute_ms", (json_int_t)batch->minute_ms, "backlog", backlog,
+                             "operations", operations);
+  char *text = json_dumps(record, JSON_COMPACT);
+  json_decref(record);
+  return text;
+}
+
+static void row_ids(json_t *row, char account_id[33], char queue_id[33]) {
+  snprintf(account_id, 33, "%s", json_string_value(json_array_get(row, 0)) ? json_string_value(json_array_get(row, 0)) : "");
+  snprintf(queue_id, 33, "%s", json_string_value(json_array_get(row, 1)) ? json_string_value(json_array_get(row, 1)) : "");
+}
+
+static uint64_t row_u64(json_t *row, size_t index) { return (uint64_t)json_integer_value(json_array_get(row, index)); }
+
+/* The consumer types a batch's rows point at (operation_row_t keeps a
+ * pointer): one of the three history_queue_resolve writes. */
+static const char *consumer_type_of(const char *text) {
+  if (text && strcmp(text, "worker") == 0) return "worker";
+  if (text && strcmp(text, "http") == 0) return "http";
+  return "";
+}
+
+static batch_t *batch_decode(json_t *record) {
+  json_t *backlog = json_object_get(record, "backlog"), *operations = json_object_get(record, "operations");
+  batch_t *batch = xcalloc(1, sizeof *batch);
+  batch->minute_ms = (uint64_t)json_integer_value(json_object_get(record, "minute_ms"));
+  batch->backlog_count = json_array_size(backlog);
+  batch->backlog = xcalloc(batch->backlog_count ? batch->backlog_count : 1, sizeof *batch->backlog);
+  for (size_t i = 0; i < batch->backlog_count; i++) {
+    json_t *row = json_array_get(backlog, i);
+    backlog_row_t *r = &batch->backlog[i];
+    *r = (backlog_row_t){.observed_ms = row_u64(row, 2), .messages_ms = row_u64(row, 3), .bytes_ms = row_u64(row, 4),
+                         .delayed_ms = row_u64(row, 5), .concurrency_ms = row_u64(row, 6)};
+    row_ids(row, r->account_id, r->queue_id);
+  }
+  batch->operation_count = batch->operation_cap = json_array_size(operations);
+  batch->operations = xcalloc(batch->operation_count ? batch->operation_count : 1, sizeof *batch->operations);
+  for (size_t i = 0; i < batch->operation_count; i++) {
+    json_t *row = json_array_get(operations, i);
+    operation_row_t *r = &batch->operations[i];
+    row_ids(row, r->account_id, r->queue_id);
+    r->op = (engine_op_t)json_integer_value(json_array_get(row, 2));
+    r->consumer_type = consumer_type_of(json_string_value(json_array_get(row, 3)));
+    r->totals = (engine_op_totals_t){row_u64(row, 4), row_u64(row, 5), row_u64(row, 6),
+                                     row_u64(row, 7), row_u64(row, 8), (uint32_t)row_u64(row, 9)};
+  }
+  return batch;
+}
+
+/* Writer thread: the batch into metrics.db, or with a feed into the
+ * cluster's stream (a failure loses the minute, as a failed write does). */
+static void history_write(metrics_history_t *history, const batch_t *batch) {
+  if (!history->feed) {
+    history_store(history, batch, 0);
+    return;
+  }
+  char *record = batch_encode(batch);
+  if (jetstream_feed_publish(history->feed, record, strlen(record)) != ENGINE_OK)
+    log_error("metrics history: cannot publish the minute %llu to the cluster; it is lost",
+              (unsigned long long)batch->minute_ms);
+  free(record);
 }
 
 static void history_writer_main(void *arg) {
@@ -332,6 +455,7 @@ static void history_integrate_queue(engine_queue_t *engine_queue, void *context)
   uint64_t dt = pass->elapsed_ms;
   uint32_t concurrency =
       history->options.concurrency ? history->options.concurrency(history->options.context, queue->id_hex) : 0;
+  concurrency *= engine_live_nodes(history->options.engine); /* see the top of this file */
   queue->observed_ms += dt;
   queue->messages_ms += metrics.backlog_count * dt;
   queue->bytes_ms += metrics.backlog_bytes * dt;
@@ -429,10 +553,8 @@ static void history_sample(metrics_history_t *history) {
   history_integrate(history, now);
 }
 
-static void history_timer(uv_timer_t *timer) { history_sample(timer->data); }
-
-void metrics_history_tick(metrics_history_t *history, void (*done)(void *data), void *data) {
-  history_sample(history);
+/* done runs once every batch queued so far is written. */
+static void history_after_written(metrics_history_t *history, void (*done)(void *data), void *data) {
   if (!history->last_queued) {
     done(data);
     return;
@@ -440,6 +562,79 @@ void metrics_history_tick(metrics_history_t *history, void (*done)(void *data), 
   waiter_t *waiter = xmalloc(sizeof *waiter);
   *waiter = (waiter_t){done, data, history->last_queued->waiters};
   history->last_queued->waiters = waiter;
+}
+
+static void refresh_finish(refresh_t *round) {
+  metrics_history_t *history = round->history;
+  if (history) {
+    refresh_t **slot = &history->refreshes;
+    while (*slot != round) slot = &(*slot)->next;
+    *slot = round->next;
+    history_sample(history);
+    if (round->done) history_after_written(history, round->done, round->data);
+  }
+  free(round);
+}
+
+static void refresh_answered(void *data, int status, const engine_metrics_t *metrics) {
+  (void)status, (void)metrics; /* a queue the backend could not read keeps its last figures */
+  refresh_t *round = data;
+  if (--round->pending == 0) refresh_finish(round);
+}
+
+static void refresh_queue(engine_queue_t *queue, void *context) {
+  refresh_t *round = context;
+  round->pending++;
+  engine_queue_metrics_read(queue, refresh_answered, round);
+}
+
+/* Every queue's figures, then a sample (then done, if given). */
+static void history_refresh(metrics_history_t *history, void (*done)(void *data), void *data) {
+  refresh_t *round = xcalloc(1, sizeof *round);
+  *round = (refresh_t){.history = history, .pending = 1, .done = done, .data = data, .next = history->refreshes};
+  history->refreshes = round;
+  engine_queue_each(history->options.engine, refresh_queue, round);
+  refresh_answered(round, ENGINE_OK, NULL);
+}
+
+static void history_timer(uv_timer_t *timer) {
+  metrics_history_t *history = timer->data;
+  if (!history->refreshes) history_refresh(history, NULL, NULL);
+}
+
+void metrics_history_tick(metrics_history_t *history, void (*done)(void *data), void *data) {
+  history_refresh(history, done, data);
+}
+
+void metrics_history_feed_apply(void *context, uint64_t seq, const void *data, size_t len) {
+  metrics_history_t *history = context;
+  json_t *record = json_loadb(data, len, 0, NULL);
+  if (!json_is_object(record)) {
+    log_error("metrics history: record %llu of the cluster's feed is not a minute", (unsigned long long)seq);
+    json_decref(record);
+    return;
+  }
+  batch_t *batch = batch_decode(record);
+  json_decref(record);
+  history_store(history, batch, seq);
+  batch_free(batch, false);
+}
+
+uint64_t metrics_history_feed_position(metrics_history_t *history) {
+  sqlite3_stmt *statement;
+  uint64_t seq = 0;
+  if (sqlite3_prepare_v2(history->reader, "SELECT MAX(seq) FROM feed_position", -1, &statement, NULL) != SQLITE_OK)
+    return 0;
+  if (sqlite3_step(statement) == SQLITE_ROW) seq = (uint64_t)sqlite3_column_int64(statement, 0);
+  sqlite3_finalize(statement);
+  return seq;
+}
+
+void metrics_history_use_feed(metrics_history_t *history, jetstream_feed_t *feed) { history->feed = feed; }
+
+void metrics_history_after_sync(metrics_history_t *history, void (*fn)(void *data), void *data) {
+  if (history->feed) jetstream_feed_after_sync(history->options.loop, history->feed, fn, data);
+  else fn(data);
 }
 
 sqlite3 *metrics_history_reader(metrics_history_t *history) { return history->reader; }
@@ -498,6 +693,9 @@ void metrics_history_close(metrics_history_t *history) {
   uv_cond_signal(&history->wake);
   uv_mutex_unlock(&history->lock);
   uv_thread_join(&history->thread);
+  jetstream_feed_close(history->feed); /* no copy runs after this */
+  for (refresh_t *round = history->refreshes; round; round = round->next)
+    round->history = NULL; /* freed as their last queue answers; a tick's caller is not answered */
   for (batch_t *batch = history->written; batch;) {
     batch_t *next = batch->next;
     batch_free(batch, false);

@@ -23,8 +23,19 @@
  * idle (1 MB for the default 31 days), 233 KB a day with writes, reads and
  * acks every minute (7 MB), 360 KB with all five operation kinds (11 MB).
  *
- * metrics_history_tick runs a sample at once (the test clock calls it after
- * moving time). A failed write is logged and its minute lost; the server
+ * Clustered mode (metrics_history_use_feed): the minutes are the cluster's.
+ * Each node publishes its closed minutes to the JetStream feed
+ * WHARF_METRICS (jetstream.h, "Feeds"; MaxAge the retention) instead of
+ * writing them, and every node copies every node's minutes into its
+ * metrics.db, adding them up: a query on any node counts the operations
+ * all nodes served. A query first syncs with the feed
+ * (metrics_history_after_sync). Each sample reads the queues' figures
+ * from the engine first (engine_queue_metrics_read: in clustered mode the
+ * streams' state). metrics_history.c says how the nodes' backlog and
+ * concurrency samples add up to the cluster's averages.
+ *
+ * metrics_history_tick samples as soon as the queues' figures are read (the
+ * test clock calls it after moving time). A failed write is logged and its minute lost; the server
  * keeps serving.
  */
 #ifndef WHARF_CONTROL_METRICS_HISTORY_H
@@ -35,6 +46,7 @@
 #include <uv.h>
 
 #include "control/control.h"
+#include "jetstream/jetstream.h"
 #include "queue/engine.h"
 
 #define METRICS_HISTORY_DEFAULT_RETENTION_DAYS 31
@@ -72,5 +84,15 @@ void metrics_history_tick(metrics_history_t *history, void (*done)(void *data), 
   "CASE op WHEN 0 THEN 'WriteMessage' WHEN 1 THEN 'ReadMessage' ELSE 'DeleteMessage' END"
 #define METRICS_HISTORY_OUTCOME_SQL "CASE op WHEN 2 THEN 'success' WHEN 3 THEN 'dlq' WHEN 4 THEN 'fail' ELSE '' END"
 sqlite3 *metrics_history_reader(metrics_history_t *history);
+
+/* Clustered mode: minutes go to and come from feed, opened with
+ * metrics_history_feed_position and metrics_history_feed_apply (context:
+ * the history); the history closes it. */
+void metrics_history_use_feed(metrics_history_t *history, jetstream_feed_t *feed);
+uint64_t metrics_history_feed_position(metrics_history_t *history);
+void metrics_history_feed_apply(void *context, uint64_t seq, const void *data, size_t len);
+/* fn(data) on the loop once every minute the cluster holds is copied here
+ * (at once without a feed). */
+void metrics_history_after_sync(metrics_history_t *history, void (*fn)(void *data), void *data);
 
 #endif

@@ -24,6 +24,10 @@
  * sync began is then in the local store. A stream whose records all aged
  * out (Msgs 0) has nothing to wait for.
  *
+ * jetstream_feed_after_sync is the one call for the loop: the sync on
+ * libuv's thread pool, fn back on the loop (after a warning if it failed:
+ * the caller then reads what this node has).
+ *
  * Not handled: a local store that is ahead of the stream (the cluster's
  * streams were deleted under a kept data dir) keeps its rows and skips the
  * new stream's first records up to its old position.
@@ -32,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <uv.h>
 
 #include "jetstream/jetstream_internal.h"
 #include "util/log.h"
@@ -161,4 +167,32 @@ int jetstream_feed_sync(jetstream_feed_t *feed) {
   if (status != ENGINE_OK) log_warn("jetstream: feed %s: not caught up with sequence %llu in time", feed->stream,
                                     (unsigned long long)last);
   return status;
+}
+
+typedef struct {
+  uv_work_t work;
+  jetstream_feed_t *feed;
+  void (*fn)(void *data);
+  void *data;
+} feed_sync_t;
+
+static void feed_sync_work(uv_work_t *work) {
+  feed_sync_t *sync = work->data;
+  if (jetstream_feed_sync(sync->feed) != ENGINE_OK)
+    log_warn("jetstream: feed %s: answering from this node's copy, which may miss the newest records",
+             sync->feed->stream);
+}
+
+static void feed_sync_after(uv_work_t *work, int status) {
+  (void)status;
+  feed_sync_t *sync = work->data;
+  sync->fn(sync->data);
+  free(sync);
+}
+
+void jetstream_feed_after_sync(uv_loop_t *loop, jetstream_feed_t *feed, void (*fn)(void *data), void *data) {
+  feed_sync_t *sync = xcalloc(1, sizeof *sync);
+  *sync = (feed_sync_t){.feed = feed, .fn = fn, .data = data};
+  sync->work.data = sync;
+  uv_queue_work(loop, &sync->work, feed_sync_work, feed_sync_after);
 }

@@ -129,6 +129,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "queue/engine.h"
 
 enum {
@@ -228,5 +230,8 @@ int jetstream_feed_publish(jetstream_feed_t *feed, const void *data, size_t len)
 /* ENGINE_OK once every record the stream held when called is applied here;
  * JETSTREAM_ERR_UNAVAILABLE after the backend's timeout. */
 int jetstream_feed_sync(jetstream_feed_t *feed);
+/* The one feed call for the loop thread: the sync on libuv's thread pool,
+ * then fn(data) on the loop (also if the sync failed, after a warning). */
+void jetstream_feed_after_sync(uv_loop_t *loop, jetstream_feed_t *feed, void (*fn)(void *data), void *data);
 
 #endif

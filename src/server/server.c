@@ -81,9 +81,12 @@ static int server_open_stores(server_t *server, const server_config_t *config) {
   metrics_history_options_t history = {server->loop, server->api.engine, server->api.control,
                                        server_queue_concurrency, &server->api,
                                        config->metrics_retention_days};
-  if (audit_log_open(server->loop, config->data_dir, &server->api.audit) != 0) return -1;
-  if (server->cluster && server_cluster_audit_open(server->cluster, server->api.audit) != 0) return -1;
-  return metrics_history_open(config->data_dir, &history, &server->api.history);
+  if (audit_log_open(server->loop, config->data_dir, &server->api.audit) != 0 ||
+      metrics_history_open(config->data_dir, &history, &server->api.history) != 0)
+    return -1;
+  return server->cluster ? server_cluster_feeds_open(server->cluster, server->api.audit, server->api.history,
+                                                     config->metrics_retention_days)
+                         : 0;
 }
 
 static void close_handle(uv_handle_t *handle, void *arg) {

@@ -228,12 +228,18 @@ int server_cluster_engine_open(server_cluster_t *cluster, const engine_options_t
                              options, out);
 }
 
-int server_cluster_audit_open(server_cluster_t *cluster, audit_log_t *audit) {
+int server_cluster_feeds_open(server_cluster_t *cluster, audit_log_t *audit, metrics_history_t *history,
+                              uint32_t retention_days) {
   jetstream_feed_t *feed;
   if (jetstream_feed_open(cluster->js, "AUDIT", 0, audit_log_feed_position(audit), audit_log_feed_apply, audit,
                           &feed) != ENGINE_OK)
     return -1;
   audit_log_use_feed(audit, feed);
+  int64_t max_age_ms = (int64_t)(retention_days ? retention_days : METRICS_HISTORY_DEFAULT_RETENTION_DAYS) * 86400000;
+  if (jetstream_feed_open(cluster->js, "METRICS", max_age_ms, metrics_history_feed_position(history),
+                          metrics_history_feed_apply, history, &feed) != ENGINE_OK)
+    return -1;
+  metrics_history_use_feed(history, feed);
   return 0;
 }
 

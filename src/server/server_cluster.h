@@ -14,6 +14,7 @@
 #include "catalog/catalog.h"
 #include "control/audit_log.h"
 #include "control/control.h"
+#include "control/metrics_history.h"
 #include "queue/engine.h"
 
 typedef struct server_cluster server_cluster_t;
@@ -26,8 +27,10 @@ server_cluster_t *server_cluster_open(uv_loop_t *loop, const char *urls, const c
 /* The engine over JetStream; options as engine_open's. */
 int server_cluster_engine_open(server_cluster_t *cluster, const engine_options_t *options,
                                engine_t **out);
-/* The audit log's entries go through the cluster (audit_log.h). */
-int server_cluster_audit_open(server_cluster_t *cluster, audit_log_t *audit);
+/* The audit log's entries and the metrics history's minutes go through the
+ * cluster (audit_log.h, metrics_history.h). */
+int server_cluster_feeds_open(server_cluster_t *cluster, audit_log_t *audit, metrics_history_t *history,
+                              uint32_t retention_days);
 /* From now on the watchers' changes update catalog (call once it is loaded). */
 void server_cluster_watch(server_cluster_t *cluster, catalog_t *catalog);
 /* After the catalog and control are closed, before the loop's handles

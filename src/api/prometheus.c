@@ -16,6 +16,14 @@
  * the message operations by action and outcome that the metrics history
  * and GraphQL's queueMessageOperationsAdaptiveGroups count.
  * deploy/grafana/wharf-queues.json charts them.
+ *
+ * The gauges are read from the engine for each scrape
+ * (engine_queue_metrics_read; in clustered mode the streams' state, one
+ * round trip a queue, so every node exports the cluster's backlog). In
+ * clustered mode the counters are the node's own, what it served: scrape
+ * every node and add them up (sum by (queue) in PromQL, as for any
+ * service of several instances); there is no message log, so the store's
+ * figures are left out.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +31,24 @@
 
 #include "api/api.h"
 
+typedef struct prometheus_scrape prometheus_scrape_t;
+
 typedef struct {
+  prometheus_scrape_t *scrape;
   control_queue_t queue;
+  engine_queue_t *engine_queue; /* NULL: not in the engine; only while collecting */
   engine_metrics_t metrics;
   engine_counters_t counters;
   uint32_t concurrency;
 } prometheus_queue_t;
 
-typedef struct {
-  api_t *api;
+struct prometheus_scrape {
+  api_call_t *call;
   const char *account_id; /* "" for every account */
   prometheus_queue_t *queues;
   size_t count, cap;
-} prometheus_scrape_t;
+  size_t reading; /* metrics reads not yet answered */
+};
 
 static void prometheus_collect(void *arg, const catalog_queue_t *entry) {
   prometheus_scrape_t *scrape = arg;
@@ -48,11 +61,9 @@ static void prometheus_collect(void *arg, const catalog_queue_t *entry) {
   prometheus_queue_t *item = &scrape->queues[scrape->count++];
   memset(item, 0, sizeof *item);
   item->queue = *queue;
-  if (entry->engine_queue) {
-    engine_queue_metrics(entry->engine_queue, &item->metrics);
-    item->counters = *engine_queue_counters(entry->engine_queue);
-  }
-  if (scrape->api->push) item->concurrency = push_queue_concurrency(scrape->api->push, queue->id);
+  item->engine_queue = entry->engine_queue;
+  if (entry->engine_queue) item->counters = *engine_queue_counters(entry->engine_queue);
+  if (scrape->call->api->push) item->concurrency = push_queue_concurrency(scrape->call->api->push, queue->id);
 }
 
 /* A label value: backslash, double quote and newline escaped. */
@@ -161,33 +172,36 @@ static void prometheus_operations(buf_t *out, const prometheus_scrape_t *scrape)
   }
 }
 
-static void prometheus_server_wide(buf_t *out, const engine_t *engine) {
-  store_stats_t stats;
-  engine_store_stats(engine, &stats);
+static void prometheus_store(buf_t *out, const store_stats_t *stats) {
   prometheus_family(out, "wharf_store_disk_bytes", "gauge", "Bytes of the message log on disk.");
-  buf_printf(out, "wharf_store_disk_bytes %llu\n", (unsigned long long)stats.disk_bytes);
+  buf_printf(out, "wharf_store_disk_bytes %llu\n", (unsigned long long)stats->disk_bytes);
   prometheus_family(out, "wharf_store_live_bytes", "gauge",
                     "Bytes of the log's records that still hold a live message.");
-  buf_printf(out, "wharf_store_live_bytes %llu\n", (unsigned long long)stats.live_bytes);
+  buf_printf(out, "wharf_store_live_bytes %llu\n", (unsigned long long)stats->live_bytes);
   prometheus_family(out, "wharf_store_segments", "gauge", "Segment files of the message log.");
-  buf_printf(out, "wharf_store_segments %u\n", stats.segments);
+  buf_printf(out, "wharf_store_segments %u\n", stats->segments);
   prometheus_family(out, "wharf_store_appends_total", "counter",
                     "Appends to the message log since the server started.");
-  buf_printf(out, "wharf_store_appends_total %llu\n", (unsigned long long)stats.appends);
+  buf_printf(out, "wharf_store_appends_total %llu\n", (unsigned long long)stats->appends);
   prometheus_family(out, "wharf_store_fsyncs_total", "counter",
                     "fdatasyncs of the message log since the server started (group commit).");
-  buf_printf(out, "wharf_store_fsyncs_total %llu\n", (unsigned long long)stats.fsyncs);
+  buf_printf(out, "wharf_store_fsyncs_total %llu\n", (unsigned long long)stats->fsyncs);
   prometheus_family(out, "wharf_store_buffer_bytes", "gauge",
                     "Bytes of the log writer's encoding buffers (given back when the log is idle).");
-  buf_printf(out, "wharf_store_buffer_bytes %llu\n", (unsigned long long)stats.buffer_bytes);
+  buf_printf(out, "wharf_store_buffer_bytes %llu\n", (unsigned long long)stats->buffer_bytes);
+}
+
+static void prometheus_server_wide(buf_t *out, const engine_t *engine) {
+  store_stats_t stats;
+  if (engine_store_stats(engine, &stats)) prometheus_store(out, &stats);
   prometheus_family(out, "wharf_pulls_waiting", "gauge",
                     "Long-poll pulls (wharf_wait_ms) held open, waiting for messages.");
   buf_printf(out, "wharf_pulls_waiting %zu\n", engine_wait_count(engine));
 }
 
-void api_prometheus_metrics(api_call_t *call) {
-  prometheus_scrape_t scrape = {.api = call->api, .account_id = call->token.account_id};
-  catalog_queue_each(call->api->catalog, prometheus_collect, &scrape);
+/* Once every queue's gauges are read. */
+static void prometheus_answer(prometheus_scrape_t *scrape) {
+  api_call_t *call = scrape->call;
   buf_t out = BUF_INIT;
   static const struct {
     const char *name;
@@ -221,10 +235,39 @@ void api_prometheus_metrics(api_call_t *call) {
   };
   for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
     prometheus_family(&out, families[i].name, families[i].type, families[i].help);
-    prometheus_queue_samples(&out, &scrape, families[i].name, families[i].figure);
+    prometheus_queue_samples(&out, scrape, families[i].name, families[i].figure);
   }
-  prometheus_operations(&out, &scrape);
+  prometheus_operations(&out, scrape);
   if (!call->token.account_id[0]) prometheus_server_wide(&out, call->api->engine);
-  free(scrape.queues);
+  free(scrape->queues);
+  free(scrape);
   api_reply_text(call, "text/plain; version=0.0.4; charset=utf-8", &out);
+}
+
+static void prometheus_read_finished(prometheus_scrape_t *scrape) {
+  if (--scrape->reading == 0) prometheus_answer(scrape);
+}
+
+static void prometheus_metrics_read(void *data, int status, const engine_metrics_t *metrics) {
+  prometheus_queue_t *item = data;
+  prometheus_scrape_t *scrape = item->scrape;
+  if (status == ENGINE_OK) item->metrics = *metrics; /* else zeros: the cluster did not answer */
+  prometheus_read_finished(scrape);
+}
+
+void api_prometheus_metrics(api_call_t *call) {
+  prometheus_scrape_t *scrape = xcalloc(1, sizeof *scrape);
+  scrape->call = call;
+  scrape->account_id = call->token.account_id;
+  catalog_queue_each(call->api->catalog, prometheus_collect, scrape);
+  scrape->reading = 1; /* the reads below may answer at once */
+  for (size_t i = 0; i < scrape->count; i++) {
+    prometheus_queue_t *item = &scrape->queues[i];
+    item->scrape = scrape;
+    if (!item->engine_queue) continue;
+    scrape->reading++;
+    engine_queue_metrics_read(item->engine_queue, prometheus_metrics_read, item);
+    item->engine_queue = NULL;
+  }
+  prometheus_read_finished(scrape);
 }

@@ -417,12 +417,13 @@ void engine_count_operation(engine_queue_t *queue, engine_op_t op, uint32_t body
   if (body_len > totals->max_size) totals->max_size = body_len;
 }
 
-void engine_store_stats(const engine_t *engine, store_stats_t *stats) {
+bool engine_store_stats(const engine_t *engine, store_stats_t *stats) {
   if (engine->backend) {
     memset(stats, 0, sizeof *stats);
-    return;
+    return false;
   }
   store_get_stats(engine->store, stats);
+  return true;
 }
 
 size_t engine_queue_index_bytes(const engine_queue_t *queue) {

@@ -158,8 +158,9 @@ const uint8_t *engine_queue_id(const engine_queue_t *queue);
 /* Calls fn for every live queue; fn may create or delete queues. */
 void engine_queue_each(engine_t *engine, void (*fn)(engine_queue_t *queue, void *context),
                        void *context);
-/* The message log's own figures (disk use, segments, appends, fdatasyncs). */
-void engine_store_stats(const engine_t *engine, store_stats_t *stats);
+/* The message log's own figures (disk use, segments, appends, fdatasyncs);
+ * false (and zeros) when another backend holds the messages. */
+bool engine_store_stats(const engine_t *engine, store_stats_t *stats);
 /* Heap bytes of the queue's in-memory index (the RAM a backlog costs). */
 size_t engine_queue_index_bytes(const engine_queue_t *queue);
 

@@ -7,11 +7,19 @@
  * counts them; the Grafana dashboard under deploy/grafana queries only what
  * is exported. No token, a wrong one, one without queues_read, or another
  * method: the usual errors in the envelope.
+ *
+ * Clustered mode (WHARF_TEST_NATS=1): each node exports the counters of
+ * what it served, so the tests scrape both nodes and add the counters up,
+ * as a Prometheus scraping every instance does (sum by (queue)); the
+ * gauges are the cluster's on either node. There is no message log (no
+ * wharf_store_* figures), backlog bytes are the stream's (each message's
+ * subject and headers too) and JetStream does not tell delayed messages
+ * apart (0).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { assertError, startServer } from './harness.mjs';
+import { assertError, CLUSTER, startServer } from './harness.mjs';
 
 let server;
 let queueId;
@@ -33,8 +41,31 @@ after(async () => {
   if (server) await server.dispose();
 });
 
-function scrape(token, method = 'GET') {
-  return server.api(method, '/metrics', undefined, { token, root: true });
+function scrape(token, method = 'GET', origin = undefined) {
+  return server.api(method, '/metrics', undefined, { token, root: true, origin });
+}
+
+/* One scrape (embedded), or every node's with the counters (*_total)
+ * added up and the gauges of the first (clustered). */
+async function scrapeAll(token) {
+  if (!CLUSTER) return scrape(token);
+  const nodes = await Promise.all(server.nodePorts.map((port) => scrape(token, 'GET', `http://127.0.0.1:${port}`)));
+  for (const res of nodes) if (res.status !== 200) return res;
+  const sums = {};
+  for (const res of nodes) {
+    for (const line of res.text.split('\n')) {
+      const m = line.match(/^(\w+_total(?:\{.*\})?) (-?[0-9.e+]+)$/);
+      if (m) sums[m[1]] = (sums[m[1]] ?? 0) + Number(m[2]);
+    }
+  }
+  const text = nodes[0].text
+    .split('\n')
+    .map((line) => {
+      const m = line.match(/^(\w+_total(?:\{.*\})?) /);
+      return m ? `${m[1]} ${sums[m[1]]}` : line;
+    })
+    .join('\n');
+  return { ...nodes[0], text };
 }
 
 /* Samples by name, then by the queue label (or '' for unlabelled ones);
@@ -63,16 +94,22 @@ function parse(text) {
 }
 
 test('the admin token sees every queue and the store', async () => {
-  const res = await scrape(server.token);
+  const res = await scrapeAll(server.token);
   assert.equal(res.status, 200, res.text);
   assert.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   const s = parse(res.text);
   assert.equal(s.wharf_queue_backlog_messages.scraped, 3);
-  assert.equal(s.wharf_queue_backlog_bytes.scraped, 5 + 5 + 7); // the JSON text: "one" is 5 bytes
+  if (CLUSTER) assert.ok(s.wharf_queue_backlog_bytes.scraped > 5 + 5 + 7); // the stream's: subjects and headers too
+  else assert.equal(s.wharf_queue_backlog_bytes.scraped, 5 + 5 + 7); // the JSON text: "one" is 5 bytes
   const oldest = s.wharf_queue_oldest_message_timestamp_seconds.scraped;
   assert.ok(Math.abs(oldest - Date.now() / 1000) < 600, `oldest ${oldest}`);
   assert.equal(s.wharf_queue_delivery_paused.scraped, 0);
   assert.equal(s.wharf_queue_consumer_concurrency.scraped, 0);
+  if (CLUSTER) {
+    assert.equal(s.wharf_store_disk_bytes, undefined);
+    assert.equal(s.wharf_pulls_waiting[''], 0);
+    return;
+  }
   assert.ok(s.wharf_store_disk_bytes[''] > 0);
   assert.ok(s.wharf_store_appends_total[''] >= 3);
   assert.ok(s.wharf_store_fsyncs_total[''] >= 1);
@@ -88,7 +125,7 @@ test('the figures follow the queue: pull and ack, pause', async () => {
   assert.equal(acked.json.result.ackCount, 1, acked.text);
   const paused = await server.api('PATCH', server.acct(`/queues/${queueId}`), { settings: { delivery_paused: true } });
   assert.equal(paused.status, 200, paused.text);
-  const s = parse((await scrape(server.token)).text);
+  const s = parse((await scrapeAll(server.token)).text);
   assert.equal(s.wharf_queue_backlog_messages.scraped, 2);
   assert.equal(s.wharf_queue_delivery_paused.scraped, 1);
   assert.equal(s.wharf_queue_messages_sent_total.scraped, 3);
@@ -116,7 +153,7 @@ test('counters: a retry, then a dead-letter move, then a delete by ref', async (
   const peeked = await server.api('POST', server.acct(`/queues/${q}/messages/peek`), {});
   const b = peeked.json.result.messages.find((m) => m.body === 'b');
   await server.api('POST', server.acct(`/queues/${q}/messages/purge`), { refs: [{ ref: b.ref }] });
-  const s = parse((await scrape(server.token)).text);
+  const s = parse((await scrapeAll(server.token)).text);
   assert.equal(s.wharf_queue_messages_sent_total.counted, 2);
   assert.equal(s.wharf_queue_messages_delivered_total.counted, 3); // a, b; then a
   assert.equal(s.wharf_queue_messages_retried_total.counted, 1);
@@ -144,8 +181,8 @@ test('delayed messages are a gauge of their own', async () => {
   const sent = await server.api('POST', server.acct(`/queues/${q}/messages`), { body: 'x', delay_seconds: 600 });
   assert.equal(sent.status, 200, sent.text);
   await server.api('POST', server.acct(`/queues/${q}/messages`), { body: 'now' });
-  const s = parse((await scrape(server.token)).text);
-  assert.equal(s.wharf_queue_delayed_messages.later, 1);
+  const s = parse((await scrapeAll(server.token)).text);
+  assert.equal(s.wharf_queue_delayed_messages.later, CLUSTER ? 0 : 1);
   assert.equal(s.wharf_queue_backlog_messages.later, 2);
   assert.equal(s.wharf_queue_delayed_messages.scraped, 0);
 });

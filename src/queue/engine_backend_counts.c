@@ -64,15 +64,22 @@ static bool backend_count_exhausted(engine_queue_t *queue, const engine_handle_i
   return true;
 }
 
+/* Acks or deletes by ref: successful deletes, tallied in *tally too. */
+static void backend_count_successes(engine_queue_t *queue, char *const *handles, size_t count,
+                                    const engine_ack_result_t *result, uint64_t *tally, uint64_t now) {
+  engine_handle_info_t info;
+  for (size_t i = 0; i < count; i++) {
+    if (!backend_counted(queue, handles[i], result, &info)) continue;
+    (*tally)++;
+    backend_count_delete(queue, ENGINE_OP_DELETE_SUCCESS, &info, now);
+  }
+}
+
 void engine__backend_count_acks(engine_queue_t *queue, char *const *acks, size_t ack_count,
                                 const engine_retry_t *retries, size_t retry_count, const engine_ack_result_t *result) {
   uint64_t now = clock_now_ms();
+  backend_count_successes(queue, acks, ack_count, result, &queue->counters.acked, now);
   engine_handle_info_t info;
-  for (size_t i = 0; i < ack_count; i++) {
-    if (!backend_counted(queue, acks[i], result, &info)) continue;
-    queue->counters.acked++;
-    backend_count_delete(queue, ENGINE_OP_DELETE_SUCCESS, &info, now);
-  }
   uint32_t moves = 0;
   uint8_t dead_letter[16];
   for (size_t i = 0; i < retry_count; i++) {
@@ -87,11 +94,5 @@ void engine__backend_count_acks(engine_queue_t *queue, char *const *acks, size_t
 
 void engine__backend_count_purged(engine_queue_t *queue, char *const *refs, size_t count,
                                   const engine_ack_result_t *result) {
-  uint64_t now = clock_now_ms();
-  engine_handle_info_t info;
-  for (size_t i = 0; i < count; i++) {
-    if (!backend_counted(queue, refs[i], result, &info)) continue;
-    queue->counters.deleted++;
-    backend_count_delete(queue, ENGINE_OP_DELETE_SUCCESS, &info, now);
-  }
+  backend_count_successes(queue, refs, count, result, &queue->counters.deleted, clock_now_ms());
 }

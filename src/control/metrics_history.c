@@ -288,9 +288,14 @@ static char *batch_encode(const batch_t *batch) {
   return text;
 }
 
+static void row_id(json_t *row, size_t index, char out[33]) {
+  const char *text = json_string_value(json_array_get(row, index));
+  snprintf(out, 33, "%s", text ? text : "");
+}
+
 static void row_ids(json_t *row, char account_id[33], char queue_id[33]) {
-  snprintf(account_id, 33, "%s", json_string_value(json_array_get(row, 0)) ? json_string_value(json_array_get(row, 0)) : "");
-  snprintf(queue_id, 33, "%s", json_string_value(json_array_get(row, 1)) ? json_string_value(json_array_get(row, 1)) : "");
+  row_id(row, 0, account_id);
+  row_id(row, 1, queue_id);
 }
 
 static uint64_t row_u64(json_t *row, size_t index) { return (uint64_t)json_integer_value(json_array_get(row, index)); }

@@ -59,7 +59,9 @@
  *   keeps these timers; if it dies the consumer's AckWait applies.
  *
  * - Lease ids carry the ack subject's numbers (stream seq, consumer seq,
- *   delivery count) signed with the cluster's lease key (shared through the
+ *   delivery count), and the message's size and write time for the
+ *   operation counters of the node that answers its ack
+ *   (queue/engine_backend_counts.c), signed with the cluster's lease key (shared through the
  *   KV bucket wharf_secrets), so any node can ack a lease that another
  *   took: an ack is a request to the ack subject, answered by the consumer
  *   leader once it has applied the ack (AckSync), and Wharf answers only

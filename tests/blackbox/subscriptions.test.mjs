@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { assertError, HEX32, startServer } from './harness.mjs';
+import { assertError, CLUSTER, HEX32, sleep, startServer } from './harness.mjs';
 
 let server, cf;
 
@@ -34,6 +34,15 @@ async function events(queueId, accountId = server.accountId) {
     assert.equal(m.metadata['CF-Content-Type'], 'json');
     return JSON.parse(Buffer.from(m.body, 'base64').toString('utf8'));
   });
+}
+
+/* Clustered mode: a subscription made through one node matches on the
+ * other once that node's watcher has delivered it (milliseconds, up to the
+ * watcher's one-second check under load; src/control/subscriptions_cluster.c),
+ * so a test that makes subscriptions and at once causes events waits that
+ * long. */
+async function settled() {
+  if (CLUSTER) await sleep(1000);
 }
 
 async function publish(event, token) {
@@ -253,6 +262,7 @@ describe('publishing events', () => {
     const otherQ = await otherCf.queues.create({ account_id: otherAccount, queue_name: 'events-theirs' });
     await otherCf.queues.subscriptions.create({ account_id: otherAccount, name: 'theirs', source: { type: 'r2' },
       events: ['bucket.created'], destination: { type: 'queues.queue', queue_id: otherQ.queue_id } });
+    await settled();
     const before = Date.now();
     for (let i = 0; i < samples.length; i++) {
       const res = await publish(samples[i].message);
@@ -314,6 +324,7 @@ describe('publishing events', () => {
     const sub = await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'builds',
       source: { type: 'workersBuilds.worker', worker_name: 'site' }, events: ['build.canceled'],
       destination: { type: 'queues.queue', queue_id: q.queue_id } });
+    await settled();
     const payload = { buildUuid: 'b-1', status: 'stopped', buildOutcome: 'canceled', createdAt: '2025-05-01T02:48:57.132Z',
       initializingAt: '2025-05-01T02:48:58.132Z', runningAt: '2025-05-01T02:48:59.132Z', stoppedAt: '2025-05-01T02:49:57.132Z',
       buildTriggerMetadata: { buildTriggerSource: 'push_event', branch: 'main', commitHash: 'abc', commitMessage: 'm',
@@ -342,6 +353,7 @@ describe("Wharf's own source", () => {
       'consumer.removed', 'messages.deadLettered'];
     const sub = await cf.queues.subscriptions.create({ account_id: server.accountId, name: 'ops', source: { type: 'wharf' },
       events: all, destination: { type: 'queues.queue', queue_id: sink.queue_id } });
+    await settled();
     const account_id = server.accountId;
     const q = await createQueue('wharf-watched');
     await cf.queues.update(q.queue_id, { account_id, queue_name: 'wharf-watched', settings: { delivery_delay: 0 } });

@@ -91,6 +91,10 @@ void jetstream__queue_forget(jetstream_queue_t *queue);
 /* publish.c: publishes every message (taking them) with async publishes
  * and waits for all their acks; ENGINE_OK only if every one was stored. */
 int jetstream__publish_all(jetstream_t *js, natsMsg **messages, size_t count, jsPubOptions *options);
+/* The same, marking stored[i] for each message whose publish ack came
+ * back (the others may or may not have been stored). */
+int jetstream__publish_some(jetstream_t *js, natsMsg **messages, size_t count,
+                            jsPubOptions *options, bool *stored);
 void jetstream__publish_ack(jsCtx *ctx, natsMsg *msg, jsPubAck *ack, jsPubAckErr *error,
                             void *closure);
 

@@ -16,11 +16,8 @@
 #include "jetstream/jetstream_internal.h"
 #include "util/buf.h"
 #include "util/clock.h"
-#include "util/log.h"
 
 #define HEADER_SUBJECT "Wharf-Subject"
-#define ENTRY_HEAD 13
-#define FAN_OUT_RETRY_MS 250
 
 natsMsg *jetstream__message_new(const char *subject, uint8_t content_type, const void *body,
                                 uint32_t body_len, uint64_t not_before_ms) {
@@ -51,80 +48,13 @@ int jetstream__batches_open(jetstream_t *js) {
 static void batch_encode(const jetstream_queue_t *q, const engine_message_t *messages,
                          size_t count, buf_t *body) {
   for (size_t i = 0; i < count; i++) {
-    uint8_t head[ENTRY_HEAD];
+    uint8_t head[JETSTREAM_ENTRY_HEAD];
     head[0] = messages[i].content_type;
     jetstream__put_be(head + 1, send_not_before(q, &messages[i]), 8);
     jetstream__put_be(head + 9, messages[i].body_len, 4);
     buf_append(body, head, sizeof head);
     buf_append(body, messages[i].body, messages[i].body_len);
   }
-}
-
-/* Publishes the entries of a staged batch (starting at offsets[i]) that
- * are not yet stored, with msg id "<staging seq>.<i>", and marks the ones
- * whose publish ack came back. */
-static int batch_publish_missing(jetstream_t *js, const char *subject, uint64_t staging_seq,
-                                 const uint8_t *body, const size_t *offsets, size_t count,
-                                 bool *stored) {
-  natsMsg **messages = xcalloc(count ? count : 1, sizeof *messages);
-  jsPubOptions *options = xcalloc(count ? count : 1, sizeof *options);
-  char (*ids)[48] = xcalloc(count ? count : 1, sizeof *ids);
-  size_t *which = xcalloc(count ? count : 1, sizeof *which);
-  bool *acked = xcalloc(count ? count : 1, sizeof *acked);
-  size_t n = 0;
-  for (size_t i = 0; i < count; i++) {
-    if (stored[i]) continue;
-    const uint8_t *entry = body + offsets[i];
-    messages[n] = jetstream__message_new(subject, entry[0], entry + ENTRY_HEAD,
-                                         (uint32_t)(offsets[i + 1] - offsets[i] - ENTRY_HEAD),
-                                         jetstream__get_be(entry + 1, 8));
-    jsPubOptions_Init(&options[n]);
-    snprintf(ids[n], sizeof ids[n], "%" PRIu64 ".%zu", staging_seq, i);
-    options[n].MsgId = ids[n];
-    which[n++] = i;
-  }
-  int status = n ? jetstream__publish_some(js, messages, n, options, acked) : ENGINE_OK;
-  for (size_t k = 0; k < n; k++) stored[which[k]] = acked[k];
-  free(messages), free(options), free(ids), free(which), free(acked);
-  return status;
-}
-
-/* Deletes the staging message; one already gone (deleted by a recovering
- * node, or by us with the answer lost) is done too. */
-static int batch_unstage(jetstream_t *js, uint64_t staging_seq) {
-  jsErrCode code = 0;
-  natsStatus s = js_DeleteMsg(js->js, JETSTREAM_BATCH_STREAM, staging_seq, NULL, &code);
-  return s == NATS_OK || code == JSNoMessageFoundErr ? ENGINE_OK : JETSTREAM_ERR_UNAVAILABLE;
-}
-
-/* Publishes the staged batch's entries into subject, then deletes the
- * staging message. Within one request timeout, an entry whose publish was
- * not acknowledged is published again, and only that one: a stream leader
- * election fails publishes for a few seconds, and an entry already stored
- * and acked since must not come back. The msg id catches an entry stored
- * without its ack arriving, while the stream leader still remembers it. */
-static int batch_fan_out(jetstream_t *js, const char *subject, uint64_t staging_seq,
-                         const uint8_t *body, size_t len) {
-  size_t count = 0;
-  for (size_t at = 0; at + ENTRY_HEAD <= len; count++)
-    at += ENTRY_HEAD + (size_t)jetstream__get_be(body + at + 9, 4);
-  size_t *offsets = xcalloc(count + 1, sizeof *offsets);
-  for (size_t i = 0; i < count; i++) {
-    uint32_t n = (uint32_t)jetstream__get_be(body + offsets[i] + 9, 4);
-    if (offsets[i] + ENTRY_HEAD + n > len) n = 0; /* a torn entry cannot be stored: it is a bug */
-    offsets[i + 1] = offsets[i] + ENTRY_HEAD + n;
-  }
-  bool *stored = xcalloc(count ? count : 1, sizeof *stored);
-  uint64_t give_up_ms = clock_now_ms() + (uint64_t)js->timeout_ms;
-  int status;
-  for (;;) {
-    status = batch_publish_missing(js, subject, staging_seq, body, offsets, count, stored);
-    if (!status) status = batch_unstage(js, staging_seq);
-    if (!status || clock_now_ms() >= give_up_ms) break;
-    nats_Sleep(FAN_OUT_RETRY_MS);
-  }
-  free(offsets), free(stored);
-  return status;
 }
 
 static int send_batch(jetstream_queue_t *q, const engine_message_t *messages, size_t count) {
@@ -139,10 +69,9 @@ static int send_batch(jetstream_queue_t *q, const engine_message_t *messages, si
   natsMsg_Destroy(staged);
   int status = jetstream__status(s); /* "unknown": a timed-out staging may be stored */
   /* Once staged the batch is durable: a fan-out cut short by a stream
-   * leader election is finished by recovery (deduplicated by msg id). An
-   * error here would make the client send the batch again: a second copy. */
-  if (!status && batch_fan_out(js, q->subject, ack->Sequence, (const uint8_t *)body.data, body.len))
-    log_warn("jetstream: batch %" PRIu64 " staged, its fan-out is left to recovery", ack->Sequence);
+   * leader election is finished later (fan_out.c). An error here would
+   * make the client send the batch again: a second copy. */
+  if (!status) jetstream__fan_out(js, q->subject, ack->Sequence, (const uint8_t *)body.data, body.len);
   jsPubAck_Destroy(ack);
   buf_free(&body);
   return status;
@@ -164,10 +93,10 @@ static int batch_recover_one(jetstream_t *js, uint64_t seq, uint64_t min_age_ms)
   const char *subject = NULL;
   int recovered = 0;
   uint64_t written_ms = (uint64_t)(natsMsg_GetTime(msg) / 1000000);
-  if (written_ms + min_age_ms <= clock_now_ms() &&
+  if (written_ms + min_age_ms <= clock_now_ms() && !jetstream__fan_out_held(js, seq) &&
       natsMsgHeader_Get(msg, HEADER_SUBJECT, &subject) == NATS_OK &&
-      batch_fan_out(js, subject, seq, (const uint8_t *)natsMsg_GetData(msg),
-                    (size_t)natsMsg_GetDataLength(msg)) == ENGINE_OK)
+      jetstream__fan_out(js, subject, seq, (const uint8_t *)natsMsg_GetData(msg),
+                         (size_t)natsMsg_GetDataLength(msg)) == ENGINE_OK)
     recovered = 1;
   natsMsg_Destroy(msg);
   return recovered;

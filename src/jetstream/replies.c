@@ -14,6 +14,13 @@
  * jetstream_t.lock) and the handler, on libnats's delivery thread, marks
  * entries and wakes the waiters (jetstream_t.replied). A reply to a call
  * that has ended finds no table and is dropped.
+ *
+ * Only the consumer's own answer confirms: an empty message. While the
+ * consumer has no leader (an election after a nats node died) nobody
+ * listens on the ack subject and the server answers the request itself
+ * with a status message (503, no responders): that ack was applied by no
+ * one. Counting it was how answered acks were lost and their messages
+ * delivered again (tests/cluster/faults.test.mjs).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +30,8 @@
 #include <time.h>
 
 #include "jetstream/jetstream_internal.h"
+
+#define REPLIES_STATUS_HEADER "Status" /* libnats' name for a status message's code */
 
 struct jetstream_call {
   uint64_t id;
@@ -47,7 +56,9 @@ static void replies_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m
   const char *tail = natsMsg_GetSubject(msg) + strlen(js->reply_prefix);
   uint64_t id = 0;
   size_t i = 0;
-  if (sscanf(tail, ".%" SCNu64 ".%zu", &id, &i) == 2) {
+  const char *status = NULL;
+  if (natsMsgHeader_Get(msg, REPLIES_STATUS_HEADER, &status) != NATS_OK &&
+      sscanf(tail, ".%" SCNu64 ".%zu", &id, &i) == 2) {
     pthread_mutex_lock(&js->lock);
     replies_confirm(js, id, i);
     pthread_mutex_unlock(&js->lock);

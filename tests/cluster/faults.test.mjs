@@ -10,13 +10,23 @@
  * Meanwhile each round kills one nats-server with SIGKILL and restarts it,
  * then kills one Wharf node with SIGKILL and restarts it.
  *
+ * What the client does is what a correct client of an at-least-once queue
+ * does: a send answered 503 or not at all may have been stored (jetstream.h)
+ * and is not sent again with the same bodies (the next send has new ones);
+ * an ack is retried until answered (acking an acked lease is answered 200
+ * again). The consumer has max_retries 100, so that a message is never
+ * dead-lettered for the deliveries the kills cost, and AckWait 3 s, below
+ * the pulls' 4 s visibility timeout, so the lease keeper's in-progress and
+ * expiry run too and a killed Wharf node's leases come back within 3 s.
+ *
  * Counted and asserted:
- *  - lost: bodies whose send was answered 200 and that are never delivered
+ *  - lost: bodies whose send was answered 200 and that are never acked
  *    (drained at the end with every part up) — must be 0;
  *  - resurrected: bodies delivered by a pull issued after an ack of theirs
- *    was answered 200 — must be 0 (bodies are unique per send attempt, so a
- *    body identifies one message; a send that was not answered is never
- *    retried with the same body);
+ *    was answered 200 — must be 0. Bodies are unique per send attempt, so
+ *    this counts the acked message delivered again and also a second copy
+ *    of it stored by the backend (the cause found first: recovery of a
+ *    staged batch publishing again entries that were acked, fan_out.c);
  *  - the longest gap with no request answered 2xx, which must stay under
  *    GAP_BOUND_MS: one nats node down leaves a majority, so the only waits
  *    are a JetStream stream/meta leader election (nats-server's Raft
@@ -27,22 +37,21 @@
  * and list queues with 503 in the Cloudflare envelope (never 200), and
  * answer 200 again once the cluster is back.
  *
- * CLUSTER_FAULT_ROUNDS (default 10, `make cluster-faults-long` 200) sets
- * the rounds.
- *
- * NOT in `make test` yet, because it FAILS: with one nats-server and one
- * Wharf node killed per round, a handful of answered sends are never
- * delivered (1 and 70 of ~30,000 in two runs: they stay in the stream and
- * the consumer never hands them out) and up to 60 acked messages come back;
- * the all-nats-down test's message does not come back. Those are bugs of
- * the clustered mode to fix, not of this test; `make cluster-faults` runs it.
+ * CLUSTER_FAULT_ROUNDS (default 4: each nats node killed at least once,
+ * each Wharf node twice; `make cluster-faults-long` 200) sets the rounds.
+ * Two rare holes remain that would show here as resurrected (none seen in
+ * the runs that added this to `make test`): nats-server 2.9 answers an
+ * AckSync before the ack is committed through the consumer's Raft group,
+ * so a consumer leader killed within that millisecond can lose an answered
+ * ack (the message comes back after AckWait); and a batch whose sender
+ * dies mid-fan-out is published again by recovery (jetstream.h).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WharfServer, assertEnvelope, hex32, sleep } from '../blackbox/harness.mjs';
 import { startNatsCluster } from '../blackbox/nats_cluster.mjs';
 
-const ROUNDS = Number(process.env.CLUSTER_FAULT_ROUNDS || 5);
+const ROUNDS = Number(process.env.CLUSTER_FAULT_ROUNDS || 4);
 const PRODUCERS = 3;
 const CONSUMERS = 2;
 const GAP_BOUND_MS = 15_000;

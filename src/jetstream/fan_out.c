@@ -98,7 +98,8 @@ static int fan_out_publish_missing(jetstream_t *js, jetstream_fan_out_t *f) {
 static int fan_out_unstage(jetstream_t *js, uint64_t staging_seq) {
   jsErrCode code = 0;
   natsStatus s = js_DeleteMsg(js->js, JETSTREAM_BATCH_STREAM, staging_seq, NULL, &code);
-  return s == NATS_OK || code == JSNoMessageFoundErr ? ENGINE_OK : JETSTREAM_ERR_UNAVAILABLE;
+  bool gone = code == JSNoMessageFoundErr || code == JSSequenceNotFoundErr;
+  return s == NATS_OK || gone ? ENGINE_OK : JETSTREAM_ERR_UNAVAILABLE;
 }
 
 static int fan_out_step(jetstream_t *js, jetstream_fan_out_t *f) {

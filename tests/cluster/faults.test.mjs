@@ -24,9 +24,9 @@
  *    (drained at the end with every part up) — must be 0;
  *  - resurrected: bodies delivered by a pull issued after an ack of theirs
  *    was answered 200 — must be 0. Bodies are unique per send attempt, so
- *    this counts the acked message delivered again and also a second copy
- *    of it stored by the backend (the cause found first: recovery of a
- *    staged batch publishing again entries that were acked, fan_out.c);
+ *    this counts the acked message delivered again ("again") and a second
+ *    copy of it stored by the backend ("a second copy"); the failure says
+ *    which;
  *  - the longest gap with no request answered 2xx, which must stay under
  *    GAP_BOUND_MS: one nats node down leaves a majority, so the only waits
  *    are a JetStream stream/meta leader election (nats-server's Raft
@@ -39,12 +39,15 @@
  *
  * CLUSTER_FAULT_ROUNDS (default 4: each nats node killed at least once,
  * each Wharf node twice; `make cluster-faults-long` 200) sets the rounds.
- * Two rare holes remain that would show here as resurrected (none seen in
- * the runs that added this to `make test`): nats-server 2.9 answers an
- * AckSync before the ack is committed through the consumer's Raft group,
- * so a consumer leader killed within that millisecond can lose an answered
- * ack (the message comes back after AckWait); and a batch whose sender
- * dies mid-fan-out is published again by recovery (jetstream.h).
+ * The causes this found, fixed (jetstream.h has what is guaranteed): a
+ * 503 no-responders answer to an ack (the consumer between leaders)
+ * counted as confirmed, and AckSync answered before the consumer's Raft
+ * commit (an answered ack now also deletes the message); a staged batch
+ * answered 503 after its entries were stored, and recovery publishing
+ * acked entries again. One rare hole remains, which would show here as
+ * "a second copy": a batch whose sender dies mid-fan-out is published
+ * again by recovery, and a nats-server restarted since may lead the
+ * stream without remembering the acked entries' msg ids.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

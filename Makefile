@@ -128,8 +128,8 @@ soak: $(BUILD)/wharf
 crash-long: $(BUILD)/wharf npm-deps
 	@WHARF_BIN=$(abspath $(BUILD)/wharf) CRASH_ROUNDS=500 tests/run-node.sh crash tests/crash/*.test.mjs
 
-# Clustered mode under kill -9 of nats and Wharf nodes (tests/cluster/:
-# not in `make test` while it finds lost messages; its header says which).
+# Clustered mode under kill -9 of nats and Wharf nodes (tests/cluster/; the
+# default 4 rounds also run in `make test`'s plain pass).
 cluster-faults: $(BUILD)/wharf npm-deps
 	@WHARF_BIN=$(abspath $(BUILD)/wharf) tests/run-node.sh cluster-faults tests/cluster/*.test.mjs
 

@@ -62,6 +62,9 @@ run_build() {
   if [ -z "$suffix" ]; then
     mapfile -t files < <(cluster_files)
     run_suite blackbox-cluster env WHARF_TEST_NATS=1 tests/run-node.sh blackbox-cluster "${files[@]}"
+    # kill -9 of nats and Wharf nodes under load (~80 s; the long mode is
+    # `make cluster-faults-long`)
+    run_suite cluster-faults tests/run-node.sh cluster-faults tests/cluster/faults.test.mjs
   fi
   run_suite "node-adapter$suffix" tests/run-node.sh "node-adapter$suffix" clients/node/test/*.test.mjs
   run_suite "crash$suffix" tests/run-node.sh "crash$suffix" tests/crash/*.test.mjs

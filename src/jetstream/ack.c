@@ -75,7 +75,29 @@ static int retry_one(jetstream_queue_t *q, const jetstream_handle_t *h, int64_t 
   return jetstream__ack_request(q, h, body);
 }
 
-/* Acks every valid lease id of acks in one pipelined round. */
+/* nats-server 2.9 answers an AckSync before the ack is committed through
+ * the consumer's Raft group: a consumer leader killed right after loses it,
+ * and the message comes back after AckWait. A message deleted from the
+ * stream cannot come back, and the stream answers a delete only once it is
+ * committed ("no message found": the committed ack removed it already). So
+ * an ack is answered after both rounds. */
+static int ack_commit(jetstream_queue_t *q, const jetstream_handle_t *handles, size_t n) {
+  char subject[96];
+  snprintf(subject, sizeof subject, "$JS.API.STREAM.MSG.DELETE.%s", q->stream);
+  const char **subjects = xcalloc(n ? n : 1, sizeof *subjects);
+  const char **bodies = xcalloc(n ? n : 1, sizeof *bodies);
+  char (*texts)[64] = xcalloc(n ? n : 1, sizeof *texts);
+  for (size_t i = 0; i < n; i++) {
+    snprintf(texts[i], sizeof texts[i], "{\"seq\":%" PRIu64 ",\"no_erase\":true}", handles[i].stream_seq);
+    subjects[i] = subject, bodies[i] = texts[i];
+  }
+  int status = jetstream__ack_send(q->js, subjects, bodies, n);
+  free(subjects), free(bodies), free(texts);
+  return status;
+}
+
+/* Acks every valid lease id of acks in one pipelined round (and commits
+ * them in another). */
 static int ack_all(jetstream_queue_t *q, const char *const *acks, size_t count,
                    engine_ack_result_t *result) {
   jetstream_handle_t *handles = xcalloc(count ? count : 1, sizeof *handles);
@@ -87,6 +109,7 @@ static int ack_all(jetstream_queue_t *q, const char *const *acks, size_t count,
     bodies[valid++] = "+ACK";
   }
   int status = jetstream__ack_requests(q, handles, bodies, valid);
+  if (!status) status = ack_commit(q, handles, valid);
   if (!status) result->ack_count = (uint32_t)valid;
   free(handles), free(bodies);
   return status;

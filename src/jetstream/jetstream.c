@@ -162,6 +162,7 @@ void jetstream_close(jetstream_t *js) {
   if (!js) return;
   jetstream__maintenance_stop(js);
   while (js->queues) jetstream__queue_forget(js->queues);
+  jetstream__fan_outs_free(js); /* still staged: recovery finishes them */
   kvStore_Destroy(js->deferrals);
   kvStore_Destroy(js->nodes);
   jsCtx_Destroy(js->js);

@@ -29,12 +29,19 @@
  *   into the staging stream WHARF_BATCHES (one publish: stored whole or not
  *   at all), then fanned out as one message per entry into the queue's
  *   stream with msg ids "<staging seq>.<index>", then the staging message is
- *   deleted and the send answered. A node that dies in between leaves the
- *   staging message; jetstream_batches_recover (any node, at start and
- *   periodically) fans it out again, and the msg ids make JetStream drop the
- *   entries already stored (within the duplicate window). Not one message
- *   per batch in the queue stream, because Cloudflare acks and retries
- *   messages of a batch one by one.
+ *   deleted. The send is answered 200 once the staging message is stored:
+ *   from then on the batch is durable, and a fan-out that a stream leader
+ *   election cuts short is finished by the sender (fan_out.c), never
+ *   answered 503 (the client would send a second copy). An entry whose
+ *   publish was acked is never published again: a nats-server restarted
+ *   since forgets the msg ids of acked (deleted) work-queue messages, so
+ *   the msg id alone would let an acked entry be stored twice. A node that
+ *   dies mid-fan-out leaves the staging message; jetstream_batches_recover
+ *   (any node, at start and periodically) fans it out again, and the msg
+ *   ids drop the entries already stored while the stream's leader
+ *   remembers them: a second copy of an entry is possible only in that
+ *   case. Not one message per batch in the queue stream, because
+ *   Cloudflare acks and retries messages of a batch one by one.
  *   An error answer (JETSTREAM_ERR_UNAVAILABLE after a timeout) means
  *   "unknown", not "nothing stored": a publish the cluster could not commit
  *   in time may commit when its nodes return, and then the whole batch
@@ -54,7 +61,9 @@
  *   asking for longer registers its leases with the lease keeper, which
  *   sends in-progress (+WPI, resets AckWait) every AckWait/2 until the
  *   pull's deadline; a pull asking for shorter gets a -NAK at its deadline
- *   (a failed delivery, as an expired lease is). jetstream_leases_tick runs
+ *   (a failed delivery, as an expired lease is). A pull that times out
+ *   while the connection is down answers JETSTREAM_ERR_UNAVAILABLE, not
+ *   "no messages". jetstream_leases_tick runs
  *   the keeper, on the backend's maintenance thread. Only the pulling node
  *   keeps these timers; if it dies the consumer's AckWait applies.
  *
@@ -64,13 +73,18 @@
  *   (queue/engine_backend_counts.c), signed with the cluster's lease key (shared through the
  *   KV bucket wharf_secrets), so any node can ack a lease that another
  *   took: an ack is a request to the ack subject, answered by the consumer
- *   leader once it has applied the ack (AckSync), and Wharf answers only
- *   after that; the message is never delivered again. The acks of one call
- *   are all in flight at once (replies.c: one reply subscription per
- *   connection, never one per call, each reply counted). The work-queue
- *   stream drops it a moment later, when the consumer's ack is committed
- *   through its raft group, so backlog_count may lag an answered ack by
- *   milliseconds. JetStream keys pending acks by stream sequence: a
+ *   leader once it has applied the ack (AckSync). nats-server 2.9 answers
+ *   before the ack is committed through the consumer's Raft group, so a
+ *   consumer leader killed right then would lose it; Wharf therefore also
+ *   deletes the message from the stream (the stream answers a delete once
+ *   it is committed; "not found" means the committed ack removed it) and
+ *   answers only after both: an answered ack sticks, the message is never
+ *   delivered again, whichever nats node dies. Only the consumer's own
+ *   answer counts: while the consumer has no leader the server answers an
+ *   ack request itself (503, no responders) and that is a failure. The
+ *   acks of one call are all in flight at once, then their deletes
+ *   (replies.c: one reply subscription per connection, never one per call,
+ *   each reply counted). JetStream keys pending acks by stream sequence: a
  *   stale lease (its message redelivered since) still acks the message,
  *   where the embedded engine warns. At least once allows that.
  *
@@ -119,6 +133,14 @@
  * handler; the backend's maintenance thread runs the lease keeper and
  * batch recovery; the control plane's watcher threads (control_kv.h) call
  * a hook that is to hand changes to the loop with uv_async.
+ *
+ * What survives kill -9 of one nats node and of Wharf nodes under load
+ * (tests/cluster/faults.test.mjs, in `make test`): no send answered 200 is
+ * lost, no answered ack comes back, and the longest stretch without a
+ * successful request stays under 15 s (a leader election plus a request
+ * timeout). Delivery is at least once: a lease on a killed node comes back
+ * after AckWait, and a batch whose sender died mid-fan-out may be stored
+ * twice (above).
  *
  * Errors: ENGINE_OK, ENGINE_ERR_* from queue/engine.h where the meaning is
  * the same, or JETSTREAM_ERR_UNAVAILABLE when the cluster did not answer

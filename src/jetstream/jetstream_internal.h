@@ -21,10 +21,12 @@
 #define JETSTREAM_BATCH_STREAM "WHARF_BATCHES"
 #define JETSTREAM_BATCH_SUBJECT "wharf.batch"
 #define JETSTREAM_PENDING_BUCKETS 256
+#define JETSTREAM_ENTRY_HEAD 13 /* a staged entry's head (send.c) */
 
 typedef struct jetstream_pending jetstream_pending_t;
 typedef struct jetstream_call jetstream_call_t;
 typedef struct jetstream_lease jetstream_lease_t;
+typedef struct jetstream_fan_out jetstream_fan_out_t;
 
 struct jetstream_queue {
   jetstream_t *js;
@@ -59,6 +61,7 @@ struct jetstream {
   jetstream_queue_t *queues;
   jetstream_pending_t *pending[JETSTREAM_PENDING_BUCKETS];
   jetstream_lease_t *leases;
+  jetstream_fan_out_t *fan_outs; /* fan_out.c's unfinished ones */
   pthread_t maintenance;
   pthread_cond_t maintenance_wake;
   bool maintenance_running, stopping;
@@ -91,6 +94,10 @@ void jetstream__queue_forget(jetstream_queue_t *queue);
 /* publish.c: publishes every message (taking them) with async publishes
  * and waits for all their acks; ENGINE_OK only if every one was stored. */
 int jetstream__publish_all(jetstream_t *js, natsMsg **messages, size_t count, jsPubOptions *options);
+/* The same, marking stored[i] for each message whose publish ack came
+ * back (the others may or may not have been stored). */
+int jetstream__publish_some(jetstream_t *js, natsMsg **messages, size_t count,
+                            jsPubOptions *options, bool *stored);
 void jetstream__publish_ack(jsCtx *ctx, natsMsg *msg, jsPubAck *ack, jsPubAckErr *error,
                             void *closure);
 
@@ -160,6 +167,16 @@ void jetstream__keeper_forget_queue(jetstream_queue_t *queue);
 
 /* send.c */
 int jetstream__batches_open(jetstream_t *js);
+
+/* fan_out.c: publishes a staged batch's entries and deletes the staging
+ * message; ENGINE_OK when done, else this node keeps it and finishes it in
+ * jetstream__fan_outs_finish (maintenance thread). held: kept here, so
+ * recovery leaves it alone. free: at close. */
+int jetstream__fan_out(jetstream_t *js, const char *subject, uint64_t staging_seq,
+                       const uint8_t *body, size_t len);
+void jetstream__fan_outs_finish(jetstream_t *js);
+bool jetstream__fan_out_held(jetstream_t *js, uint64_t staging_seq);
+void jetstream__fan_outs_free(jetstream_t *js);
 
 /* maintenance.c: the keeper's and recovery's thread. */
 int jetstream__maintenance_start(jetstream_t *js);

@@ -3,10 +3,12 @@
  * triggers: the lease keeper (jetstream_leases_tick) every 100 ms, and
  * recovery of staged batches whose sender died (jetstream_batches_recover)
  * at start and every 10 s, for batches older than four request timeouts (a
- * live sender has finished or failed by then). Recovery must come well
- * inside the streams' 2-minute duplicate window, which is what makes a
- * second fan-out store nothing twice. And this node's heartbeat
- * (nodes.c) every 2 s.
+ * live sender has finished or handed its fan-out to this thread by then).
+ * Recovery must come well inside the streams' 2-minute duplicate window,
+ * which is what makes a second fan-out store nothing twice, unless the
+ * stream's leader is a nats-server restarted since (fan_out.c). This
+ * node's own unfinished fan-outs (jetstream__fan_outs_finish) every
+ * second, and its heartbeat (nodes.c) every 2 s.
  *
  * A thread rather than libuv timers: every step blocks on the cluster, and
  * the loop thread must never block (jetstream.h, "Threads").
@@ -16,6 +18,7 @@
 
 #define TICK_MS 100
 #define RECOVER_EVERY_MS 10000
+#define FINISH_EVERY_MS 1000 /* fan_out.c's unfinished fan-outs */
 #define BEAT_EVERY_MS 2000 /* nodes.c: well inside the heartbeats' 6 s TTL */
 
 static void maintenance_wait(jetstream_t *js, int64_t ms) {
@@ -29,12 +32,16 @@ static void maintenance_wait(jetstream_t *js, int64_t ms) {
 
 static void *maintenance_run(void *arg) {
   jetstream_t *js = arg;
-  uint64_t next_recovery = 0, next_beat = 0;
+  uint64_t next_recovery = 0, next_beat = 0, next_finish = 0;
   pthread_mutex_lock(&js->lock);
   while (!js->stopping) {
     pthread_mutex_unlock(&js->lock);
     uint64_t now = clock_now_ms();
     jetstream_leases_tick(js, now);
+    if (now >= next_finish) {
+      jetstream__fan_outs_finish(js);
+      next_finish = now + FINISH_EVERY_MS;
+    }
     if (now >= next_recovery) {
       jetstream_batches_recover(js, (uint64_t)js->timeout_ms * 4);
       next_recovery = now + RECOVER_EVERY_MS;

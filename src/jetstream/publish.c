@@ -22,11 +22,13 @@
 typedef struct {
   size_t outstanding;
   size_t failed;
+  bool *stored; /* per message, or NULL */
 } jetstream_group_t;
 
 struct jetstream_pending {
   natsMsg *msg;
   jetstream_group_t *group;
+  size_t index;
   jetstream_pending_t *next;
 };
 
@@ -34,22 +36,23 @@ static size_t pending_bucket(const natsMsg *msg) {
   return ((uintptr_t)msg >> 4) % JETSTREAM_PENDING_BUCKETS;
 }
 
-/* With js->lock held. */
-static jetstream_group_t *pending_take(jetstream_t *js, const natsMsg *msg) {
+/* With js->lock held; *index is the message's place in its group. */
+static jetstream_group_t *pending_take(jetstream_t *js, const natsMsg *msg, size_t *index) {
   jetstream_pending_t **p = &js->pending[pending_bucket(msg)];
   while (*p && (*p)->msg != msg) p = &(*p)->next;
   if (!*p) return NULL;
   jetstream_pending_t *found = *p;
   jetstream_group_t *group = found->group;
+  *index = found->index;
   *p = found->next;
   free(found);
   return group;
 }
 
-static void pending_put(jetstream_t *js, natsMsg *msg, jetstream_group_t *group) {
+static void pending_put(jetstream_t *js, natsMsg *msg, jetstream_group_t *group, size_t index) {
   jetstream_pending_t *entry = xmalloc(sizeof *entry);
   size_t bucket = pending_bucket(msg);
-  *entry = (jetstream_pending_t){msg, group, js->pending[bucket]};
+  *entry = (jetstream_pending_t){msg, group, index, js->pending[bucket]};
   js->pending[bucket] = entry;
 }
 
@@ -58,10 +61,12 @@ void jetstream__publish_ack(jsCtx *ctx, natsMsg *msg, jsPubAck *ack, jsPubAckErr
   (void)ctx;
   jetstream_t *js = closure;
   pthread_mutex_lock(&js->lock);
-  jetstream_group_t *group = pending_take(js, msg);
+  size_t index = 0;
+  jetstream_group_t *group = pending_take(js, msg, &index);
   if (group) {
     group->outstanding--;
     if (!ack || error) group->failed++;
+    else if (group->stored) group->stored[index] = true;
     pthread_cond_broadcast(&js->published);
   }
   pthread_mutex_unlock(&js->lock);
@@ -101,7 +106,12 @@ static void group_wait(jetstream_t *js, jetstream_group_t *group) {
 
 int jetstream__publish_all(jetstream_t *js, natsMsg **messages, size_t count,
                            jsPubOptions *options) {
-  jetstream_group_t group = {0, 0};
+  return jetstream__publish_some(js, messages, count, options, NULL);
+}
+
+int jetstream__publish_some(jetstream_t *js, natsMsg **messages, size_t count,
+                            jsPubOptions *options, bool *stored) {
+  jetstream_group_t group = {0, 0, stored};
   jsPubOptions defaults;
   jsPubOptions_Init(&defaults);
   defaults.MaxWait = js->timeout_ms;
@@ -109,13 +119,14 @@ int jetstream__publish_all(jetstream_t *js, natsMsg **messages, size_t count,
     jsPubOptions *each = options ? &options[i] : &defaults;
     if (!each->MaxWait) each->MaxWait = js->timeout_ms;
     pthread_mutex_lock(&js->lock);
-    pending_put(js, messages[i], &group);
+    pending_put(js, messages[i], &group, i);
     group.outstanding++;
     pthread_mutex_unlock(&js->lock);
     natsMsg *msg = messages[i];
     if (js_PublishMsgAsync(js->js, &messages[i], each) != NATS_OK) {
       pthread_mutex_lock(&js->lock);
-      if (pending_take(js, msg)) group.outstanding--, group.failed++;
+      size_t index = 0;
+      if (pending_take(js, msg, &index)) group.outstanding--, group.failed++;
       pthread_mutex_unlock(&js->lock);
       natsMsg_Destroy(messages[i]); /* still ours: libnats did not take it */
       for (size_t j = i + 1; j < count; j++) natsMsg_Destroy(messages[j]), group.failed++;

@@ -104,7 +104,10 @@ int jetstream_pull(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibilit
   if (s == NATS_OK)
     s = natsSubscription_Fetch(&list, q->sub, (int)batch_size, wait_ms ? wait_ms : 100, &code);
   pthread_mutex_unlock(&q->pull_lock);
-  if (s == NATS_TIMEOUT) return 0;
+  /* No message, or no server: a pull request made while disconnected waits
+   * in libnats' reconnect buffer and times out; "nothing" would be a lie. */
+  if (s == NATS_TIMEOUT)
+    return natsConnection_Status(q->js->nc) == NATS_CONN_STATUS_CONNECTED ? 0 : JETSTREAM_ERR_UNAVAILABLE;
   if (s != NATS_OK) return code == JSConsumerNotFoundErr ? JETSTREAM_ERR_NOT_FOUND : jetstream__status(s);
   int count = 0;
   for (int i = 0; i < list.Count; i++) count += pull_one(q, list.Msgs[i], visibility_ms, &out[count]);

@@ -14,6 +14,15 @@
  * jetstream_t.lock) and the handler, on libnats's delivery thread, marks
  * entries and wakes the waiters (jetstream_t.replied). A reply to a call
  * that has ended finds no table and is dropped.
+ *
+ * Only the consumer's own answer confirms: an empty message. While the
+ * consumer has no leader (an election after a nats node died) nobody
+ * listens on the ack subject and the server answers the request itself
+ * with a status message (503, no responders): that ack was applied by no
+ * one. Counting it was how answered acks were lost and their messages
+ * delivered again (tests/cluster/faults.test.mjs). The same table carries
+ * stream API requests (ack.c's deletes), whose error answers are no
+ * confirmation either.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +32,8 @@
 #include <time.h>
 
 #include "jetstream/jetstream_internal.h"
+
+#define REPLIES_STATUS_HEADER "Status" /* libnats' name for a status message's code */
 
 struct jetstream_call {
   uint64_t id;
@@ -41,13 +52,25 @@ static void replies_confirm(jetstream_t *js, uint64_t id, size_t i) {
   pthread_cond_broadcast(&js->replied);
 }
 
+/* A status message is the server's (no responders), not the consumer's;
+ * a JetStream API error is a refusal, except that a delete finds the
+ * message gone ("sequence N not found", "no message found"): that is what
+ * was asked. */
+static bool replies_confirms(natsMsg *msg) {
+  const char *status = NULL;
+  if (natsMsgHeader_Get(msg, REPLIES_STATUS_HEADER, &status) == NATS_OK) return false;
+  const char *data = natsMsg_GetData(msg);
+  if (!data || !strstr(data, "\"error\"")) return true;
+  return strstr(data, "found\"}") != NULL; /* the description ends the error */
+}
+
 static void replies_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
   (void)nc, (void)sub;
   jetstream_t *js = closure;
   const char *tail = natsMsg_GetSubject(msg) + strlen(js->reply_prefix);
   uint64_t id = 0;
   size_t i = 0;
-  if (sscanf(tail, ".%" SCNu64 ".%zu", &id, &i) == 2) {
+  if (replies_confirms(msg) && sscanf(tail, ".%" SCNu64 ".%zu", &id, &i) == 2) {
     pthread_mutex_lock(&js->lock);
     replies_confirm(js, id, i);
     pthread_mutex_unlock(&js->lock);

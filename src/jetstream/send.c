@@ -18,7 +18,6 @@
 #include "util/clock.h"
 
 #define HEADER_SUBJECT "Wharf-Subject"
-#define ENTRY_HEAD 13
 
 natsMsg *jetstream__message_new(const char *subject, uint8_t content_type, const void *body,
                                 uint32_t body_len, uint64_t not_before_ms) {
@@ -49,40 +48,13 @@ int jetstream__batches_open(jetstream_t *js) {
 static void batch_encode(const jetstream_queue_t *q, const engine_message_t *messages,
                          size_t count, buf_t *body) {
   for (size_t i = 0; i < count; i++) {
-    uint8_t head[ENTRY_HEAD];
+    uint8_t head[JETSTREAM_ENTRY_HEAD];
     head[0] = messages[i].content_type;
     jetstream__put_be(head + 1, send_not_before(q, &messages[i]), 8);
     jetstream__put_be(head + 9, messages[i].body_len, 4);
     buf_append(body, head, sizeof head);
     buf_append(body, messages[i].body, messages[i].body_len);
   }
-}
-
-/* Publishes the staged batch's entries into subject, deduplicated by msg id. */
-static int batch_fan_out(jetstream_t *js, const char *subject, uint64_t staging_seq,
-                         const uint8_t *body, size_t len) {
-  size_t count = 0;
-  for (size_t at = 0; at + ENTRY_HEAD <= len; count++)
-    at += ENTRY_HEAD + (size_t)jetstream__get_be(body + at + 9, 4);
-  natsMsg **messages = xcalloc(count ? count : 1, sizeof *messages);
-  jsPubOptions *options = xcalloc(count ? count : 1, sizeof *options);
-  char (*ids)[48] = xcalloc(count ? count : 1, sizeof *ids);
-  size_t at = 0;
-  for (size_t i = 0; i < count; i++) {
-    uint32_t n = (uint32_t)jetstream__get_be(body + at + 9, 4);
-    if (at + ENTRY_HEAD + n > len) n = 0; /* a torn entry cannot be stored: it is a bug */
-    messages[i] = jetstream__message_new(subject, body[at], body + at + ENTRY_HEAD, n,
-                                         jetstream__get_be(body + at + 1, 8));
-    jsPubOptions_Init(&options[i]);
-    snprintf(ids[i], sizeof ids[i], "%" PRIu64 ".%zu", staging_seq, i);
-    options[i].MsgId = ids[i];
-    at += ENTRY_HEAD + n;
-  }
-  int status = jetstream__publish_all(js, messages, count, options);
-  free(messages), free(options), free(ids);
-  if (!status)
-    status = jetstream__status(js_DeleteMsg(js->js, JETSTREAM_BATCH_STREAM, staging_seq, NULL, NULL));
-  return status;
 }
 
 static int send_batch(jetstream_queue_t *q, const engine_message_t *messages, size_t count) {
@@ -95,8 +67,11 @@ static int send_batch(jetstream_queue_t *q, const engine_message_t *messages, si
   if (s == NATS_OK) s = natsMsgHeader_Set(staged, HEADER_SUBJECT, q->subject);
   if (s == NATS_OK) s = js_PublishMsg(&ack, js->js, staged, NULL, NULL);
   natsMsg_Destroy(staged);
-  int status = jetstream__status(s); /* on failure nothing of the batch was stored */
-  if (!status) status = batch_fan_out(js, q->subject, ack->Sequence, (const uint8_t *)body.data, body.len);
+  int status = jetstream__status(s); /* "unknown": a timed-out staging may be stored */
+  /* Once staged the batch is durable: a fan-out cut short by a stream
+   * leader election is finished later (fan_out.c). An error here would
+   * make the client send the batch again: a second copy. */
+  if (!status) jetstream__fan_out(js, q->subject, ack->Sequence, (const uint8_t *)body.data, body.len);
   jsPubAck_Destroy(ack);
   buf_free(&body);
   return status;
@@ -118,10 +93,10 @@ static int batch_recover_one(jetstream_t *js, uint64_t seq, uint64_t min_age_ms)
   const char *subject = NULL;
   int recovered = 0;
   uint64_t written_ms = (uint64_t)(natsMsg_GetTime(msg) / 1000000);
-  if (written_ms + min_age_ms <= clock_now_ms() &&
+  if (written_ms + min_age_ms <= clock_now_ms() && !jetstream__fan_out_held(js, seq) &&
       natsMsgHeader_Get(msg, HEADER_SUBJECT, &subject) == NATS_OK &&
-      batch_fan_out(js, subject, seq, (const uint8_t *)natsMsg_GetData(msg),
-                    (size_t)natsMsg_GetDataLength(msg)) == ENGINE_OK)
+      jetstream__fan_out(js, subject, seq, (const uint8_t *)natsMsg_GetData(msg),
+                         (size_t)natsMsg_GetDataLength(msg)) == ENGINE_OK)
     recovered = 1;
   natsMsg_Destroy(msg);
   return recovered;

@@ -10,13 +10,23 @@
  * Meanwhile each round kills one nats-server with SIGKILL and restarts it,
  * then kills one Wharf node with SIGKILL and restarts it.
  *
+ * What the client does is what a correct client of an at-least-once queue
+ * does: a send answered 503 or not at all may have been stored (jetstream.h)
+ * and is not sent again with the same bodies (the next send has new ones);
+ * an ack is retried until answered (acking an acked lease is answered 200
+ * again). The consumer has max_retries 100, so that a message is never
+ * dead-lettered for the deliveries the kills cost, and AckWait 3 s, below
+ * the pulls' 4 s visibility timeout, so the lease keeper's in-progress and
+ * expiry run too and a killed Wharf node's leases come back within 3 s.
+ *
  * Counted and asserted:
- *  - lost: bodies whose send was answered 200 and that are never delivered
+ *  - lost: bodies whose send was answered 200 and that are never acked
  *    (drained at the end with every part up) — must be 0;
  *  - resurrected: bodies delivered by a pull issued after an ack of theirs
- *    was answered 200 — must be 0 (bodies are unique per send attempt, so a
- *    body identifies one message; a send that was not answered is never
- *    retried with the same body);
+ *    was answered 200 — must be 0. Bodies are unique per send attempt, so
+ *    this counts the acked message delivered again ("again") and a second
+ *    copy of it stored by the backend ("a second copy"); the failure says
+ *    which;
  *  - the longest gap with no request answered 2xx, which must stay under
  *    GAP_BOUND_MS: one nats node down leaves a majority, so the only waits
  *    are a JetStream stream/meta leader election (nats-server's Raft
@@ -27,26 +37,29 @@
  * and list queues with 503 in the Cloudflare envelope (never 200), and
  * answer 200 again once the cluster is back.
  *
- * CLUSTER_FAULT_ROUNDS (default 10, `make cluster-faults-long` 200) sets
- * the rounds.
- *
- * NOT in `make test` yet, because it FAILS: with one nats-server and one
- * Wharf node killed per round, a handful of answered sends are never
- * delivered (1 and 70 of ~30,000 in two runs: they stay in the stream and
- * the consumer never hands them out) and up to 60 acked messages come back;
- * the all-nats-down test's message does not come back. Those are bugs of
- * the clustered mode to fix, not of this test; `make cluster-faults` runs it.
+ * CLUSTER_FAULT_ROUNDS (default 4: each nats node killed at least once,
+ * each Wharf node twice; `make cluster-faults-long` 200) sets the rounds.
+ * The causes this found, fixed (jetstream.h has what is guaranteed): a
+ * 503 no-responders answer to an ack (the consumer between leaders)
+ * counted as confirmed, and AckSync answered before the consumer's Raft
+ * commit (an answered ack now also deletes the message); a staged batch
+ * answered 503 after its entries were stored, and recovery publishing
+ * acked entries again. One rare hole remains, which would show here as
+ * "a second copy": a batch whose sender dies mid-fan-out is published
+ * again by recovery, and a nats-server restarted since may lead the
+ * stream without remembering the acked entries' msg ids.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WharfServer, assertEnvelope, hex32, sleep } from '../blackbox/harness.mjs';
 import { startNatsCluster } from '../blackbox/nats_cluster.mjs';
 
-const ROUNDS = Number(process.env.CLUSTER_FAULT_ROUNDS || 10);
+const ROUNDS = Number(process.env.CLUSTER_FAULT_ROUNDS || 4);
 const PRODUCERS = 3;
 const CONSUMERS = 2;
 const GAP_BOUND_MS = 15_000;
-const VISIBILITY_MS = 4000;
+const VISIBILITY_MS = 4000; /* the pulls': longer than AckWait, so the lease keeper renews */
+const ACK_WAIT_MS = 3000;    /* the consumer's: what a killed Wharf node's leases wait for */
 
 let nats;
 let nodes;
@@ -84,9 +97,11 @@ async function once(i, method, p, body) {
 
 /* Like a load balancer with a retrying client: a random node first, the
  * other one next; socket failures and 503s are retried (a 503 must be the
- * Cloudflare envelope). Returns the first other answer; null when the
- * request may or may not have happened and must not be retried as is
- * (retry: false). */
+ * Cloudflare envelope). Pulls and acks are safe to retry as they are (an
+ * ack of a lease whose message is already acked is answered 200 again).
+ * A send is not (retry: false): a 503 or no answer means "may have been
+ * stored" (jetstream.h), so the 503 or null is returned and the producer
+ * sends new bodies instead. */
 async function call(method, p, body, { retry = true } = {}) {
   for (let i = Math.floor(Math.random() * 2); ; i ^= 1) {
     const res = await once(i, method, p, body);
@@ -95,7 +110,7 @@ async function call(method, p, body, { retry = true } = {}) {
       return res;
     }
     if (res) assertEnvelope(assert, res, { success: false, status: 503 });
-    if (!retry && !res) return null;
+    if (!retry) return res;
     await sleep(100);
   }
 }
@@ -104,6 +119,8 @@ const sent = new Set();      /* bodies whose send was answered 200 */
 const acked = new Map();     /* body -> time its ack was answered 200 */
 const delivered = new Set();
 let resurrected = 0;
+const resurrections = [];  /* how: the same message again, or a second copy */
+const ids = new Map();     /* body -> the message id it was last delivered with */
 let failures = [];
 
 async function produce(k, stop) {
@@ -113,7 +130,7 @@ async function produce(k, stop) {
     /* a send without an answer may have been stored: new bodies next time */
     const res = await call('POST', `/queues/${queueId}/messages/batch`, { messages: batch }, { retry: false });
     if (res?.status === 200) for (const m of batch) sent.add(m.body);
-    else if (res) failures.push(`send ${res.status} ${res.text.slice(0, 200)}`);
+    else if (res && res.status !== 503) failures.push(`send ${res.status} ${res.text.slice(0, 200)}`);
   }
 }
 
@@ -129,13 +146,19 @@ async function consumeOnce() {
   const messages = res.json.result.messages;
   for (const m of messages) {
     delivered.add(m.body);
-    if (acked.has(m.body) && acked.get(m.body) < issued) resurrected++;
+    if (acked.has(m.body) && acked.get(m.body) < issued) {
+      resurrected++;
+      resurrections.push(`${m.body} ${ids.get(m.body) === m.id ? 'again' : 'a second copy'} ` +
+                         `(attempts ${m.attempts}, ${Date.now() - acked.get(m.body)} ms after its ack)`);
+    }
+    ids.set(m.body, m.id);
   }
   if (messages.length === 0) return true;
   const ack = await call('POST', `/queues/${queueId}/messages/ack`,
-                         { acks: messages.map((m) => ({ lease_id: m.lease_id })), retries: [] },
-                         { retry: false });
-  if (ack?.status === 200 && ack.json.result.ackCount === messages.length) {
+                         { acks: messages.map((m) => ({ lease_id: m.lease_id })), retries: [] });
+  if (ack.status !== 200 || ack.json.result.ackCount !== messages.length)
+    failures.push(`ack ${ack.status} ${ack.text.slice(0, 200)}`);
+  else {
     const now = Date.now();
     for (const m of messages) if (!acked.has(m.body)) acked.set(m.body, now);
   }
@@ -158,7 +181,8 @@ test(`${ROUNDS} rounds of kill -9 of a nats node and of a Wharf node under load:
   const q = await call('POST', '/queues', { queue_name: 'faults' });
   assert.equal(q.status, 200, q.text);
   queueId = q.json.result.queue_id;
-  const c = await call('POST', `/queues/${queueId}/consumers`, { type: 'http_pull' });
+  const c = await call('POST', `/queues/${queueId}/consumers`,
+                       { type: 'http_pull', settings: { max_retries: 100, visibility_timeout_ms: ACK_WAIT_MS } });
   assert.equal(c.status, 200, c.text);
   for (const n of nodes) {  /* both nodes see the consumer before the load starts */
     for (let t = 0; ; t++) {
@@ -196,7 +220,7 @@ test(`${ROUNDS} rounds of kill -9 of a nats node and of a Wharf node under load:
   assertAlive();
 
   /* Drain with every part up: unacked leases expire and come back. */
-  const deadline = Date.now() + 30_000 + VISIBILITY_MS;
+  const deadline = Date.now() + 40_000;
   let lost = [...sent].filter((b) => !acked.has(b));
   while (lost.length && Date.now() < deadline) {
     if (await consumeOnce()) await sleep(200);
@@ -208,13 +232,13 @@ test(`${ROUNDS} rounds of kill -9 of a nats node and of a Wharf node under load:
               `longest gap without a success ${clock.gap} ms (bound ${GAP_BOUND_MS} ms), ${secs} s`);
   assert.deepEqual(failures.slice(0, 5), [], 'only 200 and 503 answers');
   assert.equal(lost.length, 0, `lost, e.g. ${lost.slice(0, 5)}`);
-  assert.equal(resurrected, 0, 'resurrected');
+  assert.equal(resurrected, 0, `resurrected, e.g. ${resurrections.slice(0, 5).join('; ')}`);
   assert.ok(sent.size > 0 && acked.size >= sent.size, 'the load ran');
   assert.ok(clock.gap < GAP_BOUND_MS, `longest gap ${clock.gap} ms`);
 });
 
 test('with every nats node killed both nodes answer 503 in the envelope, then recover', { timeout: 90_000 }, async () => {
-  const s = await call('POST', `/queues/${queueId}/messages`, { body: 'lease-me' });
+  const s = await call('POST', `/queues/${queueId}/messages`, { body: 'lease-me', content_type: 'text' });
   assert.equal(s.status, 200, s.text);
   let lease;
   for (let t = 0; !lease; t++) {
@@ -223,20 +247,29 @@ test('with every nats node killed both nodes answer 503 in the envelope, then re
     assert.ok(t < 100, 'the message comes back');
     if (!lease) await sleep(100);
   }
-  for (let i = 0; i < 3; i++) await nats.kill(i);
   const requests = [
     ['POST', `/queues/${queueId}/messages`, { body: 'x' }],
     ['POST', `/queues/${queueId}/messages/pull`, { batch_size: 1 }],
     ['POST', `/queues/${queueId}/messages/ack`, { acks: [{ lease_id: lease }], retries: [] }],
     ['GET', '/queues', undefined],
   ];
-  for (const n of nodes) {
-    for (const [method, p, body] of requests) {
-      const res = await n.api(method, n.acct(p), body, { timeoutMs: 15_000 });
+  for (let i = 0; i < 3; i++) await nats.kill(i);
+  try {
+    /* all at once: each waits for the backend's request timeout (5 s) */
+    const down = nodes.flatMap((n) => requests.map(async ([method, p, body]) => {
+      try {
+        return [method, p, await n.api(method, n.acct(p), body, { timeoutMs: 30_000 })];
+      } catch (e) {
+        return [method, p, { status: `no answer (${e.name})`, text: '' }];
+      }
+    }));
+    for (const [method, p, res] of await Promise.all(down)) {
+      assert.equal(res.status, 503, `${method} ${p} with every nats node down: ${res.status} ${res.text}`);
       assertEnvelope(assert, res, { success: false, status: 503 });
     }
+  } finally {
+    for (let i = 0; i < 3; i++) await nats.restart(i);
   }
-  for (let i = 0; i < 3; i++) await nats.restart(i);
   await nats.waitReady({ timeoutMs: 30_000 });
   for (const n of nodes) {
     for (const [method, p, body] of requests) {

@@ -1,7 +1,8 @@
 /*
  * test_jetstream.c — the JetStream message backend against a real
  * three-node nats-server cluster (helpers/nats_cluster.h), started once for
- * the file: send, pull, ack (confirmed, from another connection too),
+ * the file: send, pull, ack (confirmed, from another connection too, and
+ * not when nobody received it),
  * retries with delay and attempts, delay on send, per-pull visibility,
  * max_retries into the dead-letter queue or deletion, purge, peek without
  * side effects, counts, batches all-or-nothing, and kill -9 of one
@@ -406,6 +407,16 @@ static void test_lease_acked_through_another_node(void **state) {
   jetstream_queue_delete(q);
 }
 
+/* While a consumer has no leader (an election after a nats node died)
+ * nobody listens on its ack subjects, and the server answers an ack
+ * request itself: a 503 status, no responders. That ack was applied by no
+ * one, so it is no confirmation (replies.c). */
+static void test_ack_nobody_received_is_unconfirmed(void **state) {
+  (void)state;
+  const char *subject = "$JS.ACK.WHARF_NO_SUCH_STREAM.wharf.1.1.1.0.0", *body = "+ACK";
+  assert_int_equal(jetstream__ack_send(fixture.js, &subject, &body, 1), JETSTREAM_ERR_UNAVAILABLE);
+}
+
 static void send_batch(jetstream_queue_t *q, size_t count, int expect) {
   engine_message_t m[8];
   char bodies[8][8];
@@ -664,6 +675,7 @@ int main(void) {
       cmocka_unit_test(test_counts_and_purge),
       cmocka_unit_test(test_peek_has_no_side_effects),
       cmocka_unit_test(test_lease_acked_through_another_node),
+      cmocka_unit_test(test_ack_nobody_received_is_unconfirmed),
       cmocka_unit_test(test_batch_stored_whole),
       cmocka_unit_test(test_staged_batch_recovered_once),
       cmocka_unit_test(test_batch_without_quorum_refused_and_never_partial),

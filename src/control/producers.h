@@ -11,7 +11,9 @@
  * queues info` and the dashboard show.
  *
  * The table lives in wharf.db, goes with its queue (ON DELETE CASCADE) and
- * is created by control_producers_init from control_open. Loop thread.
+ * is created by control_producers_init from control_open. Loop thread. In
+ * clustered mode they are the cluster's (jetstream/control_kv.h: the bucket
+ * wharf_producers), so every node lists what any node declared.
  */
 #ifndef WHARF_CONTROL_PRODUCERS_H
 #define WHARF_CONTROL_PRODUCERS_H

@@ -4,7 +4,10 @@
 // body.plan, a list of steps run in order on first delivery (attempts 1);
 // redeliveries are acked, unless the plan starts with 'always':
 //   'ackAll' | 'retryAll' | {retryAll: delaySeconds} | 'throw'
-//   {ack: i} | {retry: i} | {retry: i, delaySeconds} | {waitUntilRetry: i}
+//   {ack: tag} | {retry: tag} | {retry: tag, delaySeconds} | {waitUntilRetry: tag}
+// where tag names the message whose body.tag it is; a step on a message
+// that is not in this batch is skipped (messages sent together may come in
+// several batches: clustered Wharf forms them on each node).
 // GET /send?type=json|text|bytes|v8[&delay=N] sends one message of that type
 // to `types` (a Worker producer, for the content-type round trip).
 const BODIES = {
@@ -15,16 +18,16 @@ const BODIES = {
 };
 
 function run(step, batch, ctx) {
-  const m = batch.messages;
+  const m = (tag) => batch.messages.find((x) => x.body?.tag === tag);
   if (step === 'ackAll') batch.ackAll();
   else if (step === 'retryAll') batch.retryAll();
   else if (step === 'throw') throw new Error('the plan says throw');
   else if (step.retryAll !== undefined) batch.retryAll({ delaySeconds: step.retryAll });
-  else if (step.ack !== undefined) m[step.ack].ack();
+  else if (step.ack !== undefined) m(step.ack)?.ack();
   else if (step.retry !== undefined)
-    m[step.retry].retry(step.delaySeconds === undefined ? undefined : { delaySeconds: step.delaySeconds });
+    m(step.retry)?.retry(step.delaySeconds === undefined ? undefined : { delaySeconds: step.delaySeconds });
   else if (step.waitUntilRetry !== undefined)
-    ctx.waitUntil(new Promise((r) => setTimeout(r, 300)).then(() => m[step.waitUntilRetry].retry()));
+    ctx.waitUntil(new Promise((r) => setTimeout(r, 300)).then(() => m(step.waitUntilRetry)?.retry()));
 }
 
 export default {

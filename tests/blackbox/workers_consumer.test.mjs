@@ -46,7 +46,7 @@ const take = async (name) => (await drainQueue(server, name)).map((m) => m.body)
 async function until(done, what, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    for (const r of await take('seen')) reports.push({ ...r, at: Date.now() });
+    reports.push(...(await take('seen'))); /* each with at: when the Worker got the batch */
     if (done(reports)) return reports;
     if (Date.now() > deadline) {
       throw new Error(`timed out waiting for ${what}; reports: ${JSON.stringify(reports.slice(-10))}\n${dev.output}`);

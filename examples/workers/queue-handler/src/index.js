@@ -1,4 +1,4 @@
-// A consumer that reports every batch it gets, as is, to the `seen` queue
+// A consumer that reports every batch it gets, as is and when, to the `seen` queue
 // (v8, so bodies keep their JavaScript types: Date, Map, ArrayBuffer), and
 // then does what the batch's plan says. The plan is the first message's
 // body.plan, a list of steps run in order on first delivery (attempts 1);
@@ -42,6 +42,7 @@ export default {
 
   async queue(batch, env, ctx) {
     const report = {
+      at: Date.now(), /* when the batch came: workerd's clock stands still until I/O */
       queue: batch.queue,
       metrics: { ...batch.metadata.metrics },
       messages: batch.messages.map((m) => ({ id: m.id, timestamp: m.timestamp, attempts: m.attempts, body: m.body })),

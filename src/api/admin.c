@@ -6,6 +6,8 @@
  *
  * A token's secret is returned once, by create; lists never show it.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -149,6 +151,47 @@ invalid:
   return false;
 }
 
+/* A token create: the account's check and the write run on the control
+ * writer (catalog_control_write). */
+typedef struct {
+  api_call_t *call;
+  char account_id[CONTROL_ID_LEN + 1]; /* "": a token of every account */
+  bool account_missing;
+  unsigned permissions;
+  char name[101];
+  control_token_window_t window;
+  char secret[65];
+  control_token_t token;
+} token_create_t;
+
+static int token_create_work(control_t *control, void *args) {
+  token_create_t *create = args;
+  control_account_t account;
+  if (create->account_id[0] && control_account_get(control, create->account_id, &account) != CONTROL_OK) {
+    create->account_missing = true;
+    return CONTROL_ERR_NOT_FOUND;
+  }
+  return control_token_create(control, create->account_id, create->permissions, create->name, NULL,
+                              create->secret, &create->token, &create->window);
+}
+
+static void token_create_done(void *args, int status) {
+  token_create_t *create = args;
+  api_call_t *call = create->call;
+  const control_token_t *token = &create->token;
+  if (create->account_missing) {
+    api_reply_error(call, 404, API_ERR_NOT_FOUND, "Account %.40s not found", create->account_id);
+  } else if (status != CONTROL_OK) {
+    api_reply_control_error(call, status, "token");
+  } else {
+    api_audit_record(call, token->account_id, "CreateToken", "token", token->id, NULL, token_json(token));
+    json_t *result = token_json(token);
+    json_object_set_new(result, "value", json_string(create->secret));
+    api_reply_ok(call, result, NULL);
+  }
+  free(create);
+}
+
 void api_admin_tokens_create(api_call_t *call) {
   const char *name = NULL, *account_id = NULL;
   unsigned permissions;
@@ -161,24 +204,16 @@ void api_admin_tokens_create(api_call_t *call) {
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "name must be at most 100 characters");
     return;
   }
-  control_account_t account;
-  if (account_id && *account_id &&
-      control_account_get(call->api->control, account_id, &account) != CONTROL_OK) {
-    api_reply_error(call, 404, API_ERR_NOT_FOUND, "Account %.40s not found", account_id);
-    return;
-  }
-  char secret[65];
-  control_token_t token;
-  int rc = control_token_create(call->api->control, account_id ? account_id : "", permissions,
-                                name ? name : "", NULL, secret, &token, &window);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "token");
-    return;
-  }
-  api_audit_record(call, token.account_id, "CreateToken", "token", token.id, NULL, token_json(&token));
-  json_t *result = token_json(&token);
-  json_object_set_new(result, "value", json_string(secret));
-  api_reply_ok(call, result, NULL);
+  token_create_t *create = xcalloc(1, sizeof *create);
+  create->call = call;
+  create->permissions = permissions;
+  create->window = window;
+  snprintf(create->name, sizeof create->name, "%s", name ? name : "");
+  /* Longer than any account id: no such account (and never cut to one). */
+  create->account_missing = account_id && strlen(account_id) >= sizeof create->account_id;
+  snprintf(create->account_id, sizeof create->account_id, "%s", account_id ? account_id : "");
+  if (create->account_missing) token_create_done(create, CONTROL_ERR_NOT_FOUND);
+  else catalog_control_write(call->api->catalog, token_create_work, token_create_done, create);
 }
 
 static void token_append(void *arg, const control_token_t *token) {
@@ -191,27 +226,49 @@ void api_admin_tokens_list(api_call_t *call) {
   api_reply_ok(call, list, NULL);
 }
 
+/* A revoke, on the control writer: the token is read first for the audit
+ * log's "before". */
 typedef struct {
-  const char *id;
+  api_call_t *call;
+  char id[CONTROL_ID_LEN + 1];
   control_token_t token;
   bool found;
-} token_find_t;
+} token_revoke_t;
 
 static void token_find(void *arg, const control_token_t *token) {
-  token_find_t *find = arg;
-  if (strcmp(token->id, find->id) == 0) find->token = *token, find->found = true;
+  token_revoke_t *revoke = arg;
+  if (strcmp(token->id, revoke->id) == 0) revoke->token = *token, revoke->found = true;
+}
+
+static int token_revoke_work(control_t *control, void *args) {
+  token_revoke_t *revoke = args;
+  control_token_list(control, token_find, revoke);
+  return control_token_revoke(control, revoke->id);
+}
+
+static void token_revoke_done(void *args, int status) {
+  token_revoke_t *revoke = args;
+  api_call_t *call = revoke->call;
+  if (status != CONTROL_OK) {
+    api_reply_control_error(call, status, "token");
+  } else {
+    control_token_cache_clear(call->api->control); /* the loop's connection authenticates */
+    if (revoke->found)
+      api_audit_record(call, revoke->token.account_id, "RevokeToken", "token", revoke->token.id,
+                       token_json(&revoke->token), NULL);
+    api_reply_ok(call, json_pack("{s:s}", "id", revoke->id), NULL);
+  }
+  free(revoke);
 }
 
 void api_admin_tokens_revoke(api_call_t *call) {
-  token_find_t find = {.id = call->param};
-  control_token_list(call->api->control, token_find, &find);
-  int rc = control_token_revoke(call->api->control, call->param);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "token");
+  size_t len = strlen(call->param);
+  if (len >= sizeof ((token_revoke_t *)0)->id) { /* longer than any token id */
+    api_reply_control_error(call, CONTROL_ERR_NOT_FOUND, "token");
     return;
   }
-  if (find.found)
-    api_audit_record(call, find.token.account_id, "RevokeToken", "token", find.token.id, token_json(&find.token),
-                     NULL);
-  api_reply_ok(call, json_pack("{s:s}", "id", call->param), NULL);
+  token_revoke_t *revoke = xcalloc(1, sizeof *revoke);
+  revoke->call = call;
+  memcpy(revoke->id, call->param, len + 1);
+  catalog_control_write(call->api->catalog, token_revoke_work, token_revoke_done, revoke);
 }

@@ -291,17 +291,35 @@ void api_messages_pull(api_call_t *call) {
   pull_finish(pull, status, count);
 }
 
-/* peek and preview: the same look, handles named as each API names them. */
+/* peek and preview: the same look, handles named as each API names them;
+ * the deliveries wait here while their bodies are read off the loop. */
+typedef struct {
+  api_call_t *call;
+  const char *handle_key;
+  engine_delivery_t deliveries[];
+} look_t;
+
+static void messages_look_done(void *data, int status, uint32_t count) {
+  look_t *look = data;
+  if (status != ENGINE_OK) {
+    api_reply_failure(look->call, status, "cannot list the queue's messages");
+  } else {
+    buf_t result = BUF_INIT;
+    buf_append_str(&result, "{\"messages\":");
+    deliveries_write(&result, look->deliveries, count, look->handle_key);
+    buf_append(&result, "}", 1);
+    reply_ok_text(look->call, &result);
+  }
+  free(look);
+}
+
 static void messages_look(api_call_t *call, const char *handle_key) {
   uint32_t batch_size = PULL_DEFAULT_BATCH;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size)) return;
-  engine_delivery_t deliveries[PULL_MAX_BATCH];
-  uint32_t count = engine_peek(call->catalog_queue->engine_queue, batch_size, deliveries);
-  buf_t result = BUF_INIT;
-  buf_append_str(&result, "{\"messages\":");
-  deliveries_write(&result, deliveries, count, handle_key);
-  buf_append(&result, "}", 1);
-  reply_ok_text(call, &result);
+  look_t *look = xcalloc(1, sizeof *look + batch_size * sizeof look->deliveries[0]);
+  look->call = call;
+  look->handle_key = handle_key;
+  engine_peek(call->catalog_queue->engine_queue, batch_size, look->deliveries, messages_look_done, look);
 }
 
 void api_messages_peek(api_call_t *call) { messages_look(call, "ref"); }

@@ -7,6 +7,7 @@
  * are declared rather than observed.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -63,24 +64,51 @@ static bool producer_from_body(api_call_t *call, control_producer_t *out) {
   return true;
 }
 
+/* A declaration or removal, written on the control writer
+ * (catalog_control_write). */
+typedef struct {
+  api_call_t *call;
+  char queue_id[CONTROL_ID_LEN + 1];
+  bool remove;
+  control_producer_t producer; /* remove: by name, of either type */
+} producer_write_t;
+
+static int producer_write_work(control_t *control, void *args) {
+  producer_write_t *write = args;
+  if (!write->remove) return control_producer_add(control, write->queue_id, &write->producer);
+  int rc = control_producer_remove(control, write->queue_id, PRODUCER_WORKER, write->producer.name);
+  if (rc == CONTROL_ERR_NOT_FOUND)
+    rc = control_producer_remove(control, write->queue_id, PRODUCER_R2_BUCKET, write->producer.name);
+  return rc;
+}
+
+static void producer_write_done(void *args, int status) {
+  producer_write_t *write = args;
+  if (status != CONTROL_OK) api_reply_control_error(write->call, status, "producer");
+  else api_reply_ok(write->call, write->remove ? NULL : producer_to_json(&write->producer), NULL);
+  free(write);
+}
+
+static void producer_write(api_call_t *call, bool remove, const control_producer_t *producer) {
+  producer_write_t *write = xcalloc(1, sizeof *write);
+  write->call = call;
+  write->remove = remove;
+  write->producer = *producer;
+  snprintf(write->queue_id, sizeof write->queue_id, "%s", call->queue.id);
+  catalog_control_write(call->api->catalog, producer_write_work, producer_write_done, write);
+}
+
 void api_producers_add(api_call_t *call) {
   control_producer_t producer = {0};
-  if (!producer_from_body(call, &producer)) return;
-  int rc = control_producer_add(call->api->control, call->queue.id, &producer);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "producer");
-    return;
-  }
-  api_reply_ok(call, producer_to_json(&producer), NULL);
+  if (producer_from_body(call, &producer)) producer_write(call, false, &producer);
 }
 
 void api_producers_remove(api_call_t *call) {
-  int rc = control_producer_remove(call->api->control, call->queue.id, PRODUCER_WORKER, call->param);
-  if (rc == CONTROL_ERR_NOT_FOUND)
-    rc = control_producer_remove(call->api->control, call->queue.id, PRODUCER_R2_BUCKET, call->param);
-  if (rc != CONTROL_OK) {
-    api_reply_control_error(call, rc, "producer");
+  control_producer_t producer = {0};
+  if (strlen(call->param) >= sizeof producer.name) { /* longer than any name: never cut to one */
+    api_reply_control_error(call, CONTROL_ERR_NOT_FOUND, "producer");
     return;
   }
-  api_reply_ok(call, NULL, NULL);
+  snprintf(producer.name, sizeof producer.name, "%s", call->param);
+  producer_write(call, true, &producer);
 }

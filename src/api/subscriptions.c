@@ -10,12 +10,13 @@
  * typo is never a subscription that silently receives nothing. Deleting the
  * destination queue deletes its subscriptions (control/subscriptions.h).
  * Reads are the loop connection's (in clustered mode the cluster's bucket);
- * writes run on the control writer (catalog_subscription_write), and the
+ * writes run on the control writer (catalog_control_write), and the
  * reply waits for them.
  */
 #include "api/subscriptions.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/params.h"
@@ -138,6 +139,49 @@ static bool read_name(api_call_t *call, control_subscription_t *out) {
   return true;
 }
 
+/* A write on the control writer; its result goes to the loop's connection
+ * at once (control_subscription_written: clustered mode's in-memory set
+ * takes it before the watcher, so a node reads its own writes), then to
+ * reply(call, status, the stored subscription). */
+typedef enum { WRITE_CREATE, WRITE_UPDATE, WRITE_DELETE } write_op_t;
+typedef void (*subscription_reply_fn)(void *call, int status, const control_subscription_t *stored);
+
+typedef struct {
+  api_call_t *call;
+  write_op_t op;
+  control_subscription_t subscription;
+  subscription_reply_fn reply;
+} subscription_write_t;
+
+static int subscription_write_work(control_t *control, void *args) {
+  subscription_write_t *write = args;
+  control_subscription_t *s = &write->subscription;
+  switch (write->op) {
+  case WRITE_CREATE: {
+    control_subscription_t wanted = *s;
+    return control_subscription_create(control, &wanted, s);
+  }
+  case WRITE_UPDATE: return control_subscription_update(control, s);
+  case WRITE_DELETE: return control_subscription_delete(control, s->account_id, s->id);
+  }
+  return CONTROL_ERR_INVALID;
+}
+
+static void subscription_write_done(void *args, int status) {
+  subscription_write_t *write = args;
+  if (status == CONTROL_OK)
+    control_subscription_written(write->call->api->control, &write->subscription, write->op == WRITE_DELETE);
+  write->reply(write->call, status, &write->subscription);
+  free(write);
+}
+
+static void subscription_write(api_call_t *call, write_op_t op, const control_subscription_t *subscription,
+                               subscription_reply_fn reply) {
+  subscription_write_t *write = xcalloc(1, sizeof *write);
+  *write = (subscription_write_t){call, op, *subscription, reply};
+  catalog_control_write(call->api->catalog, subscription_write_work, subscription_write_done, write);
+}
+
 static void subscription_created(void *data, int status, const control_subscription_t *created) {
   api_call_t *call = data;
   if (status != CONTROL_OK) {
@@ -160,8 +204,7 @@ void api_subscriptions_create(api_call_t *call) {
     api_reply_error(call, 400, API_ERR_INVALID_REQUEST, "Missing name");
     return;
   }
-  catalog_subscription_write(call->api->catalog, CATALOG_SUBSCRIPTION_CREATE, &subscription,
-                             subscription_created, call);
+  subscription_write(call, WRITE_CREATE, &subscription, subscription_created);
 }
 
 static bool read_order(api_call_t *call, control_subscription_order_t *order, bool *descending) {
@@ -251,8 +294,7 @@ void api_subscriptions_patch(api_call_t *call) {
     return;
   if (json_object_get(call->body, "destination") && !read_destination(call, &subscription))
     return;
-  catalog_subscription_write(call->api->catalog, CATALOG_SUBSCRIPTION_UPDATE, &subscription,
-                             subscription_updated, call);
+  subscription_write(call, WRITE_UPDATE, &subscription, subscription_updated);
 }
 
 static void subscription_deleted(void *data, int status, const control_subscription_t *subscription) {
@@ -270,6 +312,5 @@ static void subscription_deleted(void *data, int status, const control_subscript
 void api_subscriptions_delete(api_call_t *call) {
   control_subscription_t subscription;
   if (load_subscription(call, &subscription))
-    catalog_subscription_write(call->api->catalog, CATALOG_SUBSCRIPTION_DELETE, &subscription,
-                               subscription_deleted, call);
+    subscription_write(call, WRITE_DELETE, &subscription, subscription_deleted);
 }

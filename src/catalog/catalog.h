@@ -10,9 +10,9 @@
  *   catalog at start-up, and by what pages or joins through SQLite without
  *   keeping a copy (queue lists, memberships, the metrics history's queue
  *   names). Tokens, subscriptions and producers are the control plane's
- *   alone, written by their handlers on the loop (rare admin changes;
- *   subscriptions through the control writer, catalog_subscription_write); the
- *   audit log has its own writer thread (control/audit_log.h).
+ *   alone; their writes run on the control writer too (catalog_control_write).
+ *   The audit log has its own writer thread
+ *   (control/audit_log.h).
  * - The catalog owns the in-memory view of those rows: the one copy of a
  *   queue's name, settings and consumer that the rest of the server reads.
  *   It loads the view from the control plane at start, applies every change
@@ -187,19 +187,17 @@ void catalog_worker_register(catalog_t *catalog, const control_worker_t *wanted,
 void catalog_worker_remove(catalog_t *catalog, const char *account_id, const char *script_name,
                            catalog_worker_done_fn done, void *data);
 
-typedef enum {
-  CATALOG_SUBSCRIPTION_CREATE, /* as control_subscription_create: id and times filled in */
-  CATALOG_SUBSCRIPTION_UPDATE, /* as control_subscription_update */
-  CATALOG_SUBSCRIPTION_DELETE  /* account_id and id */
-} catalog_subscription_op_t;
-/* subscription is the stored one (for a delete, the one given). */
-typedef void (*catalog_subscription_done_fn)(void *data, int status,
-                                             const control_subscription_t *subscription);
-/* An event subscription's write, on the control writer
- * (catalog_subscriptions.c); the catalog keeps no view of them. */
-void catalog_subscription_write(catalog_t *catalog, catalog_subscription_op_t op,
-                                const control_subscription_t *subscription,
-                                catalog_subscription_done_fn done, void *data);
+
+/* A write of what the catalog keeps no view of (tokens, producers, event
+ * subscriptions): work
+ * runs on the control writer with the writer's connection, in order with
+ * the catalog's own jobs (so the loop never waits for SQLite's fsync or the
+ * cluster's round trips), touching only args and that connection; then
+ * done(args, status) on the loop, status being what work returned. */
+typedef int (*catalog_write_fn)(control_t *control, void *args);
+typedef void (*catalog_write_done_fn)(void *args, int status);
+void catalog_control_write(catalog_t *catalog, catalog_write_fn work, catalog_write_done_fn done,
+                           void *args);
 
 /* Clustered mode: a change seen through the cluster's watchers (made by
  * any node, this one included): reads the queue's row and consumer again

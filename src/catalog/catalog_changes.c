@@ -2,7 +2,8 @@
  * catalog_changes.c — every change to accounts, queues, consumers and
  * workers (catalog.h, "Writes"): one job per kind, whose work writes the
  * control plane on the writer and whose apply updates the view, the engine
- * and the listeners on the loop thread, then answers the caller.
+ * and the listeners on the loop thread, then answers the caller; and the
+ * plain writes of what the view does not hold (catalog_control_write).
  *
  * Works see only their job and the connection they are given (they may run
  * on another thread); applies see the committed result, so a refused change
@@ -296,4 +297,31 @@ void catalog_worker_remove(catalog_t *catalog, const char *account_id, const cha
   snprintf(change->worker.account_id, sizeof change->worker.account_id, "%s", account_id);
   snprintf(change->worker.script_name, sizeof change->worker.script_name, "%s", script_name);
   change_submit(change);
+}
+
+/* ---- writes the view does not hold (tokens, producers, subscriptions) ---- */
+
+typedef struct {
+  catalog_job_t job; /* first: freed through it */
+  catalog_write_fn work;
+  catalog_write_done_fn done;
+  void *args;
+} plain_write_t;
+
+static int plain_write_work(catalog_job_t *job, control_t *control) {
+  plain_write_t *write = (plain_write_t *)job;
+  return write->work(control, write->args);
+}
+
+static void plain_write_apply(catalog_job_t *job, int status) {
+  plain_write_t *write = (plain_write_t *)job;
+  write->done(write->args, status);
+  free(write);
+}
+
+void catalog_control_write(catalog_t *catalog, catalog_write_fn work, catalog_write_done_fn done,
+                           void *args) {
+  plain_write_t *write = xcalloc(1, sizeof *write);
+  *write = (plain_write_t){{.work = plain_write_work, .apply = plain_write_apply}, work, done, args};
+  catalog_writer_submit(catalog->writer, &write->job);
 }

@@ -10,7 +10,7 @@
  * loop (server/server_cluster.c) and control_subscription_refresh reads
  * that one record again, so the set follows every node's writes within
  * milliseconds. Writes run on the control writer's connection
- * (catalog/catalog_subscriptions.c), whose apply hands the result to this
+ * (api/subscriptions.c, catalog_control_write), whose done hands the result to this
  * set at once (control_subscription_written): a node reads its own writes.
  * Another node's writes match once the watcher has delivered them
  * (milliseconds; an event in between misses a subscription just made

@@ -55,9 +55,12 @@ static natsStatus watch_create(watch_t *w) {
 static uint64_t watch_last_sequence(watch_t *w) {
   char stream[96];
   snprintf(stream, sizeof stream, "KV_%s", control_kv__bucket_name(w->bucket));
+  jsOptions options; /* short: while a server dies the check must not stall the watcher */
+  jsOptions_Init(&options);
+  options.Wait = WATCH_CHECK_MS;
   jsStreamInfo *info = NULL;
   uint64_t last = 0;
-  if (js_GetStreamInfo(&info, w->control->js->js, stream, NULL, NULL) == NATS_OK)
+  if (js_GetStreamInfo(&info, w->control->js->js, stream, &options, NULL) == NATS_OK)
     last = info->State.LastSeq;
   jsStreamInfo_Destroy(info);
   return last;

@@ -197,7 +197,8 @@ int jetstream_lease_return(jetstream_queue_t *queue, const char *lease_id);
 uint32_t jetstream_live_nodes(jetstream_t *js);
 
 /* Up to batch_size stored messages, oldest first, changing nothing. */
-int jetstream_peek(jetstream_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
+int jetstream_peek(jetstream_queue_t *queue, uint32_t batch_size, engine_delivery_t *out,
+                   uint32_t *count_out);
 /* Deletes peeked messages by ref (result->ack_count). */
 int jetstream_purge_refs(jetstream_queue_t *queue, const char *const *refs, size_t count,
                          engine_ack_result_t *result);

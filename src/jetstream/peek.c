@@ -28,25 +28,27 @@ static void peek_fill(jetstream_queue_t *q, natsMsg *msg, uint64_t seq, engine_d
   d->seq = seq;
 }
 
-int jetstream_peek(jetstream_queue_t *q, uint32_t batch_size, engine_delivery_t *out) {
+int jetstream_peek(jetstream_queue_t *q, uint32_t batch_size, engine_delivery_t *out, uint32_t *count_out) {
+  *count_out = 0;
   jsStreamInfo *info = NULL;
   natsStatus s = js_GetStreamInfo(&info, q->js->js, q->stream, NULL, NULL);
   if (s != NATS_OK) return jetstream__status(s);
   uint64_t seq = info->State.FirstSeq, last = info->State.LastSeq;
   bool empty = info->State.Msgs == 0;
   jsStreamInfo_Destroy(info);
-  int count = 0;
-  for (; !empty && seq <= last && (uint32_t)count < batch_size; seq++) {
+  uint32_t count = 0;
+  for (; !empty && seq <= last && count < batch_size; seq++) {
     natsMsg *msg = NULL;
     jsErrCode code = 0;
     s = js_GetMsg(&msg, q->js->js, q->stream, seq, NULL, &code);
     if (s != NATS_OK) {
       if (code == JSNoMessageFoundErr) continue; /* acked or deleted */
-      engine_deliveries_free(out, (size_t)count);
+      engine_deliveries_free(out, count);
       return jetstream__status(s);
     }
     peek_fill(q, msg, seq, &out[count++]);
     natsMsg_Destroy(msg);
   }
-  return count;
+  *count_out = count;
+  return ENGINE_OK;
 }

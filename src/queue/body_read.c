@@ -1,7 +1,7 @@
 /*
- * body_read.c — reading pulled messages' records off the loop thread
- * (engine_deliveries_read, engine.h; DESIGN.md §3: slow work leaves the
- * loop).
+ * body_read.c — reading pulled and peeked messages' records off the loop
+ * thread (engine_deliveries_read and engine_peek, engine.h; DESIGN.md §3:
+ * slow work leaves the loop).
  *
  * On the loop: each delivery's record is located in its segment and each
  * segment the batch touches is dup()ed once, so that compaction or
@@ -9,7 +9,8 @@
  * never change once written, and the dup keeps the file). On a thread-pool
  * thread: the preads and record decoding, into the deliveries and buffers
  * of this job only. Back on the loop: the dups are closed, the read
- * deliveries counted (a read operation each), the queue's metrics taken and
+ * deliveries of a pull counted (a read operation each; a peek counts
+ * nothing), the queue's metrics taken and
  * the caller answered. The job holds a reference to the queue throughout.
  */
 #include <errno.h>
@@ -25,6 +26,7 @@ typedef struct {
   engine_queue_t *queue;
   engine_delivery_t *deliveries;
   uint32_t count;
+  bool count_reads; /* a pull's: each read delivery is a read operation */
   engine_read_fn done;
   void *data;
   int *fds;               /* one dup per segment touched */
@@ -76,7 +78,8 @@ static void body_read_after(uv_work_t *work, int status) {
       continue;
     }
     read->deliveries[count] = read->deliveries[i];
-    engine__delivery_count_read(read->queue, &read->deliveries[count++], now);
+    if (read->count_reads) engine__delivery_count_read(read->queue, &read->deliveries[count], now);
+    count++;
   }
   engine_metrics_t metrics;
   engine_queue_metrics(read->queue, &metrics);
@@ -88,16 +91,13 @@ static void body_read_after(uv_work_t *work, int status) {
   free(read);
 }
 
-void engine_deliveries_read(engine_queue_t *queue, engine_delivery_t *deliveries, uint32_t count,
-                            engine_read_fn done, void *data) {
-  if (queue->engine->backend) { /* the backend's pull brought the bodies */
-    done(data, count, &queue->remote_metrics);
-    return;
-  }
+void engine__bodies_read(engine_queue_t *queue, engine_delivery_t *deliveries, uint32_t count,
+                         bool count_reads, engine_read_fn done, void *data) {
   body_read_t *read = xcalloc(1, sizeof *read);
   read->queue = queue;
   read->deliveries = deliveries;
   read->count = count;
+  read->count_reads = count_reads;
   read->done = done;
   read->data = data;
   read->fds = xcalloc((size_t)count + 1, sizeof *read->fds);
@@ -107,4 +107,12 @@ void engine_deliveries_read(engine_queue_t *queue, engine_delivery_t *deliveries
   engine_queue_ref(queue);
   body_read_locate(read);
   uv_queue_work(queue->engine->loop, &read->work, body_read_work, body_read_after);
+}
+
+void engine_deliveries_read(engine_queue_t *queue, engine_delivery_t *deliveries, uint32_t count,
+                            engine_read_fn done, void *data) {
+  if (queue->engine->backend) /* the backend's pull brought the bodies */
+    done(data, count, &queue->remote_metrics);
+  else
+    engine__bodies_read(queue, deliveries, count, true, done, data);
 }

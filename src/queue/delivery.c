@@ -347,32 +347,41 @@ void engine_lease_return(engine_queue_t *queue, const engine_delivery_t *deliver
   else if (delivery_still_leased(queue, delivery)) queue_index_set_ready(&queue->index, delivery->seq);
 }
 
-uint32_t engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {
-  if (queue->engine->backend) return engine_backend_peek(queue, batch_size, out);
-  buf_t storage = BUF_INIT;
+typedef struct {
+  engine_pull_fn done;
+  void *data;
+} peek_t;
+
+static void peek_read_done(void *data, uint32_t count, const engine_metrics_t *metrics) {
+  (void)metrics;
+  peek_t *peek = data;
+  peek->done(peek->data, ENGINE_OK, count);
+  free(peek);
+}
+
+void engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out,
+                 engine_pull_fn done, void *data) {
+  if (queue->engine->backend) {
+    engine_backend_peek(queue, batch_size, out, done, data);
+    return;
+  }
   uint32_t count = 0;
   uint64_t seq = queue->index.base_seq;
   while (count < batch_size && queue_index_next_live(&queue->index, seq, &seq)) {
     index_entry_t entry;
     queue_index_get(&queue->index, seq, &entry);
-    /* Deliveries so far: the failed ones, plus the one in flight. */
-    uint32_t attempts = entry.attempts + (entry.state == INDEX_LEASED);
     lease_t ref = {LEASE_KIND_REF, {0}, seq, 0, entry.timestamp_ms, entry.body_len};
     memcpy(ref.queue, queue->id, 16);
-    store_record_t record;
-    int status = store_read(queue->engine->store, entry.position, &record, &storage);
-    if (status == 0) {
-      engine_delivery_t *delivery = &out[count++];
-      *delivery = (engine_delivery_t){.attempts = attempts, .body = BUF_INIT, .seq = seq};
-      lease_encode(queue->engine->lease_key, &ref, delivery->handle);
-      engine__delivery_fill(delivery, &record);
-    } else {
-      log_error("engine: cannot read a stored message (%d)", status);
-    }
+    engine_delivery_t *delivery = &out[count++];
+    /* Deliveries so far: the failed ones, plus the one in flight. */
+    *delivery = (engine_delivery_t){.attempts = entry.attempts + (entry.state == INDEX_LEASED),
+                                    .body = BUF_INIT, .seq = seq, .position = entry.position};
+    lease_encode(queue->engine->lease_key, &ref, delivery->handle);
     seq++;
   }
-  buf_free(&storage);
-  return count;
+  peek_t *peek = xmalloc(sizeof *peek);
+  *peek = (peek_t){done, data};
+  engine__bodies_read(queue, out, count, false, peek_read_done, peek);
 }
 
 void engine_deliveries_free(engine_delivery_t *deliveries, size_t count) {

@@ -239,10 +239,15 @@ bool engine_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery
  * consumer removed): ready again at once, not counted as a failed delivery.
  * Nothing happens if its lease is no longer the message's. */
 void engine_lease_return(engine_queue_t *queue, const engine_delivery_t *delivery);
-/* Lists up to batch_size stored messages without changing anything (a
- * message that cannot be read is left out, logged); returns how many.
- * handle is a ref. */
-uint32_t engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
+/* Lists up to batch_size stored messages, oldest first, without changing
+ * anything: nothing is leased, delivered or counted; handle is a ref. The
+ * bodies are read off the loop (as a pull's), then done(data, ENGINE_OK,
+ * count) on the loop, or done(data, error, 0) (a backend that cannot be
+ * reached); a message that cannot be read is left out, logged. out must
+ * hold batch_size deliveries until done; free them with
+ * engine_deliveries_free. */
+void engine_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out,
+                 engine_pull_fn done, void *data);
 void engine_deliveries_free(engine_delivery_t *deliveries, size_t count);
 
 typedef struct {
@@ -277,8 +282,8 @@ void engine_purge_refs(engine_queue_t *queue, const char *const *refs, size_t co
  * ENGINE_ERR_WAIT_NEEDED (pull through engine_pull_wait, which then also
  * serves wait_ms 0 with one short fetch); engine_deliveries_read has
  * nothing to read; engine_queue_metrics answers the figures the queue's
- * last operation on this node brought back; engine_queue_configure and
- * engine_peek make their call on the loop (admin and debugging paths);
+ * last operation on this node brought back; engine_queue_configure makes
+ * its call on the loop (an admin path; engine_peek is a job like the rest);
  * engine_lease_renew is the backend's lease_renew on the loop (it must not
  * block), engine_lease_return a job whose failure leaves the lease to run
  * out; push holds one engine_pull_wait per queue instead of the ready hook
@@ -296,7 +301,8 @@ typedef struct {
               engine_delivery_t *out, uint32_t *count_out);
   int (*ack)(void *queue, const char *const *acks, size_t ack_count, const engine_retry_t *retries,
              size_t retry_count, engine_ack_result_t *result);
-  int (*peek)(void *queue, uint32_t batch_size, engine_delivery_t *out);
+  /* ENGINE_OK with *count_out deliveries in out, or an error. */
+  int (*peek)(void *queue, uint32_t batch_size, engine_delivery_t *out, uint32_t *count_out);
   int (*purge_refs)(void *queue, const char *const *refs, size_t count,
                     engine_ack_result_t *result);
   /* Called on the loop: must not block (a local deadline, no network). */

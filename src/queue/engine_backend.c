@@ -21,7 +21,7 @@
 #include "util/log.h"
 
 typedef enum { JOB_REMOVE, JOB_PURGE, JOB_METRICS, JOB_SEND, JOB_PULL, JOB_ACK, JOB_PURGE_REFS,
-               JOB_RETURN } job_kind_t;
+               JOB_RETURN, JOB_PEEK } job_kind_t;
 
 typedef struct {
   engine_queue_t *queue; /* first, as in struct engine_wait: engine_wait_cancel tells them apart */
@@ -78,6 +78,7 @@ static int job_call(job_t *job) {
     return backend->purge_refs(job->remote, (const char *const *)job->acks, job->ack_count,
                                &job->result);
   case JOB_RETURN: return backend->lease_return(job->remote, job->acks[0]);
+  case JOB_PEEK: return backend->peek(job->remote, job->batch_size, job->deliveries, &job->pulled);
   }
   return backend->unavailable;
 }
@@ -92,7 +93,7 @@ static void job_work(uv_work_t *request) {
   }
   job->status = job_call(job);
   if (job->kind == JOB_METRICS) job->has_metrics = job->status == ENGINE_OK;
-  else if (job->kind != JOB_REMOVE && job->kind != JOB_RETURN && job->status >= 0)
+  else if (job->kind != JOB_REMOVE && job->kind != JOB_RETURN && job->kind != JOB_PEEK && job->status >= 0)
     job->has_metrics = backend->metrics(job->remote, &job->metrics) == ENGINE_OK;
 }
 
@@ -112,6 +113,10 @@ static void job_answer(job_t *job) {
       break;
     }
     queue->engine->wait_count--;
+    if (job->status == ENGINE_OK) memcpy(job->out, job->deliveries, job->pulled * sizeof *job->out);
+    job->done.pull(job->data, job->status, job->status == ENGINE_OK ? job->pulled : 0);
+    break;
+  case JOB_PEEK:
     if (job->status == ENGINE_OK) memcpy(job->out, job->deliveries, job->pulled * sizeof *job->out);
     job->done.pull(job->data, job->status, job->status == ENGINE_OK ? job->pulled : 0);
     break;
@@ -260,8 +265,12 @@ void engine_backend_lease_return(engine_queue_t *queue, const engine_delivery_t 
   job_submit(job);
 }
 
-uint32_t engine_backend_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out) {
-  if (!queue->remote) return 0;
-  int count = queue->engine->backend->peek(queue->remote, batch_size, out);
-  return count > 0 ? (uint32_t)count : 0;
+void engine_backend_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out,
+                         engine_pull_fn done, void *data) {
+  job_t *job = job_new(queue, JOB_PEEK, data);
+  job->done.pull = done;
+  job->batch_size = batch_size;
+  job->out = out;
+  job->deliveries = xcalloc(batch_size, sizeof *job->deliveries);
+  job_submit(job);
 }

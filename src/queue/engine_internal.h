@@ -76,11 +76,16 @@ void engine_backend_ack(engine_queue_t *queue, bool refs, const char *const *ack
 bool engine_backend_lease_renew(engine_queue_t *queue, const engine_delivery_t *delivery,
                                 uint32_t visibility_timeout_ms);
 void engine_backend_lease_return(engine_queue_t *queue, const engine_delivery_t *delivery);
-uint32_t engine_backend_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out);
+void engine_backend_peek(engine_queue_t *queue, uint32_t batch_size, engine_delivery_t *out,
+                         engine_pull_fn done, void *data);
 
 /* delivery.c: a leased delivery's id, timestamp, content type and body
  * from its record; and counting it as delivered (a read operation). */
 void engine__delivery_fill(engine_delivery_t *out, const store_record_t *record);
+/* Reads the deliveries' records on the thread pool (body_read.c); a pull's
+ * reads are counted, a peek's are not. */
+void engine__bodies_read(engine_queue_t *queue, engine_delivery_t *deliveries, uint32_t count,
+                         bool count_reads, engine_read_fn done, void *data);
 void engine__delivery_count_read(engine_queue_t *queue, const engine_delivery_t *delivery,
                                  uint64_t now);
 

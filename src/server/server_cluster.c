@@ -83,8 +83,8 @@ static int backend_ack(void *queue, const char *const *acks, size_t ack_count,
                        engine_ack_result_t *result) {
   return jetstream_ack(queue, acks, ack_count, retries, retry_count, result);
 }
-static int backend_peek(void *queue, uint32_t batch_size, engine_delivery_t *out) {
-  return jetstream_peek(queue, batch_size, out);
+static int backend_peek(void *queue, uint32_t batch_size, engine_delivery_t *out, uint32_t *count_out) {
+  return jetstream_peek(queue, batch_size, out, count_out);
 }
 static int backend_purge_refs(void *queue, const char *const *refs, size_t count,
                               engine_ack_result_t *result) {

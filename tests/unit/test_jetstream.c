@@ -362,8 +362,11 @@ static void test_peek_has_no_side_effects(void **state) {
   send_text(q, "a", -1);
   send_text(q, "b", -1);
   engine_delivery_t p[10], d[10];
-  assert_int_equal(jetstream_peek(q, 10, p), 2);
-  assert_int_equal(jetstream_peek(q, 10, p + 2), 2);
+  uint32_t count = 0;
+  assert_int_equal(jetstream_peek(q, 10, p, &count), ENGINE_OK);
+  assert_int_equal(count, 2);
+  assert_int_equal(jetstream_peek(q, 10, p + 2, &count), ENGINE_OK);
+  assert_int_equal(count, 2);
   engine_deliveries_free(p + 2, 2);
   assert_memory_equal(p[0].body.data, "a", 1);
   assert_memory_equal(p[1].body.data, "b", 1);
@@ -587,10 +590,11 @@ static void *publish_loop(void *arg) {
 static void assert_all_acked_present(jetstream_queue_t *q, publisher_t *p, uint32_t acknowledged) {
   size_t max = PUBLISHERS * PUBLISHES_EACH;
   engine_delivery_t *d = calloc(max, sizeof *d);
-  int n = jetstream_peek(q, (uint32_t)max, d);
-  assert_true(n >= (int)acknowledged);
+  uint32_t n = 0;
+  assert_int_equal(jetstream_peek(q, (uint32_t)max, d, &n), ENGINE_OK);
+  assert_true(n >= acknowledged);
   uint8_t(*present)[PUBLISHES_EACH] = calloc(PUBLISHERS, sizeof *present);
-  for (int i = 0; i < n; i++) {
+  for (uint32_t i = 0; i < n; i++) {
     unsigned who = 0, seq = 0;
     char text[32];
     snprintf(text, sizeof text, "%.*s", (int)d[i].body.len, (const char *)d[i].body.data);

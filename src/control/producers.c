@@ -22,6 +22,7 @@ int control_producers_init(control_t *control) {
 }
 
 int control_producer_add(control_t *control, const char *queue_id, const control_producer_t *producer) {
+  if (control->cluster) return jetstream_control_producer_add(control->cluster, queue_id, producer);
   sqlite3_stmt *statement;
   int rc = control_prepare(control,
                             "INSERT OR IGNORE INTO producers (queue_id, type, name, created_ms) "
@@ -39,6 +40,7 @@ int control_producer_add(control_t *control, const char *queue_id, const control
 
 int control_producer_remove(control_t *control, const char *queue_id,
                             control_producer_type_t type, const char *name) {
+  if (control->cluster) return jetstream_control_producer_remove(control->cluster, queue_id, type, name);
   sqlite3_stmt *statement;
   int rc = control_prepare(control,
                             "DELETE FROM producers WHERE queue_id = ? AND type = ? AND name = ?",
@@ -56,6 +58,7 @@ int control_producer_remove(control_t *control, const char *queue_id,
 
 int control_producer_list(control_t *control, const char *queue_id,
                           void (*fn)(void *arg, const control_producer_t *), void *arg) {
+  if (control->cluster) return jetstream_control_producer_list(control->cluster, queue_id, fn, arg);
   sqlite3_stmt *statement;
   int rc = control_prepare(
       control, "SELECT type, name, created_ms FROM producers WHERE queue_id = ? ORDER BY seq",

@@ -11,7 +11,11 @@
  * queues info` and the dashboard show.
  *
  * The table lives in wharf.db, goes with its queue (ON DELETE CASCADE) and
- * is created by control_producers_init from control_open. Loop thread.
+ * is created by control_producers_init from control_open. Loop thread. In
+ * clustered mode they are the cluster's (jetstream/control_kv.h: the bucket
+ * wharf_producers), so every node lists what any node declared; writes run
+ * on the control writer (api/producers.c), but a list is still a cluster
+ * round trip on the loop (not cached yet).
  */
 #ifndef WHARF_CONTROL_PRODUCERS_H
 #define WHARF_CONTROL_PRODUCERS_H

@@ -14,7 +14,7 @@
 
 static const char *const bucket_names[JETSTREAM_CONTROL_BUCKETS] = {
     "wharf_accounts", "wharf_tokens", "wharf_queues", "wharf_queue_names", "wharf_consumers",
-    "wharf_workers", "wharf_subscriptions"};
+    "wharf_workers", "wharf_subscriptions", "wharf_producers"};
 
 const char *control_kv__bucket_name(jetstream_control_bucket_t bucket) {
   return bucket_names[bucket];

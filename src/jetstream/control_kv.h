@@ -1,6 +1,7 @@
 /*
  * control_kv.h — the control plane of clustered mode: accounts, hashed API
- * tokens, queues, consumers, workers and event subscriptions in JetStream key-value buckets,
+ * tokens, queues, consumers, workers, event subscriptions and declared producers in
+ * JetStream key-value buckets,
  * watched by every node (issue 13; SQLite, control/control.h, stays the
  * single-node store). Records are control.h's and workers.h's structs, so
  * this can stand in for control_* behind the catalog.
@@ -14,6 +15,7 @@
  *   wharf_workers      <account id>.<script name>   control_worker_t (its secret
  *                                                   included: push signs with it)
  *   wharf_subscriptions <account id>.<subscription id> control_subscription_t
+ *   wharf_producers    <queue id>.<type>.<name>     control_producer_t
  * Uniqueness across nodes comes from the server's create-if-absent
  * (kvStore_Create): a queue name is taken by creating its wharf_queue_names
  * key, a queue's one consumer by creating its key, so two nodes racing get
@@ -37,6 +39,7 @@
 #define WHARF_JETSTREAM_CONTROL_KV_H
 
 #include "control/control.h"
+#include "control/producers.h"
 #include "control/subscriptions.h"
 #include "control/workers.h"
 #include "jetstream/jetstream.h"
@@ -51,6 +54,7 @@ typedef enum {
   JETSTREAM_CONTROL_CONSUMERS,
   JETSTREAM_CONTROL_WORKERS,
   JETSTREAM_CONTROL_SUBSCRIPTIONS,
+  JETSTREAM_CONTROL_PRODUCERS,
   JETSTREAM_CONTROL_BUCKETS
 } jetstream_control_bucket_t;
 
@@ -98,7 +102,8 @@ int jetstream_control_queue_list_all(jetstream_control_t *c,
                                      void (*fn)(void *arg, const control_queue_t *), void *arg);
 /* Name and settings; sets modified_ms. EXISTS on a name clash. */
 int jetstream_control_queue_update(jetstream_control_t *c, control_queue_t *queue);
-/* Deletes the queue's consumer, then the queue and its name. */
+/* Deletes the queue's subscriptions, producers and consumer, then the
+ * queue and its name. */
 int jetstream_control_queue_delete(jetstream_control_t *c, const char *account_id,
                                    const char *queue_id);
 
@@ -137,5 +142,15 @@ int jetstream_control_subscription_delete(jetstream_control_t *c, const char *ac
 /* The subscriptions whose destination is queue_id (a queue being deleted). */
 int jetstream_control_subscription_delete_of_queue(jetstream_control_t *c, const char *account_id,
                                                    const char *queue_id);
+
+/* control_kv_producers.c, as control/producers.h's (add: NOT_FOUND if the
+ * queue is not there). */
+int jetstream_control_producer_add(jetstream_control_t *c, const char *queue_id,
+                                   const control_producer_t *producer);
+int jetstream_control_producer_remove(jetstream_control_t *c, const char *queue_id,
+                                      control_producer_type_t type, const char *name);
+int jetstream_control_producer_list(jetstream_control_t *c, const char *queue_id,
+                                    void (*fn)(void *arg, const control_producer_t *), void *arg);
+int jetstream_control_producer_delete_of_queue(jetstream_control_t *c, const char *queue_id);
 
 #endif

@@ -149,6 +149,7 @@ int jetstream_control_queue_delete(jetstream_control_t *c, const char *account_i
   if (status) return status;
   if ((status = jetstream_control_subscription_delete_of_queue(c, q.account_id, queue_id)))
     return status;
+  if ((status = jetstream_control_producer_delete_of_queue(c, queue_id))) return status;
   control_consumer_t consumer;
   status = jetstream_control_consumer_of_queue(c, queue_id, &consumer);
   if (status == CONTROL_OK) status = jetstream_control_consumer_delete(c, queue_id, consumer.id);

@@ -111,7 +111,8 @@
  *   (lease.c) with -NAK after counting a deferral, so it is no attempt.
  *   max_concurrency is the cluster's: each node takes ceil(max / live
  *   nodes), live nodes from heartbeats in the KV bucket wharf_nodes
- *   (nodes.c, TTL 6 s).
+ *   (nodes.c, TTL 6 s). Each node forms its own batches (push/dispatcher.c),
+ *   so messages sent together may reach the worker in one batch per node.
  * - Not here yet: the storage limit. The per-queue message rate is the
  *   engine's, counted per Wharf node.
  *

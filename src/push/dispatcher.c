@@ -30,7 +30,17 @@
  * ENGINE_ERR_WAIT_NEEDED) messages are sent on any node, so instead one
  * pull per queue is held on the thread pool (engine_pull_wait, bodies with
  * the leases), and each node takes ceil(max_concurrency / live nodes)
- * (queue_max_concurrency).
+ * (queue_max_concurrency). Each node forms its own batches from what its
+ * pulls got, by the rules above: JetStream hands each message to one of
+ * the pulls waiting on the consumer, so messages sent together may be split
+ * over the nodes and go as one partial batch per node, each sent when its
+ * max_wait_time_ms is up (a full one at once).
+ * That is within Cloudflare's contract (batch size and timeout are maxima:
+ * no batch above batch_size, every message delivered, each batch's replies
+ * applied to its own messages), but a burst of exactly batch_size messages
+ * can wait max_wait_time_ms where the embedded store sends it at once.
+ * Forming one batch per queue across the cluster would need a forming lease
+ * per queue (one node at a time, a KV round trip per batch): not done.
  *
  * Concurrency. Up to the autoscaled limit (autoscale.h) of invocations are
  * in flight per queue; a reply frees a slot and pumps the queue again, while

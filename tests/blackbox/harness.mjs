@@ -377,9 +377,19 @@ function startProxy(port, ports) {
   return proxy;
 }
 
+/* A server that cannot start leaves nothing running (a NATS cluster or a
+ * node would keep the test file from ending); its data dir stays, with the
+ * logs the error names. */
 export async function startServer(opts) {
   const server = new WharfServer(opts);
-  await server.start();
+  try {
+    await server.start();
+  } catch (e) {
+    await server.kill9();
+    server.proxy?.close();
+    await server.nats?.stop();
+    throw e;
+  }
   return server;
 }
 

@@ -49,8 +49,13 @@ export class NatsCluster {
     for (let i = 0; i < NODES; i++)
       this.nodes.push({ clientPort: await freePort(), routePort: await freePort(),
                         httpPort: await freePort(), child: null });
-    for (let i = 0; i < NODES; i++) await this.restart(i);
-    await this.waitReady({ timeoutMs });
+    try {
+      for (let i = 0; i < NODES; i++) await this.restart(i);
+      await this.waitReady({ timeoutMs });
+    } catch (e) { /* no node left running: it would keep the test file from ending */
+      for (let i = 0; i < NODES; i++) await this.kill(i, 'SIGKILL');
+      throw e;
+    }
     return this;
   }
 

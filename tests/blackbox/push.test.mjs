@@ -106,7 +106,12 @@ async function pushQueue(name, handler, { consumer = {}, dlq, timeoutMs } = {}) 
   if (dlq) body.dead_letter_queue = dlq;
   const c = await server.api('POST', server.acct(`/queues/${queueId}/consumers`), body);
   assertEnvelope(assert, c, { success: true, status: 200 });
-  return { worker, queueId };
+  const setWait = async (ms) => { /* changes the consumer's max_wait_time_ms */
+    body.settings.max_wait_time_ms = ms;
+    const res = await server.api('PUT', server.acct(`/queues/${queueId}/consumers/${c.json.result.consumer_id}`), body);
+    assertEnvelope(assert, res, { success: true, status: 200 });
+  };
+  return { worker, queueId, setWait };
 }
 
 async function sendBatch(queueId, bodies) {
@@ -172,28 +177,47 @@ describe('worker registry', () => {
   });
 });
 
+/* CLUSTER: each node forms its own batches from what its held pull got
+ * (push/dispatcher.c), as embedded mode forms one: a batch goes when it holds
+ * batch_size messages or its oldest waited max_wait_time_ms. So the messages
+ * sent together may go in several batches, one per node; the contract a
+ * worker relies on is the same: no batch above batch_size, every message
+ * delivered, none before its batch is full or timed out. */
 describe('batches', () => {
   test('a full batch goes at once, signed, with the queue name and typed bodies', async () => {
-    const { worker, queueId } = await pushQueue('push-size', undefined, { consumer: { batch_size: 4, max_wait_time_ms: 30_000 } });
+    const { worker, queueId, setWait } = await pushQueue('push-size', undefined, { consumer: { batch_size: 4, max_wait_time_ms: 30_000 } });
+    const typed = [{ a: 1 }, { body: 'plain "text"', content_type: 'text' }, { body: Buffer.from([0, 1, 255]).toString('base64'), content_type: 'bytes' }, [1, 2]];
+    /* CLUSTER: two batches' worth, so that one node surely gets a full batch. */
+    const copies = CLUSTER ? 2 : 1;
     const sent = Date.now();
-    await sendBatch(queueId, [{ a: 1 }, { body: 'plain "text"', content_type: 'text' }, { body: Buffer.from([0, 1, 255]).toString('base64'), content_type: 'bytes' }, [1, 2]]);
-    await worker.waitFor(() => worker.batches.length === 1, 5000, 'one batch');
+    await sendBatch(queueId, Array(copies).fill(typed).flat());
+    await worker.waitFor(() => worker.batches.length >= 1, 5000, 'a full batch');
     assert.ok(Date.now() - sent < 5000, 'a full batch does not wait for max_wait_time_ms');
-    const { batch, raw, signature } = worker.batches[0];
-    assert.equal(signature, 'sha256=' + createHmac('sha256', worker.secret).update(raw).digest('hex'));
-    assert.equal(batch.queue, 'push-size');
-    assert.match(batch.batch_id, /^[0-9a-f]{32}$/);
-    assert.equal(batch.messages.length, 4);
-    for (const m of batch.messages) {
+    assert.equal(worker.batches[0].batch.messages.length, 4, 'only a full batch goes before max_wait_time_ms');
+    if (CLUSTER) { /* the rest waits in partial batches: a shorter wait sends them */
+      await setWait(100);
+      await worker.waitFor(() => worker.messages().length >= 8, 5000, 'the rest');
+    } else {
+      assert.equal(worker.batches.length, 1);
+    }
+    for (const { batch, raw, signature } of worker.batches) {
+      assert.equal(signature, 'sha256=' + createHmac('sha256', worker.secret).update(raw).digest('hex'));
+      assert.equal(batch.queue, 'push-size');
+      assert.match(batch.batch_id, /^[0-9a-f]{32}$/);
+      assert.ok(batch.messages.length <= 4, `a batch of ${batch.messages.length} > batch_size 4`);
+    }
+    const messages = worker.messages();
+    assert.equal(new Set(messages.map((m) => m.id)).size, 4 * copies, 'every message once');
+    for (const m of messages) {
       assert.match(m.id, /^[0-9a-f]{32}$/);
       assert.equal(m.attempts, 1);
       assert.ok(Math.abs(m.timestamp_ms - sent) < 5000);
     }
-    const byType = Object.fromEntries(batch.messages.map((m) => [m.content_type, m.body]));
-    assert.deepEqual(byType.json === undefined, false);
-    assert.deepEqual(batch.messages.filter((m) => m.content_type === 'json').map((m) => m.body), [{ a: 1 }, [1, 2]]);
-    assert.equal(byType.text, 'plain "text"');
-    assert.equal(byType.bytes, Buffer.from([0, 1, 255]).toString('base64'));
+    const bodies = (type) => messages.filter((m) => m.content_type === type).map((m) => JSON.stringify(m.body)).sort();
+    const times = (list) => Array(copies).fill(list).flat().map((b) => JSON.stringify(b)).sort();
+    assert.deepEqual(bodies('json'), times([{ a: 1 }, [1, 2]]));
+    assert.deepEqual(bodies('text'), times(['plain "text"']));
+    assert.deepEqual(bodies('bytes'), times([Buffer.from([0, 1, 255]).toString('base64')]));
     await waitBacklog(queueId, 0);
   });
 
@@ -205,32 +229,46 @@ describe('batches', () => {
     await sendBatch(queueId, ['x', 'y', 'z']);
     await sleep(900);
     assert.equal(worker.batches.length, 0, 'not before max_wait_time_ms');
-    await worker.waitFor(() => worker.batches.length === 1, 5000, 'the timed-out batch');
-    const waited = worker.batches[0].at - sent;
-    assert.ok(waited >= 1300 && waited < 3500, `waited ${waited} ms`);
-    assert.deepEqual(worker.messages().map((m) => m.body), ['x', 'y', 'z']);
+    await worker.waitFor(() => worker.messages().length >= 3, 5000, 'the timed-out batch');
+    for (const { at } of worker.batches) {
+      const waited = at - sent;
+      assert.ok(waited >= 1300 && waited < 3500, `waited ${waited} ms`);
+    }
+    assert.deepEqual(worker.messages().map((m) => m.body).sort(), ['x', 'y', 'z']);
     await sleep(500);
-    assert.equal(worker.batches.length, 1);
+    assert.equal(worker.messages().length, 3);
+    /* CLUSTER: one partial batch per node. */
+    assert.ok(worker.batches.length <= (CLUSTER ? 2 : 1), `${worker.batches.length} batches`);
     await waitBacklog(queueId, 0);
   });
 });
 
 describe('reply precedence', () => {
-  /* Sends 4 messages as one batch; the first delivery is answered by
-   * firstReply(ids), later ones with plain 200. Returns the bodies of the
-   * messages delivered again, with their attempts. */
+  /* Sends 4 messages as one batch; each first delivery is answered by
+   * firstReply(id), id(body) naming the message of that body when it is in
+   * the batch (what names a message not in it is left out of the reply),
+   * later ones with plain 200. Returns the bodies of the messages delivered
+   * again, with their attempts. Embedded mode delivers the 4 in one batch;
+   * CLUSTER may split them over the nodes' batches (see 'batches'), and
+   * each batch's reply applies to its own messages. */
   async function redelivered(name, firstReply) {
-    let first = true;
     const { worker, queueId } = await pushQueue(name, (batch) => {
-      if (!first) return undefined;
-      first = false;
-      return firstReply(batch.messages.map((m) => m.id));
+      const fresh = new Map(batch.messages.filter((m) => m.attempts === 1).map((m) => [m.body, m.id]));
+      if (!fresh.size) return undefined;
+      const reply = firstReply((body) => fresh.get(body));
+      if (reply.body?.acks) reply.body.acks = reply.body.acks.filter(Boolean);
+      if (reply.body?.retries) reply.body.retries = reply.body.retries.filter((r) => r.id);
+      return reply;
     }, { consumer: { batch_size: 4, max_wait_time_ms: 200, max_retries: 5 } });
     await sendBatch(queueId, ['m0', 'm1', 'm2', 'm3']);
     await worker.waitFor(() => worker.batches.length >= 1, 5000, 'the first batch');
     await waitBacklog(queueId, 0);
     await sleep(300);
-    const later = worker.batches.slice(1).flatMap((b) => b.batch.messages);
+    if (!CLUSTER) assert.equal(worker.batches[0].batch.messages.length, 4, 'one batch');
+    const messages = worker.messages();
+    for (const { batch } of worker.batches) assert.ok(batch.messages.length <= 4);
+    assert.deepEqual(messages.filter((m) => m.attempts === 1).map((m) => m.body).sort(), ['m0', 'm1', 'm2', 'm3']);
+    const later = messages.filter((m) => m.attempts !== 1);
     for (const m of later) assert.equal(m.attempts, 2);
     return later.map((m) => m.body).sort();
   }
@@ -239,17 +277,17 @@ describe('reply precedence', () => {
     assert.deepEqual(await redelivered('prec-ok', () => ({ status: 200 })), []);
   });
   test('explicit retries on a 2xx retry only those messages', async () => {
-    assert.deepEqual(await redelivered('prec-retries', (ids) => ({ body: { retries: [{ id: ids[1] }, { id: ids[3], delay_seconds: 0 }] } })), ['m1', 'm3']);
+    assert.deepEqual(await redelivered('prec-retries', (id) => ({ body: { retries: [{ id: id('m1') }, { id: id('m3'), delay_seconds: 0 }] } })), ['m1', 'm3']);
   });
   test('a failed invocation retries all but the explicitly acked', async () => {
-    assert.deepEqual(await redelivered('prec-fail', (ids) => ({ status: 500, body: { acks: [ids[0], ids[2]] } })), ['m1', 'm3']);
+    assert.deepEqual(await redelivered('prec-fail', (id) => ({ status: 500, body: { acks: [id('m0'), id('m2')] } })), ['m1', 'm3']);
   });
   test('per-message calls beat ack_all and retry_all', async () => {
-    assert.deepEqual(await redelivered('prec-ackall', (ids) => ({ body: { retries: [{ id: ids[2] }], ack_all: true } })), ['m2']);
-    assert.deepEqual(await redelivered('prec-retryall', (ids) => ({ body: { acks: [ids[0]], retry_all: { delay_seconds: 0 } } })), ['m1', 'm2', 'm3']);
+    assert.deepEqual(await redelivered('prec-ackall', (id) => ({ body: { retries: [{ id: id('m2') }], ack_all: true } })), ['m2']);
+    assert.deepEqual(await redelivered('prec-retryall', (id) => ({ body: { acks: [id('m0')], retry_all: { delay_seconds: 0 } } })), ['m1', 'm2', 'm3']);
   });
   test('the first decision per message wins', async () => {
-    assert.deepEqual(await redelivered('prec-first', (ids) => ({ body: { acks: [ids[1]], retries: [{ id: ids[1] }, { id: ids[2] }, { id: ids[2], delay_seconds: 600 }] } })), ['m2']);
+    assert.deepEqual(await redelivered('prec-first', (id) => ({ body: { acks: [id('m1')], retries: [{ id: id('m1') }, { id: id('m2') }, { id: id('m2'), delay_seconds: 600 }] } })), ['m2']);
   });
   test('a connection failure retries the whole batch', async () => {
     let first = true;
@@ -264,7 +302,8 @@ describe('reply precedence', () => {
       const again = () => worker.batches.findIndex((b) => b.batch.messages.some((m) => m.attempts === 2));
       await worker.waitFor(() => worker.batches.length && hung().every((body) => worker.messages().some((m) => m.body === body && m.attempts === 2)), 10_000, 'redelivery after the time limit');
       const gap = worker.batches[again()].at - worker.batches[0].at;
-      assert.ok(gap >= 450, `redelivered after ${gap} ms, before the invocation time limit`);
+      const seen = worker.batches.map((b) => [b.at - worker.batches[0].at, b.batch.messages.map((m) => [m.body, m.attempts])]);
+      assert.ok(gap >= 450, `redelivered after ${gap} ms, before the invocation time limit: ${JSON.stringify(seen)}\n${server.log()}`);
       return;
     }
     await worker.waitFor(() => worker.messages().length >= 4, 10_000, 'redelivery after the time limit');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import Cloudflare from 'cloudflare';
-import { CLUSTER, HEX32, assertEnvelope, assertError, startServer } from './harness.mjs';
+import { HEX32, assertEnvelope, assertError, startServer } from './harness.mjs';
 
 let server;
 let client;
@@ -380,10 +380,9 @@ describe('duplicates and unknown queues', () => {
 });
 
 describe('producers (a Wharf extension: declared, as a deploy records them on Cloudflare)', () => {
-  /* By design in clustered mode (README): producers are node-local, so a
-   * declaration on one node is not listed by the other. */
-  test('declared once each, listed in the queue object, removed by name; bad ones change nothing',
-       { skip: CLUSTER && 'clustered mode: producers are node-local by design' }, async () => {
+  /* CLUSTER: producers are the cluster's, so the requests (spread over
+   * both nodes) see each other's declarations. */
+  test('declared once each, listed in the queue object, removed by name; bad ones change nothing', async () => {
     const created = await server.api('POST', server.acct('/queues'), { queue_name: 'produced-to' });
     const q = created.json.result.queue_id;
     assert.deepEqual(created.json.result.producers, []);

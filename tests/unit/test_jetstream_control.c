@@ -349,6 +349,37 @@ static void test_subscriptions_shared_and_deleted_with_their_queue(void **state)
                    CONTROL_ERR_NOT_FOUND);
 }
 
+static void append_producer(void *arg, const control_producer_t *producer) {
+  char *names = arg;
+  strcat(names, producer->type == PRODUCER_WORKER ? "worker:" : "r2:");
+  strcat(names, producer->name);
+  strcat(names, " ");
+}
+
+static void test_producers_shared_once_and_deleted_with_their_queue(void **state) {
+  (void)state;
+  control_queue_t q = make_queue("produced");
+  control_producer_t worker = {.type = PRODUCER_WORKER}, bucket = {.type = PRODUCER_R2_BUCKET};
+  snprintf(worker.name, sizeof worker.name, "uploader");
+  snprintf(bucket.name, sizeof bucket.name, "uploads");
+  assert_int_equal(jetstream_control_producer_add(f.a, q.id, &worker), CONTROL_OK);
+  assert_int_equal(jetstream_control_producer_add(f.b, q.id, &bucket), CONTROL_OK);
+  assert_int_equal(jetstream_control_producer_add(f.b, q.id, &worker), CONTROL_OK); /* again: no change */
+  char names[256] = "";
+  assert_int_equal(jetstream_control_producer_list(f.b, q.id, append_producer, names), CONTROL_OK);
+  assert_string_equal(names, "worker:uploader r2:uploads ");
+  assert_int_equal(jetstream_control_producer_remove(f.a, q.id, PRODUCER_R2_BUCKET, "uploader"),
+                   CONTROL_ERR_NOT_FOUND);
+  assert_int_equal(jetstream_control_producer_remove(f.a, q.id, PRODUCER_R2_BUCKET, "uploads"),
+                   CONTROL_OK);
+  assert_int_equal(jetstream_control_producer_add(f.a, "00000000000000000000000000000000", &worker),
+                   CONTROL_ERR_NOT_FOUND);
+  assert_int_equal(jetstream_control_queue_delete(f.a, f.account.id, q.id), CONTROL_OK);
+  names[0] = '\0';
+  assert_int_equal(jetstream_control_producer_list(f.b, q.id, append_producer, names), CONTROL_OK);
+  assert_string_equal(names, "");
+}
+
 /* A node of the cluster dies: writes go on through the two left, and node
  * b's watcher (whose connection may have been on the dead node) still sees
  * them. */
@@ -562,6 +593,7 @@ int main(void) {
       cmocka_unit_test(test_both_nodes_copy_every_record_in_one_order),
       cmocka_unit_test(test_reopened_after_a_sequence_copies_only_what_follows),
       cmocka_unit_test(test_audit_entries_of_one_node_are_listed_on_the_other),
+      cmocka_unit_test(test_producers_shared_once_and_deleted_with_their_queue),
       cmocka_unit_test(test_changes_seen_after_a_nats_node_dies),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,10 +1,13 @@
-// A consumer that reports every batch it gets, as is, to the `seen` queue
+// A consumer that reports every batch it gets, as is and when, to the `seen` queue
 // (v8, so bodies keep their JavaScript types: Date, Map, ArrayBuffer), and
 // then does what the batch's plan says. The plan is the first message's
 // body.plan, a list of steps run in order on first delivery (attempts 1);
 // redeliveries are acked, unless the plan starts with 'always':
 //   'ackAll' | 'retryAll' | {retryAll: delaySeconds} | 'throw'
-//   {ack: i} | {retry: i} | {retry: i, delaySeconds} | {waitUntilRetry: i}
+//   {ack: tag} | {retry: tag} | {retry: tag, delaySeconds} | {waitUntilRetry: tag}
+// where tag names the message whose body.tag it is; a step on a message
+// that is not in this batch is skipped (messages sent together may come in
+// several batches: clustered Wharf forms them on each node).
 // GET /send?type=json|text|bytes|v8[&delay=N] sends one message of that type
 // to `types` (a Worker producer, for the content-type round trip).
 const BODIES = {
@@ -15,16 +18,16 @@ const BODIES = {
 };
 
 function run(step, batch, ctx) {
-  const m = batch.messages;
+  const m = (tag) => batch.messages.find((x) => x.body?.tag === tag);
   if (step === 'ackAll') batch.ackAll();
   else if (step === 'retryAll') batch.retryAll();
   else if (step === 'throw') throw new Error('the plan says throw');
   else if (step.retryAll !== undefined) batch.retryAll({ delaySeconds: step.retryAll });
-  else if (step.ack !== undefined) m[step.ack].ack();
+  else if (step.ack !== undefined) m(step.ack)?.ack();
   else if (step.retry !== undefined)
-    m[step.retry].retry(step.delaySeconds === undefined ? undefined : { delaySeconds: step.delaySeconds });
+    m(step.retry)?.retry(step.delaySeconds === undefined ? undefined : { delaySeconds: step.delaySeconds });
   else if (step.waitUntilRetry !== undefined)
-    ctx.waitUntil(new Promise((r) => setTimeout(r, 300)).then(() => m[step.waitUntilRetry].retry()));
+    ctx.waitUntil(new Promise((r) => setTimeout(r, 300)).then(() => m(step.waitUntilRetry)?.retry()));
 }
 
 export default {
@@ -39,6 +42,7 @@ export default {
 
   async queue(batch, env, ctx) {
     const report = {
+      at: Date.now(), /* when the batch came: workerd's clock stands still until I/O */
       queue: batch.queue,
       metrics: { ...batch.metadata.metrics },
       messages: batch.messages.map((m) => ({ id: m.id, timestamp: m.timestamp, attempts: m.attempts, body: m.body })),

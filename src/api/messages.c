@@ -247,11 +247,16 @@ static bool pull_hold_allowed(const api_call_t *call) {
 }
 
 /* Holds a pull that found nothing; false (nothing held) past a cap or
- * when the engine holds no more (shutdown). */
+ * when the engine holds no more (shutdown). A backend's pull (must: the
+ * engine leased nothing itself) is held past a cap too, without waiting:
+ * its one short fetch is what an embedded pull past the cap answers. */
 static bool pull_hold_start(pull_hold_t *hold, uint32_t batch_size, uint32_t visibility_ms,
-                            uint32_t wait_ms) {
+                            uint32_t wait_ms, bool must) {
   api_call_t *call = hold->call;
-  if (!pull_hold_allowed(call)) return false;
+  if (!pull_hold_allowed(call)) {
+    if (!must) return false;
+    wait_ms = 0;
+  }
   hold->wait = engine_pull_wait(hold->queue, batch_size, visibility_ms, wait_ms, hold->deliveries,
                                 pull_hold_done, hold);
   if (!hold->wait) return false;
@@ -286,7 +291,7 @@ void api_messages_pull(api_call_t *call) {
   uint32_t count;
   int status = engine_pull_leases(queue, batch_size, visibility_ms, pull->deliveries, &count);
   if (((status == ENGINE_OK && count == 0 && wait_ms) || status == ENGINE_ERR_WAIT_NEEDED) &&
-      pull_hold_start(pull, batch_size, visibility_ms, wait_ms))
+      pull_hold_start(pull, batch_size, visibility_ms, wait_ms, status == ENGINE_ERR_WAIT_NEEDED))
     return;
   pull_finish(pull, status, count);
 }

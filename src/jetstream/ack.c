@@ -38,32 +38,10 @@ static bool ack_decode(jetstream_queue_t *q, const char *id, uint8_t kind, jetst
   return true;
 }
 
-/* A dead-letter queue is often created on demand a moment before its first
- * copy (catalog_dead_letter_queue), and a stream just created does not
- * take publishes at once: until every server of the cluster has applied
- * the stream's assignment, a publish through one that has not is answered
- * "no responders". The copy is tried again for this long (20 tries, 100
- * ms apart) before the ack answers 503. */
-#define DEAD_LETTER_READY_TRIES 20
-#define DEAD_LETTER_READY_PAUSE_MS 100
-
-/* Publishes copy (taking it) into the dead-letter stream, retrying while
- * the stream is not ready. */
-static int dead_letter_publish(jetstream_t *js, natsMsg *copy) {
-  natsStatus s = NATS_NO_RESPONDERS;
-  jsPubOptions options;
-  jsPubOptions_Init(&options);
-  options.MaxWait = js->timeout_ms;
-  for (int i = 0; i < DEAD_LETTER_READY_TRIES && s == NATS_NO_RESPONDERS; i++) {
-    if (i) nats_Sleep(DEAD_LETTER_READY_PAUSE_MS);
-    s = js_PublishMsg(NULL, js->js, copy, &options, NULL);
-  }
-  natsMsg_Destroy(copy);
-  return jetstream__status(s);
-}
-
 /* Copies the message into the dead-letter queue's stream (if the queue has
- * one), then acks it. */
+ * one), then acks it. A dead-letter queue is often created on demand a
+ * moment before its first copy (catalog_dead_letter_queue): publish_all
+ * waits for a stream that does not take publishes yet. */
 int jetstream__dead_letter(jetstream_queue_t *q, const jetstream_handle_t *h) {
   jetstream_t *js = q->js;
   uint8_t dlq_id[16];
@@ -81,7 +59,7 @@ int jetstream__dead_letter(jetstream_queue_t *q, const jetstream_handle_t *h) {
                                            natsMsg_GetData(original),
                                            (uint32_t)natsMsg_GetDataLength(original), 0);
     natsMsg_Destroy(original);
-    int status = copy ? dead_letter_publish(js, copy) : JETSTREAM_ERR_UNAVAILABLE;
+    int status = copy ? jetstream__publish_all(js, &copy, 1, NULL) : JETSTREAM_ERR_UNAVAILABLE;
     if (status) return status; /* not acked: it will be delivered again, and tried again */
   }
   jetstream__keeper_remove(q, h->stream_seq);

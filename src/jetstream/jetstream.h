@@ -174,6 +174,11 @@ int jetstream_batches_recover(jetstream_t *js, uint64_t min_age_ms);
  * or an error. Free with engine_deliveries_free. */
 int jetstream_pull(jetstream_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
                    uint32_t wait_ms, engine_delivery_t *out);
+/* The same, ending early (with nothing) once stopped(context) is true: it
+ * is asked between the pull's slices of at most 500 ms (pull.c). */
+int jetstream_pull_held(jetstream_queue_t *queue, uint32_t batch_size,
+                        uint32_t visibility_timeout_ms, uint32_t wait_ms,
+                        bool (*stopped)(void *context), void *context, engine_delivery_t *out);
 /* Acks and retries by lease id, each confirmed by the cluster before this
  * returns; unknown or forged ids become warnings. Free the result with
  * jetstream_ack_result_free. */

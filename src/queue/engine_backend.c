@@ -8,8 +8,9 @@
  * arguments once the call returns, as they may with the embedded engine's
  * in-memory operations. The queue is referenced while a job runs; the
  * engine is freed once the last job has answered (engine_close waits).
- * A cancelled pull (the client went away) still runs to its end: what it
- * leased is freed unanswered and its leases run out (at least once).
+ * A cancelled pull (the client went away) ends at its next slice (the
+ * backend asks job_stopped); what it leased meanwhile is given back
+ * (lease_return: ready again at once, no attempt).
  * Each job also brings back the queue's metrics, which engine_queue_metrics
  * answers until the next one.
  */
@@ -61,6 +62,14 @@ static job_t *job_new(engine_queue_t *queue, job_kind_t kind, void *data) {
   return job;
 }
 
+/* On the pull's thread: the loop sets these (cancel, engine_close,
+ * engine_waits_close); a stale read only lets one more slice run. */
+static bool job_stopped(void *context) {
+  job_t *job = context;
+  return __atomic_load_n(&job->cancelled, __ATOMIC_RELAXED) ||
+         __atomic_load_n(&job->queue->engine->waits_closed, __ATOMIC_RELAXED);
+}
+
 static int job_call(job_t *job) {
   const engine_backend_t *backend = job->queue->engine->backend;
   switch (job->kind) {
@@ -70,7 +79,7 @@ static int job_call(job_t *job) {
   case JOB_SEND: return backend->send(job->remote, job->messages, job->count);
   case JOB_PULL:
     return backend->pull(job->remote, job->batch_size, job->visibility_timeout_ms, job->wait_ms,
-                         job->deliveries, &job->pulled);
+                         job_stopped, job, job->deliveries, &job->pulled);
   case JOB_ACK:
     return backend->ack(job->remote, (const char *const *)job->acks, job->ack_count, job->retries,
                         job->retry_count, &job->result);
@@ -107,8 +116,10 @@ static void job_answer(job_t *job) {
     if (job->done.done) job->done.done(job->data, job->status, metrics);
     break;
   case JOB_PULL:
-    if (job->cancelled) {
-      if (job->status == ENGINE_OK) engine_deliveries_free(job->deliveries, job->pulled);
+    if (job->cancelled) { /* its client left: what it leased is ready again at once, no attempt */
+      if (job->status != ENGINE_OK) break;
+      for (uint32_t i = 0; i < job->pulled; i++) engine_backend_lease_return(queue, &job->deliveries[i]);
+      engine_deliveries_free(job->deliveries, job->pulled);
       break;
     }
     queue->engine->wait_count--;
@@ -218,7 +229,7 @@ engine_wait_t *engine_backend_pull(engine_queue_t *queue, uint32_t batch_size,
 bool engine_backend_wait_cancel(engine_wait_t *wait) {
   job_t *job = (job_t *)wait;
   if (!job->queue->engine->backend) return false;
-  job->cancelled = true;
+  __atomic_store_n(&job->cancelled, true, __ATOMIC_RELAXED);
   job->queue->engine->wait_count--;
   return true;
 }

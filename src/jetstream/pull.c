@@ -92,6 +92,10 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
 
 #define PULL_SLICE_MS 500
 #define PULL_SHORTEST_MS 100
+/* A pull on a queue created a moment ago may find its consumer not ready
+ * (no responders): it tries again, for at least this long whatever its
+ * wait, so that a message sent through the other node is found. */
+#define PULL_NOT_READY_MS 2000
 #define PULL_NOT_READY_PAUSE_MS 50
 
 /* The consumer did not answer a fetch (no responders, or the request was
@@ -99,19 +103,20 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
  * cluster does not answer, or the queue was created a moment ago and its
  * consumer has no leader the connection's server knows of yet (0: the
  * pull tries again after a pause). */
-static int pull_consumer_missing(jetstream_queue_t *q) {
+static int pull_consumer_missing(jetstream_queue_t *q, bool *not_ready) {
   jsStreamInfo *info = NULL;
   jsErrCode code = 0;
   natsStatus s = js_GetStreamInfo(&info, q->js->js, q->stream, NULL, &code);
   jsStreamInfo_Destroy(info);
   if (s != NATS_OK) return code == JSStreamNotFoundErr ? ENGINE_ERR_DELETED : jetstream__status(s);
+  *not_ready = true;
   nats_Sleep(PULL_NOT_READY_PAUSE_MS);
   return 0;
 }
 
 /* Fetches, leases what it got; 0 while nothing was ready in the slice. */
 static int pull_slice(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibility_ms,
-                      uint32_t slice_ms, natsMsg **msgs, engine_delivery_t *out) {
+                      uint32_t slice_ms, natsMsg **msgs, engine_delivery_t *out, bool *not_ready) {
   int fetched = 0;
   int status = jetstream__fetch(q, batch_size, slice_ms, msgs, &fetched);
   int count = 0;
@@ -119,7 +124,7 @@ static int pull_slice(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibi
     if (!status) count += pull_one(q, msgs[i], visibility_ms, &out[count]);
     natsMsg_Destroy(msgs[i]);
   }
-  if (status == JETSTREAM_ERR_NOT_FOUND) return pull_consumer_missing(q);
+  if (status == JETSTREAM_ERR_NOT_FOUND) return pull_consumer_missing(q, not_ready);
   return status ? status : count;
 }
 
@@ -130,8 +135,10 @@ int jetstream_pull_held(jetstream_queue_t *q, uint32_t batch_size, uint32_t visi
   q->pulls++;
   pthread_mutex_unlock(&q->js->lock);
   natsMsg **msgs = xcalloc(batch_size ? batch_size : 1, sizeof *msgs);
-  uint64_t deadline = clock_now_ms() + (wait_ms > PULL_SHORTEST_MS ? wait_ms : PULL_SHORTEST_MS);
+  uint64_t start = clock_now_ms();
+  uint64_t deadline = start + (wait_ms > PULL_SHORTEST_MS ? wait_ms : PULL_SHORTEST_MS);
   int count = 0;
+  bool not_ready = false;
   for (;;) {
     pthread_mutex_lock(&q->js->lock);
     count = q->forgotten ? ENGINE_ERR_DELETED : q->config.delivery_paused ? ENGINE_ERR_PAUSED : 0;
@@ -141,8 +148,9 @@ int jetstream_pull_held(jetstream_queue_t *q, uint32_t batch_size, uint32_t visi
     uint64_t left = deadline > now ? deadline - now : 0;
     if (left == 0 || (stopped && stopped(context))) break;
     uint32_t slice = (uint32_t)(left < PULL_SLICE_MS ? left : PULL_SLICE_MS);
-    count = pull_slice(q, batch_size, visibility_ms, slice, msgs, out);
+    count = pull_slice(q, batch_size, visibility_ms, slice, msgs, out, &not_ready);
     if (count != 0) break;
+    if (not_ready && deadline < start + PULL_NOT_READY_MS) deadline = start + PULL_NOT_READY_MS;
   }
   free(msgs);
   jetstream__queue_release(q);

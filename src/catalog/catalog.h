@@ -201,6 +201,15 @@ void catalog_subscription_write(catalog_t *catalog, catalog_subscription_op_t op
                                 const control_subscription_t *subscription,
                                 catalog_subscription_done_fn done, void *data);
 
+/* Clustered mode (catalog_remote.c): catalog_remote_enable says so (the
+ * server does, before watching); then catalog_queue_find_fresh reads a
+ * queue this node does not know from the cluster before it answers "no
+ * such queue": one another node created a moment ago may not have come
+ * through the watcher yet, and a client may use it through this node at
+ * once. Elsewhere it is catalog_queue_find. */
+void catalog_remote_enable(catalog_t *catalog);
+const catalog_queue_t *catalog_queue_find_fresh(catalog_t *catalog, const char *account_id,
+                                                const char *queue_id);
 /* Clustered mode: a change seen through the cluster's watchers (made by
  * any node, this one included): reads the queue's row and consumer again
  * from the control plane and brings the view, the engine and the listeners

@@ -128,6 +128,15 @@ static int pull_slice(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibi
   return status ? status : count;
 }
 
+/* The pull's client left while its last slice leased these: ready again at
+ * once, no attempt (from here, not after a hop through the loop, so that
+ * the next pull, on any node, finds them). */
+static int pull_give_back(jetstream_queue_t *q, engine_delivery_t *out, int count) {
+  for (int i = 0; i < count; i++) jetstream_lease_return(q, out[i].handle);
+  engine_deliveries_free(out, (uint32_t)count);
+  return 0;
+}
+
 int jetstream_pull_held(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibility_ms,
                         uint32_t wait_ms, bool (*stopped)(void *context), void *context,
                         engine_delivery_t *out) {
@@ -149,6 +158,7 @@ int jetstream_pull_held(jetstream_queue_t *q, uint32_t batch_size, uint32_t visi
     if (left == 0 || (stopped && stopped(context))) break;
     uint32_t slice = (uint32_t)(left < PULL_SLICE_MS ? left : PULL_SLICE_MS);
     count = pull_slice(q, batch_size, visibility_ms, slice, msgs, out, &not_ready);
+    if (count > 0 && stopped && stopped(context)) count = pull_give_back(q, out, count);
     if (count != 0) break;
     if (not_ready && deadline < start + PULL_NOT_READY_MS) deadline = start + PULL_NOT_READY_MS;
   }

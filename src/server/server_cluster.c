@@ -229,6 +229,7 @@ int server_cluster_engine_open(server_cluster_t *cluster, const engine_options_t
 
 void server_cluster_watch(server_cluster_t *cluster, catalog_t *catalog) {
   cluster->catalog = catalog;
+  catalog_remote_enable(catalog);
   if (control_subscriptions_load(cluster->control) != CONTROL_OK)
     log_warn("cluster: cannot load the event subscriptions; reading them from the cluster as needed");
 }

@@ -256,15 +256,24 @@ static uint32_t retry_until_gone(jetstream_queue_t *q) {
   return attempts;
 }
 
-static void test_max_retries_then_dead_letter(void **state) {
-  (void)state;
+/* A new queue with max_retries whose dead-letter queue (new too) is *dlq,
+ * holding one message sent. */
+static jetstream_queue_t *queue_with_dead_letter(uint32_t max_retries, const char *body,
+                                                 jetstream_queue_t **dlq) {
   engine_queue_config_t config = default_config();
-  jetstream_queue_t *dlq = new_queue(&config);
-  config.max_retries = 2;
+  *dlq = new_queue(&config);
+  config.max_retries = max_retries;
   config.has_dead_letter_queue = true;
   jetstream_queue_t *q = new_queue(&config);
-  memcpy(fixture.dead_letter, dlq->id, 16);
-  send_text(q, "doomed", -1);
+  memcpy(fixture.dead_letter, (*dlq)->id, 16);
+  send_text(q, body, -1);
+  return q;
+}
+
+static void test_max_retries_then_dead_letter(void **state) {
+  (void)state;
+  jetstream_queue_t *dlq = NULL;
+  jetstream_queue_t *q = queue_with_dead_letter(2, "doomed", &dlq);
   assert_int_equal(retry_until_gone(q), 3); /* first delivery + 2 retries */
   memset(fixture.dead_letter, 0, 16);
   backlog_settles(q, 0);
@@ -290,13 +299,8 @@ static void *dead_letter_stream_create_later(void *arg) {
 
 static void test_dead_letter_waits_for_a_new_stream(void **state) {
   (void)state;
-  engine_queue_config_t config = default_config();
-  jetstream_queue_t *dlq = new_queue(&config);
-  config.max_retries = 0;
-  config.has_dead_letter_queue = true;
-  jetstream_queue_t *q = new_queue(&config);
-  memcpy(fixture.dead_letter, dlq->id, 16);
-  send_text(q, "late dead letter", -1);
+  jetstream_queue_t *dlq = NULL;
+  jetstream_queue_t *q = queue_with_dead_letter(0, "late dead letter", &dlq);
   engine_delivery_t d[10];
   assert_int_equal(pull(q, 0, d), 1);
   assert_int_equal(js_DeleteStream(fixture.js->js, dlq->stream, NULL, NULL), NATS_OK);

@@ -268,9 +268,19 @@ static bool pull_hold_start(pull_hold_t *hold, uint32_t batch_size, uint32_t vis
 }
 
 /* Pull and ack need the queue's consumer to be an http_pull one; false
- * after replying. */
-static bool messages_http_pull_enabled(api_call_t *call, engine_queue_t *queue) {
-  if (engine_queue_http_pull(queue)) return true;
+ * after replying. Clustered, one added through the other node a moment
+ * ago may not have reached this node yet: the queue is read again first. */
+static bool messages_http_pull_enabled(api_call_t *call, engine_queue_t **queue) {
+  if (engine_queue_http_pull(*queue)) return true;
+  if (catalog_queue_reread(call->api->catalog, call->queue.id)) {
+    call->catalog_queue = catalog_queue_find(call->api->catalog, call->account_id, call->queue.id);
+    if (!call->catalog_queue) {
+      api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue does not exist");
+      return false;
+    }
+    *queue = call->catalog_queue->engine_queue;
+    if (engine_queue_http_pull(*queue)) return true;
+  }
   api_reply_error(call, 400, API_ERR_CONSUMER_NOT_FOUND,
                   "Queue \"%s\" has no HTTP pull consumer: pulls and acks need one "
                   "(wrangler queues consumer http add %s)",
@@ -280,7 +290,7 @@ static bool messages_http_pull_enabled(api_call_t *call, engine_queue_t *queue) 
 
 void api_messages_pull(api_call_t *call) {
   engine_queue_t *queue = call->catalog_queue->engine_queue;
-  if (!messages_http_pull_enabled(call, queue)) return;
+  if (!messages_http_pull_enabled(call, &queue)) return;
   uint32_t batch_size = PULL_DEFAULT_BATCH, visibility_ms = 0, wait_ms = 0;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size) ||
       !params_uint(call, call->body, "visibility_timeout", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
@@ -397,7 +407,7 @@ static void messages_ack_general(api_call_t *call) {
 
 void api_messages_ack(api_call_t *call) {
   engine_queue_t *queue = call->catalog_queue->engine_queue;
-  if (!messages_http_pull_enabled(call, queue)) return;
+  if (!messages_http_pull_enabled(call, &queue)) return;
   ack_set_t *set = xcalloc(1, sizeof *set);
   if (ack_parse(call->request->body, call->request->body_len, set))
     engine_ack(queue, set->acks, set->ack_count, set->retries, set->retry_count, ack_done, call);

@@ -44,10 +44,15 @@ static bool catalog_is_queue_id(const char *text) {
   return n == 32 && text[32] == '\0';
 }
 
+bool catalog_queue_reread(catalog_t *catalog, const char *queue_id) {
+  if (!catalog->remote || !catalog_is_queue_id(queue_id)) return false;
+  catalog_queue_refresh(catalog, queue_id);
+  return true;
+}
+
 const catalog_queue_t *catalog_queue_find_fresh(catalog_t *catalog, const char *account_id,
                                                 const char *queue_id) {
-  if (!catalog__queue_lookup(catalog, queue_id) && catalog->remote && catalog_is_queue_id(queue_id))
-    catalog_queue_refresh(catalog, queue_id);
+  if (!catalog__queue_lookup(catalog, queue_id)) catalog_queue_reread(catalog, queue_id);
   return catalog_queue_find(catalog, account_id, queue_id);
 }
 

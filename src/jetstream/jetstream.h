@@ -54,7 +54,8 @@
  *   (408/404 status, or the batch filled): a request never outlives its
  *   call, so no message is delivered to a node that stopped pulling, and
  *   a pull on any node sees a message whose send was answered (the
- *   request waits at least 100 ms for the consumer leader to apply it).
+ *   request of a pull without a wait waits 100 ms for the consumer leader
+ *   to apply it).
  *   A queue's consumer just created may not answer yet ("no responders"):
  *   the pull tries again for up to 2 s. Publishes answered "no responders"
  *   (a stream just created, not yet known to the connection's server: a
@@ -191,9 +192,10 @@ int jetstream_send(jetstream_queue_t *queue, const engine_message_t *messages, s
  * maintenance thread calls it too). */
 int jetstream_batches_recover(jetstream_t *js, uint64_t min_age_ms);
 
-/* Leases up to batch_size ready messages (waits at most wait_ms, at least
- * 100, for the first); count, ENGINE_ERR_PAUSED while delivery is paused,
- * or an error. Free with engine_deliveries_free. */
+/* Leases up to batch_size ready messages (waits at most wait_ms, 0: 100,
+ * for the first); count, ENGINE_ERR_PAUSED while delivery is paused,
+ * ENGINE_ERR_DELETED once the queue is deleted, or an error. Free with
+ * engine_deliveries_free. */
 int jetstream_pull(jetstream_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
                    uint32_t wait_ms, engine_delivery_t *out);
 /* The same, ending early (with nothing) once stopped(context) is true: it

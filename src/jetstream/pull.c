@@ -91,7 +91,7 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
 }
 
 #define PULL_SLICE_MS 500
-#define PULL_SHORTEST_MS 100
+#define PULL_SHORTEST_MS 100 /* the wait of a pull that names none */
 /* A pull on a queue created a moment ago may find its consumer not ready
  * (no responders): it tries again, for at least this long whatever its
  * wait, so that a message sent through the other node is found. */
@@ -145,7 +145,7 @@ int jetstream_pull_held(jetstream_queue_t *q, uint32_t batch_size, uint32_t visi
   pthread_mutex_unlock(&q->js->lock);
   natsMsg **msgs = xcalloc(batch_size ? batch_size : 1, sizeof *msgs);
   uint64_t start = clock_now_ms();
-  uint64_t deadline = start + (wait_ms > PULL_SHORTEST_MS ? wait_ms : PULL_SHORTEST_MS);
+  uint64_t deadline = start + (wait_ms ? wait_ms : PULL_SHORTEST_MS);
   int count = 0;
   bool not_ready = false;
   for (;;) {

@@ -95,6 +95,12 @@ void api_messages_send_batch(api_call_t *call) { send_body(call, true); }
  * consumer's current concurrency as autoscaling has set it. */
 static void queue_metrics_done(void *data, int status, const engine_metrics_t *metrics) {
   api_call_t *call = data;
+  if (status != ENGINE_OK && catalog_queue_reread(call->api->catalog, call->queue.id) &&
+      !catalog_queue_find(call->api->catalog, call->account_id, call->queue.id)) {
+    call->catalog_queue = NULL; /* clustered: deleted through the other node a moment ago */
+    api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue does not exist");
+    return;
+  }
   if (status != ENGINE_OK) {
     api_reply_failure(call, status, "cannot read the metrics of queue \"%s\"", call->queue.name);
     return;

@@ -57,7 +57,7 @@
  *   request of a pull without a wait waits 100 ms for the consumer leader
  *   to apply it).
  *   A queue's consumer just created may not answer yet ("no responders"):
- *   the pull tries again for up to 2 s. Publishes answered "no responders"
+ *   the pull tries again for 700 ms. Publishes answered "no responders"
  *   (a stream just created, not yet known to the connection's server: a
  *   queue created through the other node, a dead-letter queue created on
  *   demand) are sent again, up to 2 s, before the call answers 503.

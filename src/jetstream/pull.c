@@ -94,8 +94,9 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
 #define PULL_SHORTEST_MS 100 /* the wait of a pull that names none */
 /* A pull on a queue created a moment ago may find its consumer not ready
  * (no responders): it tries again, for at least this long whatever its
- * wait, so that a message sent through the other node is found. */
-#define PULL_NOT_READY_MS 2000
+ * wait, so that a message sent through the other node is found; short
+ * enough that a pull of an empty new queue still answers at once. */
+#define PULL_NOT_READY_MS 700
 #define PULL_NOT_READY_PAUSE_MS 50
 
 /* The consumer did not answer a fetch (no responders, or the request was

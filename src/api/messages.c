@@ -95,6 +95,12 @@ void api_messages_send_batch(api_call_t *call) { send_body(call, true); }
  * consumer's current concurrency as autoscaling has set it. */
 static void queue_metrics_done(void *data, int status, const engine_metrics_t *metrics) {
   api_call_t *call = data;
+  if (status != ENGINE_OK && catalog_queue_reread(call->api->catalog, call->queue.id) &&
+      !catalog_queue_find(call->api->catalog, call->account_id, call->queue.id)) {
+    call->catalog_queue = NULL; /* clustered: deleted through the other node a moment ago */
+    api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue does not exist");
+    return;
+  }
   if (status != ENGINE_OK) {
     api_reply_failure(call, status, "cannot read the metrics of queue \"%s\"", call->queue.name);
     return;
@@ -247,11 +253,16 @@ static bool pull_hold_allowed(const api_call_t *call) {
 }
 
 /* Holds a pull that found nothing; false (nothing held) past a cap or
- * when the engine holds no more (shutdown). */
+ * when the engine holds no more (shutdown). A backend's pull (must: the
+ * engine leased nothing itself) is held past a cap too, without waiting:
+ * its one short fetch is what an embedded pull past the cap answers. */
 static bool pull_hold_start(pull_hold_t *hold, uint32_t batch_size, uint32_t visibility_ms,
-                            uint32_t wait_ms) {
+                            uint32_t wait_ms, bool must) {
   api_call_t *call = hold->call;
-  if (!pull_hold_allowed(call)) return false;
+  if (!pull_hold_allowed(call)) {
+    if (!must) return false;
+    wait_ms = 0;
+  }
   hold->wait = engine_pull_wait(hold->queue, batch_size, visibility_ms, wait_ms, hold->deliveries,
                                 pull_hold_done, hold);
   if (!hold->wait) return false;
@@ -263,9 +274,19 @@ static bool pull_hold_start(pull_hold_t *hold, uint32_t batch_size, uint32_t vis
 }
 
 /* Pull and ack need the queue's consumer to be an http_pull one; false
- * after replying. */
-static bool messages_http_pull_enabled(api_call_t *call, engine_queue_t *queue) {
-  if (engine_queue_http_pull(queue)) return true;
+ * after replying. Clustered, one added through the other node a moment
+ * ago may not have reached this node yet: the queue is read again first. */
+static bool messages_http_pull_enabled(api_call_t *call, engine_queue_t **queue) {
+  if (engine_queue_http_pull(*queue)) return true;
+  if (catalog_queue_reread(call->api->catalog, call->queue.id)) {
+    call->catalog_queue = catalog_queue_find(call->api->catalog, call->account_id, call->queue.id);
+    if (!call->catalog_queue) {
+      api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue does not exist");
+      return false;
+    }
+    *queue = call->catalog_queue->engine_queue;
+    if (engine_queue_http_pull(*queue)) return true;
+  }
   api_reply_error(call, 400, API_ERR_CONSUMER_NOT_FOUND,
                   "Queue \"%s\" has no HTTP pull consumer: pulls and acks need one "
                   "(wrangler queues consumer http add %s)",
@@ -275,7 +296,7 @@ static bool messages_http_pull_enabled(api_call_t *call, engine_queue_t *queue) 
 
 void api_messages_pull(api_call_t *call) {
   engine_queue_t *queue = call->catalog_queue->engine_queue;
-  if (!messages_http_pull_enabled(call, queue)) return;
+  if (!messages_http_pull_enabled(call, &queue)) return;
   uint32_t batch_size = PULL_DEFAULT_BATCH, visibility_ms = 0, wait_ms = 0;
   if (!params_uint(call, call->body, "batch_size", 1, PULL_MAX_BATCH, &batch_size) ||
       !params_uint(call, call->body, "visibility_timeout", 1, MAX_VISIBILITY_MS, &visibility_ms) ||
@@ -286,7 +307,7 @@ void api_messages_pull(api_call_t *call) {
   uint32_t count;
   int status = engine_pull_leases(queue, batch_size, visibility_ms, pull->deliveries, &count);
   if (((status == ENGINE_OK && count == 0 && wait_ms) || status == ENGINE_ERR_WAIT_NEEDED) &&
-      pull_hold_start(pull, batch_size, visibility_ms, wait_ms))
+      pull_hold_start(pull, batch_size, visibility_ms, wait_ms, status == ENGINE_ERR_WAIT_NEEDED))
     return;
   pull_finish(pull, status, count);
 }
@@ -410,7 +431,7 @@ static void messages_ack_general(api_call_t *call) {
 
 void api_messages_ack(api_call_t *call) {
   engine_queue_t *queue = call->catalog_queue->engine_queue;
-  if (!messages_http_pull_enabled(call, queue)) return;
+  if (!messages_http_pull_enabled(call, &queue)) return;
   ack_set_t *set = xcalloc(1, sizeof *set);
   if (ack_parse(call->request->body, call->request->body_len, set))
     engine_ack(queue, set->acks, set->ack_count, set->retries, set->retry_count, ack_done, call);

@@ -191,7 +191,7 @@ static bool call_authorize(api_call_t *call, const route_t *route) {
 
 static bool call_resolve_queue(api_call_t *call, const char *queue_id) {
   if (!queue_id[0]) return true;
-  call->catalog_queue = catalog_queue_find(call->api->catalog, call->account_id, queue_id);
+  call->catalog_queue = catalog_queue_find_fresh(call->api->catalog, call->account_id, queue_id);
   if (!call->catalog_queue) {
     api_reply_error(call, 404, API_ERR_QUEUE_NOT_FOUND, "Queue does not exist");
     return false;

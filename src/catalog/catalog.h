@@ -199,6 +199,19 @@ typedef void (*catalog_write_done_fn)(void *args, int status);
 void catalog_control_write(catalog_t *catalog, catalog_write_fn work, catalog_write_done_fn done,
                            void *args);
 
+/* Clustered mode (catalog_remote.c): catalog_remote_enable says so (the
+ * server does, before watching); then catalog_queue_find_fresh reads a
+ * queue this node does not know from the cluster before it answers "no
+ * such queue": one another node created a moment ago may not have come
+ * through the watcher yet, and a client may use it through this node at
+ * once. Elsewhere it is catalog_queue_find. catalog_queue_reread reads one
+ * from the cluster again (false, nothing read, when not clustered): a
+ * consumer added through the other node a moment ago. It may remove the
+ * queue (deleted meanwhile): look it up again after. */
+void catalog_remote_enable(catalog_t *catalog);
+bool catalog_queue_reread(catalog_t *catalog, const char *queue_id);
+const catalog_queue_t *catalog_queue_find_fresh(catalog_t *catalog, const char *account_id,
+                                                const char *queue_id);
 /* Clustered mode: a change seen through the cluster's watchers (made by
  * any node, this one included): reads the queue's row and consumer again
  * from the control plane and brings the view, the engine and the listeners

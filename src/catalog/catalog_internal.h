@@ -32,6 +32,7 @@ struct catalog {
     void *context;
   } listeners[CATALOG_MAX_LISTENERS];
   size_t listener_count;
+  bool remote; /* clustered: other nodes change the control plane (catalog_remote.c) */
 };
 
 /* Adds the row to the view (or, if its id is there, replaces it); the engine and listeners are told by

@@ -36,6 +36,26 @@ void catalog_queue_refresh(catalog_t *catalog, const char *queue_id) {
   catalog__queue_changed(catalog, queue);
 }
 
+void catalog_remote_enable(catalog_t *catalog) { catalog->remote = true; }
+
+static bool catalog_is_queue_id(const char *text) {
+  size_t n = 0;
+  while (n < 33 && ((text[n] >= '0' && text[n] <= '9') || (text[n] >= 'a' && text[n] <= 'f'))) n++;
+  return n == 32 && text[32] == '\0';
+}
+
+bool catalog_queue_reread(catalog_t *catalog, const char *queue_id) {
+  if (!catalog->remote || !catalog_is_queue_id(queue_id)) return false;
+  catalog_queue_refresh(catalog, queue_id);
+  return true;
+}
+
+const catalog_queue_t *catalog_queue_find_fresh(catalog_t *catalog, const char *account_id,
+                                                const char *queue_id) {
+  if (!catalog__queue_lookup(catalog, queue_id)) catalog_queue_reread(catalog, queue_id);
+  return catalog_queue_find(catalog, account_id, queue_id);
+}
+
 void catalog_account_refresh(catalog_t *catalog, const char *account_id) {
   control_account_t account;
   if (catalog_account_exists(catalog, account_id)) return; /* accounts never change */

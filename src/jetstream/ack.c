@@ -39,7 +39,9 @@ static bool ack_decode(jetstream_queue_t *q, const char *id, uint8_t kind, jetst
 }
 
 /* Copies the message into the dead-letter queue's stream (if the queue has
- * one), then acks it. */
+ * one), then acks it. A dead-letter queue is often created on demand a
+ * moment before its first copy (catalog_dead_letter_queue): publish_all
+ * waits for a stream that does not take publishes yet. */
 int jetstream__dead_letter(jetstream_queue_t *q, const jetstream_handle_t *h) {
   jetstream_t *js = q->js;
   uint8_t dlq_id[16];

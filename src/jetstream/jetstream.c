@@ -109,6 +109,7 @@ int jetstream_open(const jetstream_options_t *options, jetstream_t **out) {
   pthread_mutex_init(&js->lock, NULL);
   pthread_cond_init(&js->published, NULL);
   pthread_cond_init(&js->replied, NULL);
+  pthread_cond_init(&js->fetched, NULL);
   pthread_cond_init(&js->maintenance_wake, NULL);
   natsStatus s = jetstream_connect(js);
   int status = jetstream__status(s);
@@ -143,8 +144,6 @@ jetstream_queue_t *jetstream_queue_find(jetstream_t *js, const uint8_t id[16]) {
 
 static void jetstream_queue_free(jetstream_queue_t *queue) {
   jetstream__keeper_forget_queue(queue);
-  natsSubscription_Destroy(queue->sub);
-  pthread_mutex_destroy(&queue->pull_lock);
   free(queue);
 }
 
@@ -154,8 +153,18 @@ void jetstream__queue_forget(jetstream_queue_t *queue) {
   jetstream_queue_t **p = &js->queues;
   while (*p && *p != queue) p = &(*p)->next;
   if (*p) *p = queue->next;
+  queue->forgotten = true;
+  bool unused = queue->pulls == 0;
   pthread_mutex_unlock(&js->lock);
-  jetstream_queue_free(queue);
+  if (unused) jetstream_queue_free(queue);
+}
+
+void jetstream__queue_release(jetstream_queue_t *queue) {
+  jetstream_t *js = queue->js;
+  pthread_mutex_lock(&js->lock);
+  bool last = --queue->pulls == 0 && queue->forgotten;
+  pthread_mutex_unlock(&js->lock);
+  if (last) jetstream_queue_free(queue);
 }
 
 void jetstream_close(jetstream_t *js) {
@@ -168,10 +177,12 @@ void jetstream_close(jetstream_t *js) {
   jsCtx_Destroy(js->js);
   natsConnection_Close(js->nc); /* no reply arrives while the subscription is freed */
   natsSubscription_Destroy(js->replies);
+  jetstream__fetches_close(js);
   natsConnection_Destroy(js->nc);
   crypto_hmac_key_free(js->lease_key);
   pthread_cond_destroy(&js->published);
   pthread_cond_destroy(&js->replied);
+  pthread_cond_destroy(&js->fetched);
   pthread_cond_destroy(&js->maintenance_wake);
   pthread_mutex_destroy(&js->lock);
   free(js);

@@ -55,6 +55,29 @@
  *   and subtracted. A retry's delay is NakWithDelay(delay) directly: that
  *   delivery was a real attempt.
  *
+ * - pull: one pull request of our own per call (fetch.c), {"batch",
+ *   "expires", "no_wait"}, answered by the consumer leader as soon as it
+ *   has messages, and the call waits for the server to close the request
+ *   (408/404 status, or the batch filled): a request never outlives its
+ *   call, so no message is delivered to a node that stopped pulling, and
+ *   a pull on any node sees a message whose send was answered (the
+ *   request of a pull without a wait waits 100 ms for the consumer leader
+ *   to apply it).
+ *   A queue's consumer just created may not answer yet ("no responders"):
+ *   the pull tries again for 700 ms. Publishes answered "no responders"
+ *   (a stream just created, not yet known to the connection's server: a
+ *   queue created through the other node, a dead-letter queue created on
+ *   demand) are sent again, up to 2 s, before the call answers 503.
+ * - Held pulls (wharf_wait_ms): the same requests in slices of 500 ms on
+ *   a pool thread, so a send on any node answers them at once; they end
+ *   at pause, delete, shutdown or when the client goes away (what they
+ *   leased meanwhile is given back, no attempt). Where the embedded engine
+ *   gives a ready batch whole to the oldest waiting pull, JetStream hands
+ *   messages to its waiting requests one at a time in turn: two held
+ *   pulls each get part of a batch. At most 64 held pulls per node hold a
+ *   thread; later ones wait their turn on the node's loop, in order
+ *   (engine_backend.c).
+ *
  * - attempts = the JetStream delivery count (NumDelivered) minus deferrals.
  *
  * - Visibility timeout per pull: AckWait is the consumer's default. A pull
@@ -204,11 +227,17 @@ int jetstream_send(jetstream_queue_t *queue, const engine_message_t *messages, s
  * maintenance thread calls it too). */
 int jetstream_batches_recover(jetstream_t *js, uint64_t min_age_ms);
 
-/* Leases up to batch_size ready messages (waits at most wait_ms, at least
- * 100, for the first); count, ENGINE_ERR_PAUSED while delivery is paused,
- * or an error. Free with engine_deliveries_free. */
+/* Leases up to batch_size ready messages (waits at most wait_ms, 0: 100,
+ * for the first); count, ENGINE_ERR_PAUSED while delivery is paused,
+ * ENGINE_ERR_DELETED once the queue is deleted, or an error. Free with
+ * engine_deliveries_free. */
 int jetstream_pull(jetstream_queue_t *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
                    uint32_t wait_ms, engine_delivery_t *out);
+/* The same, ending early (with nothing) once stopped(context) is true: it
+ * is asked between the pull's slices of at most 500 ms (pull.c). */
+int jetstream_pull_held(jetstream_queue_t *queue, uint32_t batch_size,
+                        uint32_t visibility_timeout_ms, uint32_t wait_ms,
+                        bool (*stopped)(void *context), void *context, engine_delivery_t *out);
 /* Acks and retries by lease id, each confirmed by the cluster before this
  * returns; unknown or forged ids become warnings. Free the result with
  * jetstream_ack_result_free. */

@@ -25,6 +25,7 @@
 
 typedef struct jetstream_pending jetstream_pending_t;
 typedef struct jetstream_call jetstream_call_t;
+typedef struct jetstream_fetch jetstream_fetch_t;
 typedef struct jetstream_lease jetstream_lease_t;
 typedef struct jetstream_fan_out jetstream_fan_out_t;
 
@@ -36,8 +37,10 @@ struct jetstream_queue {
   char stream[48];  /* WHARF_<id hex> */
   char subject[48]; /* wharf.q.<id hex> */
   engine_queue_config_t config;
-  natsSubscription *sub; /* bound to the durable consumer; created on first pull */
-  pthread_mutex_t pull_lock; /* one Fetch at a time per subscription */
+  /* Under jetstream_t.lock: pulls running (a held one lasts seconds), and
+   * whether the queue was forgotten meanwhile; the last pull frees it. */
+  unsigned pulls;
+  bool forgotten;
 };
 
 struct jetstream {
@@ -58,6 +61,8 @@ struct jetstream {
   jetstream_call_t *calls;   /* replies.c's calls waiting for confirmations */
   uint64_t last_call;
   pthread_cond_t replied;    /* a confirmation arrived */
+  jetstream_fetch_t *fetching; /* fetch.c's pool of pull reply subscriptions */
+  pthread_cond_t fetched;    /* a fetched message or a request's end arrived */
   jetstream_queue_t *queues;
   jetstream_pending_t *pending[JETSTREAM_PENDING_BUCKETS];
   jetstream_lease_t *leases;
@@ -88,8 +93,11 @@ void jetstream__stream_init(const jetstream_t *js, jsStreamConfig *config, const
 /* Adds the stream; one that exists is updated to config (update) or left
  * as it is. Logs a failure. */
 natsStatus jetstream__stream_add(jetstream_t *js, jsStreamConfig *config, bool update);
-/* Unlinks the queue from the backend and frees it (no network). */
+/* Unlinks the queue from the backend and frees it (no network), or marks
+ * it forgotten while pulls run; queue_release ends a pull (pull.c) and
+ * frees a forgotten queue after its last. */
 void jetstream__queue_forget(jetstream_queue_t *queue);
+void jetstream__queue_release(jetstream_queue_t *queue);
 
 /* publish.c: publishes every message (taking them) with async publishes
  * and waits for all their acks; ENGINE_OK only if every one was stored. */
@@ -130,6 +138,15 @@ int jetstream__ack_requests(jetstream_queue_t *queue, const jetstream_handle_t *
 /* One of them. */
 int jetstream__ack_request(jetstream_queue_t *queue, const jetstream_handle_t *handle,
                            const char *body);
+
+/* fetch.c: one pull request of up to batch messages, held at most
+ * expires_ms: the messages in out (count; the caller destroys them) once
+ * the server ended the request; JETSTREAM_ERR_NOT_FOUND when the consumer
+ * did not answer (no responders) or the request did not end in time. fetches_close frees the pool, after the connection
+ * is closed. */
+void jetstream__fetches_close(jetstream_t *js);
+int jetstream__fetch(jetstream_queue_t *queue, uint32_t batch, uint32_t expires_ms, natsMsg **out,
+                     int *count);
 
 /* bucket.c: binds (creating if missing) a KV bucket, history 1. */
 int jetstream__bucket_open(jetstream_t *js, const char *name, int64_t ttl_ms, kvStore **out);

@@ -10,25 +10,39 @@
  * everyone's. Every publish carries MaxWait, so libnats reports a timeout for
  * an ack that never comes; the group's own wait has a backstop a little
  * longer, after which it unregisters what is left and counts it as failed.
+ *
+ * A publish answered "no responders" was not stored: the stream was
+ * created a moment ago and the server the connection uses has not applied
+ * it yet (a queue created through the other node, a dead-letter queue
+ * created on demand). The handler keeps such messages and the group sends
+ * them again, up to PUBLISH_READY_TRIES rounds PUBLISH_READY_PAUSE_MS
+ * apart, before they count as failed (an answered 503).
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "jetstream/jetstream_internal.h"
 #include "util/buf.h"
 
+#define PUBLISH_READY_TRIES 20
+#define PUBLISH_READY_PAUSE_MS 100
+
 typedef struct {
   size_t outstanding;
   size_t failed;
-  bool *stored; /* per message, or NULL */
+  bool *stored;         /* per message, or NULL */
+  natsMsg **again;      /* answered "no responders": to send again */
+  size_t *again_index;  /* their indexes in the call's messages */
+  size_t again_count;
 } jetstream_group_t;
 
 struct jetstream_pending {
   natsMsg *msg;
-  jetstream_group_t *group;
   size_t index;
+  jetstream_group_t *group;
   jetstream_pending_t *next;
 };
 
@@ -36,7 +50,7 @@ static size_t pending_bucket(const natsMsg *msg) {
   return ((uintptr_t)msg >> 4) % JETSTREAM_PENDING_BUCKETS;
 }
 
-/* With js->lock held; *index is the message's place in its group. */
+/* With js->lock held. */
 static jetstream_group_t *pending_take(jetstream_t *js, const natsMsg *msg, size_t *index) {
   jetstream_pending_t **p = &js->pending[pending_bucket(msg)];
   while (*p && (*p)->msg != msg) p = &(*p)->next;
@@ -49,10 +63,10 @@ static jetstream_group_t *pending_take(jetstream_t *js, const natsMsg *msg, size
   return group;
 }
 
-static void pending_put(jetstream_t *js, natsMsg *msg, jetstream_group_t *group, size_t index) {
+static void pending_put(jetstream_t *js, natsMsg *msg, size_t index, jetstream_group_t *group) {
   jetstream_pending_t *entry = xmalloc(sizeof *entry);
   size_t bucket = pending_bucket(msg);
-  *entry = (jetstream_pending_t){msg, group, index, js->pending[bucket]};
+  *entry = (jetstream_pending_t){msg, index, group, js->pending[bucket]};
   js->pending[bucket] = entry;
 }
 
@@ -65,8 +79,15 @@ void jetstream__publish_ack(jsCtx *ctx, natsMsg *msg, jsPubAck *ack, jsPubAckErr
   jetstream_group_t *group = pending_take(js, msg, &index);
   if (group) {
     group->outstanding--;
-    if (!ack || error) group->failed++;
-    else if (group->stored) group->stored[index] = true;
+    if (error && error->Err == NATS_NO_RESPONDERS && group->again) {
+      group->again_index[group->again_count] = index;
+      group->again[group->again_count++] = msg;
+      msg = NULL; /* the group's now */
+    } else if (!ack || error) {
+      group->failed++;
+    } else if (group->stored) {
+      group->stored[index] = true;
+    }
     pthread_cond_broadcast(&js->published);
   }
   pthread_mutex_unlock(&js->lock);
@@ -104,6 +125,37 @@ static void group_wait(jetstream_t *js, jetstream_group_t *group) {
   }
 }
 
+/* One round: publishes messages[i] with options[i] for i in indexes
+ * (all of them if indexes is NULL) and waits for their acks. */
+static void publish_round(jetstream_t *js, jetstream_group_t *group, natsMsg **messages,
+                          const size_t *indexes, size_t count, jsPubOptions *options) {
+  jsPubOptions defaults;
+  jsPubOptions_Init(&defaults);
+  defaults.MaxWait = js->timeout_ms;
+  for (size_t k = 0; k < count; k++) {
+    size_t i = indexes ? indexes[k] : k;
+    jsPubOptions *each = options ? &options[i] : &defaults;
+    if (!each->MaxWait) each->MaxWait = js->timeout_ms;
+    natsMsg *msg = messages[k];
+    pthread_mutex_lock(&js->lock);
+    pending_put(js, msg, i, group);
+    group->outstanding++;
+    pthread_mutex_unlock(&js->lock);
+    if (js_PublishMsgAsync(js->js, &messages[k], each) != NATS_OK) {
+      size_t ignored;
+      pthread_mutex_lock(&js->lock);
+      if (pending_take(js, msg, &ignored)) group->outstanding--, group->failed++;
+      pthread_mutex_unlock(&js->lock);
+      natsMsg_Destroy(messages[k]); /* still ours: libnats did not take it */
+      for (size_t j = k + 1; j < count; j++) natsMsg_Destroy(messages[j]), group->failed++;
+      break;
+    }
+  }
+  pthread_mutex_lock(&js->lock);
+  group_wait(js, group);
+  pthread_mutex_unlock(&js->lock);
+}
+
 int jetstream__publish_all(jetstream_t *js, natsMsg **messages, size_t count,
                            jsPubOptions *options) {
   return jetstream__publish_some(js, messages, count, options, NULL);
@@ -111,30 +163,26 @@ int jetstream__publish_all(jetstream_t *js, natsMsg **messages, size_t count,
 
 int jetstream__publish_some(jetstream_t *js, natsMsg **messages, size_t count,
                             jsPubOptions *options, bool *stored) {
-  jetstream_group_t group = {0, 0, stored};
-  jsPubOptions defaults;
-  jsPubOptions_Init(&defaults);
-  defaults.MaxWait = js->timeout_ms;
-  for (size_t i = 0; i < count; i++) {
-    jsPubOptions *each = options ? &options[i] : &defaults;
-    if (!each->MaxWait) each->MaxWait = js->timeout_ms;
+  jetstream_group_t group = {.stored = stored,
+                             .again = xcalloc(count ? count : 1, sizeof *group.again),
+                             .again_index = xcalloc(count ? count : 1, sizeof *group.again_index)};
+  natsMsg **round = xcalloc(count ? count : 1, sizeof *round);
+  size_t *indexes = xcalloc(count ? count : 1, sizeof *indexes);
+  publish_round(js, &group, messages, NULL, count, options);
+  for (int tries = 1; group.again_count; tries++) {
     pthread_mutex_lock(&js->lock);
-    pending_put(js, messages[i], &group, i);
-    group.outstanding++;
+    size_t n = group.again_count;
+    memcpy(round, group.again, n * sizeof *round);
+    memcpy(indexes, group.again_index, n * sizeof *indexes);
+    group.again_count = 0;
     pthread_mutex_unlock(&js->lock);
-    natsMsg *msg = messages[i];
-    if (js_PublishMsgAsync(js->js, &messages[i], each) != NATS_OK) {
-      pthread_mutex_lock(&js->lock);
-      size_t index = 0;
-      if (pending_take(js, msg, &index)) group.outstanding--, group.failed++;
-      pthread_mutex_unlock(&js->lock);
-      natsMsg_Destroy(messages[i]); /* still ours: libnats did not take it */
-      for (size_t j = i + 1; j < count; j++) natsMsg_Destroy(messages[j]), group.failed++;
+    if (tries == PUBLISH_READY_TRIES) {
+      for (size_t k = 0; k < n; k++) natsMsg_Destroy(round[k]), group.failed++;
       break;
     }
+    nats_Sleep(PUBLISH_READY_PAUSE_MS);
+    publish_round(js, &group, round, indexes, n, options);
   }
-  pthread_mutex_lock(&js->lock);
-  group_wait(js, &group);
-  pthread_mutex_unlock(&js->lock);
+  free(round), free(indexes), free(group.again), free(group.again_index);
   return group.failed ? JETSTREAM_ERR_UNAVAILABLE : ENGINE_OK;
 }

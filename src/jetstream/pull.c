@@ -1,13 +1,20 @@
 /*
- * pull.c — leasing messages from a queue's durable pull consumer: fetch,
- * give back the ones whose delay has not run out (deferrals, no attempt),
- * dead-letter the ones past max_retries, and hand out the rest with signed
- * lease ids (jetstream.h has the mapping).
+ * pull.c — leasing messages from a queue's durable pull consumer: fetch
+ * (fetch.c: a request that never outlives its call), give back the ones
+ * whose delay has not run out (deferrals, no attempt), dead-letter the
+ * ones past max_retries, and hand out the rest with signed lease ids
+ * (jetstream.h has the mapping).
  *
- * Fetches on one queue's subscription are serialised (pull_lock): libnats
- * allows one Fetch at a time per subscription. Several nodes pulling the
- * same queue each have their own subscription to the one durable consumer,
- * and JetStream hands a message to one of them at a time.
+ * A held pull (wait_ms, the long-poll extension) waits in slices of at
+ * most PULL_SLICE_MS, each one request: JetStream answers a request as
+ * soon as the consumer has a message, whichever node sent it, so a send
+ * anywhere answers the pull at once; between slices the pull ends if
+ * delivery was paused (ENGINE_ERR_PAUSED) or its caller says stop (the
+ * client left, or shutdown), and it ends with ENGINE_ERR_DELETED once the
+ * queue was deleted (through this node: the backend forgot it; through
+ * another: its stream is gone). A pull keeps its queue allocated while it
+ * runs (jetstream_queue_t.pulls): a delete may come during a held one. Several pulls of one queue run at once, each
+ * with its own request; JetStream hands a message to one of them.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,15 +28,6 @@
 
 void jetstream__message_id(uint64_t stream_seq, int64_t timestamp_ns, char out[33]) {
   snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, (uint64_t)timestamp_ns, stream_seq);
-}
-
-static natsStatus pull_subscribe(jetstream_queue_t *q) {
-  if (q->sub) return NATS_OK;
-  jsSubOptions options;
-  jsSubOptions_Init(&options);
-  options.Stream = q->stream;
-  options.Consumer = JETSTREAM_CONSUMER;
-  return js_PullSubscribe(&q->sub, q->js->js, q->subject, JETSTREAM_CONSUMER, NULL, &options, NULL);
 }
 
 static uint64_t header_u64(natsMsg *msg, const char *name) {
@@ -94,23 +92,85 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
   return 1;
 }
 
+#define PULL_SLICE_MS 500
+#define PULL_SHORTEST_MS 100 /* the wait of a pull that names none */
+/* A pull on a queue created a moment ago may find its consumer not ready
+ * (no responders): it tries again, for at least this long whatever its
+ * wait, so that a message sent through the other node is found; short
+ * enough that a pull of an empty new queue still answers at once. */
+#define PULL_NOT_READY_MS 700
+#define PULL_NOT_READY_PAUSE_MS 50
+
+/* The consumer did not answer a fetch (no responders, or the request was
+ * never closed): the queue's stream is gone (ENGINE_ERR_DELETED), the
+ * cluster does not answer, or the queue was created a moment ago and its
+ * consumer has no leader the connection's server knows of yet (0: the
+ * pull tries again after a pause). */
+static int pull_consumer_missing(jetstream_queue_t *q, bool *not_ready) {
+  jsStreamInfo *info = NULL;
+  jsErrCode code = 0;
+  natsStatus s = js_GetStreamInfo(&info, q->js->js, q->stream, NULL, &code);
+  jsStreamInfo_Destroy(info);
+  if (s != NATS_OK) return code == JSStreamNotFoundErr ? ENGINE_ERR_DELETED : jetstream__status(s);
+  *not_ready = true;
+  nats_Sleep(PULL_NOT_READY_PAUSE_MS);
+  return 0;
+}
+
+/* Fetches, leases what it got; 0 while nothing was ready in the slice. */
+static int pull_slice(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibility_ms,
+                      uint32_t slice_ms, natsMsg **msgs, engine_delivery_t *out, bool *not_ready) {
+  int fetched = 0;
+  int status = jetstream__fetch(q, batch_size, slice_ms, msgs, &fetched);
+  int count = 0;
+  for (int i = 0; i < fetched; i++) {
+    if (!status) count += pull_one(q, msgs[i], visibility_ms, &out[count]);
+    natsMsg_Destroy(msgs[i]);
+  }
+  if (status == JETSTREAM_ERR_NOT_FOUND) return pull_consumer_missing(q, not_ready);
+  return status ? status : count;
+}
+
+/* The pull's client left while its last slice leased these: ready again at
+ * once, no attempt (from here, not after a hop through the loop, so that
+ * the next pull, on any node, finds them). */
+static int pull_give_back(jetstream_queue_t *q, engine_delivery_t *out, int count) {
+  for (int i = 0; i < count; i++) jetstream_lease_return(q, out[i].handle);
+  engine_deliveries_free(out, (uint32_t)count);
+  return 0;
+}
+
+int jetstream_pull_held(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibility_ms,
+                        uint32_t wait_ms, bool (*stopped)(void *context), void *context,
+                        engine_delivery_t *out) {
+  pthread_mutex_lock(&q->js->lock);
+  q->pulls++;
+  pthread_mutex_unlock(&q->js->lock);
+  natsMsg **msgs = xcalloc(batch_size ? batch_size : 1, sizeof *msgs);
+  uint64_t start = clock_now_ms();
+  uint64_t deadline = start + (wait_ms ? wait_ms : PULL_SHORTEST_MS);
+  int count = 0;
+  bool not_ready = false;
+  for (;;) {
+    pthread_mutex_lock(&q->js->lock);
+    count = q->forgotten ? ENGINE_ERR_DELETED : q->config.delivery_paused ? ENGINE_ERR_PAUSED : 0;
+    pthread_mutex_unlock(&q->js->lock);
+    if (count) break;
+    uint64_t now = clock_now_ms();
+    uint64_t left = deadline > now ? deadline - now : 0;
+    if (left == 0 || (stopped && stopped(context))) break;
+    uint32_t slice = (uint32_t)(left < PULL_SLICE_MS ? left : PULL_SLICE_MS);
+    count = pull_slice(q, batch_size, visibility_ms, slice, msgs, out, &not_ready);
+    if (count > 0 && stopped && stopped(context)) count = pull_give_back(q, out, count);
+    if (count != 0) break;
+    if (not_ready && deadline < start + PULL_NOT_READY_MS) deadline = start + PULL_NOT_READY_MS;
+  }
+  free(msgs);
+  jetstream__queue_release(q);
+  return count;
+}
+
 int jetstream_pull(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibility_ms,
                    uint32_t wait_ms, engine_delivery_t *out) {
-  if (q->config.delivery_paused) return ENGINE_ERR_PAUSED;
-  natsMsgList list = {0};
-  pthread_mutex_lock(&q->pull_lock);
-  natsStatus s = pull_subscribe(q);
-  jsErrCode code = 0;
-  if (s == NATS_OK)
-    s = natsSubscription_Fetch(&list, q->sub, (int)batch_size, wait_ms ? wait_ms : 100, &code);
-  pthread_mutex_unlock(&q->pull_lock);
-  /* No message, or no server: a pull request made while disconnected waits
-   * in libnats' reconnect buffer and times out; "nothing" would be a lie. */
-  if (s == NATS_TIMEOUT)
-    return natsConnection_Status(q->js->nc) == NATS_CONN_STATUS_CONNECTED ? 0 : JETSTREAM_ERR_UNAVAILABLE;
-  if (s != NATS_OK) return code == JSConsumerNotFoundErr ? JETSTREAM_ERR_NOT_FOUND : jetstream__status(s);
-  int count = 0;
-  for (int i = 0; i < list.Count; i++) count += pull_one(q, list.Msgs[i], visibility_ms, &out[count]);
-  natsMsgList_Destroy(&list);
-  return count;
+  return jetstream_pull_held(q, batch_size, visibility_ms, wait_ms, NULL, NULL, out);
 }

@@ -58,7 +58,6 @@ static jetstream_queue_t *queue_new(jetstream_t *js, const uint8_t id[16]) {
   crypto_hex_encode(id, 16, q->id_hex);
   jetstream__stream_name(id, q->stream);
   snprintf(q->subject, sizeof q->subject, "wharf.q.%s", q->id_hex);
-  pthread_mutex_init(&q->pull_lock, NULL);
   return q;
 }
 

@@ -313,6 +313,7 @@ int engine_open_backend(uv_loop_t *loop, const engine_backend_t *backend,
 void engine_close(engine_t *engine) {
   if (engine->backend) { /* freed once the last call in flight has answered */
     engine->waits_closed = engine->closing = true;
+    engine_backend_waits_close(engine);
     if (!engine->backend_jobs) engine_backend_close(engine);
     return;
   }

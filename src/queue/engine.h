@@ -303,9 +303,12 @@ typedef struct {
   int (*purge)(void *queue);
   int (*metrics)(void *queue, engine_metrics_t *out);
   int (*send)(void *queue, const engine_message_t *messages, size_t count);
-  /* ENGINE_OK with *count_out deliveries in out, or an error. */
+  /* ENGINE_OK with *count_out deliveries in out, or an error. A pull
+   * that waits asks stopped(stop_context) now and then (on its thread) and
+   * ends with what it has once it is true: its client left, or shutdown. */
   int (*pull)(void *queue, uint32_t batch_size, uint32_t visibility_timeout_ms, uint32_t wait_ms,
-              engine_delivery_t *out, uint32_t *count_out);
+              bool (*stopped)(void *stop_context), void *stop_context, engine_delivery_t *out,
+              uint32_t *count_out);
   int (*ack)(void *queue, const char *const *acks, size_t ack_count, const engine_retry_t *retries,
              size_t retry_count, engine_ack_result_t *result);
   /* ENGINE_OK with *count_out deliveries in out, or an error. */

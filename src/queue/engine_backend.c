@@ -8,10 +8,14 @@
  * arguments once the call returns, as they may with the embedded engine's
  * in-memory operations. The queue is referenced while a job runs; the
  * engine is freed once the last job has answered (engine_close waits).
- * A cancelled pull (the client went away) still runs to its end: what it
- * leased is freed unanswered and its leases run out (at least once).
+ * A cancelled pull (the client went away) ends at its next slice (the
+ * backend asks job_stopped); what it leased meanwhile is given back
+ * (lease_return: ready again at once, no attempt).
  * Each job also brings back the queue's metrics, which engine_queue_metrics
- * answers until the next one.
+ * answers until the next one. At most BACKEND_HELD_RUNNING_MAX held pulls
+ * (wait_ms > 0) run at once; later ones wait their turn on the loop, in
+ * order, and start with what is left of their wait (one that waited out
+ * its whole time in line still makes its one short fetch).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +27,7 @@
 typedef enum { JOB_REMOVE, JOB_PURGE, JOB_METRICS, JOB_SEND, JOB_PULL, JOB_ACK, JOB_PURGE_REFS,
                JOB_RETURN, JOB_PEEK } job_kind_t;
 
-typedef struct {
+typedef struct backend_job {
   engine_queue_t *queue; /* first, as in struct engine_wait: engine_wait_cancel tells them apart */
   job_kind_t kind;
   uv_work_t request;
@@ -48,7 +52,18 @@ typedef struct {
   engine_retry_t *retries;
   size_t retry_count;
   engine_ack_result_t result;
+  bool held;            /* a pull that may wait (wait_ms > 0) */
+  bool queued;          /* a held pull waiting for its turn on the loop */
+  uint64_t deadline_ms; /* a held pull's end */
+  struct backend_job *next_held;
 } job_t;
+
+/* Held pulls that hold a thread of the pool at once; the others wait
+ * their turn on the loop, oldest first (a message a running one takes
+ * lets the next one start). Without this, held pulls beyond the pool's
+ * size would queue every other job of the node (sends, acks) behind
+ * theirs. */
+#define BACKEND_HELD_RUNNING_MAX 64
 
 static job_t *job_new(engine_queue_t *queue, job_kind_t kind, void *data) {
   job_t *job = xcalloc(1, sizeof *job);
@@ -61,6 +76,14 @@ static job_t *job_new(engine_queue_t *queue, job_kind_t kind, void *data) {
   return job;
 }
 
+/* On the pull's thread: the loop sets these (cancel, engine_close,
+ * engine_waits_close); a stale read only lets one more slice run. */
+static bool job_stopped(void *context) {
+  job_t *job = context;
+  return __atomic_load_n(&job->cancelled, __ATOMIC_RELAXED) ||
+         __atomic_load_n(&job->queue->engine->waits_closed, __ATOMIC_RELAXED);
+}
+
 static int job_call(job_t *job) {
   const engine_backend_t *backend = job->queue->engine->backend;
   switch (job->kind) {
@@ -70,7 +93,7 @@ static int job_call(job_t *job) {
   case JOB_SEND: return backend->send(job->remote, job->messages, job->count);
   case JOB_PULL:
     return backend->pull(job->remote, job->batch_size, job->visibility_timeout_ms, job->wait_ms,
-                         job->deliveries, &job->pulled);
+                         job_stopped, job, job->deliveries, &job->pulled);
   case JOB_ACK:
     return backend->ack(job->remote, (const char *const *)job->acks, job->ack_count, job->retries,
                         job->retry_count, &job->result);
@@ -110,13 +133,17 @@ static void job_answer(job_t *job) {
     if (job->done.done) job->done.done(job->data, job->status, metrics);
     break;
   case JOB_PULL:
-    if (job->status == ENGINE_OK) engine__backend_count_pull(queue, job->deliveries, job->pulled);
-    if (job->cancelled) {
-      if (job->status == ENGINE_OK) engine_deliveries_free(job->deliveries, job->pulled);
+    if (job->cancelled) { /* its client left: what it leased is ready again at once, no attempt */
+      if (job->status != ENGINE_OK) break;
+      for (uint32_t i = 0; i < job->pulled; i++) engine_backend_lease_return(queue, &job->deliveries[i]);
+      engine_deliveries_free(job->deliveries, job->pulled);
       break;
     }
     queue->engine->wait_count--;
-    if (job->status == ENGINE_OK) memcpy(job->out, job->deliveries, job->pulled * sizeof *job->out);
+    if (job->status == ENGINE_OK) {
+      engine__backend_count_pull(queue, job->deliveries, job->pulled);
+      memcpy(job->out, job->deliveries, job->pulled * sizeof *job->out);
+    }
     job->done.pull(job->data, job->status, job->status == ENGINE_OK ? job->pulled : 0);
     break;
   case JOB_PEEK:
@@ -149,23 +176,62 @@ static void job_free(job_t *job) {
   free(job);
 }
 
+static void job_after(uv_work_t *request, int status);
+
+static void job_submit(job_t *job) {
+  engine_t *engine = job->queue->engine;
+  engine->backend_jobs++;
+  if (job->held) engine->held_running++;
+  uv_queue_work(engine->loop, &job->request, job_work, job_after);
+}
+
+/* Starts the held pulls whose turn it is, with what is left of their wait. */
+static void held_start_next(engine_t *engine) {
+  while (engine->held_running < BACKEND_HELD_RUNNING_MAX && engine->held_head) {
+    job_t *job = engine->held_head;
+    engine->held_head = job->next_held;
+    if (!engine->held_head) engine->held_tail = NULL;
+    job->queued = false;
+    uint64_t now = uv_now(engine->loop);
+    job->wait_ms = job->deadline_ms > now ? (uint32_t)(job->deadline_ms - now) : 0;
+    job_submit(job);
+  }
+}
+
+static void held_unlink(engine_t *engine, job_t *job) {
+  job_t **p = &engine->held_head, *prev = NULL;
+  while (*p && *p != job) prev = *p, p = &(*p)->next_held;
+  if (!*p) return;
+  *p = job->next_held;
+  if (engine->held_tail == job) engine->held_tail = prev;
+}
+
+void engine_backend_waits_close(engine_t *engine) {
+  while (engine->held_head) {
+    job_t *job = engine->held_head;
+    held_unlink(engine, job);
+    engine->wait_count--;
+    job->done.pull(job->data, ENGINE_OK, 0);
+    engine_queue_unref(job->queue);
+    job_free(job);
+  }
+}
+
 static void job_after(uv_work_t *request, int status) {
   (void)status;
   job_t *job = request->data;
   engine_queue_t *queue = job->queue;
   engine_t *engine = queue->engine;
   if (job->has_metrics) queue->remote_metrics = job->metrics;
+  if (job->held) engine->held_running--;
   job_answer(job);
   job_free(job);
   engine_queue_unref(queue);
+  held_start_next(engine);
   if (--engine->backend_jobs == 0 && engine->closing) engine_backend_close(engine);
 }
 
-static void job_submit(job_t *job) {
-  engine_t *engine = job->queue->engine;
-  engine->backend_jobs++;
-  uv_queue_work(engine->loop, &job->request, job_work, job_after);
-}
+
 
 engine_queue_t *engine_backend_configure(engine_t *engine, const uint8_t id[16],
                                          const engine_queue_config_t *config) {
@@ -222,15 +288,33 @@ engine_wait_t *engine_backend_pull(engine_queue_t *queue, uint32_t batch_size,
   job->wait_ms = wait_ms;
   job->out = out;
   job->deliveries = xcalloc(batch_size, sizeof *job->deliveries);
-  queue->engine->wait_count++;
+  job->held = wait_ms > 0;
+  engine_t *engine = queue->engine;
+  engine->wait_count++;
+  if (job->held && (engine->held_running >= BACKEND_HELD_RUNNING_MAX || engine->held_head)) {
+    job->queued = true;
+    job->deadline_ms = uv_now(engine->loop) + wait_ms;
+    if (engine->held_tail) engine->held_tail->next_held = job;
+    else engine->held_head = job;
+    engine->held_tail = job;
+    return (engine_wait_t *)job;
+  }
   job_submit(job);
   return (engine_wait_t *)job;
 }
 
 bool engine_backend_wait_cancel(engine_wait_t *wait) {
   job_t *job = (job_t *)wait;
-  if (!job->queue->engine->backend) return false;
-  job->cancelled = true;
+  engine_t *engine = job->queue->engine;
+  if (!engine->backend) return false;
+  if (job->queued) { /* it never started */
+    held_unlink(engine, job);
+    engine->wait_count--;
+    engine_queue_unref(job->queue);
+    job_free(job);
+    return true;
+  }
+  __atomic_store_n(&job->cancelled, true, __ATOMIC_RELAXED);
   job->queue->engine->wait_count--;
   return true;
 }

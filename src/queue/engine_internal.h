@@ -55,6 +55,8 @@ struct engine {
   bool waits_closed;     /* shutting down: no pull waits any more */
   const engine_backend_t *backend; /* NULL: the embedded log (engine_backend.c) */
   unsigned backend_jobs;           /* calls in flight on the thread pool */
+  unsigned held_running;           /* engine_backend.c: held pulls on the pool */
+  struct backend_job *held_head, *held_tail; /* held pulls waiting for their turn */
   bool closing;                    /* engine_close waits for those */
 };
 
@@ -70,6 +72,8 @@ engine_wait_t *engine_backend_pull(engine_queue_t *queue, uint32_t batch_size,
                                    uint32_t visibility_timeout_ms, uint32_t wait_ms,
                                    engine_delivery_t *out, engine_pull_fn done, void *data);
 bool engine_backend_wait_cancel(engine_wait_t *wait); /* false: not a backend's wait */
+/* Answers the held pulls still waiting for their turn (with nothing). */
+void engine_backend_waits_close(engine_t *engine);
 void engine_backend_ack(engine_queue_t *queue, bool refs, const char *const *acks, size_t ack_count,
                         const engine_retry_t *retries, size_t retry_count, engine_ack_fn done,
                         void *data);

@@ -108,5 +108,6 @@ static void waits_end_with_nothing(engine_queue_t *queue, void *context) {
 
 void engine_waits_close(engine_t *engine) {
   engine->waits_closed = true;
+  if (engine->backend) engine_backend_waits_close(engine); /* running ones end at their next slice */
   engine_queue_each(engine, waits_end_with_nothing, NULL);
 }

@@ -72,8 +72,10 @@ static int backend_send(void *queue, const engine_message_t *messages, size_t co
   return jetstream_send(queue, messages, count);
 }
 static int backend_pull(void *queue, uint32_t batch_size, uint32_t visibility_timeout_ms,
-                        uint32_t wait_ms, engine_delivery_t *out, uint32_t *count_out) {
-  int count = jetstream_pull(queue, batch_size, visibility_timeout_ms, wait_ms, out);
+                        uint32_t wait_ms, bool (*stopped)(void *stop_context), void *stop_context,
+                        engine_delivery_t *out, uint32_t *count_out) {
+  int count = jetstream_pull_held(queue, batch_size, visibility_timeout_ms, wait_ms, stopped,
+                                  stop_context, out);
   if (count < 0) return count;
   *count_out = (uint32_t)count;
   return ENGINE_OK;
@@ -245,6 +247,7 @@ int server_cluster_feeds_open(server_cluster_t *cluster, audit_log_t *audit, met
 
 void server_cluster_watch(server_cluster_t *cluster, catalog_t *catalog) {
   cluster->catalog = catalog;
+  catalog_remote_enable(catalog);
   if (control_subscriptions_load(cluster->control) != CONTROL_OK)
     log_warn("cluster: cannot load the event subscriptions; reading them from the cluster as needed");
 }

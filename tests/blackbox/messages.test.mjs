@@ -773,18 +773,26 @@ describe('durability across restarts', () => {
     for (let i = 0; i < 5; i++) sent.push(`g${i}`);
     for (const b of sent) await sendOk(q, b, 'text');
     const delayedAt = Date.now();
+    const due = delayedAt + 4000; /* the server's not-before is at least this */
     await sendOk(q, 'delayed', 'text', { delay_seconds: 4 });
     const exit = await server.stop();
     assert.equal(exit.code, 0, `graceful exit: ${JSON.stringify(exit)}`);
     await server.start();
     assert.equal(await backlog(q), 6);
-    const got = await pullAll(q, 5);
-    assert.deepEqual(got.map((m) => m.body).sort(), sent);
+    /* A restart may outlast the delay on a loaded machine: the delayed
+     * message may then come with the others, never before it is due. */
+    let got = await pullAll(q, 5);
+    const early = got.some((m) => m.body === 'delayed') && Date.now() < due;
+    if (got.some((m) => m.body === 'delayed') && got.length < 6) got = [...got, ...(await pullAll(q, 6 - got.length))];
+    assert.ok(!early, 'delay honoured across the restart');
+    assert.deepEqual(got.map((m) => m.body).filter((b) => b !== 'delayed').sort(), sent);
     await ack(q, got.map((m) => ({ lease_id: m.lease_id })));
-    assert.ok(Date.now() < delayedAt + 4000, 'restart was quick enough for the delay check');
-    assert.deepEqual((await pull(q, { batch_size: 10 })).messages, [], 'delay honoured across the restart');
-    await sleep(Math.max(0, delayedAt + 4300 - Date.now()));
-    assert.deepEqual((await pullAll(q, 1, { timeoutMs: 2000 })).map((m) => m.body), ['delayed']);
+    if (got.some((m) => m.body === 'delayed')) return;
+    const before = await pull(q, { batch_size: 10 });
+    assert.ok(before.messages.length === 0 || Date.now() >= due, 'delay honoured across the restart');
+    await sleep(Math.max(0, due + 300 - Date.now()));
+    const later = [...before.messages, ...(await pullAll(q, 1 - before.messages.length, { timeoutMs: 2000 }))];
+    assert.deepEqual(later.map((m) => m.body), ['delayed']);
   });
 
   /* By design in clustered mode: leases are JetStream's and outlive a Wharf

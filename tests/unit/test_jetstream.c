@@ -4,7 +4,8 @@
  * the file: send, pull, ack (confirmed, from another connection too, and
  * not when nobody received it),
  * retries with delay and attempts, delay on send, per-pull visibility,
- * max_retries into the dead-letter queue or deletion, purge, peek without
+ * max_retries into the dead-letter queue (one whose stream is still being
+ * created too) or deletion, purge, peek without
  * side effects, counts, batches all-or-nothing, and kill -9 of one
  * nats-server under publishes losing no acknowledged message.
  */
@@ -256,15 +257,24 @@ static uint32_t retry_until_gone(jetstream_queue_t *q) {
   return attempts;
 }
 
-static void test_max_retries_then_dead_letter(void **state) {
-  (void)state;
+/* A new queue with max_retries whose dead-letter queue (new too) is *dlq,
+ * holding one message sent. */
+static jetstream_queue_t *queue_with_dead_letter(uint32_t max_retries, const char *body,
+                                                 jetstream_queue_t **dlq) {
   engine_queue_config_t config = default_config();
-  jetstream_queue_t *dlq = new_queue(&config);
-  config.max_retries = 2;
+  *dlq = new_queue(&config);
+  config.max_retries = max_retries;
   config.has_dead_letter_queue = true;
   jetstream_queue_t *q = new_queue(&config);
-  memcpy(fixture.dead_letter, dlq->id, 16);
-  send_text(q, "doomed", -1);
+  memcpy(fixture.dead_letter, (*dlq)->id, 16);
+  send_text(q, body, -1);
+  return q;
+}
+
+static void test_max_retries_then_dead_letter(void **state) {
+  (void)state;
+  jetstream_queue_t *dlq = NULL;
+  jetstream_queue_t *q = queue_with_dead_letter(2, "doomed", &dlq);
   assert_int_equal(retry_until_gone(q), 3); /* first delivery + 2 retries */
   memset(fixture.dead_letter, 0, 16);
   backlog_settles(q, 0);
@@ -272,6 +282,38 @@ static void test_max_retries_then_dead_letter(void **state) {
   assert_int_equal(pull(dlq, 0, d), 1);
   assert_memory_equal(d[0].body.data, "doomed", 6);
   assert_int_equal(d[0].attempts, 1);
+  engine_deliveries_free(d, 1);
+  jetstream_queue_delete(q);
+  jetstream_queue_delete(dlq);
+}
+
+/* Re-creates the dead-letter queue's stream a moment after the test
+ * deleted it: the stream the copy goes to is not there yet when the copy
+ * starts, as with a dead-letter queue created on demand (ack.c). */
+static void *dead_letter_stream_create_later(void *arg) {
+  jetstream_queue_t *dlq = arg;
+  usleep(400 * 1000);
+  engine_queue_config_t config = default_config();
+  assert_int_equal(jetstream_queue_configure(dlq->js, dlq->id, &config, NULL), ENGINE_OK);
+  return NULL;
+}
+
+static void test_dead_letter_waits_for_a_new_stream(void **state) {
+  (void)state;
+  jetstream_queue_t *dlq = NULL;
+  jetstream_queue_t *q = queue_with_dead_letter(0, "late dead letter", &dlq);
+  engine_delivery_t d[10];
+  assert_int_equal(pull(q, 0, d), 1);
+  assert_int_equal(js_DeleteStream(fixture.js->js, dlq->stream, NULL, NULL), NATS_OK);
+  pthread_t creator;
+  pthread_create(&creator, NULL, dead_letter_stream_create_later, dlq);
+  retry(q, d[0].handle, 0); /* past max_retries: the copy waits for the stream */
+  pthread_join(creator, NULL);
+  engine_deliveries_free(d, 1);
+  memset(fixture.dead_letter, 0, 16);
+  backlog_settles(q, 0);
+  assert_int_equal(pull(dlq, 0, d), 1);
+  assert_memory_equal(d[0].body.data, "late dead letter", 16);
   engine_deliveries_free(d, 1);
   jetstream_queue_delete(q);
   jetstream_queue_delete(dlq);
@@ -669,6 +711,7 @@ int main(void) {
       cmocka_unit_test(test_visibility_timeout_kept_by_the_backend),
       cmocka_unit_test(test_visibility_longer_than_ack_wait),
       cmocka_unit_test(test_max_retries_then_dead_letter),
+      cmocka_unit_test(test_dead_letter_waits_for_a_new_stream),
       cmocka_unit_test(test_max_retries_without_dlq_deletes),
       cmocka_unit_test(test_expired_last_lease_deletes),
       cmocka_unit_test(test_stream_settings_follow_the_queue),

@@ -34,8 +34,12 @@ struct jetstream_queue {
   char stream[48];  /* WHARF_<id hex> */
   char subject[48]; /* wharf.q.<id hex> */
   engine_queue_config_t config;
-  natsSubscription *sub; /* bound to the durable consumer; created on first pull */
-  pthread_mutex_t pull_lock; /* one Fetch at a time per subscription */
+  /* fetch.c's, on <inbox>.*, created on the first pull; these three only
+   * under pull_lock (one pull at a time per queue on this node) */
+  natsSubscription *sub;
+  char inbox[48];
+  uint64_t requests; /* the last pull request's number, its reply <inbox>.<n> */
+  pthread_mutex_t pull_lock;
 };
 
 struct jetstream {
@@ -144,6 +148,10 @@ int jetstream__dead_letter(jetstream_queue_t *queue, const jetstream_handle_t *h
 /* send.c: a message for a queue's stream (not_before_ms 0: no delay). */
 natsMsg *jetstream__message_new(const char *subject, uint8_t content_type, const void *body,
                                 uint32_t body_len, uint64_t not_before_ms);
+/* fetch.c: up to batch messages of the queue's consumer into out (the
+ * caller's to destroy), waiting at most wait_ms for them: how many, or an
+ * error. Never more than batch (see there why not natsSubscription_Fetch). */
+int jetstream__fetch(jetstream_queue_t *queue, int batch, int64_t wait_ms, natsMsg **out);
 /* pull.c: the Cloudflare message id of a stored message. */
 void jetstream__message_id(uint64_t stream_seq, int64_t timestamp_ns, char out[33]);
 

@@ -4,10 +4,11 @@
  * dead-letter the ones past max_retries, and hand out the rest with signed
  * lease ids (jetstream.h has the mapping).
  *
- * Fetches on one queue's subscription are serialised (pull_lock): libnats
- * allows one Fetch at a time per subscription. Several nodes pulling the
- * same queue each have their own subscription to the one durable consumer,
- * and JetStream hands a message to one of them at a time.
+ * The messages come from fetch.c (never more than the batch; one fetch at a
+ * time per queue on a node). Several nodes pulling the same queue each have
+ * their own subscription to the one durable consumer, and JetStream hands a
+ * message to one of them at a time. What a pull hands out is the caller's:
+ * the natsMsgs are destroyed here, the deliveries copy what they need.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,15 +22,6 @@
 
 void jetstream__message_id(uint64_t stream_seq, int64_t timestamp_ns, char out[33]) {
   snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, (uint64_t)timestamp_ns, stream_seq);
-}
-
-static natsStatus pull_subscribe(jetstream_queue_t *q) {
-  if (q->sub) return NATS_OK;
-  jsSubOptions options;
-  jsSubOptions_Init(&options);
-  options.Stream = q->stream;
-  options.Consumer = JETSTREAM_CONSUMER;
-  return js_PullSubscribe(&q->sub, q->js->js, q->subject, JETSTREAM_CONSUMER, NULL, &options, NULL);
 }
 
 static uint64_t header_u64(natsMsg *msg, const char *name) {
@@ -95,17 +87,13 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
 int jetstream_pull(jetstream_queue_t *q, uint32_t batch_size, uint32_t visibility_ms,
                    uint32_t wait_ms, engine_delivery_t *out) {
   if (q->config.delivery_paused) return ENGINE_ERR_PAUSED;
-  natsMsgList list = {0};
-  pthread_mutex_lock(&q->pull_lock);
-  natsStatus s = pull_subscribe(q);
-  jsErrCode code = 0;
-  if (s == NATS_OK)
-    s = natsSubscription_Fetch(&list, q->sub, (int)batch_size, wait_ms ? wait_ms : 100, &code);
-  pthread_mutex_unlock(&q->pull_lock);
-  if (s == NATS_TIMEOUT) return 0;
-  if (s != NATS_OK) return code == JSConsumerNotFoundErr ? JETSTREAM_ERR_NOT_FOUND : jetstream__status(s);
+  natsMsg **msgs = xcalloc(batch_size ? batch_size : 1, sizeof *msgs);
+  int fetched = jetstream__fetch(q, (int)batch_size, wait_ms ? wait_ms : 100, msgs);
   int count = 0;
-  for (int i = 0; i < list.Count; i++) count += pull_one(q, list.Msgs[i], visibility_ms, &out[count]);
-  natsMsgList_Destroy(&list);
-  return count;
+  for (int i = 0; i < fetched; i++) {
+    count += pull_one(q, msgs[i], visibility_ms, &out[count]);
+    natsMsg_Destroy(msgs[i]);
+  }
+  free(msgs);
+  return fetched < 0 ? fetched : count;
 }

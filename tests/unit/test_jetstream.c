@@ -548,6 +548,64 @@ static void test_throughput_batches_of_100(void **state) {
   jetstream_queue_delete(q);
 }
 
+/* A pull request to the queue's consumer that no pull of the backend sent,
+ * answered to the backend's pull subscription: deliveries arriving after
+ * the pull that asked for them gave up (a request outliving its Fetch).
+ * The reply subject is the subscription's, its wildcard token filled in. */
+static void late_request(jetstream_queue_t *q, int batch) {
+  char subject[128], reply[96], body[32];
+  snprintf(subject, sizeof subject, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", q->stream, JETSTREAM_CONSUMER);
+  snprintf(reply, sizeof reply, "%s", natsSubscription_GetSubject(q->sub));
+  char *star = strchr(reply, '*');
+  if (star) *star = '0';
+  snprintf(body, sizeof body, "{\"batch\":%d}", batch);
+  assert_int_equal(natsConnection_PublishRequestString(q->js->nc, subject, reply, body), NATS_OK);
+}
+
+static void *late_request_soon(void *arg) {
+  usleep(200 * 1000);
+  late_request(arg, 60);
+  return NULL;
+}
+
+/* libnats 3.4's natsSubscription_Fetch, finding c >= batch/2 messages
+ * already waiting, asked the server for batch - c more and then kept
+ * collecting until its timeout, past the end of its batch-sized array
+ * (nats.c #749, fixed in 3.10): heap corruption on the pool threads of a
+ * clustered node under pull + ack (bench/RESULTS.md). A pull never brings
+ * more than batch_size, late deliveries included. */
+static void test_pull_never_overfills_after_late_deliveries(void **state) {
+  (void)state;
+  engine_queue_config_t config = default_config();
+  jetstream_queue_t *q = new_queue(&config);
+  enum { TOTAL = 200, BATCH = 100 };
+  engine_message_t m[BATCH];
+  for (int i = 0; i < BATCH; i++)
+    m[i] = (engine_message_t){.content_type = 1, .body = "x", .body_len = 1, .delay_seconds = -1};
+  for (int sent = 0; sent < TOTAL; sent += BATCH) assert_int_equal(jetstream_send(q, m, BATCH), ENGINE_OK);
+  engine_delivery_t *d = calloc(2 * TOTAL, sizeof *d); /* room for an overfill, to see it */
+  assert_int_equal(jetstream_pull(q, 1, 0, 1000, d), 1); /* subscribes */
+  late_request(q, 60);
+  int pending = 0;
+  for (uint64_t start = clock_now_ms(); pending < 60 && clock_now_ms() - start < 5000; usleep(10 * 1000))
+    natsSubscription_GetPending(q->sub, &pending, NULL);
+  assert_int_equal(pending, 60);
+  pthread_t thread;
+  pthread_create(&thread, NULL, late_request_soon, q); /* more arrive while the pull waits */
+  int n = jetstream_pull(q, BATCH, 0, 1000, d + 1);
+  pthread_join(thread, NULL);
+  assert_int_equal(n, BATCH);
+  int total = 1 + n;
+  while (total < TOTAL && (n = jetstream_pull(q, BATCH, 0, 1000, d + total)) > 0) {
+    assert_true(n <= BATCH);
+    total += n;
+  }
+  assert_int_equal(total, TOTAL); /* every message, the late deliveries too */
+  engine_deliveries_free(d, (size_t)total);
+  free(d);
+  jetstream_queue_delete(q);
+}
+
 #define PUBLISHERS 4
 #define PUBLISHES_EACH 8192
 
@@ -664,6 +722,7 @@ int main(void) {
       cmocka_unit_test(test_staged_batch_recovered_once),
       cmocka_unit_test(test_batch_without_quorum_refused_and_never_partial),
       cmocka_unit_test(test_throughput_batches_of_100),
+      cmocka_unit_test(test_pull_never_overfills_after_late_deliveries),
       cmocka_unit_test(test_kill9_under_publishes_loses_no_acked_message),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);

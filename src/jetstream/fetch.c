@@ -36,16 +36,7 @@
 
 static natsStatus fetch_subscribe(jetstream_queue_t *q) {
   if (q->sub) return NATS_OK;
-  natsInbox *inbox = NULL;
-  natsStatus s = natsInbox_Create(&inbox);
-  if (s == NATS_OK) {
-    snprintf(q->inbox, sizeof q->inbox, "%s", inbox);
-    char wildcard[sizeof q->inbox + 2];
-    snprintf(wildcard, sizeof wildcard, "%s.*", inbox);
-    s = natsConnection_SubscribeSync(&q->sub, q->js->nc, wildcard);
-  }
-  natsInbox_Destroy(inbox);
-  return s;
+  return jetstream__inbox_subscribe(q->js, q->inbox, sizeof q->inbox, ".*", NULL, NULL, &q->sub);
 }
 
 /* Asks for batch messages within wait_ms, answered to reply (filled in). */

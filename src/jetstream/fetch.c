@@ -43,7 +43,8 @@ static natsStatus fetch_subscribe(jetstream_queue_t *q) {
 static natsStatus fetch_request(jetstream_queue_t *q, int batch, int64_t wait_ms, bool no_wait,
                                 char reply[64]) {
   char subject[128], body[96];
-  snprintf(subject, sizeof subject, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", q->stream, JETSTREAM_CONSUMER);
+  snprintf(subject, sizeof subject, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", q->stream,
+           JETSTREAM_CONSUMER);
   snprintf(reply, 64, "%s.%" PRIu64, q->inbox, ++q->requests);
   int64_t expires_ms = wait_ms >= 20 ? wait_ms - 10 : wait_ms;
   snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%" PRId64 "%s}", batch,

@@ -29,7 +29,8 @@ const char *jetstream__stream_name(const uint8_t id[16], char out[48]) {
 }
 
 natsStatus jetstream__inbox_subscribe(jetstream_t *js, char *prefix, size_t size, const char *tail,
-                                      natsMsgHandler on_msg, void *closure, natsSubscription **out) {
+                                      natsMsgHandler on_msg, void *closure,
+                                      natsSubscription **out) {
   natsInbox *inbox = NULL;
   natsStatus s = natsInbox_Create(&inbox);
   if (s == NATS_OK) {

@@ -582,13 +582,17 @@ static void test_pull_never_overfills_after_late_deliveries(void **state) {
   engine_message_t m[BATCH];
   for (int i = 0; i < BATCH; i++)
     m[i] = (engine_message_t){.content_type = 1, .body = "x", .body_len = 1, .delay_seconds = -1};
-  for (int sent = 0; sent < TOTAL; sent += BATCH) assert_int_equal(jetstream_send(q, m, BATCH), ENGINE_OK);
+  for (int sent = 0; sent < TOTAL; sent += BATCH)
+    assert_int_equal(jetstream_send(q, m, BATCH), ENGINE_OK);
   engine_delivery_t *d = calloc(2 * TOTAL, sizeof *d); /* room for an overfill, to see it */
   assert_int_equal(jetstream_pull(q, 1, 0, 1000, d), 1); /* subscribes */
   late_request(q, 60);
   int pending = 0;
-  for (uint64_t start = clock_now_ms(); pending < 60 && clock_now_ms() - start < 5000; usleep(10 * 1000))
+  uint64_t start = clock_now_ms();
+  while (pending < 60 && clock_now_ms() - start < 5000) {
+    usleep(10 * 1000);
     natsSubscription_GetPending(q->sub, &pending, NULL);
+  }
   assert_int_equal(pending, 60);
   pthread_t thread;
   pthread_create(&thread, NULL, late_request_soon, q); /* more arrive while the pull waits */
@@ -612,8 +616,8 @@ static void test_pull_never_overfills_after_late_deliveries(void **state) {
 typedef struct {
   jetstream_queue_t *queue;
   int index;
-  volatile bool *stop;
-  volatile uint64_t *killed_ms;
+  bool *stop;          /* these two __atomic: the main thread sets them */
+  uint64_t *killed_ms;
   uint32_t sent, acknowledged, after_kill;
   uint64_t last_ack_ms, longest_gap_ms;
   uint8_t acked[PUBLISHES_EACH];
@@ -622,7 +626,7 @@ typedef struct {
 static void *publish_loop(void *arg) {
   publisher_t *p = arg;
   p->last_ack_ms = clock_now_ms();
-  while (!*p->stop && p->sent < PUBLISHES_EACH) {
+  while (!__atomic_load_n(p->stop, __ATOMIC_RELAXED) && p->sent < PUBLISHES_EACH) {
     char body[16];
     snprintf(body, sizeof body, "m%d.%" PRIu32, p->index, p->sent);
     engine_message_t m = {.content_type = 1, .body = body, .body_len = (uint32_t)strlen(body),
@@ -632,7 +636,8 @@ static void *publish_loop(void *arg) {
       if (now - p->last_ack_ms > p->longest_gap_ms) p->longest_gap_ms = now - p->last_ack_ms;
       p->last_ack_ms = now;
       p->acked[p->sent] = 1, p->acknowledged++;
-      if (*p->killed_ms) __atomic_add_fetch(&p->after_kill, 1, __ATOMIC_RELAXED);
+      if (__atomic_load_n(p->killed_ms, __ATOMIC_RELAXED))
+        __atomic_add_fetch(&p->after_kill, 1, __ATOMIC_RELAXED);
     } else {
       usleep(20 * 1000); /* no stream leader yet: JetStream answers at once */
     }
@@ -666,8 +671,8 @@ static void test_kill9_under_publishes_loses_no_acked_message(void **state) {
   (void)state;
   engine_queue_config_t config = default_config();
   jetstream_queue_t *q = new_queue(&config);
-  volatile bool stop = false;
-  volatile uint64_t killed_ms = 0;
+  bool stop = false;
+  uint64_t killed_ms = 0;
   publisher_t *p = calloc(PUBLISHERS, sizeof *p);
   pthread_t threads[PUBLISHERS];
   for (int i = 0; i < PUBLISHERS; i++) {
@@ -676,14 +681,14 @@ static void test_kill9_under_publishes_loses_no_acked_message(void **state) {
   }
   usleep(500 * 1000);
   nats_cluster_kill(&fixture.cluster, 0, SIGKILL);
-  killed_ms = clock_now_ms();
+  __atomic_store_n(&killed_ms, clock_now_ms(), __ATOMIC_RELAXED);
   /* Until the two left have taken 500 publishes (or 20 s pass). */
   for (uint32_t taken = 0; taken < 500 && clock_now_ms() - killed_ms < 20000;) {
     usleep(100 * 1000);
     taken = 0;
     for (int i = 0; i < PUBLISHERS; i++) taken += __atomic_load_n(&p[i].after_kill, __ATOMIC_RELAXED);
   }
-  stop = true;
+  __atomic_store_n(&stop, true, __ATOMIC_RELAXED);
   uint32_t sent = 0, acknowledged = 0, after_kill = 0;
   uint64_t longest_gap = 0;
   for (int i = 0; i < PUBLISHERS; i++) {

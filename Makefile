@@ -19,6 +19,13 @@ ifeq ($(SANITIZE),1)
 CFLAGS  += -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
 
+# TSAN=1: ThreadSanitizer (`make tsan-build`: build/tsan/), for the clustered
+# mode's pool, libnats and maintenance threads. libnats and libuv are not
+# instrumented: their own accesses are not seen, only Wharf's.
+ifeq ($(TSAN),1)
+CFLAGS  += -fno-omit-frame-pointer -fsanitize=thread
+endif
+
 # llhttp, the HTTP/1.1 parser: Debian's node-llhttp ships its C sources, not
 # a library, so they are compiled here — strict (RFC 9112's "must reject"
 # cases are refused) and without our warning flags (generated code).
@@ -44,7 +51,7 @@ DEB_PACKAGES := libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
                 libssl-dev node-llhttp libcmocka-dev zlib1g-dev pkg-config libyajl-dev \
                 chromium nats-server libnats-dev curl
 
-.PHONY: all run test unit unit-bins sanitize-build blackbox bench bench-cluster bench-peers soak crash-long cluster-faults cluster-faults-long deps npm-deps clean cluster cluster-stop
+.PHONY: all run test unit unit-bins sanitize-build tsan-build blackbox bench bench-cluster bench-peers soak crash-long cluster-faults cluster-faults-long deps npm-deps clean cluster cluster-stop
 
 all: $(BUILD)/wharf
 
@@ -103,6 +110,10 @@ unit: $(UNIT_BINS)
 # The same code built with sanitizers, for `make test` to run every suite on.
 sanitize-build:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/sanitize SANITIZE=1 all unit-bins examples
+
+# Not in make test: the server and the unit tests with ThreadSanitizer.
+tsan-build:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan TSAN=1 $(BUILD)/tsan/wharf $(BUILD)/tsan/tests/test_jetstream
 
 blackbox: $(BUILD)/wharf npm-deps
 	@WHARF_BIN=$(abspath $(BUILD)/wharf) tests/run-node.sh blackbox tests/blackbox/*.test.mjs

@@ -17,7 +17,7 @@ struct jetstream_control {
   kvWatcher *watchers[JETSTREAM_CONTROL_BUCKETS];
   pthread_t threads[JETSTREAM_CONTROL_BUCKETS];
   int thread_count;
-  volatile bool stopping;
+  bool stopping; /* __atomic: set by the closing thread, read by the watchers */
   jetstream_control_change_fn on_change;
   void *context;
 };

@@ -99,7 +99,7 @@ static void watch_step(watch_t *w) {
 static void *watch_run(void *arg) {
   watch_t *w = arg;
   jetstream_control_t *c = w->control;
-  while (!c->stopping) {
+  while (!__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE)) {
     uint64_t now = clock_now_ms();
     if (watch_deaf(w, now)) {
       log_warn("jetstream control: watcher of %s fell behind; watching again", control_kv__bucket_name(w->bucket));
@@ -134,7 +134,7 @@ int control_kv__watch_start(jetstream_control_t *c) {
 }
 
 void control_kv__watch_stop(jetstream_control_t *c) {
-  c->stopping = true;
+  __atomic_store_n(&c->stopping, true, __ATOMIC_RELEASE);
   for (int b = 0; b < c->thread_count; b++) pthread_join(c->threads[b], NULL);
   for (int b = 0; b < JETSTREAM_CONTROL_BUCKETS; b++) kvWatcher_Destroy(c->watchers[b]);
   c->thread_count = 0;

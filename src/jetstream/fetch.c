@@ -110,12 +110,7 @@ static jetstream_fetch_t *fetch_slot_take(jetstream_t *js) {
   f = xcalloc(1, sizeof *f);
   f->js = js;
   f->busy = true;
-  natsInbox *inbox = NULL;
-  natsStatus s = natsInbox_Create(&inbox);
-  if (s == NATS_OK) snprintf(f->inbox, sizeof f->inbox, "%s", inbox);
-  natsInbox_Destroy(inbox);
-  if (s == NATS_OK) s = natsConnection_Subscribe(&f->sub, js->nc, f->inbox, fetch_on_msg, f);
-  if (s != NATS_OK) {
+  if (jetstream__inbox_subscribe(js, f->inbox, sizeof f->inbox, "", fetch_on_msg, f, &f->sub) != NATS_OK) {
     free(f);
     return NULL;
   }

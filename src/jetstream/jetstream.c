@@ -28,6 +28,21 @@ const char *jetstream__stream_name(const uint8_t id[16], char out[48]) {
   return out;
 }
 
+natsStatus jetstream__inbox_subscribe(jetstream_t *js, char *prefix, size_t size, const char *tail,
+                                      natsMsgHandler on_msg, void *closure,
+                                      natsSubscription **out) {
+  natsInbox *inbox = NULL;
+  natsStatus s = natsInbox_Create(&inbox);
+  if (s == NATS_OK) {
+    snprintf(prefix, size, "%s", inbox);
+    char wildcard[128];
+    snprintf(wildcard, sizeof wildcard, "%s%s", inbox, tail);
+    s = natsConnection_Subscribe(out, js->nc, wildcard, on_msg, closure);
+  }
+  natsInbox_Destroy(inbox);
+  return s;
+}
+
 void jetstream__stream_init(const jetstream_t *js, jsStreamConfig *config, const char *name,
                            const char **subject) {
   jsStreamConfig_Init(config);

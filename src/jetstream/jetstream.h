@@ -153,7 +153,9 @@
  * operation set (queue/engine.h, "another message backend";
  * server/server_cluster.c adapts it): the engine runs each call through
  * uv_queue_work and answers on the loop in the after-work callback; inside
- * a call, sends and acks overlap (async publishes, pipelined ack requests). libnats' own threads run the publish ack
+ * a call, sends and acks overlap (async publishes, pipelined ack requests;
+ * pulls are Wharf's own requests, fetch.c, not libnats 3.4's Fetch, which
+ * also overfills its batch: nats.c #749). libnats' own threads run the publish ack
  * handler; the backend's maintenance thread runs the lease keeper and
  * batch recovery; the control plane's watcher threads (control_kv.h) call
  * a hook that is to hand changes to the loop with uv_async.

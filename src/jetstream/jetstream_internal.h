@@ -86,6 +86,11 @@ static inline uint64_t jetstream__get_be(const uint8_t *p, int bytes) {
 /* jetstream.c */
 int jetstream__status(natsStatus status);
 const char *jetstream__stream_name(const uint8_t id[16], char out[48]);
+/* A new inbox, copied into prefix, and a subscription to inbox + tail
+ * ("": the inbox itself; ".*.*": replies.c's), delivering to on_msg. */
+natsStatus jetstream__inbox_subscribe(jetstream_t *js, char *prefix, size_t size, const char *tail,
+                                      natsMsgHandler on_msg, void *closure,
+                                      natsSubscription **out);
 /* What every Wharf stream shares: one subject, file storage, the backend's
  * replicas. */
 void jetstream__stream_init(const jetstream_t *js, jsStreamConfig *config, const char *name,

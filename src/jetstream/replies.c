@@ -79,16 +79,8 @@ static void replies_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m
 }
 
 int jetstream__replies_open(jetstream_t *js) {
-  natsInbox *inbox = NULL;
-  natsStatus s = natsInbox_Create(&inbox);
-  if (s == NATS_OK) {
-    snprintf(js->reply_prefix, sizeof js->reply_prefix, "%s", inbox);
-    char wildcard[sizeof js->reply_prefix + 8];
-    snprintf(wildcard, sizeof wildcard, "%s.*.*", inbox);
-    s = natsConnection_Subscribe(&js->replies, js->nc, wildcard, replies_on_msg, js);
-  }
-  natsInbox_Destroy(inbox);
-  return jetstream__status(s);
+  return jetstream__status(jetstream__inbox_subscribe(js, js->reply_prefix, sizeof js->reply_prefix,
+                                                      ".*.*", replies_on_msg, js, &js->replies));
 }
 
 /* With js->lock held: waits for every confirmation or the timeout. */

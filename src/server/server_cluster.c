@@ -50,7 +50,7 @@ struct server_cluster {
   uv_async_t ask;
   pthread_cond_t answered;
   question_t *questions; /* under lock */
-  bool asking;           /* under lock: the loop answers questions */
+  bool asking;           /* under lock: both uv_asyncs are live (questions, changes) */
 };
 
 /* ---- the engine's backend operations ---- */
@@ -152,8 +152,9 @@ static void cluster_on_change(void *context, const jetstream_control_change_t *c
   if (cluster->tail) cluster->tail->next = entry;
   else cluster->head = entry;
   cluster->tail = entry;
+  bool live = cluster->asking; /* the watchers start before open has made the handles */
   pthread_mutex_unlock(&cluster->lock);
-  uv_async_send(&cluster->async);
+  if (live) uv_async_send(&cluster->async);
 }
 
 static void cluster_on_async(uv_async_t *async) {
@@ -210,7 +211,9 @@ server_cluster_t *server_cluster_open(uv_loop_t *loop, const char *urls, const c
   cluster->ask.data = cluster;
   pthread_mutex_lock(&cluster->lock);
   cluster->asking = true;
+  bool queued = cluster->head != NULL;
   pthread_mutex_unlock(&cluster->lock);
+  if (queued) uv_async_send(&cluster->async); /* changes seen while opening */
   cluster->backend = (engine_backend_t){
       .configure = backend_configure, .remove = backend_remove, .purge = backend_purge,
       .metrics = backend_metrics, .send = backend_send, .pull = backend_pull,

@@ -610,8 +610,8 @@ static void test_throughput_batches_of_100(void **state) {
 typedef struct {
   jetstream_queue_t *queue;
   int index;
-  volatile bool *stop;
-  volatile uint64_t *killed_ms;
+  bool *stop;          /* these two __atomic: the main thread sets them */
+  uint64_t *killed_ms;
   uint32_t sent, acknowledged, after_kill;
   uint64_t last_ack_ms, longest_gap_ms;
   uint8_t acked[PUBLISHES_EACH];
@@ -620,7 +620,7 @@ typedef struct {
 static void *publish_loop(void *arg) {
   publisher_t *p = arg;
   p->last_ack_ms = clock_now_ms();
-  while (!*p->stop && p->sent < PUBLISHES_EACH) {
+  while (!__atomic_load_n(p->stop, __ATOMIC_RELAXED) && p->sent < PUBLISHES_EACH) {
     char body[16];
     snprintf(body, sizeof body, "m%d.%" PRIu32, p->index, p->sent);
     engine_message_t m = {.content_type = 1, .body = body, .body_len = (uint32_t)strlen(body),
@@ -630,7 +630,8 @@ static void *publish_loop(void *arg) {
       if (now - p->last_ack_ms > p->longest_gap_ms) p->longest_gap_ms = now - p->last_ack_ms;
       p->last_ack_ms = now;
       p->acked[p->sent] = 1, p->acknowledged++;
-      if (*p->killed_ms) __atomic_add_fetch(&p->after_kill, 1, __ATOMIC_RELAXED);
+      if (__atomic_load_n(p->killed_ms, __ATOMIC_RELAXED))
+        __atomic_add_fetch(&p->after_kill, 1, __ATOMIC_RELAXED);
     } else {
       usleep(20 * 1000); /* no stream leader yet: JetStream answers at once */
     }
@@ -665,8 +666,8 @@ static void test_kill9_under_publishes_loses_no_acked_message(void **state) {
   (void)state;
   engine_queue_config_t config = default_config();
   jetstream_queue_t *q = new_queue(&config);
-  volatile bool stop = false;
-  volatile uint64_t killed_ms = 0;
+  bool stop = false;
+  uint64_t killed_ms = 0;
   publisher_t *p = calloc(PUBLISHERS, sizeof *p);
   pthread_t threads[PUBLISHERS];
   for (int i = 0; i < PUBLISHERS; i++) {
@@ -675,14 +676,14 @@ static void test_kill9_under_publishes_loses_no_acked_message(void **state) {
   }
   usleep(500 * 1000);
   nats_cluster_kill(&fixture.cluster, 0, SIGKILL);
-  killed_ms = clock_now_ms();
+  __atomic_store_n(&killed_ms, clock_now_ms(), __ATOMIC_RELAXED);
   /* Until the two left have taken 500 publishes (or 20 s pass). */
   for (uint32_t taken = 0; taken < 500 && clock_now_ms() - killed_ms < 20000;) {
     usleep(100 * 1000);
     taken = 0;
     for (int i = 0; i < PUBLISHERS; i++) taken += __atomic_load_n(&p[i].after_kill, __ATOMIC_RELAXED);
   }
-  stop = true;
+  __atomic_store_n(&stop, true, __ATOMIC_RELAXED);
   uint32_t sent = 0, acknowledged = 0, after_kill = 0;
   uint64_t longest_gap = 0;
   for (int i = 0; i < PUBLISHERS; i++) {

@@ -28,8 +28,10 @@ run_suite() {
 # The files that only the plain pass runs: the browser (dashboard) and
 # workerd suites and the examples drive the same C paths the other black-box
 # files do, through slow outside programs, so running them again under the
-# sanitizers costs minutes and finds nothing new.
-plain_only=(dashboard workers_consumer workers_seeds workers_dev examples)
+# sanitizers costs minutes and finds nothing new; cluster and nats_cluster
+# start NATS clusters of their own, whose C paths the sanitizer build's unit
+# tests (test_jetstream*, on real clusters) cover.
+plain_only=(dashboard workers_consumer workers_seeds workers_dev examples cluster nats_cluster)
 
 # blackbox_files SUFFIX: the black-box files a pass runs.
 blackbox_files() {

@@ -62,7 +62,9 @@
  *   call, so no message is delivered to a node that stopped pulling, and
  *   a pull on any node sees a message whose send was answered (the
  *   request of a pull without a wait waits 100 ms for the consumer leader
- *   to apply it).
+ *   to apply it, and a pull that found nothing asks whether the stream
+ *   holds messages past the consumer's last delivery — the consumer's
+ *   leader lags the stream's under load — and if so waits up to 1 s more).
  *   A queue's consumer just created may not answer yet ("no responders"):
  *   the pull tries again for 700 ms. Publishes answered "no responders"
  *   (a stream just created, not yet known to the connection's server: a

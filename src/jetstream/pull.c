@@ -100,6 +100,9 @@ static int pull_one(jetstream_queue_t *q, natsMsg *msg, uint32_t visibility_ms,
  * enough that a pull of an empty new queue still answers at once. */
 #define PULL_NOT_READY_MS 700
 #define PULL_NOT_READY_PAUSE_MS 50
+/* How long a pull that found nothing waits, once, for a consumer that is
+ * behind its stream (pull_consumer_behind). */
+#define PULL_CATCH_UP_MS 1000
 
 /* The consumer did not answer a fetch (no responders, or the request was
  * never closed): the queue's stream is gone (ENGINE_ERR_DELETED), the
@@ -115,6 +118,25 @@ static int pull_consumer_missing(jetstream_queue_t *q, bool *not_ready) {
   *not_ready = true;
   nats_Sleep(PULL_NOT_READY_PAUSE_MS);
   return 0;
+}
+
+/* True when the stream holds messages past the last one its consumer has
+ * delivered. The stream's leader answered the publish, so it knows every
+ * answered send; the consumer's leader (often another server) learns of it
+ * through replication, later under load, and until then a fetch finds
+ * nothing: a pull right after a send answered on another node would miss
+ * it. (A message deleted by ref before any delivery also counts: such a
+ * pull waits PULL_CATCH_UP_MS for nothing.) */
+static bool pull_consumer_behind(jetstream_queue_t *q) {
+  jsStreamInfo *stream = NULL;
+  jsConsumerInfo *consumer = NULL;
+  bool behind = false;
+  if (js_GetStreamInfo(&stream, q->js->js, q->stream, NULL, NULL) == NATS_OK &&
+      js_GetConsumerInfo(&consumer, q->js->js, q->stream, JETSTREAM_CONSUMER, NULL, NULL) == NATS_OK)
+    behind = stream->State.Msgs > 0 && stream->State.LastSeq > consumer->Delivered.Stream;
+  jsStreamInfo_Destroy(stream);
+  jsConsumerInfo_Destroy(consumer);
+  return behind;
 }
 
 /* Fetches, leases what it got; 0 while nothing was ready in the slice. */
@@ -150,7 +172,7 @@ int jetstream_pull_held(jetstream_queue_t *q, uint32_t batch_size, uint32_t visi
   uint64_t start = clock_now_ms();
   uint64_t deadline = start + (wait_ms ? wait_ms : PULL_SHORTEST_MS);
   int count = 0;
-  bool not_ready = false;
+  bool not_ready = false, caught_up = false;
   for (;;) {
     pthread_mutex_lock(&q->js->lock);
     count = q->forgotten ? ENGINE_ERR_DELETED : q->config.delivery_paused ? ENGINE_ERR_PAUSED : 0;
@@ -158,6 +180,10 @@ int jetstream_pull_held(jetstream_queue_t *q, uint32_t batch_size, uint32_t visi
     if (count) break;
     uint64_t now = clock_now_ms();
     uint64_t left = deadline > now ? deadline - now : 0;
+    if (left == 0 && !caught_up) { /* nothing found: is the consumer behind its stream? */
+      caught_up = true;
+      if (pull_consumer_behind(q)) deadline = now + PULL_CATCH_UP_MS, left = PULL_CATCH_UP_MS;
+    }
     if (left == 0 || (stopped && stopped(context))) break;
     uint32_t slice = (uint32_t)(left < PULL_SLICE_MS ? left : PULL_SLICE_MS);
     count = pull_slice(q, batch_size, visibility_ms, slice, msgs, out, &not_ready);

@@ -12,6 +12,7 @@ total_passed=0; total_failed=0; status=0
 run_suite() {
   local name=$1; shift
   local log; log=$(mktemp)
+  local started=$SECONDS
   echo "=== $name"
   "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
@@ -23,6 +24,7 @@ run_suite() {
   total_passed=$((total_passed + p)); total_failed=$((total_failed + f))
   [ "$rc" -ne 0 ] && status=1
   rm -f "$log"
+  echo "--- $name took $((SECONDS - started)) s" # make test stays under 30 minutes
 }
 
 # The files that only the plain pass runs: the browser (dashboard) and

@@ -45,6 +45,7 @@
 #include <uv.h>
 
 #include "jetstream/jetstream_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 struct jetstream_feed {
@@ -156,14 +157,7 @@ int jetstream_feed_sync(jetstream_feed_t *feed) {
   }
   uint64_t last = info->State.Msgs ? info->State.LastSeq : 0;
   jsStreamInfo_Destroy(info);
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += feed->js->timeout_ms / 1000;
-  deadline.tv_nsec += (feed->js->timeout_ms % 1000) * 1000000;
-  if (deadline.tv_nsec >= 1000000000) {
-    deadline.tv_sec++;
-    deadline.tv_nsec -= 1000000000;
-  }
+  struct timespec deadline = clock_deadline_in_ms((uint64_t)feed->js->timeout_ms);
   int status = ENGINE_OK;
   pthread_mutex_lock(&feed->lock);
   while (feed->applied < last && status == ENGINE_OK)

@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "jetstream/jetstream_internal.h"
+#include "util/clock.h"
 
 #define STATUS_HEADER "Status"
 #define STATUS_NO_RESPONDERS "503"
@@ -89,12 +90,7 @@ static void fetch_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg
 }
 /* With js->lock held: until the request ends or its backstop. */
 static void fetch_wait(jetstream_t *js, jetstream_fetch_t *f, uint32_t expires_ms) {
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  int64_t wait_ms = (int64_t)expires_ms + FETCH_GRACE_MS;
-  deadline.tv_sec += wait_ms / 1000;
-  deadline.tv_nsec += (wait_ms % 1000) * 1000000;
-  if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+  struct timespec deadline = clock_deadline_in_ms((uint64_t)expires_ms + FETCH_GRACE_MS);
   while (!f->ended)
     if (pthread_cond_timedwait(&js->fetched, &js->lock, &deadline) == ETIMEDOUT) break;
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "jetstream/jetstream_internal.h"
+#include "util/clock.h"
 #include "util/buf.h"
 
 #define PUBLISH_READY_TRIES 20
@@ -111,12 +112,7 @@ static void pending_abandon(jetstream_t *js, jetstream_group_t *group) {
 }
 
 static void group_wait(jetstream_t *js, jetstream_group_t *group) {
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  int64_t wait_ms = js->timeout_ms + 1000;
-  deadline.tv_sec += wait_ms / 1000;
-  deadline.tv_nsec += (wait_ms % 1000) * 1000000;
-  if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+  struct timespec deadline = clock_deadline_in_ms((uint64_t)js->timeout_ms + 1000);
   while (group->outstanding > 0) {
     if (pthread_cond_timedwait(&js->published, &js->lock, &deadline) == ETIMEDOUT) {
       pending_abandon(js, group);

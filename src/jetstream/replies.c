@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "jetstream/jetstream_internal.h"
+#include "util/clock.h"
 
 #define REPLIES_STATUS_HEADER "Status" /* libnats' name for a status message's code */
 
@@ -85,11 +86,7 @@ int jetstream__replies_open(jetstream_t *js) {
 
 /* With js->lock held: waits for every confirmation or the timeout. */
 static void replies_wait(jetstream_t *js, jetstream_call_t *call) {
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += js->timeout_ms / 1000;
-  deadline.tv_nsec += (js->timeout_ms % 1000) * 1000000;
-  if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+  struct timespec deadline = clock_deadline_in_ms((uint64_t)js->timeout_ms);
   while (call->confirmations < call->count)
     if (pthread_cond_timedwait(&js->replied, &js->lock, &deadline) == ETIMEDOUT) break;
 }

@@ -56,3 +56,12 @@ bool clock_parse_iso8601(const char *text, uint64_t *out) {
   return true;
 }
 
+
+struct timespec clock_deadline_in_ms(uint64_t ms) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += (time_t)(ms / 1000);
+  deadline.tv_nsec += (long)(ms % 1000) * 1000000;
+  if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+  return deadline;
+}
